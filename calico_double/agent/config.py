@@ -1,0 +1,94 @@
+"""The agent's settings, read from the same environment variables calico/node v2.6 reads."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    # Empty strings mean "unset": the guide's calico.env passes CALICO_NO_DEFAULT_POOLS="".
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in TRUE_WORDS
+
+
+def _opt(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the agent cannot use."""
+
+
+@dataclass(frozen=True)
+class Config:
+    nodename: str
+    ip: str | None  # None or "autodetect": detect like Calico's "first-found"
+    ip6: str | None
+    backend: str
+    as_num: int | None
+    no_default_pools: bool
+    libnetwork_enabled: bool
+    etcd_endpoints: list[str]
+    etcd_ca_file: str | None = None
+    etcd_cert_file: str | None = None
+    etcd_key_file: str | None = None
+    etcd_wait_timeout: float = 120.0
+    plugin_dir: Path = Path("/run/docker/plugins")
+    run_dir: Path = Path("/var/run/calico")
+    bird_config_dir: Path = Path("/etc/calico/confd/config")
+    log_dir: Path = Path("/var/log/calico")
+    poll_interval: float = 1.0
+
+    @property
+    def bird_socket(self) -> Path:
+        return self.run_dir / "bird.ctl"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        nodename = _opt(env, "NODENAME") or _opt(env, "HOSTNAME") or socket.gethostname()
+        as_text = _opt(env, "AS")
+        as_num: int | None = None
+        if as_text is not None:
+            try:
+                as_num = int(as_text)
+            except ValueError as exc:
+                raise ConfigError(f"AS={as_text!r} is not an AS number") from exc
+        endpoints_text = _opt(env, "ETCD_ENDPOINTS")
+        if endpoints_text is None:
+            # Calico 2.x also understood the older ETCD_AUTHORITY/ETCD_SCHEME pair.
+            authority = _opt(env, "ETCD_AUTHORITY") or "127.0.0.1:2379"
+            scheme = _opt(env, "ETCD_SCHEME") or "http"
+            endpoints_text = f"{scheme}://{authority}"
+        endpoints = [e.strip().rstrip("/") for e in endpoints_text.split(",") if e.strip()]
+        backend = (_opt(env, "CALICO_NETWORKING_BACKEND") or "bird").lower()
+        if backend not in {"bird", "none"}:
+            raise ConfigError(
+                f"CALICO_NETWORKING_BACKEND={backend!r}: the Calico double implements 'bird' and 'none'"
+            )
+        return cls(
+            nodename=nodename,
+            ip=_opt(env, "IP"),
+            ip6=_opt(env, "IP6"),
+            backend=backend,
+            as_num=as_num,
+            no_default_pools=_flag(env.get("NO_DEFAULT_POOLS"), False),
+            libnetwork_enabled=_flag(env.get("CALICO_LIBNETWORK_ENABLED"), False),
+            etcd_endpoints=endpoints,
+            etcd_ca_file=_opt(env, "ETCD_CA_CERT_FILE"),
+            etcd_cert_file=_opt(env, "ETCD_CERT_FILE"),
+            etcd_key_file=_opt(env, "ETCD_KEY_FILE"),
+            etcd_wait_timeout=float(_opt(env, "CALICO_DOUBLE_ETCD_WAIT") or 120),
+            plugin_dir=Path(_opt(env, "CALICO_DOUBLE_PLUGIN_DIR") or "/run/docker/plugins"),
+            run_dir=Path(_opt(env, "CALICO_DOUBLE_RUN_DIR") or "/var/run/calico"),
+            bird_config_dir=Path(
+                _opt(env, "CALICO_DOUBLE_BIRD_DIR") or "/etc/calico/confd/config"
+            ),
+            log_dir=Path(_opt(env, "CALICO_DOUBLE_LOG_DIR") or "/var/log/calico"),
+        )

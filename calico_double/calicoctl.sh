@@ -1,0 +1,37 @@
+#!/bin/sh
+# calicoctl for the host when Calico is the project's double (install as /usr/local/bin/calicoctl).
+#
+# The calicoctl double is a python3 script inside the calico-node double image; hosts need
+# not have python3. This wrapper runs it in a throwaway container that sees the host's
+# network, processes and BIRD socket, so it works whether calico-node is up or not, like
+# the real calicoctl binary.
+#
+# Image: $CALICO_DOUBLE_IMAGE, else CALICO_DOUBLE_IMAGE in /etc/calico/calico.env, else the
+# image of the calico-node container, else calicolab/calico-node-double:v2.6.1.
+set -eu
+
+if [ "${1:-}" = "node" ] && [ "${2:-}" = "status" ] && [ "$(id -u)" != "0" ]; then
+    echo "This command must be run as root."
+    exit 1
+fi
+
+image="${CALICO_DOUBLE_IMAGE:-}"
+if [ -z "$image" ] && [ -r /etc/calico/calico.env ]; then
+    image=$(sed -n 's/^[[:space:]]*CALICO_DOUBLE_IMAGE=["]*\([^"]*\)["]*[[:space:]]*$/\1/p' /etc/calico/calico.env | tail -n 1)
+fi
+if [ -z "$image" ]; then
+    image=$(docker inspect --format '{{.Config.Image}}' calico-node 2>/dev/null || true)
+fi
+image="${image:-calicolab/calico-node-double:v2.6.1}"
+
+set -- --rm -i --net=host --pid=host \
+    -v /var/run/calico:/var/run/calico \
+    -e ETCD_ENDPOINTS="${ETCD_ENDPOINTS:-}" \
+    -e ETCD_CA_CERT_FILE="${ETCD_CA_CERT_FILE:-}" \
+    -e ETCD_CERT_FILE="${ETCD_CERT_FILE:-}" \
+    -e ETCD_KEY_FILE="${ETCD_KEY_FILE:-}" \
+    --entrypoint calicoctl "$image" "$@"
+if [ -d /etc/calico ]; then
+    set -- -v /etc/calico:/etc/calico:ro "$@"
+fi
+exec docker run "$@"

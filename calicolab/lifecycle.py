@@ -1,0 +1,197 @@
+"""The named stages box -> up -> provision -> idempotence -> verify -> destroy.
+
+Each stage is safe to repeat, keeps its state in the run folder, and is timed into the run
+report; asking for a later stage runs the missing earlier ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from calicolab import images, lab, preflight, state
+from calicolab.config import ROOT, ClusterConfig, write_effective
+from calicolab.errors import StageFailed, UserError
+from calicolab.remote import Node, SshTarget
+from calicolab.reports import RunReport, StageRecord, add_junit_properties, calico_label
+from calicolab.vagrant_env import VagrantCluster
+
+DESTROY_POLICIES = ("always", "passing", "never")
+
+
+class Lifecycle:
+    def __init__(self, cfg: ClusterConfig, say: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.say = say
+        self.vagrant = VagrantCluster(cfg)
+        self.report = RunReport(cluster=cfg.prefix, provider=cfg.provider,
+                                calico=state.read(cfg).get("calico_source", "unknown"))
+        self._nodes: list[Node] | None = None
+        self._done: set[str] = set()  # stages already run by this lifecycle
+
+    # -- bookkeeping -------------------------------------------------------------------
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        record = StageRecord(name)
+        self.report.stages.append(record)
+        self.say(f"==> {name}")
+        start = time.monotonic()
+        try:
+            yield
+            record.status = "passed"
+        except BaseException as err:
+            record.status = "failed"
+            record.detail = str(err) or err.__class__.__name__
+            raise
+        finally:
+            record.seconds = round(time.monotonic() - start, 1)
+            self.say(f"<== {name}: {record.status} in {record.seconds:.1f} s")
+
+    def finish(self) -> None:
+        """Print the timing table and write the lifecycle JUnit and timings JSON."""
+        self.report.calico = state.read(self.cfg).get("calico_source", self.report.calico)
+        xml_path, json_path = self.report.write(self.cfg.reports_path)
+        self.say("")
+        self.say(self.report.table())
+        self.say(f"reports: {xml_path}, {json_path}")
+
+    def _effective(self, extra: dict[str, object]) -> None:
+        data = dict(state.read(self.cfg).get("effective", {}))
+        data.update(extra)
+        state.update(self.cfg, effective=data)
+        path = write_effective(self.cfg)
+        merged = json.loads(path.read_text())
+        merged.update(data)
+        path.write_text(json.dumps(merged, indent=2) + "\n")
+
+    # -- stages ------------------------------------------------------------------------
+    def box(self) -> None:
+        if "box" in self._done:
+            return
+        self._done.add("box")
+        with self.stage("box"):
+            preflight.check_run_dir(self.cfg)
+            if self.cfg.is_lab:
+                preflight.check_lab_tools()
+                built = images.build_all(self.cfg, lambda m: self.say(f"    {m}"))
+                self._effective({"images": built, **lab.provider_settings(self.cfg, built)})
+            else:
+                from calicolab import vm_box
+
+                vm_box.build_box(self.cfg, self.cfg.provider, lambda m: self.say(f"    {m}"))
+                self._effective({"images": {"vm_box": f"{self.cfg.prefix}/centos7"},
+                                 **lab.provider_settings(self.cfg, {})})
+
+    def up(self) -> None:
+        if self.vagrant.is_running():
+            self.say("==> up: cluster already running")
+            self._remember_targets()
+            return
+        self.box()
+        with self.stage("up"):
+            preflight.before_up(self.cfg)
+            self.vagrant.up(lambda line: self.say(f"    {line}"))
+            self._remember_targets()
+
+    def _remember_targets(self) -> None:
+        targets = self.vagrant.ssh_targets()
+        state.update(self.cfg, ssh={k: vars(v) for k, v in targets.items()})
+
+    def nodes(self) -> list[Node]:
+        if self._nodes is None:
+            self._nodes = connect(self.cfg)
+        return self._nodes
+
+    def provision(self, stage_name: str = "provision") -> list:
+        from provision.calico import resolve_source
+        from provision.run import provision
+
+        if stage_name == "provision":
+            self.up()
+        with self.stage(stage_name):
+            facts = state.read(self.cfg).get("facts") or {}
+            if not facts.get("calico_source"):
+                facts = {"calico_source": resolve_source(self.cfg)}
+                state.update(self.cfg, facts=facts, calico_source=facts["calico_source"])
+            self.report.calico = facts["calico_source"]
+            self.say(f"    calico: {self.report.calico_label()}")
+            changes = provision(self.cfg, self.nodes(), facts, lambda m: self.say(m))
+            changed = [c for c in changes if c.changed]
+            self.say(f"    {len(changed)} of {len(changes)} steps changed something"
+                     if changed else f"    no changes ({len(changes)} steps checked)")
+            state.update(self.cfg, provisioned=True)
+            if stage_name == "idempotence" and changed:
+                raise StageFailed("second provision changed: " +
+                                  "; ".join(f"{c.node} {c.step}" for c in changed))
+            return changes
+
+    def verify(self, pytest_args: list[str] | None = None) -> None:
+        if not state.read(self.cfg).get("provisioned") or not self.vagrant.is_running():
+            self.provision()
+        with self.stage("verify"):
+            rc = run_pytest(self.cfg, pytest_args or [])
+            if rc != 0:
+                raise StageFailed(f"e2e tests failed (pytest exit {rc}); see "
+                                  f"{self.cfg.reports_path / 'e2e.xml'}")
+
+    def destroy(self) -> None:
+        with self.stage("destroy"):
+            for node in self._nodes or []:
+                node.close()
+            self._nodes = None
+            self.vagrant.destroy(lambda line: self.say(f"    {line}"))
+            state.clear(self.cfg, "ssh", "provisioned", "facts")
+
+    def e2e(self, destroy: str, pytest_args: list[str] | None = None) -> bool:
+        """The whole sequence; the destroy policy is enforced whatever happens."""
+        if destroy not in DESTROY_POLICIES:
+            raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")
+        passed = False
+        try:
+            self.box()
+            self.up()
+            self.provision()
+            self.provision("idempotence")
+            self.verify(pytest_args)
+            passed = True
+        finally:
+            keep = destroy == "never" or (destroy == "passing" and not passed)
+            try:
+                if keep:
+                    self.say(f"==> destroy: skipped (--destroy {destroy}); reach the nodes with "
+                             f"`invoke ssh {self.cfg.nodes[0].name}`, remove with `invoke destroy`")
+                    self.report.stages.append(StageRecord("destroy", status="skipped",
+                                                          detail=f"--destroy {destroy}"))
+                else:
+                    self.destroy()
+            finally:
+                self.finish()
+        return passed
+
+
+def connect(cfg: ClusterConfig) -> list[Node]:
+    targets = state.read(cfg).get("ssh")
+    if not targets:
+        raise UserError("the cluster is not up (no SSH configuration in the run folder): run `invoke up`")
+    return [Node(SshTarget(**targets[n.name]), n.ip) for n in cfg.nodes]
+
+
+def run_pytest(cfg: ClusterConfig, extra: list[str]) -> int:
+    cfg.reports_path.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CALICOLAB_CLUSTER_JSON=str(cfg.run_path / "cluster.json"),
+               CALICOLAB_STATE_JSON=str(state.path(cfg)))
+    xml = cfg.reports_path / "e2e.xml"
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "e2e"), "-p", "no:cacheprovider", "--tb=short",
+           f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-e2e", *extra]
+    rc = subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode
+    if xml.exists():
+        source = state.read(cfg).get("calico_source", "unknown")
+        add_junit_properties(xml, {"calico": source, "calico_description": calico_label(source),
+                                   "provider": cfg.provider, "etcd": cfg.versions.etcd,
+                                   "docker": cfg.versions.docker})
+    return rc

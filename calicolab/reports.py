@@ -1,0 +1,97 @@
+"""Lifecycle reports: a JUnit file of the stages and a timing table, also as JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+CALICO_LABELS = {"double": "the project's Calico double (not real Calico)",
+                 "upstream": "real Calico (calico/node image, calicoctl release)"}
+
+
+def calico_label(source: str) -> str:
+    return CALICO_LABELS.get(source, source)
+
+
+def add_junit_properties(xml_path: Path, properties: dict[str, str]) -> None:
+    """Add suite properties to a JUnit file written by another tool (pytest under xdist
+    cannot record suite properties itself)."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(xml_path)
+    suites = [tree.getroot()] if tree.getroot().tag == "testsuite" else tree.getroot().findall("testsuite")
+    for suite in suites:
+        props = suite.find("properties")
+        if props is None:
+            props = ET.Element("properties")
+            suite.insert(0, props)
+        for name, value in properties.items():
+            ET.SubElement(props, "property", name=name, value=value)
+    tree.write(xml_path, encoding="utf-8", xml_declaration=True)
+
+
+@dataclass
+class StageRecord:
+    name: str
+    seconds: float = 0.0
+    status: str = "pending"  # passed | failed | skipped | pending
+    detail: str = ""
+
+
+@dataclass
+class RunReport:
+    cluster: str
+    provider: str
+    calico: str = "unknown"  # "upstream" or "double": which Calico was tested
+    stages: list[StageRecord] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def passed(self) -> bool:
+        return all(s.status in ("passed", "skipped") for s in self.stages)
+
+    @property
+    def total_seconds(self) -> float:
+        return round(sum(s.seconds for s in self.stages), 1)
+
+    def table(self) -> str:
+        width = max([len(s.name) for s in self.stages] + [5])
+        lines = [f"{'stage':<{width}}  {'result':<7}  {'seconds':>8}", "-" * (width + 19)]
+        for s in self.stages:
+            lines.append(f"{s.name:<{width}}  {s.status:<7}  {s.seconds:>8.1f}")
+        lines.append("-" * (width + 19))
+        lines.append(f"{'total':<{width}}  {'passed' if self.passed else 'FAILED':<7}  "
+                     f"{self.total_seconds:>8.1f}")
+        lines.append(f"calico tested: {self.calico_label()}")
+        return "\n".join(lines)
+
+    def calico_label(self) -> str:
+        return calico_label(self.calico)
+
+    def to_json(self) -> dict:
+        return {"cluster": self.cluster, "provider": self.provider, "calico": self.calico,
+                "passed": self.passed, "total_seconds": self.total_seconds,
+                "stages": [asdict(s) for s in self.stages]}
+
+    def write(self, folder: Path, stem: str = "lifecycle") -> tuple[Path, Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        cases = []
+        for s in self.stages:
+            case = TestCase(s.name, classname=f"{self.cluster}.lifecycle", elapsed_sec=s.seconds)
+            if s.status == "failed":
+                case.add_failure_info(message=s.detail.splitlines()[0] if s.detail else "failed",
+                                      output=s.detail)
+            elif s.status in ("skipped", "pending"):
+                case.add_skipped_info(s.detail or "not run")
+            cases.append(case)
+        suite = TestSuite(f"{self.cluster} lifecycle", cases,
+                          properties={"provider": self.provider, "calico": self.calico})
+        xml_path = folder / f"{stem}.xml"
+        xml_path.write_text(to_xml_report_string([suite]))
+        json_path = folder / "timings.json"
+        json_path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return xml_path, json_path

@@ -1,0 +1,95 @@
+"""The cluster's lifecycle through Vagrant (python-vagrant), one run folder per cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections import deque
+from collections.abc import Callable
+
+import vagrant
+
+from calicolab import shell
+from calicolab.config import ROOT, ClusterConfig
+from calicolab.errors import UserError
+from calicolab.remote import SshTarget
+
+
+class VagrantCluster:
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.cfg = cfg
+        self.dotfile = cfg.run_path / ".vagrant"
+        env = dict(os.environ, CALICOLAB_CONFIG=str(cfg.run_path / "cluster.json"),
+                   VAGRANT_DOTFILE_PATH=str(self.dotfile), VAGRANT_DEFAULT_PROVIDER=cfg.provider,
+                   VAGRANT_CHECKPOINT_DISABLE="1")
+        self.v = vagrant.Vagrant(root=str(ROOT), env=env, quiet_stdout=True, quiet_stderr=True)
+
+    def _stream(self, what: str, lines, say: Callable[[str], None]) -> None:
+        tail: deque[str] = deque(maxlen=12)
+        try:
+            for line in lines:
+                line = line.rstrip()
+                if line:
+                    tail.append(line)
+                    say(line)
+        except subprocess.CalledProcessError:
+            cause = next((ln for ln in reversed(tail) if "rror" in ln), tail[-1] if tail else "")
+            raise UserError(f"vagrant {what} failed: {cause.strip()}") from None
+
+    def up(self, say: Callable[[str], None]) -> None:
+        shell.require("vagrant", "run `invoke setup` (apt-get install vagrant)")
+        self._stream("up", self.v.up(provider=self.cfg.provider, stream_output=True), say)
+
+    def status(self) -> dict[str, str]:
+        if not self.dotfile.exists():
+            return {n.name: "not_created" for n in self.cfg.nodes}
+        try:
+            return {s.name: s.state for s in self.v.status()}
+        except subprocess.CalledProcessError:
+            return {n.name: "unknown" for n in self.cfg.nodes}
+
+    def is_running(self) -> bool:
+        return all(state == "running" for state in self.status().values())
+
+    def ssh_targets(self) -> dict[str, SshTarget]:
+        targets = {}
+        for node in self.cfg.nodes:
+            try:
+                conf = self.v.conf(vm_name=node.name)
+            except subprocess.CalledProcessError:
+                raise UserError(f"{node.name} has no SSH configuration: is the cluster up? "
+                                "run `invoke up`") from None
+            targets[node.name] = SshTarget(node.name, conf["HostName"], int(conf["Port"]),
+                                           conf["User"], conf["IdentityFile"])
+        return targets
+
+    def destroy(self, say: Callable[[str], None]) -> None:
+        if self.dotfile.exists() and shell.which_or_none("vagrant"):
+            try:
+                self._stream("destroy", self.v._stream_vagrant_command(["destroy", "-f"]), say)
+            except UserError as err:
+                say(f"{err}; removing leftovers directly")
+        remove_leftovers(self.cfg, say)
+
+
+def remove_leftovers(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
+    """Remove what a crashed or interrupted run left behind, found by label and name."""
+    if not shell.which_or_none("docker"):
+        return
+    containers = shell.run(["docker", "ps", "-aq", "--filter", f"label=calicolab.prefix={cfg.prefix}"],
+                           check=False).stdout.split()
+    if containers:
+        say(f"removing {len(containers)} leftover node container(s)")
+        shell.run(["docker", "rm", "-f", "-v", *containers], check=False)
+    network = vagrant_network_name(cfg)
+    exists = shell.run(["docker", "network", "inspect", network], check=False).ok
+    if exists and shell.run(["docker", "network", "rm", network], check=False).ok:
+        say(f"removed network {network}")
+    shutil.rmtree(cfg.run_path / ".vagrant", ignore_errors=True)
+
+
+def vagrant_network_name(cfg: ClusterConfig) -> str:
+    # The name Vagrant's docker provider gives the private network it creates.
+    return f"vagrant_network_{cfg.subnet}"
+

@@ -1,0 +1,73 @@
+"""Versions as data (versions.yaml) and the compatibility rules enforced before a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+import yaml
+
+from calicolab.errors import UserError
+
+if TYPE_CHECKING:
+    from calicolab.config import ClusterConfig
+
+
+def parse(version: str) -> tuple[int, int, int]:
+    major, minor, patch = version.lstrip("v").split(".")
+    return int(major), int(minor), int(patch)
+
+
+@dataclass(frozen=True)
+class Rule:
+    component: str
+    refuses_from: tuple[int, int]
+    reason: str
+
+
+# Why each line is refused: the stack needs etcd's v2 keyspace and Docker's cluster store.
+RULES = (
+    Rule("etcd", (3, 6), "etcd 3.6 removed the v2 API that Docker's cluster store and Calico 2.6 "
+         "need: stay on 3.5 or older"),
+    Rule("docker", (23, 0), "Docker 23 removed cluster-store, so Calico's global-scope network "
+         "cannot work: stay on 20.10"),
+    Rule("calico", (3, 0), "Calico 3 dropped the Docker libnetwork driver (--driver calico): "
+         "stay on 2.6.x"),
+)
+
+
+@cache
+def catalogue() -> dict[str, dict[str, dict[str, str]]]:
+    from calicolab.config import VERSIONS_FILE
+
+    data = yaml.safe_load(VERSIONS_FILE.read_text())
+    return {comp: {str(v): src for v, src in versions.items()} for comp, versions in data.items()}
+
+
+def family(provider: str) -> str:
+    return "lab" if provider == "docker" else "vm"
+
+
+def source(component: str, version: str, provider: str) -> str:
+    """Where a version comes from for a provider (a Debian suite, 'upstream', 'double'...)."""
+    return catalogue()[component][version][family(provider)]
+
+
+def etcd_needs_v2_flag(version: str) -> bool:
+    return parse(version)[:2] >= (3, 4)
+
+
+def check_versions(cfg: ClusterConfig) -> None:
+    versions = {"etcd": cfg.versions.etcd, "docker": cfg.versions.docker,
+                "calico": cfg.versions.calico, "calicoctl": cfg.versions.calicoctl}
+    for rule in RULES:
+        if parse(versions[rule.component])[:2] >= rule.refuses_from:
+            raise UserError(f"{rule.component} {versions[rule.component]} refused: {rule.reason}")
+    fam = family(cfg.provider)
+    for component, version in versions.items():
+        known = catalogue().get(component, {})
+        if fam not in known.get(version, {}):
+            offered = ", ".join(v for v, src in known.items() if fam in src) or "none"
+            raise UserError(f"{component} {version} is not available for the {cfg.provider} "
+                            f"provider: choose one of {offered} (versions.yaml)")

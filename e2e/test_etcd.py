@@ -1,0 +1,61 @@
+"""Guide section 4: a two-member etcd cluster, one leader, healthy, shared keys."""
+
+import uuid
+
+from calicolab import etcd_query, expect, versions
+
+
+def _members(node, cluster):
+    return etcd_query.members(node, cluster.versions.etcd, cluster.etcd_endpoints)
+
+
+def test_etcd_has_exactly_the_two_guide_members(node, cluster):
+    members = _members(node, cluster)
+    seen = sorted((m.name, m.peer_urls, m.client_urls) for m in members)
+    want = sorted((n.name, (f"http://{n.ip}:2380",), (f"http://{n.ip}:2379",)) for n in cluster.nodes)
+    expect.equal(f"etcd member list seen from {node.name}", seen, want,
+                 "a member did not join: wrong ETCD_INITIAL_CLUSTER, 2380 blocked, or a stale "
+                 "data dir (`member ... has already been bootstrapped`)")
+
+
+def test_etcd_has_exactly_one_leader_and_all_agree(nodes, cluster):
+    leaders = {name: sorted(m.name for m in _members(n, cluster) if m.is_leader)
+               for name, n in nodes.items()}
+    for name, seen in leaders.items():
+        expect.equal(f"etcd leaders seen from {name}", len(seen), 1,
+                     "no leader: no quorum (peer down or 2380 blocked: `publish error`)")
+    expect.equal("etcd leader agreed by every node", len({tuple(v) for v in leaders.values()}), 1,
+                 "split view of the cluster: members disagree on the leader")
+
+
+def test_etcd_cluster_is_healthy(node, cluster):
+    health = etcd_query.health(node, cluster.versions.etcd, cluster.etcd_endpoints)
+    expect.equal(f"etcd cluster health from {node.name}", health.verdict, "healthy",
+                 "a member is down or unreachable; see `journalctl -u etcd`")
+
+
+def test_etcd_key_written_on_node1_is_read_on_node2(nodes, cluster):
+    first, second = cluster.nodes[0], cluster.nodes[1]
+    key, value = f"/calicolab-e2e/{uuid.uuid4().hex}", uuid.uuid4().hex
+    writer = nodes[first.name]
+    expect.command_ok(etcd_query.v2_put(writer, first.ip, key, value),
+                      "the v2 API is off (etcd 3.4+ needs --enable-v2) or the client URL is wrong")
+    try:
+        seen = etcd_query.v2_get(nodes[second.name], second.ip, key)
+        expect.equal(f"{key} read through {second.name}'s client URL", seen, value,
+                     "the members do not replicate: they are two separate clusters")
+    finally:
+        etcd_query.v2_delete(writer, first.ip, key)
+
+
+def test_etcd_v2_api_answers(node, spec, cluster):
+    res = node.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{spec.ip}:2379/v2/keys/")
+    cause = ("etcd 3.4+ without --enable-v2 (ETCD_ENABLE_V2=true)"
+             if versions.etcd_needs_v2_flag(cluster.versions.etcd) else "etcd is not serving clients")
+    expect.equal(f"GET /v2/keys on {spec.name}", res.stdout.strip(), "200", cause)
+
+
+def test_etcd_version_is_the_configured_one(node, spec, cluster):
+    res = node.run(f"curl -s http://{spec.ip}:2379/version")
+    expect.true(f"etcd version on {spec.name}", f'"etcdserver":"{cluster.versions.etcd}"' in res.stdout,
+                cluster.versions.etcd, res.stdout.strip(), "a different etcd package is installed")

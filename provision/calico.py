@@ -1,0 +1,186 @@
+"""Guide section 6: calico-node as a systemd unit, and calicoctl.
+
+The same unit and environment run the real calico/node image or the project's Calico double
+(calico_double/); the source is chosen explicitly (config or flag) and recorded in every report.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from calicolab import privilege, shell
+from calicolab.config import ROOT, ClusterConfig
+from calicolab.config import Node as NodeSpec
+from calicolab.errors import UserError
+from calicolab.polling import Timeout, wait_for
+from provision.context import Context
+from provision.steps import Change, ensure_file, unit_active, unit_enabled
+
+SECTION = "6 calico"
+ENV_FILE = "/etc/calico/calico.env"
+UNIT_FILE = "/etc/systemd/system/calico-node.service"
+CALICOCTL = "/usr/local/bin/calicoctl"
+NODE_IMAGES = "/opt/calicolab/images"  # saved images baked into the lab node image
+STARTED = "Calico node started successfully"
+UPSTREAM_IMAGE = "calico/node"
+CALICOCTL_URL = "https://github.com/projectcalico/calicoctl/releases/download/{v}/calicoctl"
+
+
+@dataclass(frozen=True)
+class CalicoArtifacts:
+    source: str        # upstream | double
+    image: str
+    image_tar: str     # for the double: the saved image baked into the node
+
+    @classmethod
+    def for_config(cls, cfg: ClusterConfig, source: str) -> CalicoArtifacts:
+        if source == "upstream":
+            return cls("upstream", f"{UPSTREAM_IMAGE}:{cfg.versions.calico}", "")
+        return cls("double", f"{cfg.prefix}/calico-node-double:{cfg.versions.calico}",
+                   f"{NODE_IMAGES}/calico-node-double.tar")
+
+
+def upstream_reachable() -> bool:
+    """Can Docker Hub be reached at all? (decides `auto` on the lab, never overrides a choice)"""
+    return shell.run(["curl", "-sS", "-m", "5", "-o", "/dev/null", "https://registry-1.docker.io/v2/"],
+                     check=False, timeout=15).ok
+
+
+def resolve_source(cfg: ClusterConfig) -> str:
+    if cfg.calico_source != "auto":
+        return cfg.calico_source
+    if not cfg.is_lab:
+        return "upstream"
+    return "upstream" if upstream_reachable() else "double"
+
+
+def render_env(cfg: ClusterConfig, node: NodeSpec, art: CalicoArtifacts) -> str:
+    lines = [
+        f'ETCD_ENDPOINTS="{cfg.etcd_endpoints}"',
+        'ETCD_CA_FILE=""',
+        'ETCD_CERT_FILE=""',
+        'ETCD_KEY_FILE=""',
+        f'CALICO_NODENAME="{node.name}"',
+        'CALICO_NO_DEFAULT_POOLS=""',
+        f'CALICO_IP="{node.ip}"',
+        'CALICO_IP6=""',
+        'CALICO_AS=""',
+        "CALICO_LIBNETWORK_ENABLED=true",
+        "CALICO_NETWORKING_BACKEND=bird",
+    ]
+    if art.source == "double":
+        lines.append(f'CALICO_DOUBLE_IMAGE="{art.image}"')  # read by the calicoctl double
+    return "\n".join(lines) + "\n"
+
+
+def render_unit(art: CalicoArtifacts, use_privileged: bool) -> str:
+    """The guide's calico-node.service; `--privileged` is replaced by an equivalent set of
+    capabilities where the engine refuses it."""
+    priv = " ".join(privilege.flags(use_privileged))
+    return f"""[Unit]
+Description=calico-node
+After=docker.service
+Requires=docker.service
+
+[Service]
+EnvironmentFile=/etc/calico/calico.env
+ExecStartPre=-/usr/bin/docker rm -f calico-node
+ExecStart=/usr/bin/docker run --net=host {priv} \\
+ --name=calico-node \\
+ -e NODENAME=${{CALICO_NODENAME}} \\
+ -e IP=${{CALICO_IP}} \\
+ -e IP6=${{CALICO_IP6}} \\
+ -e CALICO_NETWORKING_BACKEND=${{CALICO_NETWORKING_BACKEND}} \\
+ -e AS=${{CALICO_AS}} \\
+ -e NO_DEFAULT_POOLS=${{CALICO_NO_DEFAULT_POOLS}} \\
+ -e CALICO_LIBNETWORK_ENABLED=${{CALICO_LIBNETWORK_ENABLED}} \\
+ -e ETCD_ENDPOINTS=${{ETCD_ENDPOINTS}} \\
+ -e ETCD_CA_CERT_FILE=${{ETCD_CA_FILE}} \\
+ -e ETCD_CERT_FILE=${{ETCD_CERT_FILE}} \\
+ -e ETCD_KEY_FILE=${{ETCD_KEY_FILE}} \\
+ -v /var/run/docker.sock:/var/run/docker.sock \\
+ -v /var/log/calico:/var/log/calico \\
+ -v /run/docker/plugins:/run/docker/plugins \\
+ -v /lib/modules:/lib/modules \\
+ -v /var/run/calico:/var/run/calico \\
+ {art.image}
+ExecStop=-/usr/bin/docker stop calico-node
+Restart=on-failure
+StartLimitBurst=3
+StartLimitInterval=60s
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _artifacts(ctx: Context) -> CalicoArtifacts:
+    return CalicoArtifacts.for_config(ctx.cfg, ctx.facts["calico_source"])
+
+
+def image(ctx: Context) -> Change:
+    art = _artifacts(ctx)
+    if ctx.node.run(f"docker image inspect {art.image} >/dev/null").ok:
+        return ctx.change("calico/node image", False, f"{art.image} present")
+    cmd = f"docker load -i {art.image_tar}" if art.source == "double" else f"docker pull {art.image}"
+    res = ctx.node.run(cmd, timeout=600)
+    if not res.ok:
+        hint = ("choose the double with --calico-source double" if art.source == "upstream"
+                else "rebuild the lab image with `invoke box`")
+        raise UserError(f"{ctx.node.name}: `{cmd}` failed ({(res.stderr or res.stdout).strip()[-160:]}): {hint}")
+    return ctx.change("calico/node image", True, f"{art.image} ({'loaded' if art.source == 'double' else 'pulled'})")
+
+
+def privileged_works(ctx: Context, image_name: str) -> bool:
+    return ctx.node.run(" ".join(shlex.quote(a) for a in privilege.probe_command(image_name))
+                        + " >/dev/null 2>&1").ok
+
+
+def unit(ctx: Context) -> Change:
+    art = _artifacts(ctx)
+    setting = ctx.cfg.privileged
+    use_priv = privilege.resolve(setting, setting == "auto" and privileged_works(ctx, art.image))
+    changed = ensure_file(ctx.node, ENV_FILE, render_env(ctx.cfg, ctx.spec, art))
+    changed |= ensure_file(ctx.node, UNIT_FILE, render_unit(art, use_priv))
+    ctx.node.run("mkdir -p /var/log/calico /var/run/calico /run/docker/plugins", check=True)
+    if changed:
+        ctx.node.run("systemctl daemon-reload && touch /run/calicolab-calico-restart", check=True)
+    mode = "--privileged" if use_priv else "capabilities instead of --privileged"
+    return ctx.change("calico.env, calico-node.service", changed, mode)
+
+
+def calicoctl(ctx: Context) -> Change:
+    art = _artifacts(ctx)
+    if art.source == "double":
+        content = (ROOT / "calico_double" / "calicoctl.sh").read_text()
+        return ctx.change("calicoctl", ensure_file(ctx.node, CALICOCTL, content, "0755"), "the double's calicoctl")
+    version = ctx.cfg.versions.calicoctl
+    if ctx.node.run(f"{CALICOCTL} version 2>/dev/null | grep -q {version}").ok:
+        return ctx.change("calicoctl", False, f"calicoctl {version} present")
+    from provision import centos
+
+    ctx.node.run(centos.calicoctl_install_command(version), check=True, timeout=300)
+    return ctx.change("calicoctl", True, f"calicoctl {version} downloaded, checksum verified")
+
+
+def start(ctx: Context) -> Change:
+    pending = ctx.node.run("test -e /run/calicolab-calico-restart").ok
+    if pending or not unit_active(ctx.node, "calico-node") or not unit_enabled(ctx.node, "calico-node"):
+        ctx.node.run("systemctl enable calico-node >/dev/null 2>&1; systemctl restart calico-node",
+                     check=True, timeout=120)
+        ctx.node.run("rm -f /run/calicolab-calico-restart")
+        changed = True
+    else:
+        changed = False
+    try:
+        wait_for(lambda: ctx.node.run("docker logs calico-node 2>&1").stdout,
+                 lambda logs: STARTED in logs, f"{ctx.node.name}: '{STARTED}' in calico-node's log",
+                 timeout=90)
+    except Timeout as err:
+        tail = ctx.node.run("docker logs --tail 5 calico-node 2>&1; journalctl -u calico-node -n 5 --no-pager")
+        raise RuntimeError(f"{err}; last log lines: {tail.stdout.strip()[-400:]}") from None
+    return ctx.change("start calico-node", changed, STARTED)
+
+
+STEPS = (image, unit, calicoctl, start)

@@ -1,0 +1,53 @@
+"""Guide section 5: Docker with etcd as its cluster store."""
+
+from __future__ import annotations
+
+import json
+
+from calicolab import parsers
+from calicolab.config import Node as NodeSpec
+from calicolab.polling import Timeout, wait_for
+from provision.context import Context
+from provision.steps import Change, ensure_file, unit_active
+
+SECTION = "5 docker"
+DAEMON_JSON = "/etc/docker/daemon.json"
+
+
+def render_daemon_json(node: NodeSpec, registry_mirrors: list[str] | None = None) -> str:
+    """The guide's daemon.json: each node's Docker keeps its network data in its own etcd."""
+    data: dict[str, object] = {"cluster-store": cluster_store(node)}
+    if registry_mirrors:
+        data["registry-mirrors"] = registry_mirrors
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def cluster_store(node: NodeSpec) -> str:
+    return f"etcd://{node.ip}:2379"
+
+
+def install(ctx: Context) -> Change:
+    want = ctx.cfg.versions.docker
+    have = ctx.platform.installed_version(ctx.node, "docker")
+    if have == want:
+        return ctx.change("install docker", False, f"docker {want} present")
+    ctx.platform.install(ctx.node, "docker", want, ctx.cfg.provider)
+    return ctx.change("install docker", True, f"docker {have or 'none'} -> {want}")
+
+
+def configure_and_restart(ctx: Context) -> Change:
+    changed = ensure_file(ctx.node, DAEMON_JSON, render_daemon_json(ctx.spec))
+    if changed or not unit_active(ctx.node, "docker"):
+        ctx.node.run("systemctl enable docker >/dev/null 2>&1; systemctl restart docker",
+                     check=True, timeout=120)
+        changed = True
+    want = cluster_store(ctx.spec)
+    try:
+        wait_for(lambda: parsers.docker_info_cluster_store(ctx.node.run("docker info").stdout),
+                 lambda seen: seen == want, f"{ctx.node.name}: docker info Cluster Store", timeout=60)
+    except Timeout as err:
+        raise RuntimeError(f"{err}; is etcd reachable at {want}? see `journalctl -u docker`") from None
+    return ctx.change("daemon.json, restart", changed, f"Cluster Store: {want}")
+
+
+STEPS = (install, configure_and_restart)

@@ -1,0 +1,80 @@
+"""What differs between OS families, behind one small interface.
+
+The guide's sections stay in their modules; they ask the platform how to install a component
+at a version, which firewall service the OS has, and how etcd's unit finds etcd.conf.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from calicolab import versions
+from calicolab.errors import UserError
+from calicolab.remote import Node
+
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+
+@dataclass(frozen=True)
+class Platform:
+    family: str                         # debian | centos
+    firewall_services: tuple[str, ...]  # services the guide turns off
+    etcd_dropin: str | None             # systemd drop-in that makes etcd read /etc/etcd/etcd.conf
+
+    def installed_version(self, node: Node, component: str) -> str | None:
+        probe = {"etcd": "etcd --version", "docker": "dockerd --version"}[component]
+        res = node.run(probe)
+        m = re.search(r"(\d+\.\d+\.\d+)", res.stdout) if res.ok else None
+        return m.group(1) if m else None
+
+    def install(self, node: Node, component: str, version: str, provider: str) -> None:
+        source = versions.source(component, version, provider)
+        if self.family == "debian":
+            _apt_install(node, component, source)
+        else:
+            from provision import centos
+
+            centos.install(node, component, version, source)
+        seen = self.installed_version(node, component)
+        if seen != version:
+            raise UserError(f"{node.name}: installing {component} {version} from {source} gave "
+                            f"{seen or 'nothing'}: check versions.yaml")
+
+
+DEBIAN = Platform("debian", ("firewalld", "ufw"), etcd_dropin=(
+    "[Service]\n# The guide's settings live in /etc/etcd/etcd.conf (as on CentOS).\n"
+    "EnvironmentFile=-/etc/etcd/etcd.conf\n"))
+CENTOS = Platform("centos", ("firewalld",), etcd_dropin=None)
+
+DEBIAN_PACKAGES = {"etcd": "etcd-server etcd-client", "docker": "docker.io"}
+
+
+def detect(node: Node) -> Platform:
+    text = node.read("/etc/os-release") or ""
+    ident = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    family = ident.get("ID", "").strip('"')
+    like = ident.get("ID_LIKE", "").strip('"')
+    if family == "debian" or "debian" in like:
+        return DEBIAN
+    if family in ("centos", "rhel") or "rhel" in like:
+        return CENTOS
+    raise UserError(f"{node.name} runs an OS this suite does not provision ({family or 'unknown'}): "
+                    "use the lab image or a CentOS 7 box")
+
+
+def _apt_install(node: Node, component: str, suite: str) -> None:
+    """Install from the given Debian suite, pinned low so nothing else moves to that suite."""
+    packages = DEBIAN_PACKAGES[component]
+    listing = f"deb {DEBIAN_MIRROR} {suite} main\n"
+    pin = f"Package: *\nPin: release n={suite}\nPin-Priority: 100\n"
+    node.put(listing, f"/etc/apt/sources.list.d/calicolab-{suite}.list")
+    node.put(pin, f"/etc/apt/preferences.d/calicolab-{suite}")
+    res = node.run(
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && "
+        f"apt-get install -y -q --allow-downgrades --no-install-recommends -t {shlex.quote(suite)} "
+        f"-o Dpkg::Options::=--force-confold {packages}", timeout=900)
+    if not res.ok:
+        raise UserError(f"{node.name}: apt could not install {packages} from {suite}: "
+                        f"{(res.stderr or res.stdout).strip().splitlines()[-1:]}")

@@ -1,0 +1,29 @@
+"""The busybox image the guide's section 7 runs: pulled upstream, or loaded from the image
+the project made from Debian's busybox-static (offline runs)."""
+
+from __future__ import annotations
+
+from calicolab.errors import UserError
+from provision.calico import NODE_IMAGES
+from provision.context import Context
+from provision.steps import Change
+
+SECTION = "7 workloads"
+IMAGE = "busybox:latest"
+
+
+def busybox(ctx: Context) -> Change:
+    if ctx.node.run(f"docker image inspect {IMAGE} >/dev/null").ok:
+        return ctx.change("busybox image", False, f"{IMAGE} present")
+    if ctx.facts["calico_source"] == "upstream":
+        cmd = f"docker pull {IMAGE}"
+    else:
+        src = f"{ctx.cfg.prefix}/busybox:debian"
+        cmd = f"docker load -i {NODE_IMAGES}/busybox.tar && docker tag {src} {IMAGE}"
+    res = ctx.node.run(cmd, timeout=300)
+    if not res.ok:
+        raise UserError(f"{ctx.node.name}: `{cmd}` failed: {(res.stderr or res.stdout).strip()[-160:]}")
+    return ctx.change("busybox image", True, cmd.split(" &&")[0])
+
+
+STEPS = (busybox,)

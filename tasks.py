@@ -1,0 +1,181 @@
+"""Invoke tasks: the lifecycle of the guide's two-node cluster and the project's own checks.
+
+    invoke e2e                  box -> up -> provision -> idempotence -> verify -> destroy
+    invoke up / provision / verify / destroy / ssh node1
+    invoke test                 lint + unit tests + the lab end-to-end run
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+
+from invoke import Exit, task
+
+from calicolab import config
+from calicolab.errors import StageFailed, UserError
+
+CLUSTER_HELP = {
+    "provider": "docker (local lab, default) | virtualbox | libvirt",
+    "etcd": "etcd version (see versions.yaml)",
+    "docker": "Docker version (see versions.yaml)",
+    "calico": "calico/node version",
+    "calico_source": "upstream | double | auto: real Calico images or the project's double",
+    "privileged": "true | false | auto: --privileged for node and calico-node containers",
+    "run_dir": "run folder for state and Vagrant files (default .run)",
+    "reports_dir": "folder for JUnit files and timings (default reports)",
+    "prefix": "name prefix for containers, networks and images",
+    "subnet": "private network of the nodes (default 192.168.223.0/24)",
+}
+
+
+def _cfg(**flags: str | None) -> config.ClusterConfig:
+    return config.load({k: v for k, v in flags.items() if k in config.OVERRIDABLE})
+
+
+def friendly(fn):
+    """Turn expected failures into one line and a non-zero exit, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as err:
+            raise Exit(f"error: {err}", code=2) from None
+        except StageFailed as err:
+            raise Exit(f"failed: {err}", code=1) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+
+    return wrapper
+
+
+def _lifecycle(**flags):
+    from calicolab.lifecycle import Lifecycle
+
+    return Lifecycle(_cfg(**flags), say=lambda m: print(m, flush=True))
+
+
+@task
+@friendly
+def setup(c):
+    """Install the system packages (apt) and start the Docker engine if needed."""
+    from calicolab.host_setup import setup as do_setup
+
+    do_setup(lambda m: print(m, flush=True))
+
+
+@task(help=CLUSTER_HELP)
+@friendly
+def box(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
+        privileged=None, run_dir=None, reports_dir=None, subnet=None):
+    """Build the node image (lab) or the CentOS 7 box (VMs) unless its inputs are unchanged."""
+    lc = _lifecycle(**locals())
+    try:
+        lc.box()
+    finally:
+        lc.finish()
+
+
+@task(help=CLUSTER_HELP)
+@friendly
+def up(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
+       privileged=None, run_dir=None, reports_dir=None, subnet=None):
+    """Bring node1 and node2 up (builds the image first when needed)."""
+    lc = _lifecycle(**locals())
+    try:
+        lc.up()
+    finally:
+        lc.finish()
+
+
+@task(help=CLUSTER_HELP)
+@friendly
+def provision(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
+              privileged=None, run_dir=None, reports_dir=None, subnet=None):
+    """Apply the guide's sections 3-6 to both nodes; a second run reports no changes."""
+    lc = _lifecycle(**locals())
+    try:
+        lc.provision()
+    finally:
+        lc.finish()
+
+
+@task(help={**CLUSTER_HELP, "pytest_args": "extra pytest arguments, e.g. '-k etcd -x'"})
+@friendly
+def verify(c, pytest_args="", provider=None, prefix=None, etcd=None, docker=None, calico=None,
+           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None):
+    """Run the e2e tests (e2e/) against the running cluster."""
+    flags = {k: v for k, v in locals().items() if k not in ("c", "pytest_args")}
+    lc = _lifecycle(**flags)
+    try:
+        lc.verify(pytest_args.split())
+    finally:
+        lc.finish()
+
+
+@task(help={k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir", "reports_dir", "subnet")})
+@friendly
+def destroy(c, provider=None, prefix=None, run_dir=None, reports_dir=None, subnet=None):
+    """Remove the nodes and their network, and leftovers of earlier runs (idempotent)."""
+    lc = _lifecycle(**locals())
+    try:
+        lc.destroy()
+    finally:
+        lc.finish()
+
+
+@task(help={"node": "node name, e.g. node1", "command": "run this command instead of a shell",
+            **{k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir")}})
+@friendly
+def ssh(c, node, command="", provider=None, prefix=None, run_dir=None):
+    """Open a shell on a node (or run one command there) through Vagrant's SSH settings."""
+    from calicolab import state
+
+    cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir)
+    cfg.node(node)
+    target = state.read(cfg).get("ssh", {}).get(node)
+    if not target:
+        raise UserError("the cluster is not up: run `invoke up`")
+    args = ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-i", target["key_file"], "-p", str(target["port"]),
+            f"{target['user']}@{target['host']}"]
+    if command:
+        args.append(command)
+    sys.exit(subprocess.call(args))
+
+
+@task(help={**CLUSTER_HELP,
+            "destroy": "always (default) | passing (keep a failed cluster) | never",
+            "pytest_args": "extra pytest arguments for the verify stage"})
+@friendly
+def e2e(c, destroy="always", pytest_args="", provider=None, prefix=None, etcd=None, docker=None,
+        calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None):
+    """Replay the whole guide: box, up, provision, idempotence, verify, destroy."""
+    flags = {k: v for k, v in locals().items() if k not in ("c", "destroy", "pytest_args")}
+    lc = _lifecycle(**flags)
+    lc.e2e(destroy, pytest_args.split())
+
+
+@task(help={"runs": "how many lifecycles to time (default 1)", **CLUSTER_HELP})
+@friendly
+def bench(c, runs=1, provider=None, prefix=None, etcd=None, docker=None, calico=None,
+          calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None):
+    """Time the lab lifecycle stage by stage; print a table and write reports/bench.json."""
+    from calicolab.bench import run_bench
+
+    flags = {k: v for k, v in locals().items() if k not in ("c", "runs")}
+    run_bench(_cfg(**flags), int(runs), say=lambda m: print(m, flush=True))
+
+
+@task(help={"lab": "also run the lab end-to-end (default true)"})
+def test(c, lab=True):
+    """The project's own checks: ruff, unit tests, and the lab end-to-end run."""
+    env = dict(os.environ)
+    c.run("ruff check .", pty=False)
+    c.run(f"{sys.executable} -m pytest tests -n auto -q -p no:cacheprovider "
+          "--junitxml=reports/unit.xml", pty=False, env=env)
+    if lab:
+        c.run(f"{sys.executable} -m invoke e2e", pty=False, env=env)

@@ -1,0 +1,151 @@
+"""Fixtures for the Calico double's unit tests: an in-memory etcd v2 and a recording netdev."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+_etcd = importlib.import_module("calico_double.agent.etcd")
+EtcdConflict, EtcdKeyNotFound, EtcdNode = _etcd.EtcdConflict, _etcd.EtcdKeyNotFound, _etcd.EtcdNode
+
+
+class FakeEtcd:
+    """The subset of EtcdClient the agent uses, with etcd's index and compare-and-swap rules.
+
+    `before_write` lets a test slip in a competing write just before one of ours.
+    """
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[str, int]] = {}
+        self.index = 0
+        self.before_write: Callable[[str, dict], None] | None = None
+
+    def _bump(self) -> int:
+        self.index += 1
+        return self.index
+
+    def put(self, key: str, value: str) -> None:
+        """Unconditional write that bypasses before_write (for test setup and rivals)."""
+        self.data[key] = (value, self._bump())
+
+    def get(self, key: str, recursive: bool = False) -> EtcdNode:
+        key = "/" + key.strip("/")
+        if key in self.data:
+            value, index = self.data[key]
+            return EtcdNode(key=key, value=value, modified_index=index)
+        prefix = key.rstrip("/") + "/"
+        below = [k for k in self.data if k.startswith(prefix)]
+        if not below and key != "/":
+            raise EtcdKeyNotFound(key)
+        names = sorted({k[len(prefix):].split("/", 1)[0] for k in below})
+        children = []
+        for name in names:
+            child = prefix + name
+            if child in self.data or recursive:
+                children.append(self.get(child, recursive))
+            else:
+                children.append(EtcdNode(key=child, dir=True))
+        return EtcdNode(key=key, dir=True, children=children)
+
+    def get_value(self, key: str, default: str | None = None) -> str | None:
+        value = self.data.get("/" + key.strip("/"))
+        return value[0] if value else default
+
+    def set(self, key: str, value: str, *, prev_exist: bool | None = None,
+            prev_index: int | None = None, prev_value: str | None = None) -> EtcdNode:
+        if self.before_write is not None:
+            hook, self.before_write = self.before_write, None
+            hook(key, {"prev_exist": prev_exist, "prev_index": prev_index})
+        current = self.data.get(key)
+        if prev_exist is False and current is not None:
+            raise EtcdConflict(f"{key}: Key already exists")
+        if prev_exist is True and current is None:
+            raise EtcdKeyNotFound(key)
+        if prev_index is not None:
+            if current is None:
+                raise EtcdKeyNotFound(key)
+            if current[1] != prev_index:
+                raise EtcdConflict(f"{key}: Compare failed")
+        index = self._bump()
+        self.data[key] = (value, index)
+        return EtcdNode(key=key, value=value, modified_index=index)
+
+    def create(self, key: str, value: str) -> EtcdNode:
+        return self.set(key, value, prev_exist=False)
+
+    def create_if_absent(self, key: str, value: str) -> bool:
+        try:
+            self.create(key, value)
+            return True
+        except EtcdConflict:
+            return False
+
+    def delete(self, key: str, *, recursive: bool = False, prev_index: int | None = None) -> None:
+        if key in self.data:
+            del self.data[key]
+            return
+        below = [k for k in self.data if k.startswith(key.rstrip("/") + "/")]
+        if not below:
+            raise EtcdKeyNotFound(key)
+        for k in below:
+            del self.data[k]
+
+    def delete_if_present(self, key: str, *, recursive: bool = False) -> bool:
+        try:
+            self.delete(key, recursive=recursive)
+            return True
+        except EtcdKeyNotFound:
+            return False
+
+    def children(self, key: str) -> list[EtcdNode]:
+        try:
+            return self.get(key).children
+        except EtcdKeyNotFound:
+            return []
+
+    def leaves(self, key: str) -> list[EtcdNode]:
+        try:
+            return list(self.get(key, recursive=True).leaves())
+        except EtcdKeyNotFound:
+            return []
+
+
+class RecordingNetDev:
+    """Stands in for NetDev: records calls instead of running `ip`."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.proc_sys = Path("/nonexistent")
+
+    def create_veth(self, host: str, peer: str, mac: str, mtu: int | None = None) -> None:
+        self.calls.append(("create_veth", host, peer, mac, mtu))
+
+    def delete_link(self, name: str) -> None:
+        self.calls.append(("delete_link", name))
+
+    def replace_host_route(self, ip: object, dev: str) -> None:
+        self.calls.append(("replace_host_route", str(ip), dev))
+
+    def delete_host_route(self, ip: object, dev: str) -> None:
+        self.calls.append(("delete_host_route", str(ip), dev))
+
+    def write_sysctl(self, path: str, value: str) -> None:
+        self.calls.append(("sysctl", path, value))
+
+
+@pytest.fixture
+def etcd() -> FakeEtcd:
+    return FakeEtcd()
+
+
+@pytest.fixture
+def netdev() -> RecordingNetDev:
+    return RecordingNetDev()
