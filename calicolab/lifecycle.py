@@ -186,7 +186,10 @@ def run_pytest(cfg: ClusterConfig, extra: list[str]) -> int:
     env = dict(os.environ, CALICOLAB_CLUSTER_JSON=str(cfg.run_path / "cluster.json"),
                CALICOLAB_STATE_JSON=str(state.path(cfg)))
     xml = cfg.reports_path / "e2e.xml"
+    # Modules spread over workers; a module stays on one worker, so the tests that create
+    # objects (test_network) share them. (loadgroup ignores xdist_group with pytest 9.)
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "e2e"), "-p", "no:cacheprovider", "--tb=short",
+           "-n", "auto", "--dist", "loadscope",
            f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-e2e", *extra]
     rc = subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode
     if xml.exists():

@@ -94,3 +94,105 @@ def hosts_file(text: str) -> dict[str, set[str]]:
         if len(parts) >= 2:
             entries.setdefault(parts[0], set()).update(parts[1:])
     return entries
+
+
+@dataclass(frozen=True)
+class BgpPeer:
+    address: str
+    peer_type: str
+    state: str
+    since: str
+    info: str
+
+    @property
+    def established(self) -> bool:
+        return self.state == "up" and self.info.split()[:1] == ["Established"]
+
+
+@dataclass(frozen=True)
+class CalicoNodeStatus:
+    running: bool
+    ipv4_peers: tuple[BgpPeer, ...]
+
+
+def calicoctl_node_status(text: str) -> CalicoNodeStatus:
+    """`calicoctl node status`: the running line and the IPv4 BGP table, read by its header
+    names (PEER ADDRESS, PEER TYPE, STATE, SINCE, INFO), not by column position."""
+    running = "Calico process is running." in text
+    peers: list[BgpPeer] = []
+    header: list[str] | None = None
+    section = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.endswith("BGP status"):
+            section = stripped.split()[0]
+            header = None
+            continue
+        if not stripped.startswith("|") or section != "IPv4":
+            continue
+        cells = [cell.strip() for cell in stripped.strip("|").split("|")]
+        if header is None:
+            header = [c.upper() for c in cells]
+            continue
+        row = dict(zip(header, cells, strict=False))
+        peers.append(BgpPeer(row.get("PEER ADDRESS", ""), row.get("PEER TYPE", ""),
+                             row.get("STATE", ""), row.get("SINCE", ""), row.get("INFO", "")))
+    return CalicoNodeStatus(running, tuple(peers))
+
+
+@dataclass(frozen=True)
+class Route:
+    dest: str
+    via: str | None
+    dev: str | None
+    kind: str  # unicast | blackhole | unreachable ...
+    proto: str | None
+
+
+def ip_routes(text: str) -> list[Route]:
+    """`ip route` (IPv4) lines as Route objects, keyword by keyword."""
+    routes = []
+    kinds = {"blackhole", "unreachable", "prohibit", "local", "broadcast", "throw"}
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        kind = "unicast"
+        if words[0] in kinds:
+            kind = words.pop(0)
+        dest = words[0] if words else ""
+        attrs = {words[i]: words[i + 1] for i in range(1, len(words) - 1) if words[i] in ("via", "dev", "proto")}
+        routes.append(Route(dest, attrs.get("via"), attrs.get("dev"), kind, attrs.get("proto")))
+    return routes
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    mac: str
+    ipv4: tuple[str, ...]
+
+
+def ip_addr(text: str) -> dict[str, Interface]:
+    """`ip addr` (busybox or iproute2): interfaces with their MAC and IPv4/prefix addresses."""
+    result: dict[str, Interface] = {}
+    name, mac, addrs = "", "", []
+    for line in text.splitlines():
+        m = re.match(r"^\d+:\s+([^:@]+)[@:]", line)
+        if m:
+            if name:
+                result[name] = Interface(name, mac, tuple(addrs))
+            name, mac, addrs = m.group(1), "", []
+            continue
+        words = line.split()
+        if words[:1] == ["link/ether"] and len(words) > 1:
+            mac = words[1]
+        elif words[:1] == ["inet"] and len(words) > 1:
+            addrs.append(words[1])
+    if name:
+        result[name] = Interface(name, mac, tuple(addrs))
+    return result
+
+
+def ping_ttls(text: str) -> list[int]:
+    return [int(t) for t in re.findall(r"ttl=(\d+)", text)]

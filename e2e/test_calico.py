@@ -1,0 +1,80 @@
+"""Guide section 6: calico-node runs on both nodes, the BGP mesh is Established, and
+Calico's registration in etcd matches the nodes."""
+
+import json
+
+from calicolab import diagnoses, expect, parsers
+from calicolab.polling import Timeout, wait_for
+
+BGP_DEADLINE = 45  # BIRD retries a refused or lost session every few seconds
+
+
+def test_calico_node_unit_is_active(node):
+    state = node.run("systemctl is-active calico-node").stdout.strip()
+    expect.equal(f"{node.name}: calico-node.service", state, "active",
+                 diagnoses.CALICO_NOT_RUNNING.text())
+
+
+def test_calico_node_logged_started(node):
+    logs = node.run("docker logs calico-node 2>&1").stdout
+    expect.true(f"{node.name}: calico-node log", "Calico node started successfully" in logs,
+                "Calico node started successfully", logs.strip().splitlines()[-3:] or "no log",
+                diagnoses.CALICO_NOT_RUNNING.text())
+
+
+def _status(node) -> parsers.CalicoNodeStatus:
+    return parsers.calicoctl_node_status(node.run("calicoctl node status").stdout)
+
+
+def test_calicoctl_node_status_shows_mesh_established(node, cluster):
+    peers_wanted = {p.ip for p in cluster.peers_of(node.name)}
+
+    def good(status: parsers.CalicoNodeStatus) -> bool:
+        rows = {p.address: p for p in status.ipv4_peers}
+        return status.running and all(
+            ip in rows and rows[ip].established and rows[ip].peer_type == "node-to-node mesh"
+            for ip in peers_wanted)
+
+    try:
+        wait_for(lambda: _status(node), good, f"{node.name}: BGP mesh", timeout=BGP_DEADLINE)
+    except Timeout as err:
+        status = err.last if isinstance(err.last, parsers.CalicoNodeStatus) else _status(node)
+        if not status.running:
+            expect.fail(f"{node.name}: calicoctl node status", "Calico process is running.",
+                        "Calico process is not running.", diagnoses.CALICO_NOT_RUNNING.text())
+        rows = {p.address: p for p in status.ipv4_peers}
+        for ip in sorted(peers_wanted):
+            row = rows.get(ip)
+            seen = f"{row.peer_type}, {row.state}, {row.info}" if row else "no row for this peer"
+            cause = diagnoses.bgp_state(row.info if row else "", row.state if row else "").text()
+            expect.true(f"{node.name}: BGP session to peer {ip} after {BGP_DEADLINE} s",
+                        bool(row and row.established and row.peer_type == "node-to-node mesh"),
+                        "node-to-node mesh, up, Established", seen, cause)
+
+
+def test_calicoctl_get_node_lists_every_node(node, cluster):
+    res = node.run("calicoctl get node")
+    expect.command_ok(res, "calicoctl cannot reach etcd (ETCD_ENDPOINTS)")
+    names = sorted(line.strip() for line in res.stdout.splitlines()[1:] if line.strip())
+    expect.equal(f"{node.name}: calicoctl get node", names, sorted(n.name for n in cluster.nodes),
+                 "a node's calico-node never registered (check its unit and log)")
+
+
+def test_bgp_address_key_is_the_node_ip(node, spec):
+    res = node.run(f"curl -s http://{spec.ip}:2379/v2/keys/calico/bgp/v1/host/{spec.name}/ip_addr_v4")
+    seen = json.loads(res.stdout or "{}").get("node", {}).get("value") if res.ok else None
+    expect.equal(f"/calico/bgp/v1/host/{spec.name}/ip_addr_v4", seen, spec.ip, diagnoses.BGP_WRONG_IP.text())
+
+
+def test_default_pool_exists(node, spec):
+    res = node.run(f"curl -s http://{spec.ip}:2379/v2/keys/calico/v1/ipam/v4/pool/192.168.0.0-16")
+    value = json.loads(json.loads(res.stdout or "{}").get("node", {}).get("value") or "{}")
+    expect.equal("default pool /calico/v1/ipam/v4/pool/192.168.0.0-16", value.get("cidr"), "192.168.0.0/16",
+                 "calico-node did not create its default pool (NO_DEFAULT_POOLS set?)")
+
+
+def test_libnetwork_plugin_sockets_exist(node):
+    for sock in ("calico", "calico-ipam"):
+        res = node.run(f"test -S /run/docker/plugins/{sock}.sock")
+        expect.true(f"{node.name}: /run/docker/plugins/{sock}.sock", res.ok, "a socket", "missing",
+                    'without it Docker says `plugin "calico" not found`: calico-node is not running')
