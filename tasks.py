@@ -122,7 +122,7 @@ def destroy(c, provider=None, prefix=None, run_dir=None, reports_dir=None, subne
     """Remove the nodes and their network, and leftovers of earlier runs (idempotent)."""
     lc = _lifecycle(**locals())
     try:
-        lc.destroy()
+        lc.destroy(leftovers=True)
     finally:
         lc.finish()
 

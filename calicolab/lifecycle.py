@@ -139,12 +139,12 @@ class Lifecycle:
                 raise StageFailed(f"e2e tests failed (pytest exit {rc}); see "
                                   f"{self.cfg.reports_path / 'e2e.xml'}")
 
-    def destroy(self) -> None:
+    def destroy(self, leftovers: bool = False) -> None:
         with self.stage("destroy"):
             for node in self._nodes or []:
                 node.close()
             self._nodes = None
-            self.vagrant.destroy(lambda line: self.say(f"    {line}"))
+            self.vagrant.destroy(lambda line: self.say(f"    {line}"), leftovers)
             state.clear(self.cfg, "ssh", "provisioned", "facts")
 
     def e2e(self, destroy: str, pytest_args: list[str] | None = None) -> bool:

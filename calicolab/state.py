@@ -16,7 +16,7 @@ def path(cfg: ClusterConfig) -> Path:
 def read(cfg: ClusterConfig) -> dict[str, Any]:
     try:
         return json.loads(path(cfg).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError):  # absent or unreadable: nothing known yet
         return {}
 
 

@@ -64,13 +64,19 @@ class VagrantCluster:
                                            conf["User"], conf["IdentityFile"])
         return targets
 
-    def destroy(self, say: Callable[[str], None]) -> None:
+    def destroy(self, say: Callable[[str], None], leftovers: bool) -> None:
+        """Destroy this run's nodes; with leftovers, also whatever carries the prefix (other
+        or crashed runs), which only an explicit `invoke destroy` asks for."""
+        failed = False
         if self.dotfile.exists() and shell.which_or_none("vagrant"):
             try:
                 self._stream("destroy", self.v._stream_vagrant_command(["destroy", "-f"]), say)
             except UserError as err:
                 say(f"{err}; removing leftovers directly")
-        remove_leftovers(self.cfg, say)
+                failed = True
+        if leftovers or failed:
+            remove_leftovers(self.cfg, say)
+        shutil.rmtree(self.dotfile, ignore_errors=True)
 
 
 def remove_leftovers(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
@@ -86,7 +92,6 @@ def remove_leftovers(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
     exists = shell.run(["docker", "network", "inspect", network], check=False).ok
     if exists and shell.run(["docker", "network", "rm", network], check=False).ok:
         say(f"removed network {network}")
-    shutil.rmtree(cfg.run_path / ".vagrant", ignore_errors=True)
 
 
 def vagrant_network_name(cfg: ClusterConfig) -> str:

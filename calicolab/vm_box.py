@@ -45,7 +45,8 @@ class BoxPlan:
     add_cmd: tuple[str, ...]
 
 
-def check_tools(provider: str, which: Callable[[str], str | None] = shell.which_or_none) -> None:
+def check_tools(provider: str, which: Callable[[str], str | None] | None = None) -> None:
+    which = which or shell.which_or_none
     if provider not in SOURCES:
         raise UserError(f"no CentOS box for provider {provider!r}: use virtualbox or libvirt")
     missing = [(tool, hint) for tool, hint in TOOLS["common"] + TOOLS[provider] if not which(tool)]

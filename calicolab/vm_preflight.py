@@ -20,6 +20,7 @@ from calicolab.config import ClusterConfig
 from calicolab.errors import UserError
 
 NETWORKS_CONF = Path("/etc/vbox/networks.conf")
+KVM_DEVICE = Path("/dev/kvm")
 # What VirtualBox 6.1.28+ allows for host-only networks when networks.conf is absent.
 VBOX_DEFAULT_RANGES = (ipaddress.ip_network("192.168.56.0/21"),)
 VBOX_RESTRICTS_FROM = (6, 1, 28)
@@ -109,8 +110,8 @@ def check_libvirt() -> None:
     if not shell.which_or_none("virsh"):
         raise UserError("libvirt is not installed (no virsh on PATH): apt-get install libvirt-daemon-system "
                         "libvirt-clients, or use --provider virtualbox or docker")
-    if not Path("/dev/kvm").exists():
-        raise UserError("/dev/kvm is missing: enable KVM (VT-x/AMD-V) on this runner; CentOS VMs without "
+    if not KVM_DEVICE.exists():
+        raise UserError(f"{KVM_DEVICE} is missing: enable KVM (VT-x/AMD-V) on this runner; CentOS VMs without "
                         "KVM are too slow for the suite")
     out = shell.run(["vagrant", "plugin", "list"], check=False, timeout=120)
     if not plugin_listed(out.stdout, "vagrant-libvirt"):

@@ -1,0 +1,70 @@
+"""The one cluster configuration: defaults, overrides and one-line errors for bad input."""
+
+import json
+
+import pytest
+
+from calicolab import config
+from calicolab.errors import UserError
+
+
+def test_defaults_are_the_guides_topology():
+    cfg = config.load(environ={})
+    assert [(n.name, n.ip) for n in cfg.nodes] == [("node1", "192.168.223.131"), ("node2", "192.168.223.130")]
+    assert cfg.netmask == "255.255.255.0"
+    assert cfg.etcd_endpoints == "http://192.168.223.131:2379,http://192.168.223.130:2379"
+    assert cfg.initial_cluster == "node1=http://192.168.223.131:2380,node2=http://192.168.223.130:2380"
+
+
+def test_environment_then_flags_override():
+    cfg = config.load({"etcd": "3.5.16"}, environ={"CALICOLAB_ETCD": "3.3.25", "CALICOLAB_PREFIX": "lane2"})
+    assert cfg.versions.etcd == "3.5.16"  # the flag wins over the environment
+    assert cfg.prefix == "lane2"
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"provider": "hyperv"}, "unknown provider 'hyperv'"),
+    ({"subnet": "192.168.223.0/33"}, "malformed subnet"),
+    ({"etcd": "3.4"}, "malformed etcd version '3.4'"),
+    ({"etcd": "3.6.1"}, "etcd 3.6.1 refused: etcd 3.6 removed the v2 API"),
+    ({"docker": "24.0.7"}, "docker 24.0.7 refused: Docker 23 removed cluster-store"),
+    ({"calico": "v3.0.1"}, "calico v3.0.1 refused: Calico 3 dropped the Docker libnetwork driver"),
+    ({"etcd": "3.4.99"}, "etcd 3.4.99 is not available for the docker provider"),
+    ({"calico_source": "maybe"}, "unknown calico source"),
+])
+def test_bad_input_is_one_clear_line(override, message):
+    with pytest.raises(UserError) as err:
+        config.load(override, environ={})
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_malformed_node_ip_is_refused(tmp_path):
+    text = config.CLUSTER_FILE.read_text().replace("192.168.223.130", "192.168.223.300")
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match="malformed IP '192.168.223.300' for node2"):
+        config.load(path=path, environ={})
+
+
+def test_node_outside_the_subnet_is_refused(tmp_path):
+    path = tmp_path / "cluster.yaml"
+    path.write_text(config.CLUSTER_FILE.read_text().replace("192.168.223.130", "10.0.0.5"))
+    with pytest.raises(UserError, match="not a host address of 192.168.223.0/24"):
+        config.load(path=path, environ={})
+
+
+def test_effective_configuration_round_trips(tmp_path):
+    cfg = config.load({"run_dir": str(tmp_path / "run")}, environ={})
+    written = config.write_effective(cfg)
+    data = json.loads(written.read_text())
+    assert data["netmask"] == "255.255.255.0" and data["nodes"][0]["name"] == "node1"
+    assert config.from_effective(written) == cfg
+
+
+def test_unwritable_run_folder_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = config.load({"run_dir": str(blocker / "run")}, environ={})
+    with pytest.raises(UserError, match="cannot be written"):
+        config.write_effective(cfg)

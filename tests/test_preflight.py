@@ -1,0 +1,30 @@
+"""Preflight: a subnet already on a host interface is found; the lab's own bridge is not."""
+
+import json
+
+from calicolab import config, preflight
+from calicolab.polling import Timeout, wait_for
+
+
+def _ip_json(name, cidr):
+    addr, plen = cidr.split("/")
+    return json.dumps([{"ifname": name, "addr_info": [{"family": "inet", "local": addr, "prefixlen": int(plen)}]}])
+
+
+def test_subnet_conflict_found_and_own_bridge_ignored():
+    cfg = config.load(environ={})
+    ifaces = preflight.interfaces_from_ip_json(_ip_json("vboxnet0", "192.168.223.1/24"))
+    assert preflight.subnet_conflict(cfg, ifaces) == "vboxnet0 (192.168.223.1/24)"
+    assert preflight.subnet_conflict(cfg, ifaces, own={"vboxnet0"}) is None
+    assert preflight.subnet_conflict(cfg, preflight.interfaces_from_ip_json(_ip_json("eth0", "10.0.0.2/8"))) is None
+
+
+def test_wait_for_returns_when_true_and_times_out_with_last_value():
+    values = iter([1, 2, 3])
+    assert wait_for(lambda: next(values), lambda v: v == 3, "three", timeout=5, interval=0.01) == 3
+    try:
+        wait_for(lambda: "Active", lambda v: v == "Established", "bgp", timeout=0.05, interval=0.01)
+    except Timeout as err:
+        assert err.last == "Active" and "bgp" in str(err)
+    else:
+        raise AssertionError("no timeout")
