@@ -88,6 +88,9 @@ class Lifecycle:
                                  **lab.provider_settings(self.cfg, {})})
 
     def up(self) -> None:
+        if "up" in self._done:
+            return
+        self._done.add("up")
         if self.vagrant.is_running():
             self.say("==> up: cluster already running")
             self._remember_targets()

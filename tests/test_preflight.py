@@ -28,3 +28,16 @@ def test_wait_for_returns_when_true_and_times_out_with_last_value():
         assert err.last == "Active" and "bgp" in str(err)
     else:
         raise AssertionError("no timeout")
+
+
+def test_unreachable_node_is_one_line(tmp_path):
+    import pytest
+
+    from calicolab.errors import UserError
+    from calicolab.remote import Node, SshTarget
+
+    key = tmp_path / "key"
+    key.write_text("not a key")
+    node = Node(SshTarget("node1", "127.0.0.1", 1, "vagrant", str(key)), "192.168.223.131", connect_timeout=2)
+    with pytest.raises(UserError, match=r"node1 \(127.0.0.1:1\) is unreachable over SSH .*run `invoke up`"):
+        node.run("true")
