@@ -16,7 +16,9 @@ from collections.abc import Callable
 from calicolab import shell
 from calicolab.errors import UserError
 
-APT_PACKAGES = ("docker.io", "vagrant", "packer", "debootstrap", "curl", "iproute2", "ca-certificates")
+# vagrant-libvirt lets `vagrant validate` check the libvirt provider block here too.
+APT_PACKAGES = ("docker.io", "vagrant", "vagrant-libvirt", "packer", "debootstrap", "curl", "iproute2",
+                "ca-certificates")
 TOOLS = {"dockerd": "docker.io", "vagrant": "vagrant", "packer": "packer",
          "debootstrap": "debootstrap", "curl": "curl", "ip": "iproute2"}
 DOCKERD_LOG = "/var/log/calicolab-dockerd.log"

@@ -9,6 +9,7 @@ variables passed) matches the stamp file next to the box.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,8 +133,10 @@ def build_box(cfg: ClusterConfig, provider: str, say: Callable[[str], None]) -> 
         p.box_file.parent.mkdir(parents=True, exist_ok=True)
         p.stamp.unlink(missing_ok=True)
         _packer_init_if_modern()
+        # Packer's ISO cache stays out of the template folder, whose files are the hashed inputs.
+        env = dict(os.environ, PACKER_CACHE_DIR=str(CACHE / "packer_cache"))
         shell.run_logged(p.build_cmd, str(CACHE / f"build-centos7-{provider}.log"), timeout=BUILD_TIMEOUT,
-                         cwd=str(TEMPLATE_DIR))
+                         env=env, cwd=str(p.box_file.parent))
         if not p.box_file.exists():
             raise UserError(f"packer finished but {p.box_file} is missing: see "
                             f"{CACHE / f'build-centos7-{provider}.log'}")

@@ -3,6 +3,7 @@
     provider installed     VBoxManage works; or virsh, /dev/kvm and the vagrant-libvirt plugin
     subnet free            no host interface already holds an address on the cluster subnet
     VirtualBox allows it   /etc/vbox/networks.conf lists a range containing the subnet (6.1.28+)
+    artifacts pinned       an upstream etcd has a pinned sha256 (else provisioning would refuse it)
 
 Parsing is done by pure functions so tests can feed them text.
 """
@@ -15,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from calicolab import shell
+from calicolab import shell, versions
 from calicolab.config import ClusterConfig
 from calicolab.errors import UserError
 
@@ -147,8 +148,18 @@ def check_networks_conf(cfg: ClusterConfig, version: tuple[int, int, int],
                         f"`* {cfg.subnet}` to {path}")
 
 
+def check_pinned_artifacts(cfg: ClusterConfig) -> None:
+    """Refuse before `up`, not half-way through provisioning, an upstream etcd we cannot verify."""
+    from provision import centos  # late: provision builds on calicolab
+
+    if versions.source("etcd", cfg.versions.etcd, cfg.provider) == "upstream":
+        centos.etcd_download(cfg.versions.etcd)
+
+
 def preflight(cfg: ClusterConfig) -> None:
     """Raise UserError with one line at the first problem; do nothing for the docker lab."""
+    if cfg.provider in ("virtualbox", "libvirt"):
+        check_pinned_artifacts(cfg)
     if cfg.provider == "virtualbox":
         version = check_virtualbox()
         check_subnet_free(cfg)
