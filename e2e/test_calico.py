@@ -6,7 +6,8 @@ import json
 from calicolab import diagnoses, expect, parsers
 from calicolab.polling import Timeout, wait_for
 
-BGP_DEADLINE = 45  # BIRD retries a refused or lost session every few seconds
+BGP_DEADLINE = 30  # BIRD retries a refused or lost session every 5 s
+RUNNING_DEADLINE = 10  # calico-node may still be starting right after provisioning
 
 
 def test_calico_node_unit_is_active(node):
@@ -35,21 +36,27 @@ def test_calicoctl_node_status_shows_mesh_established(node, cluster):
             ip in rows and rows[ip].established and rows[ip].peer_type == "node-to-node mesh"
             for ip in peers_wanted)
 
+    status = _poll(node, lambda s: s.running, RUNNING_DEADLINE)
+    if not status.running:
+        expect.fail(f"{node.name}: calicoctl node status", "Calico process is running.",
+                    "Calico process is not running.", diagnoses.CALICO_NOT_RUNNING.text())
+    status = _poll(node, good, BGP_DEADLINE)
+    rows = {p.address: p for p in status.ipv4_peers}
+    for ip in sorted(peers_wanted):
+        row = rows.get(ip)
+        seen = f"{row.peer_type}, {row.state}, {row.info}" if row else "no row for this peer"
+        cause = diagnoses.bgp_state(row.info if row else "", row.state if row else "").text()
+        expect.true(f"{node.name}: BGP session to peer {ip} (waited up to {BGP_DEADLINE} s)",
+                    bool(row and row.established and row.peer_type == "node-to-node mesh"),
+                    "node-to-node mesh, up, Established", seen, cause)
+
+
+def _poll(node, ok, deadline: float) -> parsers.CalicoNodeStatus:
+    """The status once ok() holds, or the last one seen at the deadline (the caller reports it)."""
     try:
-        wait_for(lambda: _status(node), good, f"{node.name}: BGP mesh", timeout=BGP_DEADLINE)
+        return wait_for(lambda: _status(node), ok, f"{node.name}: calicoctl node status", timeout=deadline)
     except Timeout as err:
-        status = err.last if isinstance(err.last, parsers.CalicoNodeStatus) else _status(node)
-        if not status.running:
-            expect.fail(f"{node.name}: calicoctl node status", "Calico process is running.",
-                        "Calico process is not running.", diagnoses.CALICO_NOT_RUNNING.text())
-        rows = {p.address: p for p in status.ipv4_peers}
-        for ip in sorted(peers_wanted):
-            row = rows.get(ip)
-            seen = f"{row.peer_type}, {row.state}, {row.info}" if row else "no row for this peer"
-            cause = diagnoses.bgp_state(row.info if row else "", row.state if row else "").text()
-            expect.true(f"{node.name}: BGP session to peer {ip} after {BGP_DEADLINE} s",
-                        bool(row and row.established and row.peer_type == "node-to-node mesh"),
-                        "node-to-node mesh, up, Established", seen, cause)
+        return err.last if isinstance(err.last, parsers.CalicoNodeStatus) else _status(node)
 
 
 def test_calicoctl_get_node_lists_every_node(node, cluster):
