@@ -54,7 +54,8 @@ class Lifecycle:
 
     def finish(self) -> None:
         """Print the timing table and write the lifecycle JUnit and timings JSON."""
-        self.report.calico = state.read(self.cfg).get("calico_source", self.report.calico)
+        if self.report.calico == "unknown":
+            self.report.calico = state.read(self.cfg).get("calico_source", "unknown")
         xml_path, json_path = self.report.write(self.cfg.reports_path)
         self.say("")
         self.say(self.report.table())
@@ -148,7 +149,7 @@ class Lifecycle:
                 node.close()
             self._nodes = None
             self.vagrant.destroy(lambda line: self.say(f"    {line}"), leftovers)
-            state.clear(self.cfg, "ssh", "provisioned", "facts")
+            state.clear(self.cfg, "ssh", "provisioned", "facts", "calico_source")
 
     def e2e(self, destroy: str, pytest_args: list[str] | None = None) -> bool:
         """The whole sequence; the destroy policy is enforced whatever happens."""
