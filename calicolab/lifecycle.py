@@ -29,8 +29,8 @@ class Lifecycle:
         self.cfg = cfg
         self.say = say
         self.vagrant = VagrantCluster(cfg)
-        self.report = RunReport(cluster=cfg.prefix, provider=cfg.provider,
-                                calico=state.read(cfg).get("calico_source", "unknown"))
+        # Which Calico is known once provisioning chose it (or from the running cluster's state).
+        self.report = RunReport(cluster=cfg.prefix, provider=cfg.provider)
         self._nodes: list[Node] | None = None
         self._done: set[str] = set()  # stages already run by this lifecycle
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 CALICO_LABELS = {"double": "the project's Calico double (not real Calico)",
-                 "upstream": "real Calico (calico/node image, calicoctl release)"}
+                 "upstream": "real Calico (calico/node image, calicoctl release)",
+                 "unknown": "none (no cluster was provisioned in this run)"}
 
 
 def calico_label(source: str) -> str:
