@@ -25,7 +25,7 @@ def privileged_works(image: str) -> bool:
 def provider_settings(cfg: ClusterConfig, images: dict[str, str]) -> dict[str, object]:
     if not cfg.is_lab:
         return {"boot_timeout": 600}
-    use_priv = privilege.resolve(cfg.privileged, cfg.privileged == "true" or (
-        cfg.privileged == "auto" and privileged_works(images["lab_node"])))
+    # Probe only when asked to decide (auto): the probe costs a throw-away container.
+    use_priv = privilege.resolve(cfg.privileged, cfg.privileged == "auto" and privileged_works(images["lab_node"]))
     return {"boot_timeout": 90, "node_run_args": node_run_args(use_priv),
             "node_privileged": use_priv}
