@@ -89,16 +89,20 @@ def _is_e2e_run() -> bool:
     return bool(os.environ.get("CALICOLAB_CLUSTER_JSON"))
 
 
+def _calico_line() -> str | None:
+    _, state_json = _run_files()
+    if not (_is_e2e_run() and state_json.exists()):
+        return None
+    source = json.loads(state_json.read_text()).get("calico_source", "unknown")
+    return f"calico under test: {calico_label(source)}"
+
+
 def pytest_report_header(config):  # noqa: ARG001 - pytest hook signature
-    cluster_json, state_json = _run_files()
-    if _is_e2e_run() and state_json.exists():
-        source = json.loads(state_json.read_text()).get("calico_source", "unknown")
-        return [f"calico under test: {calico_label(source)}", f"cluster: {cluster_json}"]
-    return []
+    line = _calico_line()
+    return [line, f"cluster: {_run_files()[0]}"] if line else []
 
 
 def pytest_terminal_summary(terminalreporter):
-    _, state_json = _run_files()
-    if _is_e2e_run() and state_json.exists():
-        source = json.loads(state_json.read_text()).get("calico_source", "unknown")
-        terminalreporter.write_line(f"calico under test: {calico_label(source)}")
+    line = _calico_line()
+    if line:
+        terminalreporter.write_line(line)

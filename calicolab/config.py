@@ -222,12 +222,13 @@ def with_overrides(cfg: ClusterConfig, **changes: Any) -> ClusterConfig:
     return validate(replace(cfg, **changes))
 
 
-def write_effective(cfg: ClusterConfig) -> Path:
-    """Write the resolved configuration where the Vagrantfile and later stages find it."""
+def write_effective(cfg: ClusterConfig, extra: dict[str, Any] | None = None) -> Path:
+    """Write the resolved configuration (plus provider settings such as image names and run
+    flags) where the Vagrantfile and later stages find it."""
     try:
         cfg.run_path.mkdir(parents=True, exist_ok=True)
         target = cfg.run_path / "cluster.json"
-        target.write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
+        target.write_text(json.dumps({**cfg.to_json(), **(extra or {})}, indent=2) + "\n")
     except OSError as err:
         raise UserError(f"run folder {cfg.run_path} cannot be written ({err.strerror}): "
                         "pick another with --run-dir or CALICOLAB_RUN_DIR") from None

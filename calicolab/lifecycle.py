@@ -6,7 +6,6 @@ report; asking for a later stage runs the missing earlier ones.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -65,10 +64,7 @@ class Lifecycle:
         data = dict(state.read(self.cfg).get("effective", {}))
         data.update(extra)
         state.update(self.cfg, effective=data)
-        path = write_effective(self.cfg)
-        merged = json.loads(path.read_text())
-        merged.update(data)
-        path.write_text(json.dumps(merged, indent=2) + "\n")
+        write_effective(self.cfg, data)
 
     # -- stages ------------------------------------------------------------------------
     def box(self) -> None:

@@ -9,6 +9,7 @@ import tempfile
 from calicolab import shell
 from calicolab.config import ClusterConfig
 from calicolab.errors import UserError
+from calicolab.vagrant_env import vagrant_network_name
 
 
 def check_run_dir(cfg: ClusterConfig) -> None:
@@ -61,8 +62,6 @@ def subnet_conflict(cfg: ClusterConfig, interfaces: list[tuple[str, ipaddress.IP
 
 def lab_bridge_names(cfg: ClusterConfig) -> set[str]:
     """The bridge of the lab's own private network, which may exist from this very cluster."""
-    from calicolab.vagrant_env import vagrant_network_name
-
     out = shell.run(["docker", "network", "inspect", "--format", "{{.Id}}", vagrant_network_name(cfg)],
                     check=False)
     return {f"br-{out.stdout.strip()[:12]}"} if out.ok else set()
@@ -87,8 +86,6 @@ def before_up(cfg: ClusterConfig) -> None:
 
 
 def docker_network_on(cfg: ClusterConfig) -> str | None:
-    from calicolab.vagrant_env import vagrant_network_name
-
     names = shell.run(["docker", "network", "ls", "--format", "{{.Name}}"], check=False).stdout.split()
     subnet = ipaddress.IPv4Network(cfg.subnet)
     for name in names:

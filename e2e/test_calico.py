@@ -3,7 +3,7 @@ Calico's registration in etcd matches the nodes."""
 
 import json
 
-from calicolab import diagnoses, expect, parsers
+from calicolab import diagnoses, etcd_query, expect, parsers
 from calicolab.polling import Timeout, wait_for
 
 BGP_DEADLINE = 30  # BIRD retries a refused or lost session every 5 s
@@ -68,14 +68,12 @@ def test_calicoctl_get_node_lists_every_node(node, cluster):
 
 
 def test_bgp_address_key_is_the_node_ip(node, spec):
-    res = node.run(f"curl -s http://{spec.ip}:2379/v2/keys/calico/bgp/v1/host/{spec.name}/ip_addr_v4")
-    seen = json.loads(res.stdout or "{}").get("node", {}).get("value") if res.ok else None
+    seen = etcd_query.v2_get(node, spec.ip, f"/calico/bgp/v1/host/{spec.name}/ip_addr_v4")
     expect.equal(f"/calico/bgp/v1/host/{spec.name}/ip_addr_v4", seen, spec.ip, diagnoses.BGP_WRONG_IP.text())
 
 
 def test_default_pool_exists(node, spec):
-    res = node.run(f"curl -s http://{spec.ip}:2379/v2/keys/calico/v1/ipam/v4/pool/192.168.0.0-16")
-    value = json.loads(json.loads(res.stdout or "{}").get("node", {}).get("value") or "{}")
+    value = json.loads(etcd_query.v2_get(node, spec.ip, "/calico/v1/ipam/v4/pool/192.168.0.0-16") or "{}")
     expect.equal("default pool /calico/v1/ipam/v4/pool/192.168.0.0-16", value.get("cidr"), "192.168.0.0/16",
                  "calico-node did not create its default pool (NO_DEFAULT_POOLS set?)")
 
