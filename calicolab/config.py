@@ -145,6 +145,7 @@ def load(overrides: dict[str, Any] | None = None, path: Path = CLUSTER_FILE,
     layers = {k: environ[f"CALICOLAB_{k.upper()}"] for k in OVERRIDABLE
               if environ.get(f"CALICOLAB_{k.upper()}")}
     layers.update({k: v for k, v in (overrides or {}).items() if v not in (None, "")})
+    file_subnet = raw.get("subnet")
     for key, value in layers.items():
         if key not in OVERRIDABLE:
             raise UserError(f"unknown setting {key!r}: known are {', '.join(OVERRIDABLE)}")
@@ -153,7 +154,33 @@ def load(overrides: dict[str, Any] | None = None, path: Path = CLUSTER_FILE,
         for parent in parents:
             target = target.setdefault(parent, {})
         target[leaf] = value
+    if "subnet" in layers and layers["subnet"] != file_subnet:
+        raw["nodes"] = _move_nodes(raw.get("nodes"), str(file_subnet), str(layers["subnet"]))
     return validate(_build(raw, path))
+
+
+def _move_nodes(nodes: Any, old_subnet: str, new_subnet: str) -> Any:
+    """Keep each node's host part when only the subnet is overridden (a matrix lane moves
+    the guide's .131/.130 into its own network), so one override is enough."""
+    try:
+        old, new = ipaddress.IPv4Network(old_subnet), ipaddress.IPv4Network(new_subnet)
+    except ValueError:
+        return nodes  # validate() names the malformed subnet
+    if not isinstance(nodes, list):
+        return nodes
+    moved = []
+    for node in nodes:
+        try:
+            ip = ipaddress.IPv4Address(str(node["ip"]))
+        except (KeyError, TypeError, ValueError):
+            moved.append(node)
+            continue
+        if ip in old and ip not in new:
+            offset = int(ip) - int(old.network_address)
+            if offset < new.num_addresses:
+                node = {**node, "ip": str(new.network_address + offset)}
+        moved.append(node)
+    return moved
 
 
 def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:

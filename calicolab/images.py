@@ -26,6 +26,7 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 BASE_SUITE = "bookworm"
 VAGRANT_KEY_GLOB = "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub"
 CACHE = ROOT / ".cache"
+IMAGE_NAMESPACE = "calicolab"
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class ImageNames:
 
     @classmethod
     def for_config(cls, cfg: ClusterConfig) -> ImageNames:
-        p = cfg.prefix
+        # One namespace for every cluster prefix: matrix lanes share the images they build.
+        p = IMAGE_NAMESPACE
         return cls(base=f"{p}/debian:{BASE_SUITE}", busybox=f"{p}/busybox:debian",
                    calico_double=f"{p}/calico-node-double:{cfg.versions.calico}",
                    lab_node_repo=f"{p}/lab-node")

@@ -13,6 +13,7 @@ from calicolab import privilege, shell
 from calicolab.config import ROOT, ClusterConfig
 from calicolab.config import Node as NodeSpec
 from calicolab.errors import UserError
+from calicolab.images import IMAGE_NAMESPACE
 from calicolab.polling import Timeout, wait_for
 from provision.context import Context
 from provision.steps import Change, ensure_file, unit_active, unit_enabled
@@ -37,7 +38,7 @@ class CalicoArtifacts:
     def for_config(cls, cfg: ClusterConfig, source: str) -> CalicoArtifacts:
         if source == "upstream":
             return cls("upstream", f"{UPSTREAM_IMAGE}:{cfg.versions.calico}", "")
-        return cls("double", f"{cfg.prefix}/calico-node-double:{cfg.versions.calico}",
+        return cls("double", f"{IMAGE_NAMESPACE}/calico-node-double:{cfg.versions.calico}",
                    f"{NODE_IMAGES}/calico-node-double.tar")
 
 

@@ -4,6 +4,7 @@ the project made from Debian's busybox-static (offline runs)."""
 from __future__ import annotations
 
 from calicolab.errors import UserError
+from calicolab.images import IMAGE_NAMESPACE
 from provision.calico import NODE_IMAGES
 from provision.context import Context
 from provision.steps import Change
@@ -18,7 +19,7 @@ def busybox(ctx: Context) -> Change:
     if ctx.facts["calico_source"] == "upstream":
         cmd = f"docker pull {IMAGE}"
     else:
-        src = f"{ctx.cfg.prefix}/busybox:debian"
+        src = f"{IMAGE_NAMESPACE}/busybox:debian"
         cmd = f"docker load -i {NODE_IMAGES}/busybox.tar && docker tag {src} {IMAGE}"
     res = ctx.node.run(cmd, timeout=300)
     if not res.ok:

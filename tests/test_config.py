@@ -68,3 +68,14 @@ def test_unwritable_run_folder_is_one_line(tmp_path):
     cfg = config.load({"run_dir": str(blocker / "run")}, environ={})
     with pytest.raises(UserError, match="cannot be written"):
         config.write_effective(cfg)
+
+
+def test_subnet_override_moves_the_nodes_host_parts():
+    cfg = config.load({"subnet": "192.168.224.0/24"}, environ={})
+    assert [(n.name, n.ip) for n in cfg.nodes] == [("node1", "192.168.224.131"), ("node2", "192.168.224.130")]
+    assert cfg.etcd_endpoints.startswith("http://192.168.224.131:2379")
+
+
+def test_subnet_too_small_for_the_nodes_is_refused():
+    with pytest.raises(UserError, match="not a host address of 10.9.0.0/28"):
+        config.load({"subnet": "10.9.0.0/28"}, environ={})
