@@ -11,6 +11,7 @@ of the existing image matches.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterable
@@ -127,8 +128,16 @@ def baked_packages(cfg: ClusterConfig) -> str:
 
 
 def build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
-    """Make every image the lab needs; return their names for the effective configuration."""
+    """Make every image the lab needs; return their names for the effective configuration.
+    One build at a time on this machine: parallel lanes share the images and the cache."""
     shell.require("docker", "run `invoke setup`")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_all(cfg, say)
+
+
+def _build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
     names = ImageNames.for_config(cfg)
     base_inputs = hash_inputs(BASE_SUITE, DEBIAN_MIRROR, "minbase")
     ensure(names.base, base_inputs, lambda: build_base(names, base_inputs), say)

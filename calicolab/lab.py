@@ -3,6 +3,8 @@ written into the effective configuration the Vagrantfile reads."""
 
 from __future__ import annotations
 
+import socket
+
 from calicolab import privilege, shell
 from calicolab.config import ClusterConfig
 
@@ -28,4 +30,12 @@ def provider_settings(cfg: ClusterConfig, images: dict[str, str]) -> dict[str, o
     # Probe only when asked to decide (auto): the probe costs a throw-away container.
     use_priv = privilege.resolve(cfg.privileged, cfg.privileged == "auto" and privileged_works(images["lab_node"]))
     return {"boot_timeout": 90, "node_run_args": node_run_args(use_priv),
-            "node_privileged": use_priv}
+            "node_privileged": use_priv, "ssh_ports": {n.name: free_port() for n in cfg.nodes}}
+
+
+def free_port() -> int:
+    """A port the kernel just handed out: parallel lanes each run their own `vagrant up`, and
+    Vagrant's own collision fix-up only sees its own process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

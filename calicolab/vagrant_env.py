@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import IO
 
 import vagrant
 
@@ -23,10 +25,31 @@ class VagrantCluster:
         env = dict(os.environ, CALICOLAB_CONFIG=str(cfg.run_path / "cluster.json"),
                    VAGRANT_DOTFILE_PATH=str(self.dotfile), VAGRANT_DEFAULT_PROVIDER=cfg.provider,
                    VAGRANT_CHECKPOINT_DISABLE="1")
-        self.v = vagrant.Vagrant(root=str(ROOT), env=env, quiet_stdout=True, quiet_stderr=True)
+        if cfg.is_lab:
+            # Vagrant's machine index (in VAGRANT_HOME) is locked per machine name across
+            # processes: lanes running side by side each get their own. The lab needs no boxes.
+            env["VAGRANT_HOME"] = str(cfg.run_path / "vagrant.d")
+        self.err_log = cfg.run_path / "vagrant-up.stderr.log"
+        self.v = vagrant.Vagrant(root=str(ROOT), env=env, quiet_stdout=True, err_cm=self._err_file)
+
+    @contextlib.contextmanager
+    def _err_file(self) -> Iterator[IO[str]]:
+        # Vagrant writes its errors to stderr: keep them, the one-line failure quotes them.
+        self.err_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.err_log.open("a") as fh:
+            yield fh
+
+    def _last_error(self) -> str:
+        try:
+            lines = [ln.strip() for ln in self.err_log.read_text().splitlines() if ln.strip()]
+        except OSError:
+            return ""
+        return " ".join(lines[-3:])[-300:]
 
     def _stream(self, what: str, lines, say: Callable[[str], None]) -> None:
         tail: deque[str] = deque(maxlen=12)
+        self.err_log = self.cfg.run_path / f"vagrant-{what.split()[0]}.stderr.log"
+        self.err_log.unlink(missing_ok=True)
         try:
             for line in lines:
                 line = line.rstrip()
@@ -34,8 +57,9 @@ class VagrantCluster:
                     tail.append(line)
                     say(line)
         except subprocess.CalledProcessError:
-            cause = next((ln for ln in reversed(tail) if "rror" in ln), tail[-1] if tail else "")
-            raise UserError(f"vagrant {what} failed: {cause.strip()}") from None
+            cause = self._last_error() or next((ln for ln in reversed(tail) if "rror" in ln),
+                                               tail[-1] if tail else "")
+            raise UserError(f"vagrant {what} failed: {cause.strip()} (log: {self.err_log})") from None
 
     def up(self, say: Callable[[str], None]) -> None:
         shell.require("vagrant", "run `invoke setup` (apt-get install vagrant)")
