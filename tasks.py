@@ -103,15 +103,19 @@ def provision(c, provider=None, prefix=None, etcd=None, docker=None, calico=None
         lc.finish()
 
 
-@task(help={**CLUSTER_HELP, "pytest_args": "extra pytest arguments, e.g. '-k etcd -x'"})
+SUITE_HELP = ("checks (default: read-only checks, then fault injection) | read-only | "
+              "upgrade (read-only, upgrade rehearsals, read-only again)")
+
+
+@task(help={**CLUSTER_HELP, "pytest_args": "extra pytest arguments, e.g. '-k etcd -x'", "suite": SUITE_HELP})
 @friendly
-def verify(c, pytest_args="", provider=None, prefix=None, etcd=None, docker=None, calico=None,
+def verify(c, pytest_args="", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
            calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None):
     """Run the e2e tests (e2e/) against the running cluster."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "pytest_args")}
+    flags = {k: v for k, v in locals().items() if k not in ("c", "pytest_args", "suite")}
     lc = _lifecycle(**flags)
     try:
-        lc.verify(pytest_args.split())
+        lc.verify(pytest_args.split(), suite)
     finally:
         lc.finish()
 
@@ -149,14 +153,15 @@ def ssh(c, node, command="", provider=None, prefix=None, run_dir=None):
 
 @task(help={**CLUSTER_HELP,
             "destroy": "always (default) | passing (keep a failed cluster) | never",
-            "pytest_args": "extra pytest arguments for the verify stage"})
+            "pytest_args": "extra pytest arguments for the verify stage", "suite": SUITE_HELP})
 @friendly
-def e2e(c, destroy="always", pytest_args="", provider=None, prefix=None, etcd=None, docker=None,
-        calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None):
+def e2e(c, destroy="always", pytest_args="", suite="checks", provider=None, prefix=None, etcd=None,
+        docker=None, calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None,
+        subnet=None):
     """Replay the whole guide: box, up, provision, idempotence, verify, destroy."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "destroy", "pytest_args")}
+    flags = {k: v for k, v in locals().items() if k not in ("c", "destroy", "pytest_args", "suite")}
     lc = _lifecycle(**flags)
-    lc.e2e(destroy, pytest_args.split())
+    lc.e2e(destroy, pytest_args.split(), suite)
 
 
 @task(help={"runs": "how many lifecycles to time (default 1)", **CLUSTER_HELP})

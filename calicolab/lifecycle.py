@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from calicolab import images, lab, preflight, state
 from calicolab.config import ROOT, ClusterConfig, write_effective
@@ -130,14 +131,20 @@ class Lifecycle:
                                   "; ".join(f"{c.node} {c.step}" for c in changed))
             return changes
 
-    def verify(self, pytest_args: list[str] | None = None) -> None:
+    def verify(self, pytest_args: list[str] | None = None, suite: str = "checks") -> None:
+        passes = suite_passes(suite)
         if not state.read(self.cfg).get("provisioned") or not self.vagrant.is_running():
             self.provision()
         with self.stage("verify"):
-            rc = run_pytest(self.cfg, pytest_args or [])
-            if rc != 0:
-                raise StageFailed(f"e2e tests failed (pytest exit {rc}); see "
-                                  f"{self.cfg.reports_path / 'e2e.xml'}")
+            failed = []
+            for test_pass in passes:
+                self.say(f"    {test_pass.name}: pytest -m '{test_pass.marks}'")
+                rc = run_pytest(self.cfg, test_pass, pytest_args or [])
+                if rc not in (0, 5):  # 5: nothing selected (e.g. -k narrowed this pass away)
+                    failed.append(f"{test_pass.name} (pytest exit {rc}, "
+                                  f"{self.cfg.reports_path / test_pass.junit})")
+            if failed:
+                raise StageFailed("e2e tests failed: " + "; ".join(failed))
 
     def destroy(self, leftovers: bool = False) -> None:
         with self.stage("destroy"):
@@ -147,8 +154,9 @@ class Lifecycle:
             self.vagrant.destroy(lambda line: self.say(f"    {line}"), leftovers)
             state.clear(self.cfg, "ssh", "provisioned", "facts", "calico_source")
 
-    def e2e(self, destroy: str, pytest_args: list[str] | None = None) -> bool:
+    def e2e(self, destroy: str, pytest_args: list[str] | None = None, suite: str = "checks") -> bool:
         """The whole sequence; the destroy policy is enforced whatever happens."""
+        suite_passes(suite)  # refuse an unknown suite before anything starts
         if destroy not in DESTROY_POLICIES:
             raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")
         passed = False
@@ -157,7 +165,7 @@ class Lifecycle:
             self.up()
             self.provision()
             self.provision("idempotence")
-            self.verify(pytest_args)
+            self.verify(pytest_args, suite)
             passed = True
         finally:
             keep = destroy == "never" or (destroy == "passing" and not passed)
@@ -181,20 +189,49 @@ def connect(cfg: ClusterConfig) -> list[Node]:
     return [Node(SshTarget(**targets[n.name]), n.ip) for n in cfg.nodes]
 
 
-def run_pytest(cfg: ClusterConfig, extra: list[str]) -> int:
+@dataclass(frozen=True)
+class TestPass:
+    name: str
+    marks: str      # pytest -m expression
+    parallel: bool  # read-only checks spread over workers; faults and upgrades run one by one
+    junit: str
+
+
+READ_ONLY = TestPass("read-only checks", "not disruptive and not upgrade", True, "e2e.xml")
+# What `--suite` runs in the verify stage, pass after pass on the same cluster.
+SUITES: dict[str, tuple[TestPass, ...]] = {
+    "checks": (READ_ONLY,
+               TestPass("fault injection", "disruptive", False, "e2e-disruptive.xml")),
+    "read-only": (READ_ONLY,),
+    "upgrade": (READ_ONLY,
+                TestPass("upgrade rehearsals", "upgrade", False, "e2e-upgrade.xml"),
+                replace(READ_ONLY, name="read-only checks after the upgrades", junit="e2e-after-upgrade.xml")),
+}
+
+
+def suite_passes(suite: str) -> tuple[TestPass, ...]:
+    if suite not in SUITES:
+        raise UserError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")
+    return SUITES[suite]
+
+
+def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str]) -> int:
     cfg.reports_path.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CALICOLAB_CLUSTER_JSON=str(cfg.run_path / "cluster.json"),
                CALICOLAB_STATE_JSON=str(state.path(cfg)))
-    xml = cfg.reports_path / "e2e.xml"
+    xml = cfg.reports_path / test_pass.junit
     # Modules spread over workers; a module stays on one worker, so the tests that create
     # objects (test_network) share them. (loadgroup ignores xdist_group with pytest 9.)
+    workers = ["-n", "auto", "--dist", "loadscope"] if test_pass.parallel else ["-n", "0"]
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "e2e"), "-p", "no:cacheprovider", "--tb=short",
-           "-n", "auto", "--dist", "loadscope",
-           f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-e2e", *extra]
+           "-m", test_pass.marks, *workers,
+           f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *extra]
     rc = subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode
     if xml.exists():
         source = state.read(cfg).get("calico_source", "unknown")
+        current = state.read(cfg).get("effective", {}).get("versions", {})
         add_junit_properties(xml, {"calico": source, "calico_description": calico_label(source),
-                                   "provider": cfg.provider, "etcd": cfg.versions.etcd,
-                                   "docker": cfg.versions.docker})
+                                   "provider": cfg.provider,
+                                   "etcd": current.get("etcd", cfg.versions.etcd),
+                                   "docker": current.get("docker", cfg.versions.docker)})
     return rc

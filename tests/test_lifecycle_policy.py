@@ -57,3 +57,10 @@ def test_unknown_policy_is_refused_before_anything_runs(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="unknown destroy policy"):
         lc.e2e("sometimes")
     assert calls == []
+
+
+def test_unknown_suite_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    lc, calls = _lifecycle(tmp_path, monkeypatch, None)
+    with pytest.raises(UserError, match="unknown suite 'nightly': use one of checks, read-only, upgrade"):
+        lc.e2e("always", suite="nightly")
+    assert calls == []
