@@ -32,7 +32,10 @@ CLUSTER_HELP = {
 
 
 def _cfg(**flags: str | None) -> config.ClusterConfig:
-    return config.load({k: v for k, v in flags.items() if k in config.OVERRIDABLE})
+    from calicolab.state import running_config
+
+    asked = {k: v for k, v in flags.items() if k in config.OVERRIDABLE}
+    return running_config(config.load(asked), asked)
 
 
 def friendly(fn):

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from calicolab import config
 from calicolab.config import ClusterConfig
+from calicolab.errors import UserError
 
 
 def path(cfg: ClusterConfig) -> Path:
@@ -40,3 +42,27 @@ def clear(cfg: ClusterConfig, *keys: str) -> None:
         for key in keys:
             data.pop(key, None)
         _write(cfg, data)
+
+
+def running_config(cfg: ClusterConfig, asked: dict[str, Any]) -> ClusterConfig:
+    """The configuration of the cluster this run folder holds, when one is up: later tasks
+    (provision, verify, upgrade, destroy) act on what was brought up, not on cluster.yaml.
+    A flag that contradicts the running cluster is refused rather than silently ignored."""
+    effective = cfg.run_path / "cluster.json"
+    if not (read(cfg).get("ssh") and effective.exists()):
+        return cfg
+    running = config.from_effective(effective)
+    current = running.to_json()
+    for key, value in asked.items():
+        path = config.OVERRIDABLE.get(key)
+        if value in (None, "") or path is None:
+            continue
+        seen: Any = current
+        for part in path:
+            seen = seen.get(part) if isinstance(seen, dict) else None
+        if seen is not None and str(seen) != str(value) and key not in ("run_dir", "reports_dir"):
+            hint = (f"`invoke upgrade --{key} {value}`" if key in ("etcd", "docker", "calico")
+                    else "`invoke destroy` first")
+            raise UserError(f"the cluster in {cfg.run_path} runs with {key} {seen}, not {value}: "
+                            f"use {hint}, or another --run-dir")
+    return running

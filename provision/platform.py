@@ -7,7 +7,6 @@ at a version, which firewall service the OS has, and how etcd's unit finds etcd.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 
 from calicolab import versions
@@ -66,14 +65,16 @@ def detect(node: Node) -> Platform:
 
 def _apt_install(node: Node, component: str, suite: str) -> None:
     """Install from the given Debian suite, pinned low so nothing else moves to that suite."""
-    packages = DEBIAN_PACKAGES[component]
+    # pkg/suite picks that suite's version even when it is older than the installed one
+    # (a downgrade, or a lane that starts below the baked default).
+    packages = " ".join(f"{pkg}/{suite}" for pkg in DEBIAN_PACKAGES[component].split())
     listing = f"deb {DEBIAN_MIRROR} {suite} main\n"
     pin = f"Package: *\nPin: release n={suite}\nPin-Priority: 100\n"
     node.put(listing, f"/etc/apt/sources.list.d/calicolab-{suite}.list")
     node.put(pin, f"/etc/apt/preferences.d/calicolab-{suite}")
     res = node.run(
         "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && "
-        f"apt-get install -y -q --allow-downgrades --no-install-recommends -t {shlex.quote(suite)} "
+        f"apt-get install -y -q --allow-downgrades --no-install-recommends "
         f"-o Dpkg::Options::=--force-confold {packages}", timeout=900)
     if not res.ok:
         raise UserError(f"{node.name}: apt could not install {packages} from {suite}: "
