@@ -71,3 +71,29 @@ def check_versions(cfg: ClusterConfig) -> None:
             offered = ", ".join(v for v, src in known.items() if fam in src) or "none"
             raise UserError(f"{component} {version} is not available for the {cfg.provider} "
                             f"provider: choose one of {offered} (versions.yaml)")
+
+
+def upgrade_path(component: str, current: str, target: str, provider: str) -> list[str]:
+    """The versions to pass through, one minor at a time (etcd supports rolling upgrades
+    only between adjacent minors); within a minor, straight to the target patch."""
+    if parse(target) < parse(current):
+        raise UserError(f"{component} {target} is older than the running {current}: downgrades "
+                        "are not rehearsed (rebuild the cluster at that version instead)")
+    fam = family(provider)
+    offered = sorted((v for v, src in catalogue().get(component, {}).items() if fam in src), key=parse)
+    if target not in offered:
+        raise UserError(f"{component} {target} is not available for the {provider} provider: "
+                        f"choose one of {', '.join(offered) or 'none'} (versions.yaml)")
+    path: list[str] = []
+    here, goal = parse(current)[:2], parse(target)[:2]
+    while here < goal:
+        # Next minor of the same major (etcd 3.x is the only line this stack can run).
+        here = (here[0], here[1] + 1) if here[0] == goal[0] else goal
+        step = [v for v in offered if parse(v)[:2] == here]
+        if not step:
+            raise UserError(f"no {component} {here[0]}.{here[1]}.x for the {provider} provider in "
+                            f"versions.yaml: {component} must pass through every minor version")
+        path.append(target if here == goal else step[-1])
+    if not path and target != current:
+        path.append(target)  # a patch upgrade
+    return path

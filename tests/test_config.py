@@ -79,3 +79,25 @@ def test_subnet_override_moves_the_nodes_host_parts():
 def test_subnet_too_small_for_the_nodes_is_refused():
     with pytest.raises(UserError, match="not a host address of 10.9.0.0/28"):
         config.load({"subnet": "10.9.0.0/28"}, environ={})
+
+
+@pytest.mark.parametrize("current,target,path", [
+    ("3.3.25", "3.5.16", ["3.4.23", "3.5.16"]),
+    ("3.3.25", "3.4.23", ["3.4.23"]),
+    ("3.4.23", "3.4.23", []),
+])
+def test_etcd_upgrade_path_passes_every_minor(current, target, path):
+    from calicolab.versions import upgrade_path
+
+    assert upgrade_path("etcd", current, target, "docker") == path
+
+
+@pytest.mark.parametrize("current,target,message", [
+    ("3.5.16", "3.3.25", "older than the running 3.5.16: downgrades are not rehearsed"),
+    ("3.3.25", "3.9.1", "etcd 3.9.1 is not available for the docker provider"),
+])
+def test_etcd_upgrade_path_refusals(current, target, message):
+    from calicolab.versions import upgrade_path
+
+    with pytest.raises(UserError, match=message):
+        upgrade_path("etcd", current, target, "docker")
