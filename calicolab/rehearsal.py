@@ -1,0 +1,103 @@
+"""An upgrade rehearsal: workloads and the etcd keyspace observed around a rolling upgrade.
+
+Before: a workload on every node, pings between them, a snapshot of /calico and /docker.
+During: the rolling upgrade (calicolab.upgrade) and, where the workloads keep running, a
+background ping that counts what is lost. After: the snapshot again (no key lost or changed
+except those the upgrade is expected to rewrite), the old workloads still reach each other,
+and new workloads start and reach the old ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from calicolab import keyspace, traffic
+from calicolab.config import ClusterConfig
+from calicolab.remote import Node
+from calicolab.upgrade import Upgrader
+
+NETWORK = "upgnet"
+# Keys an upgrade rewrites on purpose. Restarting workloads (the Docker hop stops and starts
+# them) gives them new endpoints, addresses and Docker endpoint records.
+EXPECTED_CHANGES: dict[str, tuple[str, ...]] = {
+    "etcd": (),
+    "calico": (),
+    "docker": (r"^/calico/v1/host/[^/]+/workload/", r"^/calico/ipam/v2/assignment/",
+               r"^/calico/ipam/v2/handle/", r"^/docker/network/v1\.0/endpoint/",
+               r"^/docker/network/v1\.0/endpoint_count/", r"^/docker/network/v1\.0/network/"),
+}
+# Workloads stay up through etcd and calico-node upgrades; Docker's upgrade restarts them.
+KEEPS_RUNNING = {"etcd": True, "calico": True, "docker": False}
+
+
+@dataclass
+class RehearsalResult:
+    component: str
+    target: str
+    hops: str = ""
+    keys: keyspace.KeyDiff = field(default_factory=keyspace.KeyDiff)
+    pings_before: dict[str, int | None] = field(default_factory=dict)
+    pings_after: dict[str, int | None] = field(default_factory=dict)
+    pings_new: dict[str, int | None] = field(default_factory=dict)
+    during: tuple[int, int] | None = None  # (sent, received) while the upgrade ran
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        if not self.keys.clean:
+            found.append(f"keyspace: {self.keys.summary()}")
+        for label, pings in (("before", self.pings_before), ("after", self.pings_after),
+                             ("new workloads", self.pings_new)):
+            failed = [pair for pair, ttl in pings.items() if ttl is None]
+            if failed:
+                found.append(f"ping {label} failed: {', '.join(failed)}")
+        return found
+
+    def summary(self) -> str:
+        lines = [f"{self.component} -> {self.target}", self.hops,
+                 f"keyspace /calico + /docker: {self.keys.summary()}",
+                 f"pings before: {self.pings_before}", f"pings after: {self.pings_after}",
+                 f"pings from new workloads: {self.pings_new}"]
+        if self.during:
+            sent, got = self.during
+            lines.append(f"background ping during the upgrade: {got}/{sent} replies "
+                         f"({sent - got} lost, ~{(sent - got) * 0.2:.1f} s without traffic)")
+        return "\n".join(lines)
+
+
+def _pairs(workloads: list[traffic.Workload]) -> dict[str, int | None]:
+    return {f"{a.name}->{b.name}": traffic.ping_ttl(a, b)
+            for a, b in itertools.permutations(workloads, 2) if a.node is not b.node}
+
+
+def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
+             say: Callable[[str], None] = print) -> tuple[RehearsalResult, ClusterConfig]:
+    """Upgrade one component to target with workloads and keys watched; the cluster config
+    after the upgrade comes back with the result."""
+    upgrader = Upgrader(cfg, nodes, say)
+    result = RehearsalResult(component, target)
+    old_names = [f"upg-{n.name}" for n in nodes]
+    new_names = [f"upg-new-{n.name}" for n in nodes]
+    traffic.remove(nodes, old_names + new_names, NETWORK)  # leftovers of an interrupted run
+    try:
+        traffic.ensure_network(nodes[0], NETWORK)
+        old = [traffic.start(n, name, NETWORK) for n, name in zip(nodes, old_names, strict=True)]
+        result.pings_before = _pairs(old)
+        before = keyspace.snapshot(nodes[0], cfg.node(nodes[0].name).ip)
+        if KEEPS_RUNNING[component]:
+            traffic.start_background_ping(old[0], old[1], seconds=600)
+        getattr(upgrader, component)(target)
+        if KEEPS_RUNNING[component]:
+            result.during = traffic.stop_background_ping(old[0])
+        result.hops = upgrader.table()
+        old = [traffic.refresh(w) for w in old]
+        result.pings_after = _pairs(old)
+        after = keyspace.snapshot(nodes[0], upgrader.cfg.node(nodes[0].name).ip)
+        result.keys = keyspace.diff(before, after, EXPECTED_CHANGES[component])
+        new = [traffic.start(n, name, NETWORK) for n, name in zip(nodes, new_names, strict=True)]
+        result.pings_new = {k: v for k, v in _pairs(old + new).items() if "upg-new-" in k.split("->")[0]}
+    finally:
+        traffic.remove(nodes, old_names + new_names, NETWORK)
+    return result, upgrader.cfg
