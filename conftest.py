@@ -102,6 +102,17 @@ def pytest_report_header(config):  # noqa: ARG001 - pytest hook signature
     return [line, f"cluster: {_run_files()[0]}"] if line else []
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):  # noqa: ARG001 - pytest hook signature
+    report = yield
+    # A failing e2e check: snapshot every node (calicolab/artifacts.py) and link the files.
+    if report.failed and report.when in ("setup", "call") and item.path.is_relative_to(ROOT / "e2e"):
+        from calicolab import artifacts
+
+        artifacts.on_failed_test(item, report, *_run_files())
+    return report
+
+
 def pytest_terminal_summary(terminalreporter):
     line = _calico_line()
     if line:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from calicolab import images, lab, preflight, state
+from calicolab import artifacts, images, lab, leak_scan, preflight, state
 from calicolab.config import ROOT, ClusterConfig, write_effective
 from calicolab.errors import StageFailed, UserError
 from calicolab.remote import Node, SshTarget
@@ -22,6 +22,8 @@ from calicolab.reports import RunReport, StageRecord, add_junit_properties, cali
 from calicolab.vagrant_env import VagrantCluster
 
 DESTROY_POLICIES = ("always", "passing", "never")
+# Stages whose failure is worth the nodes' journals, etcd's view, BGP, routes... (artifacts.py)
+ARTIFACT_STAGES = ("provision", "idempotence", "verify")
 
 
 class Lifecycle:
@@ -47,19 +49,51 @@ class Lifecycle:
         except BaseException as err:
             record.status = "failed"
             record.detail = str(err) or err.__class__.__name__
+            if name in ARTIFACT_STAGES and not isinstance(err, KeyboardInterrupt):
+                self._collect_artifacts(record)
             raise
         finally:
             record.seconds = round(time.monotonic() - start, 1)
             self.say(f"<== {name}: {record.status} in {record.seconds:.1f} s")
 
+    def _collect_artifacts(self, record: StageRecord) -> None:
+        self.say(f"    {record.name} failed: collecting artifacts from the nodes")
+        got = artifacts.collect_quietly(self.cfg, f"stage-{record.name}", state.read(self.cfg).get("ssh"))
+        if got:
+            record.attachments = [str(p) for p in got.files]
+            for note in got.notes:
+                self.say(f"    {note}")
+            self.say(f"    artifacts: {got.folder}")
+
     def finish(self) -> None:
-        """Print the timing table and write the lifecycle JUnit and timings JSON."""
+        """Print the timing table and write the lifecycle JUnit and timings JSON; fail loudly
+        when private key material shows up in the reports or the run's logs."""
         if self.report.calico == "unknown":
             self.report.calico = state.read(self.cfg).get("calico_source", "unknown")
+        leaks = self._scan_for_secrets()
         xml_path, json_path = self.report.write(self.cfg.reports_path)
         self.say("")
         self.say(self.report.table())
         self.say(f"reports: {xml_path}, {json_path}")
+        if leaks:
+            self.say("!!! SECRETS IN THE REPORTS OR LOGS: private key material found in:")
+            for finding in leaks:
+                self.say(f"!!!   {finding}")
+            # Called from `finally:` blocks: a failure already on its way out stays the error.
+            if sys.exc_info()[0] is None:
+                raise StageFailed(f"private key material in {len(leaks)} place(s), first {leaks[0]}: "
+                                  "remove it and find what wrote it")
+
+    def _scan_for_secrets(self) -> list[leak_scan.Finding]:
+        # The reports folder whole, plus the run folder's logs (its key files are the secrets).
+        bodies = leak_scan.key_bodies(self.cfg.run_path)
+        leaks = leak_scan.scan([self.cfg.reports_path], bodies)
+        leaks += leak_scan.scan([self.cfg.run_path], bodies, only="*.log")
+        if leaks:
+            self.report.stages.append(StageRecord(
+                "secrets scan", status="failed",
+                detail="private key material found in: " + "; ".join(map(str, leaks[:20]))))
+        return leaks
 
     def _effective(self, extra: dict[str, object]) -> None:
         data = dict(state.read(self.cfg).get("effective", {}))

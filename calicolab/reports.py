@@ -41,6 +41,7 @@ class StageRecord:
     seconds: float = 0.0
     status: str = "pending"  # passed | failed | skipped | pending
     detail: str = ""
+    attachments: list[str] = field(default_factory=list)  # failure artifacts (calicolab/artifacts.py)
 
 
 @dataclass
@@ -88,6 +89,8 @@ class RunReport:
                                       output=s.detail)
             elif s.status in ("skipped", "pending"):
                 case.add_skipped_info(s.detail or "not run")
+            if s.attachments:  # Jenkins (junit-attachments) and GitLab link these from the case
+                case.stdout = "\n".join(f"[[ATTACHMENT|{p}]]" for p in s.attachments)
             cases.append(case)
         suite = TestSuite(f"{self.cluster} lifecycle", cases,
                           properties={"provider": self.provider, "calico": self.calico})
