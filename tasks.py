@@ -28,7 +28,9 @@ CLUSTER_HELP = {
     "reports_dir": "folder for JUnit files and timings (default reports)",
     "prefix": "name prefix for containers, networks and images",
     "subnet": "private network of the nodes (default 192.168.223.0/24)",
+    "etcd_tls": "true | false (default; the flag alone means true): etcd clients over TLS with client certificates",
 }
+TLS_FLAG = ["etcd_tls"]  # --etcd-tls alone means true
 
 
 def _cfg(**flags: str | None) -> config.ClusterConfig:
@@ -70,10 +72,10 @@ def setup(c):
     do_setup(lambda m: print(m, flush=True))
 
 
-@task(help=CLUSTER_HELP)
+@task(help=CLUSTER_HELP, optional=TLS_FLAG)
 @friendly
 def box(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
-        privileged=None, run_dir=None, reports_dir=None, subnet=None):
+        privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Build the node image (lab) or the CentOS 7 box (VMs) unless its inputs are unchanged."""
     lc = _lifecycle(**locals())
     try:
@@ -82,10 +84,10 @@ def box(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, cali
         lc.finish()
 
 
-@task(help=CLUSTER_HELP)
+@task(help=CLUSTER_HELP, optional=TLS_FLAG)
 @friendly
 def up(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
-       privileged=None, run_dir=None, reports_dir=None, subnet=None):
+       privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Bring node1 and node2 up (builds the image first when needed)."""
     lc = _lifecycle(**locals())
     try:
@@ -94,10 +96,10 @@ def up(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calic
         lc.finish()
 
 
-@task(help=CLUSTER_HELP)
+@task(help=CLUSTER_HELP, optional=TLS_FLAG)
 @friendly
 def provision(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
-              privileged=None, run_dir=None, reports_dir=None, subnet=None):
+              privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Apply the guide's sections 3-6 to both nodes; a second run reports no changes."""
     lc = _lifecycle(**locals())
     try:
@@ -110,10 +112,11 @@ SUITE_HELP = ("checks (default: read-only checks, then fault injection) | read-o
               "upgrade (read-only, upgrade rehearsals, read-only again)")
 
 
-@task(help={**CLUSTER_HELP, "pytest_args": "extra pytest arguments, e.g. '-k etcd -x'", "suite": SUITE_HELP})
+@task(help={**CLUSTER_HELP, "pytest_args": "extra pytest arguments, e.g. '-k etcd -x'", "suite": SUITE_HELP},
+      optional=TLS_FLAG)
 @friendly
 def verify(c, pytest_args="", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
-           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None):
+           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Run the e2e tests (e2e/) against the running cluster."""
     flags = {k: v for k, v in locals().items() if k not in ("c", "pytest_args", "suite")}
     lc = _lifecycle(**flags)
@@ -156,21 +159,22 @@ def ssh(c, node, command="", provider=None, prefix=None, run_dir=None):
 
 @task(help={**CLUSTER_HELP,
             "destroy": "always (default) | passing (keep a failed cluster) | never",
-            "pytest_args": "extra pytest arguments for the verify stage", "suite": SUITE_HELP})
+            "pytest_args": "extra pytest arguments for the verify stage", "suite": SUITE_HELP},
+      optional=TLS_FLAG)
 @friendly
 def e2e(c, destroy="always", pytest_args="", suite="checks", provider=None, prefix=None, etcd=None,
         docker=None, calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None,
-        subnet=None):
+        subnet=None, etcd_tls=None):
     """Replay the whole guide: box, up, provision, idempotence, verify, destroy."""
     flags = {k: v for k, v in locals().items() if k not in ("c", "destroy", "pytest_args", "suite")}
     lc = _lifecycle(**flags)
     lc.e2e(destroy, pytest_args.split(), suite)
 
 
-@task(help={"runs": "how many lifecycles to time (default 1)", **CLUSTER_HELP})
+@task(help={"runs": "how many lifecycles to time (default 1)", **CLUSTER_HELP}, optional=TLS_FLAG)
 @friendly
 def bench(c, runs=1, provider=None, prefix=None, etcd=None, docker=None, calico=None,
-          calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None):
+          calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Time the lab lifecycle stage by stage; print a table and write reports/bench.json."""
     from calicolab.bench import run_bench
 

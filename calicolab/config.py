@@ -25,6 +25,7 @@ VERSIONS_FILE = ROOT / "versions.yaml"
 PROVIDERS = ("docker", "virtualbox", "libvirt")
 CALICO_SOURCES = ("upstream", "double", "auto")
 PRIVILEGED = ("true", "false", "auto")
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 _VERSION = re.compile(r"^v?\d+\.\d+\.\d+$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
@@ -61,6 +62,7 @@ class ClusterConfig:
     run_dir: str
     reports_dir: str
     resources: Resources = field(default_factory=Resources)
+    etcd_tls: bool = False  # etcd's client side over TLS with client certificates (calicolab/etcd_tls.py)
 
     # Derived values, so nothing downstream recomputes them differently.
     @property
@@ -96,8 +98,12 @@ class ClusterConfig:
         return tuple(n for n in self.nodes if n.name != name)
 
     @property
+    def etcd_scheme(self) -> str:
+        return "https" if self.etcd_tls else "http"
+
+    @property
     def etcd_endpoints(self) -> str:
-        return ",".join(f"http://{n.ip}:2379" for n in self.nodes)
+        return ",".join(f"{self.etcd_scheme}://{n.ip}:2379" for n in self.nodes)
 
     @property
     def initial_cluster(self) -> str:
@@ -121,6 +127,7 @@ OVERRIDABLE = {
     "privileged": ("privileged",),
     "run_dir": ("run_dir",),
     "reports_dir": ("reports_dir",),
+    "etcd_tls": ("etcd_tls",),
     "etcd": ("versions", "etcd"),
     "docker": ("versions", "docker"),
     "calico": ("versions", "calico"),
@@ -194,10 +201,19 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
             nodes=nodes, versions=versions, calico_source=str(raw["calico_source"]),
             privileged=str(raw["privileged"]).lower(), run_dir=str(raw["run_dir"]),
             reports_dir=str(raw.get("reports_dir", "reports")),
-            resources=res,
+            resources=res, etcd_tls=_boolean("etcd_tls", raw.get("etcd_tls", False)),
         )
     except (KeyError, TypeError) as err:
         raise UserError(f"{path}: missing or malformed setting {err}: compare with git") from None
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in _BOOLEANS:
+        raise UserError(f"{key} must be true or false, not {value!r}")
+    return _BOOLEANS[word]
 
 
 def from_effective(path: Path) -> ClusterConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import shlex
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -88,6 +89,17 @@ class Node:
         target = shlex.quote(path)
         self.run(f"mkdir -p $(dirname {target}) && echo {blob} | base64 -d > {target} && "
                  f"chmod {mode} {target}", check=True)
+
+    def put_private(self, content: str, path: str, owner: str = "root") -> None:
+        """Write a private key (mode 0600, owner) over SFTP: put() would carry the content on a
+        command line, where sudo's log and a failure message would show it."""
+        staging = self.conn.run("mktemp -d", hide=True, in_stream=False).stdout.strip()  # 0700, SSH user's
+        try:
+            self.conn.put(io.BytesIO(content.encode()), f"{staging}/file")
+            self.run(f"install -D -m 0600 -o {shlex.quote(owner)} -g {shlex.quote(owner)} "
+                     f"{staging}/file {shlex.quote(path)}", check=True)
+        finally:
+            self.conn.run(f"rm -rf {shlex.quote(staging)}", hide=True, warn=True, in_stream=False)
 
     def read(self, path: str) -> str | None:
         res = self.run(f"cat {shlex.quote(path)}")

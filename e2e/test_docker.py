@@ -1,6 +1,6 @@
 """Guide section 5: Docker uses the node's etcd as its cluster store."""
 
-from calicolab import expect, parsers
+from calicolab import etcd_query, expect, parsers
 
 
 def test_docker_info_shows_the_cluster_store(node, spec):
@@ -18,7 +18,7 @@ def test_docker_version_is_the_configured_one(node, spec, cluster):
 
 
 def test_docker_writes_its_data_into_etcd(node, spec):
-    res = node.run(f"curl -s http://{spec.ip}:2379/v2/keys/docker/network/v1.0/?recursive=true")
+    res = etcd_query.client_request(node, spec.ip, "/v2/keys/docker/network/v1.0/?recursive=true", "-s")
     expect.true(f"{spec.name}: Docker's keys in etcd", '"key":"/docker/network/v1.0' in res.stdout,
                 "/docker/network/v1.0/... keys", res.stdout.strip()[:200] or "nothing",
                 "Docker cannot reach its cluster store (etcd down, or the v2 API off)")

@@ -12,7 +12,8 @@ def _members(node, cluster):
 def test_etcd_has_exactly_the_two_guide_members(node, cluster):
     members = _members(node, cluster)
     seen = sorted((m.name, m.peer_urls, m.client_urls) for m in members)
-    want = sorted((n.name, (f"http://{n.ip}:2380",), (f"http://{n.ip}:2379",)) for n in cluster.nodes)
+    scheme = cluster.etcd_scheme  # client URLs are https with etcd_tls; peers stay http
+    want = sorted((n.name, (f"http://{n.ip}:2380",), (f"{scheme}://{n.ip}:2379",)) for n in cluster.nodes)
     expect.equal(f"etcd member list seen from {node.name}", seen, want,
                  "a member did not join: wrong ETCD_INITIAL_CLUSTER, 2380 blocked, or a stale "
                  "data dir (`member ... has already been bootstrapped`)")
@@ -49,13 +50,13 @@ def test_etcd_key_written_on_node1_is_read_on_node2(nodes, cluster):
 
 
 def test_etcd_v2_api_answers(node, spec, cluster):
-    res = node.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{spec.ip}:2379/v2/keys/")
+    res = etcd_query.client_request(node, spec.ip, "/v2/keys/", "-s -o /dev/null -w '%{http_code}'")
     cause = ("etcd 3.4+ without --enable-v2 (ETCD_ENABLE_V2=true)"
              if versions.etcd_needs_v2_flag(cluster.versions.etcd) else "etcd is not serving clients")
     expect.equal(f"GET /v2/keys on {spec.name}", res.stdout.strip(), "200", cause)
 
 
 def test_etcd_version_is_the_configured_one(node, spec, cluster):
-    res = node.run(f"curl -s http://{spec.ip}:2379/version")
+    res = etcd_query.client_request(node, spec.ip, "/version", "-s")
     expect.true(f"etcd version on {spec.name}", f'"etcdserver":"{cluster.versions.etcd}"' in res.stdout,
                 cluster.versions.etcd, res.stdout.strip(), "a different etcd package is installed")

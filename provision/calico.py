@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from calicolab import privilege, shell
+from calicolab import etcd_tls, privilege, shell
 from calicolab.config import ROOT, ClusterConfig
 from calicolab.config import Node as NodeSpec
 from calicolab.errors import UserError
@@ -20,6 +20,7 @@ from provision.steps import Change, ensure_file, unit_active, unit_enabled
 
 SECTION = "6 calico"
 ENV_FILE = "/etc/calico/calico.env"
+CALICOCTL_CFG = "/etc/calico/calicoctl.cfg"
 UNIT_FILE = "/etc/systemd/system/calico-node.service"
 CALICOCTL = "/usr/local/bin/calicoctl"
 NODE_IMAGES = "/opt/calicolab/images"  # saved images baked into the lab node image
@@ -57,11 +58,12 @@ def resolve_source(cfg: ClusterConfig) -> str:
 
 
 def render_env(cfg: ClusterConfig, node: NodeSpec, art: CalicoArtifacts) -> str:
+    tls = etcd_tls.CLIENT if cfg.etcd_tls else etcd_tls.TlsFiles("", "", "")
     lines = [
         f'ETCD_ENDPOINTS="{cfg.etcd_endpoints}"',
-        'ETCD_CA_FILE=""',
-        'ETCD_CERT_FILE=""',
-        'ETCD_KEY_FILE=""',
+        f'ETCD_CA_FILE="{tls.ca}"',
+        f'ETCD_CERT_FILE="{tls.cert}"',
+        f'ETCD_KEY_FILE="{tls.key}"',
         f'CALICO_NODENAME="{node.name}"',
         'CALICO_NO_DEFAULT_POOLS=""',
         f'CALICO_IP="{node.ip}"',
@@ -75,10 +77,23 @@ def render_env(cfg: ClusterConfig, node: NodeSpec, art: CalicoArtifacts) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_unit(art: CalicoArtifacts, use_privileged: bool) -> str:
+def render_calicoctl_cfg(cfg: ClusterConfig) -> str:
+    """calicoctl v1.6's configuration file: when it exists calicoctl reads only it, not the
+    ETCD_* environment, so it carries the endpoints and (etcd_tls) the client files."""
+    lines = ["apiVersion: v1", "kind: calicoApiConfig", "metadata:", "spec:",
+             '  datastoreType: "etcdv2"', f'  etcdEndpoints: "{cfg.etcd_endpoints}"']
+    if cfg.etcd_tls:
+        tls = etcd_tls.CLIENT
+        lines += [f'  etcdKeyFile: "{tls.key}"', f'  etcdCertFile: "{tls.cert}"', f'  etcdCACertFile: "{tls.ca}"']
+    return "\n".join(lines) + "\n"
+
+
+def render_unit(art: CalicoArtifacts, use_privileged: bool, tls: bool = False) -> str:
     """The guide's calico-node.service; `--privileged` is replaced by an equivalent set of
-    capabilities where the engine refuses it."""
+    capabilities where the engine refuses it. With etcd_tls the client certificate folder is
+    mounted read-only: ETCD_*_FILE are paths inside the container."""
     priv = " ".join(privilege.flags(use_privileged))
+    certs = f"\n -v {etcd_tls.CLIENT_DIR}:{etcd_tls.CLIENT_DIR}:ro \\" if tls else ""
     return f"""[Unit]
 Description=calico-node
 After=docker.service
@@ -104,7 +119,7 @@ ExecStart=/usr/bin/docker run --net=host {priv} \\
  -v /var/log/calico:/var/log/calico \\
  -v /run/docker/plugins:/run/docker/plugins \\
  -v /lib/modules:/lib/modules \\
- -v /var/run/calico:/var/run/calico \\
+ -v /var/run/calico:/var/run/calico \\{certs}
  {art.image}
 ExecStop=-/usr/bin/docker stop calico-node
 Restart=on-failure
@@ -143,7 +158,7 @@ def unit(ctx: Context) -> Change:
     setting = ctx.cfg.privileged
     use_priv = privilege.resolve(setting, setting == "auto" and privileged_works(ctx, art.image))
     changed = ensure_file(ctx.node, ENV_FILE, render_env(ctx.cfg, ctx.spec, art))
-    changed |= ensure_file(ctx.node, UNIT_FILE, render_unit(art, use_priv))
+    changed |= ensure_file(ctx.node, UNIT_FILE, render_unit(art, use_priv, ctx.cfg.etcd_tls))
     ctx.node.run("mkdir -p /var/log/calico /var/run/calico /run/docker/plugins", check=True)
     if changed:
         ctx.node.run("systemctl daemon-reload && touch /run/calicolab-calico-restart", check=True)
@@ -153,12 +168,14 @@ def unit(ctx: Context) -> Change:
 
 def calicoctl(ctx: Context) -> Change:
     art = _artifacts(ctx)
+    cfg_changed = ensure_file(ctx.node, CALICOCTL_CFG, render_calicoctl_cfg(ctx.cfg))
     if art.source == "double":
         content = (ROOT / "calico_double" / "calicoctl.sh").read_text()
-        return ctx.change("calicoctl", ensure_file(ctx.node, CALICOCTL, content, "0755"), "the double's calicoctl")
+        changed = ensure_file(ctx.node, CALICOCTL, content, "0755") or cfg_changed
+        return ctx.change("calicoctl", changed, f"the double's calicoctl, {CALICOCTL_CFG}")
     version = ctx.cfg.versions.calicoctl
     if ctx.node.run(f"{CALICOCTL} version 2>/dev/null | grep -q {version}").ok:
-        return ctx.change("calicoctl", False, f"calicoctl {version} present")
+        return ctx.change("calicoctl", cfg_changed, f"calicoctl {version} present, {CALICOCTL_CFG}")
     from provision import centos
 
     ctx.node.run(centos.calicoctl_install_command(version), check=True, timeout=300)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import json
 
-from calicolab import parsers
+from calicolab import etcd_tls, parsers
 from calicolab.config import Node as NodeSpec
 from calicolab.polling import Timeout, wait_for
 from provision.context import Context
+from provision.etcd_tls import DOCKER_RESTART
 from provision.steps import Change, ensure_file, unit_active
 
 SECTION = "5 docker"
 DAEMON_JSON = "/etc/docker/daemon.json"
 
 
-def render_daemon_json(node: NodeSpec, registry_mirrors: list[str] | None = None) -> str:
-    """The guide's daemon.json: each node's Docker keeps its network data in its own etcd."""
+def render_daemon_json(node: NodeSpec, registry_mirrors: list[str] | None = None, tls: bool = False) -> str:
+    """The guide's daemon.json: each node's Docker keeps its network data in its own etcd
+    (with etcd_tls, over TLS: libnetwork takes the kv.* options as its etcd client's files)."""
     data: dict[str, object] = {"cluster-store": cluster_store(node)}
+    if tls:
+        files = etcd_tls.CLIENT
+        data["cluster-store-opts"] = {"kv.cacertfile": files.ca, "kv.certfile": files.cert,
+                                      "kv.keyfile": files.key}
     if registry_mirrors:
         data["registry-mirrors"] = registry_mirrors
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -36,10 +42,12 @@ def install(ctx: Context) -> Change:
 
 
 def configure_and_restart(ctx: Context) -> Change:
-    changed = ensure_file(ctx.node, DAEMON_JSON, render_daemon_json(ctx.spec))
-    if changed or not unit_active(ctx.node, "docker"):
+    changed = ensure_file(ctx.node, DAEMON_JSON, render_daemon_json(ctx.spec, tls=ctx.cfg.etcd_tls))
+    certs_changed = ctx.node.run(f"test -e {DOCKER_RESTART}").ok  # new client certificates
+    if changed or certs_changed or not unit_active(ctx.node, "docker"):
         ctx.node.run("systemctl enable docker >/dev/null 2>&1; systemctl restart docker",
                      check=True, timeout=120)
+        ctx.node.run(f"rm -f {DOCKER_RESTART}")
         changed = True
     want = cluster_store(ctx.spec)
     try:

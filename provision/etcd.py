@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from calicolab import etcd_query, versions
+from calicolab import etcd_query, etcd_tls, versions
 from calicolab.config import ClusterConfig
 from calicolab.config import Node as NodeSpec
 from calicolab.polling import Timeout, wait_for
 from calicolab.remote import in_parallel
+from provision import etcd_tls as tls_step
 from provision.context import Context
 from provision.steps import Change, ensure_file, unit_active, unit_enabled
 
@@ -18,19 +19,25 @@ DATA_DIR = "/var/lib/etcd/default.etcd"
 
 def render_conf(cfg: ClusterConfig, node: NodeSpec) -> str:
     """The guide's etcd.conf, with its fix for `dial tcp 127.0.0.1:4001`
-    (a loopback client URL) and, on etcd 3.4+, the v2 API that Docker and Calico 2.6 need."""
+    (a loopback client URL) and, on etcd 3.4+, the v2 API that Docker and Calico 2.6 need.
+    With etcd_tls the client URLs are https and need a client certificate; peers stay http."""
+    scheme = cfg.etcd_scheme
     lines = [
         f'ETCD_DATA_DIR="{DATA_DIR}"',
         f'ETCD_LISTEN_PEER_URLS="http://{node.ip}:2380"',
-        f'ETCD_LISTEN_CLIENT_URLS="http://{node.ip}:2379,http://127.0.0.1:2379"',
+        f'ETCD_LISTEN_CLIENT_URLS="{scheme}://{node.ip}:2379,{scheme}://127.0.0.1:2379"',
         f'ETCD_NAME="{node.name}"',
         f'ETCD_INITIAL_ADVERTISE_PEER_URLS="http://{node.ip}:2380"',
-        f'ETCD_ADVERTISE_CLIENT_URLS="http://{node.ip}:2379"',
+        f'ETCD_ADVERTISE_CLIENT_URLS="{scheme}://{node.ip}:2379"',
         f'ETCD_INITIAL_CLUSTER="{cfg.initial_cluster}"',
         'ETCD_INITIAL_CLUSTER_STATE="new"',
     ]
     if versions.etcd_needs_v2_flag(cfg.versions.etcd):
         lines.append('ETCD_ENABLE_V2="true"')
+    if cfg.etcd_tls:
+        server = etcd_tls.SERVER
+        lines += [f'ETCD_CERT_FILE="{server.cert}"', f'ETCD_KEY_FILE="{server.key}"',
+                  f'ETCD_TRUSTED_CA_FILE="{server.ca}"', 'ETCD_CLIENT_CERT_AUTH="true"']
     return "\n".join(lines) + "\n"
 
 
@@ -78,4 +85,4 @@ def start_together(contexts: list[Context]) -> list[Change]:
 
 
 STEPS = (install, configure)
-CLUSTER_STEPS = (start_together,)
+CLUSTER_STEPS = (tls_step.certificates, start_together)

@@ -90,10 +90,16 @@ class EtcdClient:
         self.timeout = timeout
         self._preferred = 0
         self._ssl: ssl.SSLContext | None = None
+        # As libcalico-go's etcd transport: https (or a CA file) means TLS, checked against the
+        # CA file (else the system roots), with the client certificate when one is given.
         if any(e.startswith("https://") for e in self.endpoints) or ca_file or cert_file:
-            self._ssl = ssl.create_default_context(cafile=ca_file)
-            if cert_file:
-                self._ssl.load_cert_chain(cert_file, key_file)
+            try:
+                self._ssl = ssl.create_default_context(cafile=ca_file)
+                if cert_file:
+                    self._ssl.load_cert_chain(cert_file, key_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise EtcdError(f"cannot use the etcd TLS files (ETCD_CA_CERT_FILE={ca_file or ''}, "
+                                f"ETCD_CERT_FILE={cert_file or ''}, ETCD_KEY_FILE={key_file or ''}): {exc}") from None
 
     # -- transport -------------------------------------------------------------------------
     def _open(self, method: str, path: str, data: bytes | None, timeout: float) -> tuple[int, bytes, dict]:

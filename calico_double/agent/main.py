@@ -182,7 +182,11 @@ def main() -> int:
         return 1
     setup_logging(cfg.log_dir)
     set_process_name("calico-felix")
-    agent = Agent(cfg)
+    try:
+        agent = Agent(cfg)
+    except EtcdError as exc:  # unusable TLS files: say so and exit, as calico/node does
+        log.error("Calico node failed to start: %s", exc)
+        return 1
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("Received %s", signal.Signals(signum).name)

@@ -161,6 +161,9 @@ def test_etcd_endpoints_precedence(tmp_path) -> None:
     (tmp_path / "calicoctl.cfg").write_text("apiVersion: v1\nkind: calicoApiConfig\nspec:\n"
                                             "  etcdEndpoints: http://10.0.0.1:2379\n")
     assert ctl.etcd_endpoints({}, tmp_path) == ["http://10.0.0.1:2379"]
+    # calicoctl v1.6 reads only its config file when it exists, the environment otherwise.
+    assert ctl.etcd_endpoints({"ETCD_ENDPOINTS": "http://a:2379/"}, tmp_path) == ["http://10.0.0.1:2379"]
+    (tmp_path / "calicoctl.cfg").unlink()
     assert ctl.etcd_endpoints({"ETCD_ENDPOINTS": "http://a:2379/"}, tmp_path) == ["http://a:2379"]
     assert ctl.etcd_endpoints({}, tmp_path / "missing") == ["http://127.0.0.1:2379"]
 
@@ -175,7 +178,7 @@ def test_get_node_lists_names(monkeypatch, capsys) -> None:
         "/calico/bgp/v1/global/as_num": {"value": "64512"},
     }
     monkeypatch.setattr(ctl, "etcd_get", lambda _eps, key, recursive=True: trees.get(key))
-    monkeypatch.setattr(ctl, "etcd_endpoints", lambda: ["http://x:2379"])
+    monkeypatch.setattr(ctl, "datastore", lambda: ctl.Datastore(["http://x:2379"]))
     assert ctl.main(["get", "node"]) == 0
     assert capsys.readouterr().out == "NAME\nnode1\nnode2\n"
     assert ctl.main(["get", "nodes", "-o", "yaml"]) == 0
