@@ -19,6 +19,7 @@ from calicolab.config import ROOT, ClusterConfig, write_effective
 from calicolab.errors import StageFailed, UserError
 from calicolab.remote import Node, SshTarget
 from calicolab.reports import RunReport, StageRecord, add_junit_properties, calico_label
+from calicolab.state import running_config
 from calicolab.vagrant_env import VagrantCluster
 
 DESTROY_POLICIES = ("always", "passing", "never")
@@ -263,9 +264,8 @@ def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str]) -> int
     rc = subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode
     if xml.exists():
         source = state.read(cfg).get("calico_source", "unknown")
-        current = state.read(cfg).get("effective", {}).get("versions", {})
+        # The versions the cluster runs now (an upgrade pass moves them on).
+        current = running_config(cfg, {}).versions
         add_junit_properties(xml, {"calico": source, "calico_description": calico_label(source),
-                                   "provider": cfg.provider,
-                                   "etcd": current.get("etcd", cfg.versions.etcd),
-                                   "docker": current.get("docker", cfg.versions.docker)})
+                                   "provider": cfg.provider, "etcd": current.etcd, "docker": current.docker})
     return rc
