@@ -171,6 +171,18 @@ def e2e(c, destroy="always", pytest_args="", suite="checks", provider=None, pref
     lc.e2e(destroy, pytest_args.split(), suite)
 
 
+@task(help={"etcd": "target etcd version (passes every minor on the way)",
+            "docker": "target Docker version", "calico": "target calico/node version (rolling restart)",
+            **{k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir", "reports_dir")}})
+@friendly
+def upgrade(c, etcd=None, docker=None, calico=None, provider=None, prefix=None, run_dir=None, reports_dir=None):
+    """Rehearse upgrades on the running cluster: rolling, gated, workloads and etcd keys checked."""
+    from calicolab.rehearsal import run_upgrades
+
+    cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir)
+    run_upgrades(cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=lambda m: print(m, flush=True))
+
+
 @task(help={"runs": "how many lifecycles to time (default 1)", **CLUSTER_HELP}, optional=TLS_FLAG)
 @friendly
 def bench(c, runs=1, provider=None, prefix=None, etcd=None, docker=None, calico=None,
@@ -191,3 +203,19 @@ def test(c, lab=True):
           "--junitxml=reports/unit.xml", pty=False, env=env)
     if lab:
         c.run(f"{sys.executable} -m invoke e2e", pty=False, env=env)
+
+
+@task(help={"json": "also write the findings as JSON to this path",
+            "check": "run only these checks (comma-separated names, e.g. 'BGP mesh,etcd cluster')",
+            **{k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir", "reports_dir", "subnet")}})
+@friendly
+def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, reports_dir=None, subnet=None):
+    """Diagnose the running cluster: check, node, result, likely cause and fix (exit 1 on a failure)."""
+    from calicolab.doctor import run_doctor
+
+    cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir, subnet=subnet)
+    only = [name.strip() for name in check.split(",") if name.strip()] or None
+    report = run_doctor(cfg, json or None, only, say=lambda m: print(m, flush=True))
+    if report.failed:
+        raise StageFailed(f"{len(report.failed)} check(s) failed: " +
+                          ", ".join(sorted({f"{f.check} ({f.node})" for f in report.failed})))

@@ -101,3 +101,39 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
     finally:
         traffic.remove(nodes, old_names + new_names, NETWORK)
     return result, upgrader.cfg
+
+
+ORDER = ("etcd", "docker", "calico")  # the store first, then its clients
+
+
+def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
+                 say: Callable[[str], None] = print) -> list[RehearsalResult]:
+    """`invoke upgrade`: rehearse each asked component on the running cluster, in ORDER;
+    write reports/upgrade.json; fail with the problems found."""
+    import json
+
+    from calicolab.errors import StageFailed, UserError
+    from calicolab.lifecycle import connect
+
+    asked = [(c, targets[c]) for c in ORDER if targets.get(c)]
+    if not asked:
+        raise UserError("nothing to upgrade: give --etcd, --docker and/or --calico with a target version")
+    nodes = connect(cfg)
+    results: list[RehearsalResult] = []
+    try:
+        for component, target in asked:
+            say(f"==> upgrade {component} to {target}")
+            result, cfg = rehearse(cfg, nodes, component, target, say)
+            results.append(result)
+            say(result.summary())
+    finally:
+        for node in nodes:
+            node.close()
+        cfg.reports_path.mkdir(parents=True, exist_ok=True)
+        (cfg.reports_path / "upgrade.json").write_text(json.dumps([
+            {"component": r.component, "target": r.target, "problems": r.problems, "hops": r.hops,
+             "keys": vars(r.keys), "during": r.during} for r in results], indent=2) + "\n")
+    problems = [f"{r.component}: {p}" for r in results for p in r.problems]
+    if problems:
+        raise StageFailed("; ".join(problems))
+    return results

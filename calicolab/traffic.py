@@ -63,13 +63,14 @@ def ping_ttl(src: Workload, dst: Workload, deadline: float = PING_DEADLINE) -> i
 def start_background_ping(src: Workload, dst: Workload, seconds: int) -> None:
     """Ping every 0.2 s for up to `seconds` inside src, so losses during a change are counted."""
     count = seconds * 5
-    src.node.run(f"docker exec -d {src.name} sh -c 'ping -i 0.2 -c {count} {dst.ip} > /tmp/bgping.log 2>&1'",
-                 check=True)
+    # The pid is kept for stop_background_ping: the busybox image has no pkill, sh has kill.
+    src.node.run(f"docker exec -d {src.name} sh -c 'ping -i 0.2 -c {count} {dst.ip} > /tmp/bgping.log 2>&1 & "
+                 "echo $! > /tmp/bgping.pid; wait'", check=True)
 
 
 def stop_background_ping(src: Workload) -> tuple[int, int]:
     """Stop the background ping; (sent, received) from its summary."""
-    src.node.run(f"docker exec {src.name} pkill -INT ping")
+    src.node.run(f"docker exec {src.name} sh -c 'kill -INT $(cat /tmp/bgping.pid)'")
     try:
         text = wait_for(lambda: src.node.run(f"docker exec {src.name} cat /tmp/bgping.log").stdout,
                         lambda t: "packets transmitted" in t, f"{src.name}: ping summary", timeout=10)

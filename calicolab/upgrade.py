@@ -70,8 +70,9 @@ class Upgrader:
 
     # -- etcd ------------------------------------------------------------------------
     def etcd(self, target: str) -> None:
+        # The compatibility rules first: they say why (e.g. etcd 3.6 has no v2 API).
+        config.with_overrides(self.cfg, versions=replace(self.cfg.versions, etcd=target))
         path = versions.upgrade_path("etcd", self.cfg.versions.etcd, target, self.cfg.provider)
-        config.with_overrides(self.cfg, versions=replace(self.cfg.versions, etcd=target))  # refusals first
         for version in path:
             before = self.cfg.versions.etcd
             for node in self.nodes:
@@ -124,8 +125,8 @@ class Upgrader:
 
     # -- docker ----------------------------------------------------------------------
     def docker(self, target: str) -> None:
-        path = versions.upgrade_path("docker", self.cfg.versions.docker, target, self.cfg.provider)
         config.with_overrides(self.cfg, versions=replace(self.cfg.versions, docker=target))
+        path = versions.upgrade_path("docker", self.cfg.versions.docker, target, self.cfg.provider)
         for version in path:
             before = self.cfg.versions.docker
             for node in self.nodes:

@@ -97,3 +97,9 @@ def upgrade_path(component: str, current: str, target: str, provider: str) -> li
     if not path and target != current:
         path.append(target)  # a patch upgrade
     return path
+
+
+def newest(component: str, provider: str) -> str:
+    """The newest version of a component the provider can install (a rehearsal's target)."""
+    fam = family(provider)
+    return max((v for v, src in catalogue()[component].items() if fam in src), key=parse)

@@ -1,0 +1,108 @@
+"""Upgrade rehearsals on the running cluster (`invoke e2e --suite upgrade`, run on a cluster
+brought up at old versions, e.g. --etcd 3.3.25 --docker 20.10.5).
+
+Each rehearsal keeps workloads running across the upgrade, snapshots /calico and /docker
+before and after, and starts new workloads afterwards. They run in this order, one by one;
+the read-only checks then run again at the new versions.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from calicolab import config, expect, versions
+from calicolab.rehearsal import rehearse
+
+pytestmark = [pytest.mark.upgrade]
+ROOT = config.ROOT
+
+
+def _current(cluster_json) -> config.ClusterConfig:
+    # Re-read every time: each rehearsal moves the cluster (and its cluster.json) forward.
+    return config.from_effective(cluster_json)
+
+
+@pytest.fixture
+def cluster_json():
+    from conftest import _run_files
+
+    return _run_files()[0]
+
+
+@pytest.fixture
+def ordered_nodes(nodes, cluster):
+    return [nodes[n.name] for n in cluster.nodes]
+
+
+@pytest.mark.parametrize("flag,version,reason", [
+    ("--etcd", "3.6.0", "etcd 3.6 removed the v2 API"),
+    ("--docker", "24.0.7", "Docker 23 removed cluster-store"),
+    ("--calico", "v3.0.1", "Calico 3 dropped the Docker libnetwork driver"),
+    ("--etcd", "3.4.99", "is not available for the docker provider"),
+])
+def test_refused_upgrade_is_refused_with_its_reason_and_changes_nothing(cluster_json, flag, version, reason):
+    before = _current(cluster_json).versions
+    env_run = {"CALICOLAB_RUN_DIR": str(cluster_json.parent),
+               "CALICOLAB_PREFIX": _current(cluster_json).prefix}
+    res = subprocess.run([sys.executable, "-m", "invoke", "upgrade", flag, version], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, **env_run})
+    print(f"invoke upgrade {flag} {version}: {res.stderr.strip()}")
+    expect.equal(f"exit code of `invoke upgrade {flag} {version}`", res.returncode, 2,
+                 "the compatibility rules did not stop the upgrade")
+    expect.true("the refusal names its reason", reason in res.stderr, reason, res.stderr.strip(),
+                "the refusal rule's reason is missing from the message")
+    expect.equal("versions after a refused upgrade", _current(cluster_json).versions, before,
+                 "a refused upgrade touched the cluster")
+
+
+def _rehearse(cluster_json, nodes, component: str) -> None:
+    cfg = _current(cluster_json)
+    running = getattr(cfg.versions, component)
+    target = versions.newest(component, cfg.provider)
+    if running == target:
+        pytest.skip(f"{component} already runs {target}: bring the cluster up at an older version "
+                    f"(e.g. invoke e2e --suite upgrade --etcd 3.3.25 --docker 20.10.5)")
+    result, after = rehearse(cfg, nodes, component, target, say=print)
+    print(result.summary())
+    expect.equal(f"{component} after the rehearsal", getattr(after.versions, component), target,
+                 "the rolling upgrade stopped early")
+    expect.equal(f"{component} rehearsal: problems", result.problems, [],
+                 "a key was lost or changed, or the workloads lost each other: see the summary above")
+    return result
+
+
+def test_etcd_rolling_upgrade_keeps_keys_and_traffic(cluster_json, ordered_nodes):
+    before = _current(cluster_json).versions.etcd
+    result = _rehearse(cluster_json, ordered_nodes, "etcd")
+    path = versions.upgrade_path("etcd", before, versions.newest("etcd", "docker"), "docker")
+    hops = [line.split()[3] for line in result.hops.splitlines()[2:]]
+    expect.equal("etcd hops (one minor at a time, every member)", hops,
+                 [v for v in path for _ in ordered_nodes], "a minor version was skipped")
+    sent, got = result.during
+    expect.true("background ping while etcd was upgraded", sent > 0 and got == sent,
+                "every reply (etcd is not on the data path)", f"{got}/{sent}",
+                "routes were withdrawn: calico-node lost etcd and restarted?")
+
+
+def test_docker_rolling_upgrade_keeps_containers_and_network(cluster_json, ordered_nodes):
+    _rehearse(cluster_json, ordered_nodes, "docker")
+
+
+def test_calico_node_rolling_restart_reestablishes_bgp_and_traffic(cluster_json, ordered_nodes):
+    cfg = _current(cluster_json)
+    result, _ = rehearse(cfg, ordered_nodes, "calico", cfg.versions.calico, say=print)
+    print(result.summary())
+    expect.equal("calico-node rolling restart: problems", result.problems, [],
+                 "BGP did not come back or routes were lost: see the summary above")
+    sent, got = result.during
+    # BIRD's Cease on shutdown makes the peer withdraw routes until the session is back
+    # (~5 s per node, as with real Calico 2.6); more than that means a slow re-establish.
+    lost_seconds = (sent - got) * 0.2
+    expect.true("traffic lost during the rolling restart", sent > 0 and lost_seconds <= 10 * len(ordered_nodes),
+                f"at most {10 * len(ordered_nodes)} s", f"{lost_seconds:.1f} s ({got}/{sent} replies)",
+                "BGP took long to re-establish after a restart")
