@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,15 @@ def test_tls_endpoints_are_https_and_peers_stay_http():
 def test_a_bad_value_is_one_line():
     with pytest.raises(UserError, match="^etcd_tls must be true or false, not 'sometimes'$"):
         _cfg(etcd_tls="sometimes")
+
+
+@pytest.mark.parametrize("task", ["box", "up", "provision", "verify", "e2e", "bench"])
+def test_every_cluster_task_takes_the_flag(task):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_")}
+    res = subprocess.run([sys.executable, "-m", "invoke", task, "--etcd-tls", "maybe"], cwd=config.ROOT,
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == "error: etcd_tls must be true or false, not 'maybe'"
 
 
 def test_the_setting_survives_the_effective_copy(tmp_path):
