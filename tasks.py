@@ -183,6 +183,20 @@ def upgrade(c, etcd=None, docker=None, calico=None, provider=None, prefix=None, 
     run_upgrades(cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=lambda m: print(m, flush=True))
 
 
+@task(help={"lanes": "a lane set from matrix.yaml (ci, versions, upgrades) or inline lanes: "
+                     "'etcd=3.3.25,docker=20.10.5,suite=upgrade;etcd=3.5.16'",
+            "parallel": "how many lanes at a time (default: all)",
+            "destroy": "always (default) | passing | never, for every lane",
+            **{k: CLUSTER_HELP[k] for k in ("prefix", "run_dir", "reports_dir")}})
+@friendly
+def matrix(c, lanes="ci", parallel=0, destroy="always", prefix=None, run_dir=None, reports_dir=None):
+    """Run version lanes side by side (own prefix, subnet and reports each) and tabulate them."""
+    from calicolab.matrix import run_matrix
+
+    base = config.load({"prefix": prefix, "run_dir": run_dir, "reports_dir": reports_dir})
+    run_matrix(base, lanes, destroy, say=lambda m: print(m, flush=True), parallel=int(parallel))
+
+
 @task(help={"runs": "how many lifecycles to time (default 1)", **CLUSTER_HELP}, optional=TLS_FLAG)
 @friendly
 def bench(c, runs=1, provider=None, prefix=None, etcd=None, docker=None, calico=None,

@@ -1,0 +1,51 @@
+"""Matrix lanes: parsed from matrix.yaml or inline, each with its own prefix and subnet,
+and refused before anything starts when a lane is wrong."""
+
+import pytest
+
+from calicolab import config, matrix
+from calicolab.errors import UserError
+
+
+def _base():
+    return config.load(environ={})
+
+
+def test_every_lane_set_in_matrix_yaml_plans_with_distinct_prefixes_and_subnets():
+    for name in ("ci", "versions", "upgrades"):
+        lanes = matrix.plan(_base(), matrix.parse_lanes(name))
+        assert len({lane.prefix for lane in lanes}) == len(lanes)
+        assert len({lane.subnet for lane in lanes}) == len(lanes)
+        assert all(lane.subnet.startswith("192.168.2") and lane.prefix.startswith("calicolab-") for lane in lanes)
+
+
+def test_inline_lanes_and_their_environment(tmp_path):
+    base = config.load({"run_dir": str(tmp_path / "run"), "reports_dir": str(tmp_path / "rep")}, environ={})
+    lanes = matrix.plan(base, matrix.parse_lanes("etcd=3.3.25,docker=20.10.5,suite=upgrade;etcd=3.5.16"))
+    assert [(lane.name, lane.suite, lane.subnet) for lane in lanes] == [
+        ("lane1", "upgrade", "192.168.224.0/24"), ("lane2", "checks", "192.168.225.0/24")]
+    env = matrix._env(base, lanes[0])
+    assert env["CALICOLAB_ETCD"] == "3.3.25" and env["CALICOLAB_SUBNET"] == "192.168.224.0/24"
+    assert env["CALICOLAB_RUN_DIR"] == str(tmp_path / "run" / "lanes" / "lane1")
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("nightly-unknown", "unknown lane set 'nightly-unknown'"),
+    ("etcd=3.6.0", "lane lane1: etcd 3.6.0 refused: etcd 3.6 removed the v2 API"),
+    ("etcd=3.5.16,suite=soak", "unknown suite 'soak'"),
+    ("etcd=3.5.16,colour=blue", "unknown setting(s) colour"),
+    ("name=a,etcd=3.5.16;name=a,etcd=3.4.23", "lanes need distinct names"),
+])
+def test_bad_lanes_are_refused_in_one_line(spec, message):
+    with pytest.raises(UserError) as err:
+        matrix.plan(_base(), matrix.parse_lanes(spec))
+    assert message in str(err.value)
+
+
+def test_table_counts_tests_and_marks_failures():
+    ok = matrix.Lane("a", {"etcd": "3.5.16"}, rc=0, seconds=40.0, stages={"up": 10.0},
+                     tests={"tests": 10, "failures": 0, "errors": 0, "skipped": 2})
+    bad = matrix.Lane("b", {}, rc=1, seconds=20.0, tests={"tests": 5, "failures": 1, "errors": 0, "skipped": 0})
+    text = matrix.table([ok, bad], 41.0)
+    assert "8/10 (2 skipped)" in text and "FAILED (rc 1)" in text and "4/5" in text
+    assert "wall clock for all lanes: 41.0 s" in text
