@@ -197,14 +197,19 @@ def matrix(c, lanes="ci", parallel=0, destroy="always", prefix=None, run_dir=Non
     run_matrix(base, lanes, destroy, say=lambda m: print(m, flush=True), parallel=int(parallel))
 
 
-@task(help={"runs": "how many lifecycles to time (default 1)", **CLUSTER_HELP}, optional=TLS_FLAG)
+@task(help={"runs": "how many lifecycles to time (default 1)",
+            "lanes": "instead: time 1 lane alone, then this many lanes side by side (read-only suite)",
+            **CLUSTER_HELP}, optional=TLS_FLAG)
 @friendly
-def bench(c, runs=1, provider=None, prefix=None, etcd=None, docker=None, calico=None,
+def bench(c, runs=1, lanes=0, provider=None, prefix=None, etcd=None, docker=None, calico=None,
           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
-    """Time the lab lifecycle stage by stage; print a table and write reports/bench.json."""
-    from calicolab.bench import run_bench
+    """Time the lab lifecycle stage by stage (or lanes side by side); print a table, write JSON."""
+    from calicolab.bench import run_bench, run_lane_bench
 
-    flags = {k: v for k, v in locals().items() if k not in ("c", "runs")}
+    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes")}
+    if int(lanes):
+        run_lane_bench(_cfg(**flags), int(lanes), say=lambda m: print(m, flush=True))
+        return
     run_bench(_cfg(**flags), int(runs), say=lambda m: print(m, flush=True))
 
 

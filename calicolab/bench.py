@@ -4,12 +4,14 @@ table and write reports/bench.json. Timings live here, not in tests."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from calicolab.config import ClusterConfig
+from calicolab.errors import UserError
 from calicolab.lifecycle import Lifecycle
 
 
@@ -62,3 +64,38 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None]) -> dict
     (cfg.reports_path / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     say(f"written: {cfg.reports_path / 'bench.json'}")
     return result
+
+
+def run_lane_bench(cfg: ClusterConfig, lanes: int, say: Callable[[str], None]) -> dict:
+    """One lane alone, then `lanes` identical lanes side by side, in the same run: the ratio of
+    wall clocks says what a matrix costs on this machine (reports/bench-lanes.json)."""
+    from calicolab import matrix
+
+    if lanes < 2:
+        raise UserError("--lanes needs at least 2 (one lane alone is always measured first)")
+    settings = ",".join(f"{k}={v}" for k, v in _lane_settings(cfg).items())
+    quiet = lambda _m: None  # noqa: E731 - the table below is the output
+    say("== 1 lane alone")
+    solo = matrix.run_matrix(cfg, f"name=solo,suite=read-only{settings and ',' + settings}", "always", quiet)
+    say(f"== {lanes} lanes side by side")
+    spec = ";".join(f"name=lane{i + 1},suite=read-only{settings and ',' + settings}" for i in range(lanes))
+    many = matrix.run_matrix(cfg, spec, "always", quiet)
+    one = solo[0].seconds
+    wall = max(lane.seconds for lane in many)
+    result = {"cpus": os.cpu_count(), "single_lane_seconds": one, "lanes": lanes,
+              "parallel_wall_seconds": wall, "ratio": round(wall / one, 2),
+              "per_lane_seconds": {lane.name: lane.seconds for lane in many}}
+    say(f"{'run':<22} {'seconds':>8}")
+    say(f"{'1 lane alone':<22} {one:>8.1f}")
+    for lane in many:
+        say(f"{lane.name + ' (side by side)':<22} {lane.seconds:>8.1f}")
+    say(f"{lanes} lanes wall / 1 lane: {result['ratio']:.2f}x on {result['cpus']} CPUs")
+    cfg.reports_path.mkdir(parents=True, exist_ok=True)
+    (cfg.reports_path / "bench-lanes.json").write_text(json.dumps(result, indent=2) + "\n")
+    say(f"written: {cfg.reports_path / 'bench-lanes.json'}")
+    return result
+
+
+def _lane_settings(cfg: ClusterConfig) -> dict[str, str]:
+    """The versions the bench asked for, passed to every lane."""
+    return {"etcd": cfg.versions.etcd, "docker": cfg.versions.docker}
