@@ -1,0 +1,58 @@
+"""The nightly workflows (GitHub Actions and GitLab CI) call tasks and lane sets that exist,
+keep going when one cell fails, and keep reports whatever happens."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from calicolab import matrix
+
+ROOT = Path(__file__).resolve().parent.parent
+GITHUB = ROOT / ".github" / "workflows" / "nightly.yml"
+GITLAB = ROOT / ".gitlab-ci.yml"
+
+
+def _tasks() -> set[str]:
+    out = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60).stdout
+    return {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
+
+
+def _commands(text: str) -> list[str]:
+    return re.findall(r"invoke ([a-z0-9-]+)", text)
+
+
+def test_github_nightly_is_scheduled_fail_fast_off_and_keeps_reports():
+    wf = yaml.safe_load(GITHUB.read_text())
+    triggers = wf[True] if True in wf else wf["on"]  # YAML 1.1 reads `on` as true
+    assert triggers["schedule"][0]["cron"]
+    for name, job in wf["jobs"].items():
+        assert job["strategy"]["fail-fast"] is False, name
+        assert "self-hosted" in job["runs-on"], name
+        always = [s for s in job["steps"] if s.get("if") == "always()"]
+        uses = {s.get("uses", "").split("@")[0] for s in always}
+        assert {"actions/upload-artifact", "mikepenz/action-junit-report"} <= uses, name
+    assert set(wf["jobs"]["vm"]["strategy"]["matrix"]["provider"]) == {"virtualbox", "libvirt"}
+
+
+def test_workflows_call_existing_tasks_and_lane_sets():
+    tasks = _tasks()
+    for path in (GITHUB, GITLAB):
+        text = path.read_text()
+        called = set(_commands(text))
+        assert called and called <= tasks, f"{path.name}: {called - tasks}"
+    lane_sets = yaml.safe_load(GITHUB.read_text())["jobs"]["lab"]["strategy"]["matrix"]["lanes"]
+    lane_sets += yaml.safe_load(GITLAB.read_text())["lab"]["parallel"]["matrix"][0]["LANES"]
+    for lane_set in lane_sets:
+        assert matrix.parse_lanes(lane_set)
+
+
+def test_gitlab_keeps_junit_and_reports_always():
+    ci = yaml.safe_load(GITLAB.read_text())
+    for name in ("lab", "vm"):
+        assert ci[name]["artifacts"]["when"] == "always"
+        assert ci[name]["artifacts"]["reports"]["junit"]
+        assert "invoke destroy" in " ".join(ci[name]["after_script"])
