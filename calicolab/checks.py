@@ -47,6 +47,7 @@ from calicolab.diagnoses import (
     Finding,
 )
 from calicolab.errors import UserError
+from calicolab.etcd_tls import CLIENT
 from calicolab.probes import NodeLike
 
 
@@ -66,15 +67,13 @@ class ClusterView:
 
     @property
     def scheme(self) -> str:
-        return getattr(self.cfg, "etcd_scheme", "http")
+        return self.cfg.etcd_scheme
 
     @property
     def curl_opts(self) -> str:
-        """Client certificate options when etcd's client side runs over TLS."""
-        if not getattr(self.cfg, "etcd_tls", False):
+        """The client certificate when etcd's client side runs over TLS (setting etcd_tls)."""
+        if not self.cfg.etcd_tls:
             return ""
-        from calicolab.etcd_tls import CLIENT
-
         return f"--cacert {CLIENT.ca} --cert {CLIENT.cert} --key {CLIENT.key}"
 
     def etcd_url(self, ip: str, path: str) -> str:
@@ -491,6 +490,8 @@ def run(view: ClusterView, only: Iterable[str] | None = None) -> list[Finding]:
         except UserError as err:
             findings.append(_fail("SSH", name, str(err).split(":")[0], NODE_UNREACHABLE.at(name)))
             del reachable[name]
+    if not reachable:
+        return findings
     sub = ClusterView(view.cfg, reachable, view._cache) if len(reachable) != len(view.nodes) else view
     for check in CHECKS:
         if check.name not in wanted:

@@ -37,3 +37,6 @@ class FakeNode:
 
     def read(self, path: str) -> str | None:
         return self.files.get(path)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,106 @@
+"""A healthy two-node cluster made of FakeNodes, answering every probe of calicolab/checks.py
+the way the live lab does; a test overrides the answers of one symptom."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from fakes import FakeNode
+
+from calicolab import config
+from calicolab.checks import ClusterView
+
+Answer = Callable[[str], tuple[int, str]]
+CFG = config.load(environ={})  # cluster.yaml: node1 192.168.223.131, node2 192.168.223.130
+CLUSTER_ID = "6099349891559813660"
+MEMBER_IDS = {"node1": "4386666900514948734", "node2": "15683712436478273649"}
+LEADER = MEMBER_IDS["node1"]
+
+
+def said(text: str, rc: int = 0) -> Answer:
+    return lambda _cmd: (rc, text)
+
+
+def http(body: str, status: int = 200) -> Answer:
+    return said(f"{body}\nhttp-status={status:03d}")
+
+
+NO_ANSWER = said("\nhttp-status=000", 7)
+
+
+def status_json(name: str, cluster_id: str = CLUSTER_ID, leader: str = LEADER) -> str:
+    return json.dumps({"header": {"cluster_id": cluster_id, "member_id": MEMBER_IDS[name], "revision": "1"},
+                       "version": "3.4.23", "leader": leader})
+
+
+def node_status(peer_ip: str, state: str = "up", info: str = "Established") -> str:
+    return f"""Calico process is running.
+
+IPv4 BGP status
++--------------+-------------------+-------+----------+-------------+
+| PEER ADDRESS |     PEER TYPE     | STATE |  SINCE   |    INFO     |
++--------------+-------------------+-------+----------+-------------+
+| {peer_ip} | node-to-node mesh | {state}    | 09:31:18 | {info} |
++--------------+-------------------+-------+----------+-------------+
+
+IPv6 BGP status
+No IPv6 peers found.
+"""
+
+
+def top(bird: bool = True, bird_age: int = 895, felix_age: int = 900) -> str:
+    rows = [f"946  {felix_age}  calico-felix"] + ([f"972  {bird_age}  bird"] if bird else [])
+    return "PID  ELAPSED  COMMAND\n" + "\n".join(rows) + "\n"
+
+
+def healthy_rules(name: str) -> dict[str, Answer]:
+    """Regex -> answer for one node of a healthy cluster (first match wins in FakeNode)."""
+    me = CFG.node(name)
+    peer = CFG.peers_of(name)[0]
+    rules: dict[str, Answer] = {
+        r"systemctl is-active": said("active\n"),
+        r"/v3(beta)?/maintenance/status": lambda cmd: (0, status_json(_owner(cmd)) + "\nhttp-status=200"),
+        r":2379/version": http('{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}'),
+        r":2379/health": http('{"health":"true"}'),
+        r":2379/v2/keys/calico/bgp/v1/host/": _registered_ip,
+        r":2379/v2/keys/": http('{"action":"get","node":{"dir":true}}'),
+        r"^docker info": said(f" Cluster Store: etcd://{me.ip}:2379\n"),
+        r"^docker network ls": said("8c2f5b1d0a11 net1\n"),
+        r"docker inspect -f '\{\{.State.Running\}\}' calico-node": said("true\n"),
+        r"^docker top calico-node": said(top()),
+        r"^calicoctl node status": said(node_status(peer.ip)),
+        r"^iptables-save": said("*filter\n:INPUT ACCEPT [0:0]\n-A FORWARD -i cali+ -j ACCEPT\nCOMMIT\n"),
+        r"sysctl -n": said("1\n"),
+        r"/dev/tcp/": said("tcp-rc=0\n"),
+        r"^journalctl": said(""),
+        r"^docker logs": said("Calico node started successfully\n"),
+    }
+    return rules
+
+
+def _registered_ip(cmd: str) -> tuple[int, str]:
+    name = cmd.split("/host/")[1].split("/")[0]
+    return 0, json.dumps({"node": {"value": CFG.node(name).ip}}) + "\nhttp-status=200"
+
+
+def _owner(cmd: str) -> str:
+    for node in CFG.nodes:
+        if f"//{node.ip}:" in cmd:
+            return node.name
+    return "node1"
+
+
+def fake_view(symptoms: dict[str, dict[str, Answer]] | None = None) -> ClusterView:
+    """The healthy cluster, with per-node answers that replace (come before) the healthy ones."""
+    nodes = {}
+    for spec in CFG.nodes:
+        rules = dict((symptoms or {}).get(spec.name, {}))
+        for pattern, answer in healthy_rules(spec.name).items():
+            rules.setdefault(pattern, answer)
+        nodes[spec.name] = FakeNode(spec.name, spec.ip, rules)
+    return ClusterView(CFG, nodes)
+
+
+def both(rules: dict[str, Answer]) -> dict[str, dict[str, Answer]]:
+    return {n.name: rules for n in CFG.nodes}

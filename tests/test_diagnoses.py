@@ -1,0 +1,283 @@
+"""Symptom -> diagnosis: each check of calicolab/checks.py on a fake cluster that shows one
+symptom names the right cause, at the right place, and passes on a healthy cluster."""
+
+from __future__ import annotations
+
+import pytest
+from fake_cluster import CFG, NO_ANSWER, both, fake_view, http, node_status, said, status_json, top
+
+from calicolab import checks, probes
+from calicolab.diagnoses import FAIL, PASS, WARN
+from calicolab.errors import UserError
+
+NODE1, NODE2 = CFG.nodes[0], CFG.nodes[1]
+
+
+def finding(view, check: str, node: str):
+    found = [f for f in checks.run(view, [check]) if f.node == node]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_healthy_cluster_passes_every_check():
+    found = checks.run(fake_view())
+    assert {f.check for f in found} == set(checks.CHECK_NAMES)
+    assert [f for f in found if f.result != PASS] == []
+
+
+# etcd stopped on node2: its client port is closed, node1 has lost quorum.
+ETCD2_DOWN = {
+    "node1": {rf"//{NODE2.ip}:2379": NO_ANSWER, r":2379/health": http('{"health":"false"}', 503)},
+    "node2": {r"systemctl is-active etcd": said("inactive\n", 3), r":2379": NO_ANSWER},
+}
+
+
+def test_stopped_member_is_named_by_member_and_cluster_checks():
+    view = fake_view(ETCD2_DOWN)
+    member = finding(view, "etcd member", "node2")
+    assert member.result == FAIL and member.diagnosis.name == "etcd member down"
+    assert member.diagnosis.cause.startswith("node2")
+    assert finding(view, "etcd member", "node1").result == PASS
+    cluster = finding(view, "etcd cluster", "cluster")
+    assert cluster.seen.startswith("degraded: node2 down")
+    assert cluster.diagnosis.name == "etcd member down" and "node2" in cluster.diagnosis.cause
+
+
+def test_stale_data_dir_is_named_from_the_journal():
+    view = fake_view({"node2": {r"systemctl is-active etcd": said("failed\n", 3), r":2379": NO_ANSWER,
+                                r"^journalctl -u etcd": said("member 3ce0924df128467e has already been "
+                                                             "bootstrapped\n")}})
+    assert finding(view, "etcd member", "node2").diagnosis.name == "etcd stale data dir"
+
+
+def test_member_waiting_for_quorum_is_the_guides_publish_error():
+    view = fake_view({"node2": {r"systemctl is-active etcd": said("activating\n", 3), r":2379": NO_ANSWER,
+                                r"^journalctl -u etcd": said("publish error: etcdserver: request timed out\n")}})
+    assert finding(view, "etcd member", "node2").diagnosis.name == "etcd publish timeout"
+
+
+def test_no_loopback_client_url_is_the_guides_4001_error():
+    view = fake_view({"node1": {r"//127\.0\.0\.1:2379": NO_ANSWER}})
+    found = finding(view, "etcd loopback URL", "node1")
+    assert found.result == FAIL and found.diagnosis.name == "etcdctl 127.0.0.1:4001"
+    assert "ETCD_LISTEN_CLIENT_URLS" in found.diagnosis.fix
+
+
+def test_different_cluster_ids_mean_a_stale_data_dir():
+    other = status_json("node2", cluster_id="111")
+    view = fake_view(both({rf"//{NODE2.ip}:2379/v3/maintenance/status": http(other)}))
+    found = finding(view, "etcd cluster", "cluster")
+    assert found.result == FAIL and found.diagnosis.name == "etcd stale data dir"
+
+
+def test_members_that_cannot_reach_each_other_on_2380():
+    view = fake_view(both({r":2379/health": http('{"health":"false"}', 503),
+                           r"/dev/tcp/\S+/2380": said("tcp-rc=124\n")}))
+    found = finding(view, "etcd cluster", "cluster")
+    assert found.diagnosis.name == "etcd peer port blocked" and "2380" in found.diagnosis.cause
+
+
+V2_OFF = both({r":2379/v2/keys/": http("404 page not found", 404)})
+
+
+def test_v2_api_off_names_enable_v2_for_etcd_and_dockers_store():
+    view = fake_view(V2_OFF)
+    for check in ("etcd v2 API", "docker cluster store"):
+        found = finding(view, check, "node1")
+        assert found.result == FAIL and found.diagnosis.name == "etcd v2 API off"
+        assert "--enable-v2" in found.diagnosis.text()
+
+
+def test_a_missing_key_is_not_the_v2_api_off():
+    assert not checks.v2_off(probes.HttpAnswer(404, '{"errorCode":100,"message":"Key not found"}'))
+    assert checks.v2_off(probes.HttpAnswer(404, "404 page not found"))
+
+
+@pytest.mark.parametrize("answer,diagnosis", [
+    (said("Server Version: 20.10.24\n"), "no cluster store"),
+    (said(" Cluster Store: etcd://10.9.9.9:2379\n"), "cluster store unreachable"),
+    (said("Cannot connect to the Docker daemon\n", 1), "docker down"),
+])
+def test_dockers_cluster_store(answer, diagnosis):
+    view = fake_view({"node1": {r"^docker info": answer, r"//10\.9\.9\.9:2379": NO_ANSWER}})
+    assert finding(view, "docker cluster store", "node1").diagnosis.name == diagnosis
+
+
+def test_a_network_on_one_host_only_means_no_shared_store():
+    view = fake_view({"node2": {r"^docker network ls": said("")}})
+    found = finding(view, "calico networks shared", "cluster")
+    assert found.result == FAIL and found.diagnosis.name == "network not shared"
+    assert "node2: none" in found.seen
+
+
+def test_missing_plugin_sockets():
+    view = fake_view({"node2": {r"test -S /run/docker/plugins/calico.sock": said("", 1)}})
+    found = finding(view, "libnetwork plugin", "node2")
+    assert found.diagnosis.name == "plugin sockets missing" and "calico.sock" in found.seen
+
+
+CALICO_DOWN = {r"systemctl is-active calico-node": said("failed\n", 3),
+               r"docker inspect -f '\{\{.State.Running\}\}' calico-node": said("false\n"),
+               r"^docker top calico-node": said("", 1)}
+
+
+def test_calico_node_down():
+    view = fake_view({"node2": CALICO_DOWN})
+    found = finding(view, "calico-node", "node2")
+    assert found.diagnosis.name == "calico-node down"
+    assert finding(view, "BIRD", "node2").diagnosis.name == "calico-node down"
+
+
+def test_calico_node_that_gave_up_on_etcd_at_boot():
+    view = fake_view({"node2": {**CALICO_DOWN, r"^journalctl -u calico-node": said(
+        "ERROR: Error accessing the Calico datastore: client: etcd cluster is unavailable or misconfigured\n")}})
+    assert finding(view, "calico-node", "node2").diagnosis.name == "calico-node started before etcd"
+
+
+def test_calico_node_down_because_etcd_is_down_blames_etcd():
+    symptoms = {**ETCD2_DOWN, "node2": {**ETCD2_DOWN["node2"], **CALICO_DOWN}}
+    found = finding(fake_view(symptoms), "calico-node", "node2")
+    assert found.diagnosis.name == "etcd member down"
+
+
+def test_bird_killed_and_bird_restarted():
+    down = fake_view({"node1": {r"^docker top calico-node": said(top(bird=False))}})
+    assert finding(down, "BIRD", "node1").diagnosis.name == "BIRD down"
+    again = fake_view({"node1": {r"^docker top calico-node": said(top(bird_age=30, felix_age=900))}})
+    found = finding(again, "BIRD", "node1")
+    assert found.result == WARN and found.diagnosis.name == "BIRD restarted"
+    assert found.ok  # a warning does not fail the doctor
+
+
+def _session_down(info: str = "Active Socket: Connection timed out") -> dict:
+    return {"node1": {r"^calicoctl node status": said(node_status(NODE2.ip, "start", info))}}
+
+
+def test_bgp_port_dropped_by_a_rule_names_the_rule_and_the_port():
+    rule = f"-A INPUT -s {NODE1.ip}/32 -p tcp -m tcp --dport 179 -j DROP"
+    symptoms = _session_down()
+    symptoms["node2"] = {r"^iptables-save": said(f"*filter\n{rule}\nCOMMIT\n")}
+    view = fake_view(symptoms)
+    mesh = finding(view, "BGP mesh", "node1")
+    assert mesh.diagnosis.name == "BGP port blocked" and rule in mesh.diagnosis.cause
+    port = finding(view, "BGP port 179", "node2")
+    assert port.result == FAIL and "179" in port.diagnosis.text()
+    assert finding(view, "BGP port 179", "node1").result == PASS
+
+
+@pytest.mark.parametrize("probe,ping_rc,diagnosis", [
+    ("tcp-rc=124\n", 0, "BGP port blocked"),
+    ("bash: connect: Connection refused\ntcp-rc=1\n", 0, "BGP peer not listening"),
+    ("tcp-rc=124\n", 1, "peer unreachable"),
+    ("tcp-rc=0\n", 0, "BGP session starting"),
+])
+def test_bgp_session_down_is_told_apart_by_probing_the_peer(probe, ping_rc, diagnosis):
+    symptoms = _session_down()
+    symptoms["node1"].update({r"/dev/tcp/": said(probe), r"^ping -c 1": said("", ping_rc)})
+    assert finding(fake_view(symptoms), "BGP mesh", "node1").diagnosis.name == diagnosis
+
+
+def test_peer_without_bird_is_named():
+    symptoms = _session_down("Active Socket: Connection refused")
+    symptoms["node2"] = {r"^docker top calico-node": said(top(bird=False))}
+    found = finding(fake_view(symptoms), "BGP mesh", "node1")
+    assert found.diagnosis.name == "BGP peer not listening" and found.diagnosis.cause.startswith("node2")
+
+
+def test_wrong_bgp_address_is_named():
+    wrong = http('{"node":{"value":"10.0.0.9"}}')
+    symptoms = _session_down()
+    symptoms["node1"][r"/v2/keys/calico/bgp/v1/host/node2/ip_addr_v4"] = wrong
+    symptoms["node2"] = {r"/v2/keys/calico/bgp/v1/host/node2/ip_addr_v4": wrong}
+    view = fake_view(symptoms)
+    assert finding(view, "BGP mesh", "node1").diagnosis.name == "BGP address"
+    assert finding(view, "BGP address", "node2").diagnosis.name == "BGP address"
+
+
+def test_calicoctl_that_hangs_falls_back_to_bird():
+    protocols = f"name proto table state since info\nMesh_{NODE2.ip.replace('.', '_')} BGP master up 09:31:18 " \
+                "Established\n"
+    view = fake_view({"node1": {r"^calicoctl node status": said("", 124),
+                                r"^docker exec calico-node": said(protocols)}})
+    found = finding(view, "BGP mesh", "node1")
+    assert found.result == PASS and "read from BIRD" in found.seen
+
+
+@pytest.mark.parametrize("check,key,value,diagnosis", [
+    ("IP forwarding", "ip_forward", "0", "IP forwarding off"),
+    ("rp_filter", "rp_filter", "2", "rp_filter loose"),
+])
+def test_sysctls(check, key, value, diagnosis):
+    view = fake_view({"node2": {rf"sysctl -n \S*{key}": said(f"{value}\n")}})
+    found = finding(view, check, "node2")
+    assert found.result == FAIL and found.diagnosis.name == diagnosis
+
+
+def test_big_packets_lost_is_an_mtu_mismatch():
+    view = fake_view({"node1": {r"ping .* -s 1472 -M do": said("", 1)}})
+    assert finding(view, "MTU", "node1").diagnosis.name == "MTU mismatch"
+
+
+class UnreachableNode:
+    name, ip = NODE2.name, NODE2.ip
+
+    def run(self, cmd, *, check=False, timeout=0):  # noqa: ARG002
+        raise UserError("node2 (127.0.0.1:2222) is unreachable over SSH (ConnectionRefused): is the cluster up?")
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unreachable_node_is_one_finding_and_the_other_node_is_still_checked():
+    view = fake_view()
+    view.nodes["node2"] = UnreachableNode()
+    found = checks.run(view, ["IP forwarding"])
+    assert [(f.check, f.node, f.result) for f in found] == [("SSH", "node2", FAIL), ("IP forwarding", "node1", PASS)]
+    assert found[0].diagnosis.name == "node unreachable"
+
+
+def test_unknown_check_names_are_refused_with_the_known_ones():
+    with pytest.raises(UserError, match="unknown check.*known are etcd member"):
+        checks.run(fake_view(), ["etcd membr"])
+
+
+# -- probes -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("line,blocks", [
+    ("-A INPUT -s 10.0.0.1/32 -p tcp -m tcp --dport 179 -j DROP", True),
+    ("-A INPUT -p tcp -m tcp --sport 179 -j REJECT --reject-with icmp-port-unreachable", True),
+    ("-A INPUT -p tcp -m multiport --dports 22,179 -j DROP", True),
+    ("-A INPUT -p tcp -m tcp --dport 1790 -j DROP", False),
+    ("-A INPUT -p tcp -m tcp --dport 179 -j ACCEPT", False),
+])
+def test_rules_dropping_a_port(line, blocks):
+    from fakes import FakeNode
+
+    node = FakeNode(rules={"iptables-save": said(f"*filter\n{line}\nCOMMIT\n")})
+    assert bool(probes.rules_dropping_port(node, 179)) is blocks
+
+
+@pytest.mark.parametrize("out,state", [
+    ("tcp-rc=0\n", probes.OPEN), ("tcp-rc=124\n", probes.TIMEOUT),
+    ("bash: connect: Connection refused\ntcp-rc=1\n", probes.REFUSED),
+    ("bash: connect: No route to host\ntcp-rc=1\n", probes.UNREACHABLE),
+])
+def test_tcp_port_states(out, state):
+    from fakes import FakeNode
+
+    assert probes.tcp_port(FakeNode(rules={"/dev/tcp": said(out)}), "10.0.0.2", 179) == state
+
+
+def test_bird_protocols_read_like_calicoctl():
+    text = ("BIRD 1.6.8 ready.\nname     proto    table    state  since       info\n"
+            "kernel1  Kernel   master   up     20:37:42\n"
+            "Mesh_192_168_240_130 BGP      master   start  20:39:27    Active   Socket: Connection closed\n")
+    assert probes.bird_bgp_peers(text) == [("192.168.240.130", "node-to-node mesh", "start", "20:39:27",
+                                            "Active Socket: Connection closed")]
+
+
+def test_http_probe_splits_status_from_body():
+    from fakes import FakeNode
+
+    node = FakeNode(rules={"curl": said('{"health":"true"}\nhttp-status=200')})
+    assert probes.http(node, "http://10.0.0.1:2379/health") == probes.HttpAnswer(200, '{"health":"true"}')
+    assert not probes.http(FakeNode(rules={"curl": NO_ANSWER}), "http://x").answered

@@ -1,0 +1,96 @@
+"""`invoke doctor`: the table, the JSON file, the exit codes, and no cluster -> one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fake_cluster import CFG, fake_view, said
+from test_diagnoses import UnreachableNode
+
+from calicolab import config, doctor, state
+from calicolab.diagnoses import BGP_PORT_BLOCKED, FAIL, PASS, Finding
+from calicolab.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_table_has_the_columns_and_cause_and_fix_only_for_problems():
+    rows = [Finding("BGP mesh", "node1", PASS, "Established with 192.168.223.130"),
+            Finding("BGP port 179", "node2", FAIL, "1 rule(s)", BGP_PORT_BLOCKED.at("node2"))]
+    text = doctor.table(rows).splitlines()
+    assert all(col in text[0] for col in ("check", "node", "result", "likely cause", "fix"))
+    assert text[2].split() == ["BGP", "mesh", "node1", "pass", "Established", "with", "192.168.223.130"]
+    assert "node2: BGP (TCP 179)" in text[3] and BGP_PORT_BLOCKED.fix in text[3]
+
+
+@pytest.fixture
+def run_folder(tmp_path, monkeypatch):
+    """A run folder holding a 'running' cluster whose nodes are fakes."""
+    cfg = config.load({"run_dir": str(tmp_path / "run")}, environ={})
+    config.write_effective(cfg)
+    ssh = {n.name: {"name": n.name, "host": "127.0.0.1", "port": 2200 + i, "user": "vagrant", "key_file": "k"}
+           for i, n in enumerate(cfg.nodes)}
+    state.update(cfg, ssh=ssh, calico_source="double")
+    nodes = {}
+    monkeypatch.setattr(doctor, "connect", lambda _cfg, _state: nodes)
+    return cfg, nodes
+
+
+def test_healthy_cluster_report_and_json(run_folder, tmp_path):
+    cfg, nodes = run_folder
+    nodes.update(fake_view().nodes)
+    lines: list[str] = []
+    target = tmp_path / "out" / "doctor.json"
+    report = doctor.run_doctor(cfg, str(target), say=lines.append)
+    assert not report.failed and "0 failed" in lines[-2]
+    data = json.loads(target.read_text())
+    assert data["ok"] is True and data["calico"] == "double" and data["counts"]["fail"] == 0
+    assert {f["check"] for f in data["findings"]} >= {"etcd cluster", "BGP mesh", "MTU"}
+
+
+def test_a_symptom_fails_the_report_and_names_the_cause(run_folder):
+    cfg, nodes = run_folder
+    nodes.update(fake_view({"node2": {r"sysctl -n net.ipv4.ip_forward": said("0\n")}}).nodes)
+    report = doctor.run_doctor(cfg, only=["IP forwarding"], say=lambda _m: None)
+    assert [(f.node, f.diagnosis.name) for f in report.failed] == [("node2", "IP forwarding off")]
+    assert report.to_json()["ok"] is False
+
+
+def test_no_node_answering_means_no_cluster(run_folder):
+    cfg, nodes = run_folder
+    nodes.update({"node1": UnreachableNode(), "node2": UnreachableNode()})
+    with pytest.raises(UserError, match="no cluster is up .*no node answers over SSH"):
+        doctor.examine(cfg)
+
+
+def test_no_run_state_means_no_cluster(tmp_path):
+    cfg = config.load({"run_dir": str(tmp_path / "empty")}, environ={})
+    with pytest.raises(UserError, match="no cluster is up in .*invoke up provision"):
+        doctor.examine(cfg)
+
+
+def _invoke(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_without_a_cluster_is_one_line_and_exit_2(tmp_path):
+    res = _invoke("doctor", "--run-dir", str(tmp_path / "none"))
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2, res.stderr
+    assert len(lines) == 1 and "no cluster is up" in lines[0]
+    assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_cli_help_names_the_options():
+    text = _invoke("--help", "doctor").stdout
+    assert "--json" in text and "--check" in text and "Diagnose the running cluster" in text
+
+
+def test_fake_cluster_is_the_default_guide_cluster():
+    # The fixtures above rely on cluster.yaml's two nodes.
+    assert [n.name for n in CFG.nodes] == ["node1", "node2"]
