@@ -230,13 +230,16 @@ class TestPass:
     marks: str      # pytest -m expression
     parallel: bool  # read-only checks spread over workers; faults and upgrades run one by one
     junit: str
+    options: tuple[str, ...] = ()  # extra pytest options for this pass
 
 
 READ_ONLY = TestPass("read-only checks", "not disruptive and not upgrade", True, "e2e.xml")
 # What `--suite` runs in the verify stage, pass after pass on the same cluster.
 SUITES: dict[str, tuple[TestPass, ...]] = {
     "checks": (READ_ONLY,
-               TestPass("fault injection", "disruptive", False, "e2e-disruptive.xml")),
+               # Each fault test prints its diagnosis: shown in the output (-rA) and JUnit's system-out.
+               TestPass("fault injection", "disruptive", False, "e2e-disruptive.xml",
+                        ("-rA", "-o", "junit_logging=system-out"))),
     "read-only": (READ_ONLY,),
     "upgrade": (READ_ONLY,
                 TestPass("upgrade rehearsals", "upgrade", False, "e2e-upgrade.xml"),
@@ -260,7 +263,7 @@ def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str]) -> int
     workers = ["-n", "auto", "--dist", "loadscope"] if test_pass.parallel else ["-n", "0"]
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "e2e"), "-p", "no:cacheprovider", "--tb=short",
            "-m", test_pass.marks, *workers,
-           f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *extra]
+           f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *test_pass.options, *extra]
     rc = subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode
     if xml.exists():
         source = state.read(cfg).get("calico_source", "unknown")
