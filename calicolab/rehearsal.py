@@ -26,7 +26,7 @@ EXPECTED_CHANGES: dict[str, tuple[str, ...]] = {
     "calico": (),
     "docker": (r"^/calico/v1/host/[^/]+/workload/", r"^/calico/ipam/v2/assignment/",
                r"^/calico/ipam/v2/handle/", r"^/docker/network/v1\.0/endpoint/",
-               r"^/docker/network/v1\.0/endpoint_count/", r"^/docker/network/v1\.0/network/"),
+               r"^/docker/network/v1\.0/endpoint_count/"),
 }
 # Workloads stay up through etcd and calico-node upgrades; Docker's upgrade restarts them.
 KEEPS_RUNNING = {"etcd": True, "calico": True, "docker": False}
@@ -42,12 +42,17 @@ class RehearsalResult:
     pings_after: dict[str, int | None] = field(default_factory=dict)
     pings_new: dict[str, int | None] = field(default_factory=dict)
     during: tuple[int, int] | None = None  # (sent, received) while the upgrade ran
+    survivors: dict[str, str] = field(default_factory=dict)  # what must be the same object after
+
+    def note_survivor(self, what: str, before: str, after: str) -> None:
+        self.survivors[what] = "same" if before == after and before else f"{before or 'none'} -> {after or 'none'}"
 
     @property
     def problems(self) -> list[str]:
         found = []
         if not self.keys.clean:
             found.append(f"keyspace: {self.keys.summary()}")
+        found += [f"{what} not kept: {how}" for what, how in self.survivors.items() if how != "same"]
         for label, pings in (("before", self.pings_before), ("after", self.pings_after),
                              ("new workloads", self.pings_new)):
             failed = [pair for pair, ttl in pings.items() if ttl is None]
@@ -59,7 +64,8 @@ class RehearsalResult:
         lines = [f"{self.component} -> {self.target}", self.hops,
                  f"keyspace /calico + /docker: {self.keys.summary()}",
                  f"pings before: {self.pings_before}", f"pings after: {self.pings_after}",
-                 f"pings from new workloads: {self.pings_new}"]
+                 f"pings from new workloads: {self.pings_new}",
+                 f"kept across the upgrade: {self.survivors}"]
         if self.during:
             sent, got = self.during
             lines.append(f"background ping during the upgrade: {got}/{sent} replies "
@@ -70,6 +76,17 @@ class RehearsalResult:
 def _pairs(workloads: list[traffic.Workload]) -> dict[str, int | None]:
     return {f"{a.name}->{b.name}": traffic.ping_ttl(a, b)
             for a, b in itertools.permutations(workloads, 2) if a.node is not b.node}
+
+
+def _identities(nodes: list[Node], workloads: list[traffic.Workload]) -> dict[str, str]:
+    """The network's id on every node and each workload container's id and state: an upgrade
+    must keep these objects, not recreate them."""
+    seen = {f"network {NETWORK} on {n.name}": n.run(
+        f"docker network inspect -f '{{{{.Id}}}}' {NETWORK}").stdout.strip() for n in nodes}
+    for w in workloads:
+        seen[f"container {w.name}"] = w.node.run(
+            f"docker inspect -f '{{{{.Id}}}} {{{{.State.Status}}}}' {w.name}").stdout.strip()
+    return seen
 
 
 def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
@@ -85,6 +102,7 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         traffic.ensure_network(nodes[0], NETWORK)
         old = [traffic.start(n, name, NETWORK) for n, name in zip(nodes, old_names, strict=True)]
         result.pings_before = _pairs(old)
+        identities = _identities(nodes, old)
         before = keyspace.snapshot(nodes[0], cfg.node(nodes[0].name).ip)
         if KEEPS_RUNNING[component]:
             traffic.start_background_ping(old[0], old[1], seconds=600)
@@ -92,6 +110,8 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         if KEEPS_RUNNING[component]:
             result.during = traffic.stop_background_ping(old[0])
         result.hops = upgrader.table()
+        for what, after_id in _identities(nodes, old).items():
+            result.note_survivor(what, identities.get(what, ""), after_id)
         old = [traffic.refresh(w) for w in old]
         result.pings_after = _pairs(old)
         after = keyspace.snapshot(nodes[0], upgrader.cfg.node(nodes[0].name).ip)
