@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -44,6 +45,7 @@ class Lane:
     stages: dict[str, float] = field(default_factory=dict)
     tests: dict[str, int] = field(default_factory=dict)
     last_line: str = ""
+    proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def run_dir(self, base: ClusterConfig) -> Path:
         return base.run_path / "lanes" / self.name
@@ -123,8 +125,8 @@ def _run_lane(base: ClusterConfig, lane: Lane, destroy: str, say: Callable[[str]
     cmd = [sys.executable, "-m", "invoke", "e2e", "--suite", lane.suite, "--destroy", destroy]
     start = time.monotonic()
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(base, lane), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        proc = lane.proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(base, lane), stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
         assert proc.stdout is not None
         for line in proc.stdout:
             fh.write(line)
@@ -183,8 +185,11 @@ def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str]
             t.start()
         for t in threads:
             t.join()
-    except KeyboardInterrupt:
-        say("interrupted: each lane destroys its own cluster (--destroy policy) before it exits")
+    except BaseException:  # Ctrl-C or a termination: every lane still cleans up after itself
+        say("interrupted: asking every lane to stop; each destroys its own cluster (--destroy policy)")
+        for lane in lanes:
+            if lane.proc and lane.proc.poll() is None:
+                lane.proc.send_signal(signal.SIGINT)
         for t in threads:
             t.join()
         raise
