@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from dataclasses import dataclass, field
 
+from calicolab import etcd_query
 from calicolab.remote import Node
 
 TREES = ("/calico", "/docker")
@@ -20,8 +20,9 @@ def snapshot(node: Node, ip: str, trees: tuple[str, ...] = TREES) -> dict[str, s
     """Every key under the trees with its value (directories are implied by their keys)."""
     keys: dict[str, str] = {}
     for tree in trees:
-        url = f"http://{ip}:2379/v2/keys{tree}?recursive=true&sorted=true"
-        res = node.run(f"curl -sS -m 10 {shlex.quote(url)}", timeout=30)
+        # https with the client certificate on etcd_tls clusters (etcd_query.curl_command)
+        res = node.run(etcd_query.curl_command(ip, f"/v2/keys{tree}?recursive=true&sorted=true", "-sS -m 10"),
+                       timeout=30)
         if not res.ok:
             raise RuntimeError(f"{node.name}: cannot read {tree} from etcd: {res.describe()}")
         data = json.loads(res.stdout)

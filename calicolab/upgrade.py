@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from calicolab import config, parsers, state, versions
+from calicolab import config, etcd_query, parsers, state, versions
 from calicolab.config import ClusterConfig
 from calicolab.errors import StageFailed
 from calicolab.polling import Timeout, wait_for
@@ -95,10 +95,10 @@ class Upgrader:
         ip = self._spec(node).ip
 
         def probe() -> tuple[str, bool, bool]:
-            ver = json.loads(node.run(f"curl -sS -m 5 http://{ip}:2379/version").stdout or "{}")
-            healthy = all(json.loads(node.run(f"curl -sS -m 5 http://{n.ip}:2379/health").stdout or "{}")
+            ver = json.loads(node.run(etcd_query.curl_command(ip, "/version", "-sS -m 5")).stdout or "{}")
+            healthy = all(json.loads(node.run(etcd_query.curl_command(n.ip, "/health", "-sS -m 5")).stdout or "{}")
                           .get("health") in ("true", True) for n in self.cfg.nodes)
-            v2 = node.run(f"curl -sS -m 5 -f http://{ip}:2379/v2/keys/calico >/dev/null").ok
+            v2 = node.run(etcd_query.curl_command(ip, "/v2/keys/calico", "-sS -m 5 -f -o /dev/null")).ok
             return ver.get("etcdserver", ""), healthy, v2
 
         try:
@@ -115,7 +115,7 @@ class Upgrader:
         node = self.nodes[0]
         ip = self._spec(node).ip
         try:
-            wait_for(lambda: json.loads(node.run(f"curl -sS -m 5 http://{ip}:2379/version").stdout or "{}")
+            wait_for(lambda: json.loads(node.run(etcd_query.curl_command(ip, "/version", "-sS -m 5")).stdout or "{}")
                      .get("etcdcluster"), lambda v: v == want, f"etcd cluster version {want}",
                      timeout=GATE_DEADLINE)
         except Timeout as err:
