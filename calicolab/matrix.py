@@ -126,7 +126,10 @@ def _run_lane(base: ClusterConfig, lane: Lane, destroy: str, say: Callable[[str]
     start = time.monotonic()
     with log.open("w") as fh:
         proc = lane.proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(base, lane), stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+                                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                                            # Own session: a terminal's Ctrl-C reaches the lanes once,
+                                            # forwarded by run_matrix, never twice mid-destroy.
+                                            start_new_session=True)
         assert proc.stdout is not None
         for line in proc.stdout:
             fh.write(line)
