@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
+import threading
 
 from invoke import Exit, task
 
 from calicolab import config
-from calicolab.errors import StageFailed, UserError
+from calicolab.errors import StageFailed, Terminated, UserError
 
 CLUSTER_HELP = {
     "provider": "docker (local lab, default) | virtualbox | libvirt",
@@ -45,16 +47,24 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _raise_terminated)  # a cancelled CI job cleans up too
         try:
             return fn(*args, **kwargs)
         except UserError as err:
             raise Exit(f"error: {err}", code=2) from None
         except StageFailed as err:
             raise Exit(f"failed: {err}", code=1) from None
+        except Terminated:
+            raise Exit("terminated", code=143) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
 
     return wrapper
+
+
+def _raise_terminated(_signum, _frame):
+    raise Terminated
 
 
 def _lifecycle(**flags):

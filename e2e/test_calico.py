@@ -3,7 +3,8 @@ Calico's registration in etcd matches the nodes."""
 
 import json
 
-from calicolab import diagnoses, etcd_query, expect, parsers
+from calicolab import checks, diagnoses, etcd_query, expect, parsers
+from calicolab.checks import ClusterView
 from calicolab.polling import Timeout, wait_for
 
 BGP_DEADLINE = 30  # BIRD retries a refused or lost session every 5 s
@@ -27,8 +28,9 @@ def _status(node) -> parsers.CalicoNodeStatus:
     return parsers.calicoctl_node_status(node.run("calicoctl node status").stdout)
 
 
-def test_calicoctl_node_status_shows_mesh_established(node, cluster):
+def test_calicoctl_node_status_shows_mesh_established(node, cluster, nodes):
     peers_wanted = {p.ip for p in cluster.peers_of(node.name)}
+    view = ClusterView(cluster, dict(nodes))  # probes the nodes for the cause, only on a failure
 
     def good(status: parsers.CalicoNodeStatus) -> bool:
         rows = {p.address: p for p in status.ipv4_peers}
@@ -39,16 +41,17 @@ def test_calicoctl_node_status_shows_mesh_established(node, cluster):
     status = _poll(node, lambda s: s.running, RUNNING_DEADLINE)
     if not status.running:
         expect.fail(f"{node.name}: calicoctl node status", "Calico process is running.",
-                    "Calico process is not running.", diagnoses.CALICO_NOT_RUNNING.text())
+                    "Calico process is not running.", checks.calico_down_cause(view, node).text())
     status = _poll(node, good, BGP_DEADLINE)
     rows = {p.address: p for p in status.ipv4_peers}
     for ip in sorted(peers_wanted):
         row = rows.get(ip)
+        if row and row.established and row.peer_type == "node-to-node mesh":
+            continue
         seen = f"{row.peer_type}, {row.state}, {row.info}" if row else "no row for this peer"
-        cause = diagnoses.bgp_state(row.info if row else "", row.state if row else "").text()
-        expect.true(f"{node.name}: BGP session to peer {ip} (waited up to {BGP_DEADLINE} s)",
-                    bool(row and row.established and row.peer_type == "node-to-node mesh"),
-                    "node-to-node mesh, up, Established", seen, cause)
+        peer = next(p for p in cluster.peers_of(node.name) if p.ip == ip)
+        expect.fail(f"{node.name}: BGP session to peer {ip} (waited up to {BGP_DEADLINE} s)",
+                    "node-to-node mesh, up, Established", seen, checks.session_cause(view, node, peer).text())
 
 
 def _poll(node, ok, deadline: float) -> parsers.CalicoNodeStatus:

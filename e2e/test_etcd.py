@@ -2,7 +2,8 @@
 
 import uuid
 
-from calicolab import etcd_query, expect, versions
+from calicolab import checks, etcd_query, expect, versions
+from calicolab.checks import ClusterView
 
 
 def _members(node, cluster):
@@ -29,10 +30,12 @@ def test_etcd_has_exactly_one_leader_and_all_agree(nodes, cluster):
                  "split view of the cluster: members disagree on the leader")
 
 
-def test_etcd_cluster_is_healthy(node, cluster):
+def test_etcd_cluster_is_healthy(node, cluster, nodes):
     health = etcd_query.health(node, cluster.versions.etcd, cluster.etcd_endpoints)
-    expect.equal(f"etcd cluster health from {node.name}", health.verdict, "healthy",
-                 "a member is down or unreachable; see `journalctl -u etcd`")
+    if health.verdict != "healthy":
+        cause = checks.quorum_cause(ClusterView(cluster, dict(nodes)))
+        expect.fail(f"etcd cluster health from {node.name}", "healthy", health.verdict,
+                    cause.text() if cause else "a member is down or unreachable; see `journalctl -u etcd`")
 
 
 def test_etcd_key_written_on_node1_is_read_on_node2(nodes, cluster):
