@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class StageFailed(Exception):
     """A lifecycle stage failed; the message names the stage and the first cause."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job): unwinds like Ctrl-C, so every try/finally cleanup runs."""
