@@ -278,6 +278,11 @@ def test_dropped_bgp_port_is_named_and_bgp_comes_back(view, cluster, nodes, traf
         expect.true("the diagnosis names the BGP port", "179" in finding.diagnosis.text(), "TCP 179",
                     finding.diagnosis.text())
         detect(view, ("BGP port 179",), {"BGP port blocked"}, [spec.name])
+        # From the outside the DROP looks like silence, not a refusal (what the probe path tells).
+        seen = probes.tcp_port(nodes[peer.name], spec.ip, 179)
+        print(f"probe: {peer.name} -> {spec.ip}:179 {seen}")
+        expect.equal(f"TCP 179 from {peer.name} to {spec.name}", seen, probes.TIMEOUT,
+                     "the DROP rule is not in the path of the BGP connection")
     finally:
         for rule in rules:
             wait_for(lambda rule=rule: victim.run(f"iptables -w -D {rule} 2>/dev/null").ok, lambda ok: not ok,
