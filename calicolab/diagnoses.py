@@ -54,8 +54,8 @@ ETCD_PEER_PORT_BLOCKED = Diagnosis(
     "etcd peer port blocked", "the members run but cannot reach each other on TCP 2380: no quorum",
     "allow TCP 2380 both ways between the nodes (the guide turns firewalld off)")
 ETCD_V2_OFF = Diagnosis(
-    "etcd v2 API off", "etcd 3.4+ started without --enable-v2: /v2/keys answers 404, so Calico 2.6 and "
-    "Docker's cluster store cannot read or write (`etcd cluster is unavailable or misconfigured`)",
+    "etcd v2 API off", "etcd serves no v2 API (3.4+ needs --enable-v2): /v2/keys answers 404, so Calico 2.6 "
+    "and Docker's cluster store cannot read or write (`etcd cluster is unavailable or misconfigured`)",
     "set ETCD_ENABLE_V2=\"true\" (--enable-v2=true) in /etc/etcd/etcd.conf and restart all members together")
 DOCKER_DOWN = Diagnosis(
     "docker down", "the Docker engine is not running, so neither calico-node nor workloads can run",
