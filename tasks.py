@@ -248,3 +248,17 @@ def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, repor
     if report.failed:
         raise StageFailed(f"{len(report.failed)} check(s) failed: " +
                           ", ".join(sorted({f"{f.check} ({f.node})" for f in report.failed})))
+
+
+@task(help={"runs": "how many e2e lifecycles to run in a row (default 10)", "suite": SUITE_HELP, **CLUSTER_HELP},
+      optional=TLS_FLAG)
+@friendly
+def soak(c, runs="10", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
+         calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
+    """Run the e2e lifecycle N times in a row; print passes, failures and timing spread, write soak.json."""
+    from calicolab.soak import parse_runs, run_soak
+
+    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "suite")}
+    result = run_soak(_cfg(**flags), parse_runs(runs), say=lambda m: print(m, flush=True), suite=suite)
+    if result["failed"]:
+        raise StageFailed(f"{result['failed']} of {result['runs_done']} soak runs failed (see the table above)")

@@ -135,9 +135,12 @@ OVERRIDABLE = {
 }
 
 
-def load(overrides: dict[str, Any] | None = None, path: Path = CLUSTER_FILE,
+def load(overrides: dict[str, Any] | None = None, path: Path | None = None,
          environ: dict[str, str] | None = None) -> ClusterConfig:
-    """Read cluster.yaml, apply CALICOLAB_* variables, then flags; validate."""
+    """Read cluster.yaml (or the file CALICOLAB_CLUSTER_FILE names), apply CALICOLAB_*
+    variables, then flags; validate."""
+    environ = os.environ if environ is None else environ
+    path = path or Path(environ.get("CALICOLAB_CLUSTER_FILE") or CLUSTER_FILE)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -148,7 +151,6 @@ def load(overrides: dict[str, Any] | None = None, path: Path = CLUSTER_FILE,
         raise UserError(f"{path} is not valid YAML{where}: fix the file") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path} must be a mapping of settings")
-    environ = os.environ if environ is None else environ
     layers = {k: environ[f"CALICOLAB_{k.upper()}"] for k in OVERRIDABLE
               if environ.get(f"CALICOLAB_{k.upper()}")}
     layers.update({k: v for k, v in (overrides or {}).items() if v not in (None, "")})

@@ -69,19 +69,26 @@ class Lifecycle:
     def finish(self) -> None:
         """Print the timing table and write the lifecycle JUnit and timings JSON; fail loudly
         when private key material shows up in the reports or the run's logs."""
+        # Called from `finally:` blocks: a failure already on its way out stays the error.
+        unwinding = sys.exc_info()[0] is not None
         if self.report.calico == "unknown":
             self.report.calico = state.read(self.cfg).get("calico_source", "unknown")
         leaks = self._scan_for_secrets()
-        xml_path, json_path = self.report.write(self.cfg.reports_path)
         self.say("")
         self.say(self.report.table())
-        self.say(f"reports: {xml_path}, {json_path}")
+        try:
+            xml_path, json_path = self.report.write(self.cfg.reports_path)
+            self.say(f"reports: {xml_path}, {json_path}")
+        except OSError as err:  # an unwritable reports folder is bad input, not a crash
+            self.say(f"reports not written: {self.cfg.reports_path} ({err.strerror})")
+            if not unwinding:
+                raise UserError(f"{self.cfg.reports_path} cannot be written ({err.strerror}): choose another "
+                                "folder with --reports-dir or CALICOLAB_REPORTS_DIR") from None
         if leaks:
             self.say("!!! SECRETS IN THE REPORTS OR LOGS: private key material found in:")
             for finding in leaks:
                 self.say(f"!!!   {finding}")
-            # Called from `finally:` blocks: a failure already on its way out stays the error.
-            if sys.exc_info()[0] is None:
+            if not unwinding:
                 raise StageFailed(f"private key material in {len(leaks)} place(s), first {leaks[0]}: "
                                   "remove it and find what wrote it")
 
@@ -128,9 +135,10 @@ class Lifecycle:
             self.say("==> up: cluster already running")
             self._remember_targets()
             return
+        # Before the box: a wrong subnet or a missing tool is told at once, not after image builds.
+        preflight.before_up(self.cfg)
         self.box()
         with self.stage("up"):
-            preflight.before_up(self.cfg)
             self.vagrant.up(lambda line: self.say(f"    {line}"))
             self._remember_targets()
 
@@ -196,8 +204,7 @@ class Lifecycle:
             raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")
         passed = False
         try:
-            self.box()
-            self.up()
+            self.up()  # checks before up, then the box, then up (box and up only when not running)
             self.provision()
             self.provision("idempotence")
             self.verify(pytest_args, suite)
