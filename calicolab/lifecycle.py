@@ -7,6 +7,7 @@ report; asking for a later stage runs the missing earlier ones.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from calicolab import artifacts, images, lab, leak_scan, preflight, state
 from calicolab.config import ROOT, ClusterConfig, write_effective
 from calicolab.errors import StageFailed, UserError
+from calicolab.etcd_tls import pki_folder
 from calicolab.remote import Node, SshTarget
 from calicolab.reports import RunReport, StageRecord, add_junit_properties, calico_label
 from calicolab.state import running_config
@@ -196,6 +198,8 @@ class Lifecycle:
             self._nodes = None
             self.vagrant.destroy(lambda line: self.say(f"    {line}"), leftovers)
             state.clear(self.cfg, "ssh", "provisioned", "facts", "calico_source")
+            # The cluster's CA and keys die with it (a new cluster makes new ones).
+            shutil.rmtree(pki_folder(self.cfg), ignore_errors=True)
 
     def e2e(self, destroy: str, pytest_args: list[str] | None = None, suite: str = "checks") -> bool:
         """The whole sequence; the destroy policy is enforced whatever happens."""
