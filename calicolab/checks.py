@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from calicolab import parsers, probes, versions
 from calicolab.config import ClusterConfig
@@ -50,6 +51,8 @@ from calicolab.errors import UserError
 from calicolab.etcd_tls import CLIENT
 from calicolab.probes import NodeLike
 
+T = TypeVar("T")
+
 
 @dataclass
 class ClusterView:
@@ -57,7 +60,7 @@ class ClusterView:
 
     cfg: ClusterConfig
     nodes: dict[str, NodeLike]
-    _cache: dict[tuple[str, str], object] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def spec(self, node: NodeLike) -> NodeSpec:
         return self.cfg.node(node.name)
@@ -82,12 +85,12 @@ class ClusterView:
     def http(self, node: NodeLike, url: str, **kw) -> probes.HttpAnswer:
         return probes.http(node, url, self.curl_opts, **kw)
 
-    def remember(self, node: NodeLike, what: str, make: Callable[[], object]) -> object:
+    def remember(self, node: NodeLike, what: str, make: Callable[[], T]) -> T:
         """One probe answer per node and run: several checks ask the same question."""
         key = (node.name, what)
         if key not in self._cache:
             self._cache[key] = make()
-        return self._cache[key]
+        return cast(T, self._cache[key])
 
 
 def _pass(check: str, node: str, seen: str) -> Finding:
@@ -113,7 +116,6 @@ def etcd_member_cause(view: ClusterView, node: NodeLike) -> Diagnosis | None:
             return ETCD_PUBLISH_TIMEOUT.at(node.name)
         return ETCD_MEMBER_DOWN.at(f"{node.name} (etcd {state})")
     answer = view.remember(node, "etcd version", lambda: view.http(node, view.etcd_url(node.ip, "/version")))
-    assert isinstance(answer, probes.HttpAnswer)
     if not answer.answered:
         return ETCD_NOT_SERVING.at(f"{node.name} ({view.etcd_url(node.ip, '')})")
     return None
@@ -121,9 +123,7 @@ def etcd_member_cause(view: ClusterView, node: NodeLike) -> Diagnosis | None:
 
 def v2_answer(view: ClusterView, node: NodeLike, ip: str | None = None) -> probes.HttpAnswer:
     ip = ip or node.ip
-    answer = view.remember(node, f"v2 {ip}", lambda: view.http(node, view.etcd_url(ip, "/v2/keys/")))
-    assert isinstance(answer, probes.HttpAnswer)
-    return answer
+    return view.remember(node, f"v2 {ip}", lambda: view.http(node, view.etcd_url(ip, "/v2/keys/")))
 
 
 def v2_off(answer: probes.HttpAnswer) -> bool:
@@ -159,7 +159,6 @@ def quorum_cause(view: ClusterView) -> Diagnosis | None:
 
 def _healthy(view: ClusterView, node: NodeLike) -> bool:
     answer = view.remember(node, "etcd health", lambda: view.http(node, view.etcd_url(node.ip, "/health")))
-    assert isinstance(answer, probes.HttpAnswer)
     return '"health":"true"' in answer.body.replace(" ", "")
 
 
@@ -191,8 +190,10 @@ def check_etcd_member(view: ClusterView, node: NodeLike) -> Finding:
     cause = etcd_member_cause(view, node)
     if cause:
         state = view.remember(node, "etcd unit", lambda: probes.unit_state(node, "etcd"))
-        return _fail("etcd member", node.name, f"etcd.service {state}, {view.etcd_url(node.ip, '')} "
-                     "does not answer" if state == "active" else f"etcd.service {state}", cause)
+        seen = f"etcd.service {state}"
+        if state == "active":
+            seen += f", {view.etcd_url(node.ip, '')} does not answer"
+        return _fail("etcd member", node.name, seen, cause)
     return _pass("etcd member", node.name, f"running, answers on {view.etcd_url(node.ip, '')}")
 
 
@@ -306,13 +307,13 @@ def check_plugin_sockets(view: ClusterView, node: NodeLike) -> Finding:
                  PLUGIN_SOCKETS_MISSING.at(node.name))
 
 
-def _bird(view: ClusterView, node: NodeLike) -> tuple[list[probes.Process] | None, list[probes.Process]]:
+def _bird(node: NodeLike) -> tuple[list[probes.Process] | None, list[probes.Process]]:
     procs = probes.container_processes(node, "calico-node")
     return procs, [p for p in procs or [] if p.command == "bird"]
 
 
 def check_bird(view: ClusterView, node: NodeLike) -> Finding:
-    procs, birds = _bird(view, node)
+    procs, birds = _bird(node)
     if procs is None:
         return _fail("BIRD", node.name, "calico-node container not running", calico_down_cause(view, node))
     if not birds:
@@ -346,7 +347,7 @@ def node_status(view: ClusterView, node: NodeLike) -> tuple[parsers.CalicoNodeSt
 def check_bgp_mesh(view: ClusterView, node: NodeLike) -> Finding:
     status, note = node_status(view, node)
     if not status.running:
-        procs, birds = _bird(view, node)
+        procs, birds = _bird(node)
         cause = BIRD_DOWN.at(node.name) if procs and not birds else calico_down_cause(view, node)
         return _fail("BGP mesh", node.name, "Calico process is not running." + note, cause)
     rows = {p.address: p for p in status.ipv4_peers}
@@ -361,7 +362,9 @@ def check_bgp_mesh(view: ClusterView, node: NodeLike) -> Finding:
 
 def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec) -> Diagnosis:
     """Why the BGP session from node to peer is not Established."""
-    procs, birds = _bird(view, node)
+    procs, birds = _bird(node)
+    if procs is None:
+        return calico_down_cause(view, node)
     if not birds:
         return BIRD_DOWN.at(node.name)
     other = view.nodes.get(peer.name)
@@ -370,7 +373,7 @@ def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec) -> Diagnosi
         if rules:
             return BGP_PORT_BLOCKED.at(f"{host.name} has `{rules[0]}`")
     if other is not None:
-        peer_procs, peer_birds = _bird(view, other)
+        peer_procs, peer_birds = _bird(other)
         if peer_procs is None:
             return BGP_PEER_DOWN.at(f"{peer.name} (calico-node not running)")
         if not peer_birds:
