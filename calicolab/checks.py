@@ -357,11 +357,13 @@ def check_bgp_mesh(view: ClusterView, node: NodeLike) -> Finding:
         return _pass("BGP mesh", node.name, "Established with " + ", ".join(p.ip for p in view.peers(node)) + note)
     peer, row = bad[0]
     seen = f"peer {peer.ip}: {row.peer_type}, {row.state}, {row.info}" if row else f"no row for peer {peer.ip}"
-    return _fail("BGP mesh", node.name, seen + note, session_cause(view, node, peer))
+    return _fail("BGP mesh", node.name, seen + note, session_cause(view, node, peer, row.info if row else ""))
 
 
-def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec) -> Diagnosis:
-    """Why the BGP session from node to peer is not Established."""
+def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec, info: str = "") -> Diagnosis:
+    """Why the BGP session from node to peer is not Established. `info` is the row's INFO
+    (BIRD's last error, e.g. `Active Socket: Connection refused`). Nothing here connects to
+    BIRD's port itself: BIRD would take a probe for its peer, and its close for an error."""
     procs, birds = _bird(node)
     if procs is None:
         return calico_down_cause(view, node)
@@ -378,13 +380,15 @@ def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec) -> Diagnosi
             return BGP_PEER_DOWN.at(f"{peer.name} (calico-node not running)")
         if not peer_birds:
             return BGP_PEER_DOWN.at(f"{peer.name} (no bird inside calico-node)")
-    port = probes.tcp_port(node, peer.ip, 179)
-    if port == probes.REFUSED:
+    text = info.lower()
+    if "refused" in text:
         return BGP_PEER_DOWN.at(f"{node.name} -> {peer.ip}:179 refused")
-    if port != probes.OPEN:
+    unanswered = probes.connecting(node, peer.ip, 179) or "timed out" in text
+    if unanswered or "no route" in text or "unreachable" in text:
         if not probes.ping(node, peer.ip):
             return HOST_UNREACHABLE.at(f"{node.name} -> {peer.ip}")
-        return BGP_PORT_BLOCKED.at(f"{node.name} -> {peer.ip}:179 {port}")
+        if unanswered:
+            return BGP_PORT_BLOCKED.at(f"{node.name} -> {peer.ip}:179 SYN unanswered")
     for spec in (view.spec(node), peer):
         registered = _v2_value(view, node, f"/calico/bgp/v1/host/{spec.name}/ip_addr_v4")
         if registered is not None and registered != spec.ip:

@@ -47,6 +47,15 @@ def tcp_port(node: NodeLike, ip: str, port: int, seconds: int = PROBE_SECONDS) -
     return UNREACHABLE if ("no route" in text or "unreachable" in text) else TIMEOUT
 
 
+def connecting(node: NodeLike, ip: str, port: int) -> bool:
+    """Does this node hold a connection to ip:port in SYN-SENT, i.e. is its SYN unanswered?
+    Read from the kernel's socket table: watching BIRD's own attempts disturbs nothing,
+    where a probe connection to BIRD's port would (BIRD takes it for its peer and then
+    sees it close, and the session waits longer before its next try)."""
+    res = node.run("ss -Htn state syn-sent")
+    return any(line.split()[-1] == f"{ip}:{port}" for line in res.stdout.splitlines() if line.split())
+
+
 def _tail_value(text: str, key: str) -> str:
     for line in reversed(text.splitlines()):
         if line.startswith(f"{key}="):

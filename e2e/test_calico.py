@@ -50,8 +50,9 @@ def test_calicoctl_node_status_shows_mesh_established(node, cluster, nodes):
             continue
         seen = f"{row.peer_type}, {row.state}, {row.info}" if row else "no row for this peer"
         peer = next(p for p in cluster.peers_of(node.name) if p.ip == ip)
+        cause = checks.session_cause(view, node, peer, row.info if row else "")
         expect.fail(f"{node.name}: BGP session to peer {ip} (waited up to {BGP_DEADLINE} s)",
-                    "node-to-node mesh, up, Established", seen, checks.session_cause(view, node, peer).text())
+                    "node-to-node mesh, up, Established", seen, cause.text())
 
 
 def _poll(node, ok, deadline: float) -> parsers.CalicoNodeStatus:

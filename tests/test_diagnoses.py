@@ -149,7 +149,7 @@ def test_bird_killed_and_bird_restarted():
     assert found.ok  # a warning does not fail the doctor
 
 
-def _session_down(info: str = "Active Socket: Connection timed out") -> dict:
+def _session_down(info: str = "Active") -> dict:
     return {"node1": {r"^calicoctl node status": said(node_status(NODE2.ip, "start", info))}}
 
 
@@ -165,16 +165,23 @@ def test_bgp_port_dropped_by_a_rule_names_the_rule_and_the_port():
     assert finding(view, "BGP port 179", "node1").result == PASS
 
 
-@pytest.mark.parametrize("probe,ping_rc,diagnosis", [
-    ("tcp-rc=124\n", 0, "BGP port blocked"),
-    ("bash: connect: Connection refused\ntcp-rc=1\n", 0, "BGP peer not listening"),
-    ("tcp-rc=124\n", 1, "peer unreachable"),
-    ("tcp-rc=0\n", 0, "BGP session starting"),
+SYN_SENT = said(f"0  1  {NODE1.ip}:40123  {NODE2.ip}:179\n")
+
+
+@pytest.mark.parametrize("info,sockets,ping_rc,diagnosis", [
+    ("Active", SYN_SENT, 0, "BGP port blocked"),
+    ("Active Socket: Connection timed out", said(""), 0, "BGP port blocked"),
+    ("Active Socket: Connection refused", said(""), 0, "BGP peer not listening"),
+    ("Active", SYN_SENT, 1, "peer unreachable"),
+    ("Active Socket: No route to host", said(""), 1, "peer unreachable"),
+    ("Active Socket: Connection closed", said(""), 0, "BGP session starting"),
 ])
-def test_bgp_session_down_is_told_apart_by_probing_the_peer(probe, ping_rc, diagnosis):
-    symptoms = _session_down()
-    symptoms["node1"].update({r"/dev/tcp/": said(probe), r"^ping -c 1": said("", ping_rc)})
-    assert finding(fake_view(symptoms), "BGP mesh", "node1").diagnosis.name == diagnosis
+def test_bgp_session_down_is_told_apart_without_touching_birds_port(info, sockets, ping_rc, diagnosis):
+    symptoms = _session_down(info)
+    symptoms["node1"].update({r"^ss -Htn state syn-sent": sockets, r"^ping -c 1": said("", ping_rc)})
+    view = fake_view(symptoms)
+    assert finding(view, "BGP mesh", "node1").diagnosis.name == diagnosis
+    assert not any("/dev/tcp/" in cmd for node in view.nodes.values() for cmd in node.commands)
 
 
 def test_peer_without_bird_is_named():
