@@ -15,7 +15,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,9 +25,10 @@ from calicolab.config import ClusterConfig
 from calicolab.errors import UserError
 from calicolab.remote import CommandResult, Node, SshTarget
 
-COMMAND_TIMEOUT = 15.0   # one command on a node
+COMMAND_TIMEOUT = 10.0   # one command on a node
 NODE_DEADLINE = 90.0     # all commands on one node
 SSH_CONNECT_TIMEOUT = 5  # a dead node is given up quickly; the failure is already known
+PROBES_AT_ONCE = 4       # SSH channels at a time on one node's connection
 BIRD_SOCKET = "/var/run/calico/bird.ctl"
 JOURNAL_LINES = 400
 V3_ETCDCTL = "3.5.0"  # any version whose etcdctl speaks the v3 API (for `endpoint status`)
@@ -135,37 +136,59 @@ def _write(path: Path, shown: str, rc: int | str, seconds: float, stdout: str, s
     return path
 
 
+def _fetch(probe: Probe, node: RemoteNode) -> tuple[CommandResult | UserError, float]:
+    start = time.monotonic()
+    try:
+        res: CommandResult | UserError = probe.fetch(node)
+    except UserError as err:  # the node stopped answering over SSH
+        res = err
+    except Exception as err:  # best effort: one odd answer must not lose the rest
+        res = CommandResult(node.name, probe.shown, -1, "", f"{err.__class__.__name__}: {err}")
+    return res, time.monotonic() - start
+
+
 def collect_node(node: RemoteNode | None, probes: Iterable[Probe], host: list[tuple[str, list[str]]],
                  folder: Path, *, unreachable: str = "", deadline: float = NODE_DEADLINE,
-                 host_run: HostRun = _host_run, clock: Callable[[], float] = time.monotonic
-                 ) -> tuple[list[Path], list[str]]:
-    """Collect one node's files; returns the files written and notes about what was skipped."""
+                 host_run: HostRun = _host_run) -> tuple[list[Path], list[str]]:
+    """Collect one node's files; returns the files written and notes about what was skipped.
+
+    The first command alone (it opens the SSH connection, or finds the node dead), then the
+    rest a few at a time over that connection: a sick node makes several commands wait for
+    their timeouts (etcdctl, calicoctl, docker info) and those waits overlap.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     notes: list[str] = []
     name = folder.name
-    end = clock() + deadline
+    end = time.monotonic() + deadline
     for file, cmd in host:
-        start = clock()
+        start = time.monotonic()
         rc, out, err = host_run(cmd, COMMAND_TIMEOUT)
-        files.append(_write(folder / file, " ".join(cmd), rc, clock() - start, out, err))
+        files.append(_write(folder / file, " ".join(cmd), rc, time.monotonic() - start, out, err))
     dead = unreachable or ("" if node is not None else "no SSH settings for this node")
-    for probe in probes:
-        if dead:
-            break
-        if clock() >= end:
-            notes.append(f"{name}: stopped after {deadline:.0f} s; not collected: {probe.file} and later")
-            break
-        start = clock()
-        try:
-            res = probe.fetch(node)  # type: ignore[arg-type]
-        except UserError as err:  # the node stopped answering over SSH: no point asking again
-            dead = str(err)
-            break
-        except Exception as err:  # best effort: one odd answer must not lose the rest
-            res = CommandResult(name, probe.shown, -1, "", f"{err.__class__.__name__}: {err}")
-        rc: int | str = "124 (timed out)" if res.rc == 124 else res.rc
-        files.append(_write(folder / probe.file, probe.shown, rc, clock() - start, res.stdout, res.stderr))
+    todo = list(probes)
+    if not dead and todo:
+        first, *rest = todo
+        res, seconds = _fetch(first, node)  # type: ignore[arg-type]
+        results: dict[str, tuple[CommandResult | UserError, float]] = {first.file: (res, seconds)}
+        if not isinstance(res, UserError) and rest:
+            pool = ThreadPoolExecutor(max_workers=PROBES_AT_ONCE)
+            futures = {pool.submit(_fetch, probe, node): probe for probe in rest}
+            done, pending = wait(futures, timeout=max(0.0, end - time.monotonic()))
+            pool.shutdown(wait=False, cancel_futures=True)  # late ones end at their own timeouts
+            results.update((futures[f].file, f.result()) for f in done)
+            if pending:
+                names = ", ".join(sorted(futures[f].file for f in pending))
+                notes.append(f"{name}: stopped after {deadline:.0f} s; not collected: {names}")
+        for probe in todo:  # in the probes' order, so the files read like a checklist
+            if probe.file not in results:
+                continue
+            res, seconds = results[probe.file]
+            if isinstance(res, UserError):
+                dead = dead or str(res)
+                continue
+            rc: int | str = "124 (timed out)" if res.rc == 124 else res.rc
+            files.append(_write(folder / probe.file, probe.shown, rc, seconds, res.stdout, res.stderr))
     if dead:
         notes.append(f"{name}: node commands skipped: {dead}")
         (folder / "unreachable.txt").write_text(leak_scan.redact(dead + "\n"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import shlex
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,9 @@ from invoke.exceptions import CommandTimedOut
 from calicolab.errors import UserError
 
 T = TypeVar("T")
+# paramiko's transport thread logs a traceback on stderr when a node does not answer; Node.run
+# already turns that into the one-line UserError (a bare traceback would break that rule).
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)

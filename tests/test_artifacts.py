@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -88,7 +90,7 @@ def test_commands_carry_a_node_side_timeout_and_the_right_etcdctl(tmp_path):
     artifacts.collect(_cfg(tmp_path, CALICOLAB_ETCD="3.4.23"), "stage-provision", SSH,
                       node_factory=_fake_factory(made), host_run=_host_run([]))
     cmds = made["node1"].commands
-    assert all(c.startswith(("timeout -k 2 15 sh -c", "ETCDCTL_API=")) for c in cmds), cmds
+    assert all(c.startswith(("timeout -k 2 10 sh -c", "ETCDCTL_API=")) for c in cmds), cmds
     assert any(c.startswith("ETCDCTL_API=2 etcdctl --endpoints http://192.168.") and c.endswith("cluster-health")
                for c in cmds)
     assert any(c.startswith("ETCDCTL_API=3 ") and c.endswith("endpoint status -w table") for c in cmds)
@@ -126,19 +128,50 @@ def test_a_node_without_ssh_settings_still_gets_host_side_files(tmp_path):
 
 
 def test_the_per_node_deadline_stops_a_slow_node(tmp_path):
-    now = [0.0]
+    release = threading.Event()
+
+    def hanging(cmd, **_kwargs):
+        if "journalctl -u etcd" not in cmd:  # the first command answers, the others hang
+            release.wait(10)
+        return CommandResult("node1", cmd, 0, "late\n", "")
+
+    node = FakeNode("node1")
+    node.run = hanging  # type: ignore[method-assign]
+    start = time.monotonic()
+    try:
+        files, notes = artifacts.collect_node(node, artifacts.node_probes(_cfg(tmp_path)), [], tmp_path / "node1",
+                                              deadline=0.3)
+    finally:
+        release.set()
+    assert time.monotonic() - start < 5
+    assert [f.name for f in files] == ["journal-etcd.txt"]
+    assert len(notes) == 1 and notes[0].startswith("node1: stopped after 0 s; not collected: ")
+    assert "calicoctl-node-status.txt" in notes[0] and "journal-etcd.txt" not in notes[0]
+
+
+def test_slow_commands_on_one_node_overlap(tmp_path):
+    at_once, most = [0], [0]
+    lock = threading.Lock()
+    overlapped = threading.Event()  # set once PROBES_AT_ONCE commands ran together
 
     def slow(cmd, **_kwargs):
-        now[0] += 40  # every command takes 40 s of the fake clock
+        if "journalctl -u etcd" not in cmd:
+            with lock:
+                at_once[0] += 1
+                most[0] = max(most[0], at_once[0])
+                if at_once[0] == artifacts.PROBES_AT_ONCE:
+                    overlapped.set()
+            overlapped.wait(5)
+            with lock:
+                at_once[0] -= 1
         return CommandResult("node1", cmd, 124, "", "timed out after 15 s")
 
     node = FakeNode("node1")
     node.run = slow  # type: ignore[method-assign]
-    files, notes = artifacts.collect_node(node, artifacts.node_probes(_cfg(tmp_path)), [], tmp_path / "node1",
-                                          deadline=90, clock=lambda: now[0])
-    assert len(files) == 3  # 0 s, 40 s, 80 s started; the fourth would start at 120 s
-    assert notes and "stopped after 90 s" in notes[0]
-    assert "# exit 124 (timed out)" in files[0].read_text()
+    files, notes = artifacts.collect_node(node, artifacts.node_probes(_cfg(tmp_path)), [], tmp_path / "node1")
+    assert most[0] == artifacts.PROBES_AT_ONCE and notes == []
+    assert len(files) == len(artifacts.node_probes(_cfg(tmp_path)))
+    assert "# exit 124 (timed out)" in (tmp_path / "node1" / "docker-info.txt").read_text()
 
 
 def test_a_rerun_replaces_stale_files(tmp_path):
