@@ -227,6 +227,10 @@ def bench(c, runs=1, lanes=0, provider=None, prefix=None, etcd=None, docker=None
 def test(c, lab=True):
     """The project's own checks: ruff, unit tests, and the lab end-to-end run."""
     env = dict(os.environ)
+    if lab:  # tests/lab bring clusters up in a lane of their own (before the e2e run, so free)
+        cfg = config.load()
+        env.setdefault("CALICOLAB_LAB_PREFIX", f"{cfg.prefix}-lab")
+        env.setdefault("CALICOLAB_LAB_SUBNET", cfg.subnet)
     c.run("ruff check .", pty=False)
     c.run(f"{sys.executable} -m pytest tests -n auto -q -p no:cacheprovider "
           "--junitxml=reports/unit.xml", pty=False, env=env)
