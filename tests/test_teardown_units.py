@@ -1,0 +1,148 @@
+"""Teardown without a lab: what the lab's destroy removes (and what it leaves to others), a
+crash in any stage still destroying under --destroy always, Vagrant waited for after Ctrl-C."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from calicolab import config, shell, vagrant_env
+from calicolab.errors import Terminated
+from calicolab.lifecycle import Lifecycle
+
+
+def _cfg(tmp_path, prefix="arti"):
+    return config.load({"run_dir": str(tmp_path / "run"), "reports_dir": str(tmp_path / "reports"),
+                        "prefix": prefix, "subnet": "192.168.241.0/24"}, environ={})
+
+
+class FakeDocker:
+    """Answers the docker commands remove_lab_nodes runs, and records them."""
+
+    def __init__(self, by_filter: dict[str, str], inspect: str = "", network: bool = True) -> None:
+        self.by_filter, self.inspect, self.network = by_filter, inspect, network
+        self.calls: list[list[str]] = []
+
+    def run(self, cmd, check=True, timeout=600, **_kw):
+        cmd = list(cmd)
+        self.calls.append(cmd)
+        out, rc = "", 0
+        if cmd[1:3] == ["ps", "-a"]:
+            out = self.by_filter.get(cmd[cmd.index("--filter") + 1], "")
+        elif cmd[1] == "inspect":
+            out = self.inspect
+        elif cmd[1:3] == ["network", "inspect"]:
+            rc = 0 if self.network else 1
+        return shell.Outcome(tuple(cmd), rc, out, "")
+
+
+@pytest.fixture
+def docker(monkeypatch):
+    def make(**kwargs):
+        fake = FakeDocker(**kwargs)
+        monkeypatch.setattr(vagrant_env.shell, "run", fake.run)
+        monkeypatch.setattr(vagrant_env.shell, "which_or_none", lambda tool: f"/usr/bin/{tool}")
+        return fake
+    return make
+
+
+def test_a_runs_destroy_removes_its_own_containers_and_network_only(tmp_path, docker):
+    cfg = _cfg(tmp_path)
+    fake = docker(by_filter={f"label=calicolab.run={cfg.run_path}": "aaa arti-node1\nbbb arti-node2\n",
+                             "label=calicolab.prefix=arti": "aaa arti-node1\nbbb arti-node2\nccc arti-node9\n"},
+                  inspect="ddd /arti-node1-old\n")
+    said: list[str] = []
+    removed = vagrant_env.remove_lab_nodes(cfg, said.append, ["ddd"], every_run=False)
+    filters = [c[c.index("--filter") + 1] for c in fake.calls if "--filter" in c]
+    assert filters == [f"label=calicolab.run={cfg.run_path}"]  # never the prefix: not another run's nodes
+    rm = next(c for c in fake.calls if c[1:3] == ["rm", "-f"])
+    assert sorted(rm[4:]) == ["aaa", "bbb", "ddd"]
+    assert ["docker", "network", "rm", "vagrant_network_192.168.241.0/24"] in fake.calls
+    assert removed == 4
+    assert said[0] == "removing 3 node container(s): arti-node1, arti-node1-old, arti-node2"
+
+
+def test_an_explicit_destroy_also_removes_every_container_of_the_prefix(tmp_path, docker):
+    cfg = _cfg(tmp_path)
+    fake = docker(by_filter={"label=calicolab.prefix=arti": "ccc arti-node1\n"}, network=False)
+    said: list[str] = []
+    assert vagrant_env.remove_lab_nodes(cfg, said.append, [], every_run=True) == 1
+    assert ["docker", "rm", "-f", "-v", "ccc"] in [c[:5] for c in fake.calls]
+    assert not any(c[1:3] == ["network", "rm"] for c in fake.calls)
+
+
+def test_destroy_on_the_lab_never_calls_vagrant_and_says_when_nothing_was_there(tmp_path, docker, monkeypatch):
+    cfg = _cfg(tmp_path)
+    docker(by_filter={}, network=False)
+    cluster = vagrant_env.VagrantCluster(cfg)
+    monkeypatch.setattr(cluster, "_stream", lambda *a: pytest.fail("vagrant destroy on the lab"))
+    said: list[str] = []
+    cluster.destroy(said.append, leftovers=True)
+    assert said == ["nothing to remove for prefix arti (subnet 192.168.241.0/24)"]
+
+
+def test_the_dotfile_goes_and_recorded_ids_are_removed(tmp_path, docker, monkeypatch):
+    cfg = _cfg(tmp_path)
+    fake = docker(by_filter={}, inspect="1234 /arti-node1\n", network=False)
+    machine = cfg.run_path / ".vagrant" / "machines" / "node1" / "docker"
+    machine.mkdir(parents=True)
+    (machine / "id").write_text("1234\n")
+    vagrant_env.VagrantCluster(cfg).destroy(lambda _m: None, leftovers=False)
+    assert ["docker", "inspect", "--format", "{{.Id}} {{.Name}}", "1234"] in fake.calls
+    assert not (cfg.run_path / ".vagrant").exists()
+
+
+@pytest.mark.parametrize("stage", ["box", "up", "provision", "idempotence", "verify"])
+def test_a_crash_in_any_stage_still_destroys_under_always(tmp_path, monkeypatch, stage):
+    lc = Lifecycle(_cfg(tmp_path), say=lambda _m: None)
+    calls: list[str] = []
+
+    def run(name):
+        def fn(*_a, **_k):
+            calls.append(name)
+            with lc.stage(name):
+                if name == stage:
+                    raise RuntimeError(f"bug in {name}")
+        return fn
+
+    def up():
+        run("box")()
+        run("up")()
+
+    monkeypatch.setattr(lc, "up", up)
+    monkeypatch.setattr(lc, "provision", lambda stage_name="provision": run(stage_name)())
+    monkeypatch.setattr(lc, "verify", run("verify"))
+    monkeypatch.setattr(lc, "destroy", run("destroy"))
+    monkeypatch.setattr("calicolab.artifacts.collect_quietly", lambda *a, **k: None)
+    with pytest.raises(RuntimeError, match=f"bug in {stage}"):
+        lc.e2e("always")
+    assert calls[-1] == "destroy" and calls.count("destroy") == 1
+
+
+SLOW_VAGRANT = """import signal, sys, time
+def stop(*_):
+    print("==> node1: Waiting for cleanup before exiting...", flush=True)
+    sys.exit(1)
+signal.signal(signal.SIGINT, stop)
+print("Bringing machine 'node1' up with 'docker' provider...", flush=True)
+time.sleep(30)
+"""
+
+
+def test_after_ctrl_c_vagrant_is_waited_for_and_a_sigterm_is_passed_on(tmp_path, monkeypatch):
+    """A SIGTERM reached only this process: Vagrant gets the one graceful SIGINT and is waited
+    for (its last words are still shown) before the error goes on."""
+    script = tmp_path / "vagrant.py"
+    script.write_text(SLOW_VAGRANT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # it is running
+    assert first.startswith(b"Bringing machine")
+    said: list[str] = []
+    vagrant_env._wait_for_stop(proc, "up", said.append, forward=True)
+    assert proc.returncode == 1
+    assert said[0] == "waiting for vagrant up to stop (at most 180 s)"
+    assert "==> node1: Waiting for cleanup before exiting..." in said
+    assert issubclass(Terminated, KeyboardInterrupt)  # unwinds every try/finally like Ctrl-C
