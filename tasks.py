@@ -226,8 +226,8 @@ def bench(c, runs=1, lanes=0, provider=None, prefix=None, etcd=None, docker=None
 @task(help={"lab": "also run the lab end-to-end (default true)"})
 def test(c, lab=True):
     """The project's own checks: ruff, unit tests, the lab end-to-end run (read-only checks and
-    fault injection) and the CI lanes side by side (etcd 3.3 -> 3.5 upgrade rehearsals, etcd 3.5
-    over TLS)."""
+    fault injection), the CI lanes side by side (etcd 3.3 -> 3.5 upgrade rehearsals, etcd 3.5
+    over TLS) and a two-run soak."""
     env = dict(os.environ)
     if lab:  # tests/lab bring clusters up in a lane of their own (before the e2e run, so free)
         cfg = config.load()
@@ -239,6 +239,8 @@ def test(c, lab=True):
     if lab:
         c.run(f"{sys.executable} -m invoke e2e", pty=False, env=env)
         c.run(f"{sys.executable} -m invoke matrix --lanes ci", pty=False, env=env)
+        # The soak task itself, kept short here; `invoke soak` (10 runs) is the real measure.
+        c.run(f"{sys.executable} -m invoke soak --runs 2 --suite read-only", pty=False, env=env)
 
 
 @task(help={"json": "also write the findings as JSON to this path",
