@@ -199,28 +199,31 @@ def upgrade(c, etcd=None, docker=None, calico=None, provider=None, prefix=None, 
             "destroy": "always (default) | passing | never, for every lane",
             **{k: CLUSTER_HELP[k] for k in ("prefix", "run_dir", "reports_dir")}})
 @friendly
-def matrix(c, lanes="ci", parallel=0, destroy="always", prefix=None, run_dir=None, reports_dir=None):
+def matrix(c, lanes="ci", parallel="0", destroy="always", prefix=None, run_dir=None, reports_dir=None):
     """Run version lanes side by side (own prefix, subnet and reports each) and tabulate them."""
+    from calicolab.cli_args import whole_number
     from calicolab.matrix import run_matrix
 
     base = config.load({"prefix": prefix, "run_dir": run_dir, "reports_dir": reports_dir})
-    run_matrix(base, lanes, destroy, say=lambda m: print(m, flush=True), parallel=int(parallel))
+    run_matrix(base, lanes, destroy, say=lambda m: print(m, flush=True),
+               parallel=whole_number("--parallel", parallel))
 
 
 @task(help={"runs": "how many lifecycles to time (default 1)",
             "lanes": "instead: time 1 lane alone, then this many lanes side by side (read-only suite)",
             **CLUSTER_HELP}, optional=TLS_FLAG)
 @friendly
-def bench(c, runs=1, lanes=0, provider=None, prefix=None, etcd=None, docker=None, calico=None,
+def bench(c, runs="1", lanes="0", provider=None, prefix=None, etcd=None, docker=None, calico=None,
           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Time the lab lifecycle stage by stage (or lanes side by side); print a table, write JSON."""
     from calicolab.bench import run_bench, run_lane_bench
+    from calicolab.cli_args import whole_number
 
-    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes")}
-    if int(lanes):
-        run_lane_bench(_cfg(**flags), int(lanes), say=lambda m: print(m, flush=True))
+    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes", "whole_number")}
+    if whole_number("--lanes", lanes):
+        run_lane_bench(_cfg(**flags), whole_number("--lanes", lanes), say=lambda m: print(m, flush=True))
         return
-    run_bench(_cfg(**flags), int(runs), say=lambda m: print(m, flush=True))
+    run_bench(_cfg(**flags), whole_number("--runs", runs, minimum=1), say=lambda m: print(m, flush=True))
 
 
 @task(help={"lab": "also run the lab end-to-end (default true)"})

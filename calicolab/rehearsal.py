@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from calicolab import keyspace, traffic
+from calicolab import config, keyspace, traffic
 from calicolab.config import ClusterConfig
 from calicolab.remote import Node
 from calicolab.upgrade import Upgrader
@@ -138,6 +138,8 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
     asked = [(c, targets[c]) for c in ORDER if targets.get(c)]
     if not asked:
         raise UserError("nothing to upgrade: give --etcd, --docker and/or --calico with a target version")
+    # The compatibility rules before the cluster is even reached: a refusal needs no nodes.
+    config.with_overrides(cfg, versions=replace(cfg.versions, **dict(asked)))
     nodes = connect(cfg)
     results: list[RehearsalResult] = []
     try:

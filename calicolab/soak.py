@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from calicolab.cli_args import whole_number
 from calicolab.config import ClusterConfig
 from calicolab.errors import StageFailed, UserError
 from calicolab.lifecycle import Lifecycle, suite_passes
@@ -191,14 +192,8 @@ def _default_lifecycle(cfg: ClusterConfig, say: Callable[[str], None]) -> Lifecy
 
 
 def parse_runs(text: str | int) -> int:
-    """--runs as given on the command line (Invoke would print a traceback for a bad int)."""
-    try:
-        runs = int(str(text).strip())
-    except ValueError:
-        raise UserError(f"--runs must be a whole number, not {text!r}: e.g. --runs 10") from None
-    if runs < 1:
-        raise UserError(f"--runs must be 1 or more, not {runs}")
-    return runs
+    """--runs as given on the command line."""
+    return whole_number("--runs", text, minimum=1, example="10")
 
 
 def run_soak(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: str = "checks",

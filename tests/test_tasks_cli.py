@@ -58,6 +58,11 @@ def _assert_nothing_made(tmp_path, subnet: str = SUBNET, prefix: str = PREFIX) -
 
 
 @pytest.mark.parametrize("args,fragment", [
+    (["bench", "--runs", "abc"], "--runs must be a whole number, not 'abc'"),
+    (["matrix", "--parallel", "x"], "--parallel must be a whole number, not 'x'"),
+    (["matrix", "--lanes", "nightly-unknown"], "unknown lane set 'nightly-unknown'"),
+    (["upgrade", "--etcd", "3.6.0"], "etcd 3.6.0 refused"),
+    (["e2e", "--suite", "everything"], "unknown suite 'everything'"),
     (["e2e", "--provider", "hyperv"], "unknown provider 'hyperv': use one of docker, virtualbox, libvirt"),
     (["up", "--etcd", "3.6.0"], "etcd 3.6.0 refused"),
     (["e2e", "--docker", "26.1.5"], "docker 26.1.5 refused"),
