@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import logging
 import shlex
@@ -13,6 +14,7 @@ from typing import TypeVar
 
 import paramiko
 from fabric import Config, Connection
+from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut
 
 from calicolab.errors import UserError
@@ -55,6 +57,16 @@ class RemoteCommandFailed(Exception):
         self.result = result
 
 
+class _QuietRemote(Remote):
+    """Fabric's runner, except that a command timeout on a connection that has died meanwhile
+    stays quiet: the timer thread's channel.close() would raise EOFError and print a traceback,
+    while the caller already gets a timed-out result."""
+
+    def kill(self) -> None:
+        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+            super().kill()
+
+
 class Node:
     """One node: its name, its guide IP and a persistent SSH connection (root via sudo)."""
 
@@ -62,7 +74,7 @@ class Node:
         self.name, self.ip, self.target = target.name, ip, target
         self.conn = Connection(
             target.host, user=target.user, port=target.port, connect_timeout=connect_timeout,
-            config=Config(overrides={"load_ssh_configs": False}),
+            config=Config(overrides={"load_ssh_configs": False, "runners": {"remote": _QuietRemote}}),
             connect_kwargs={"key_filename": target.key_file, "look_for_keys": False,
                             "allow_agent": False},
         )
