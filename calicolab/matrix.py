@@ -44,6 +44,7 @@ class Lane:
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
     tests: dict[str, int] = field(default_factory=dict)
+    calico: str = "unknown"  # which Calico the lane tested: upstream | double
     last_line: str = ""
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -147,6 +148,7 @@ def _collect(lane: Lane, out_dir: Path) -> None:
     try:
         timings = json.loads((out_dir / "timings.json").read_text())
         lane.stages = {s["name"]: s["seconds"] for s in timings.get("stages", [])}
+        lane.calico = timings.get("calico", "unknown")
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
         lane.stages = {}
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -207,7 +209,7 @@ def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str]
 
 
 def table(lanes: list[Lane], wall: float) -> str:
-    head = ("lane", "versions / suite", "result", "tests", "up", "provision", "verify", "total")
+    head = ("lane", "versions / suite", "calico", "result", "tests", "up", "provision", "verify", "total")
     rows = [head]
     for lane in lanes:
         t = lane.tests
@@ -215,13 +217,15 @@ def table(lanes: list[Lane], wall: float) -> str:
         tests = f"{t.get('tests', 0) - bad - t.get('skipped', 0)}/{t.get('tests', 0)}"
         if t.get("skipped"):
             tests += f" ({t['skipped']} skipped)"
-        rows.append((lane.name, lane.label(), "passed" if lane.rc == 0 else f"FAILED (rc {lane.rc})", tests,
+        result = "passed" if lane.rc == 0 else f"FAILED (rc {lane.rc})"
+        rows.append((lane.name, lane.label(), lane.calico, result, tests,
                      *(f"{lane.stages.get(s, 0):.1f}" for s in ("up", "provision", "verify")),
                      f"{lane.seconds:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.append(f"wall clock for all lanes: {wall:.1f} s")
+    lines.append("calico: double = the project's Calico double (not real Calico); upstream = real calico/node")
     return "\n".join(lines)
 
 
@@ -230,6 +234,6 @@ def write_json(base: ClusterConfig, lanes: list[Lane], wall: float) -> Path:
     target = base.reports_path / "matrix.json"
     target.write_text(json.dumps({"wall_seconds": wall, "lanes": [
         {"name": lane.name, "settings": lane.settings, "suite": lane.suite, "prefix": lane.prefix,
-         "subnet": lane.subnet, "rc": lane.rc, "seconds": lane.seconds, "stages": lane.stages,
+         "subnet": lane.subnet, "calico": lane.calico, "rc": lane.rc, "seconds": lane.seconds, "stages": lane.stages,
          "tests": lane.tests, "reports": str(lane.reports_dir(base))} for lane in lanes]}, indent=2) + "\n")
     return target

@@ -43,9 +43,10 @@ def test_bad_lanes_are_refused_in_one_line(spec, message):
 
 
 def test_table_counts_tests_and_marks_failures():
-    ok = matrix.Lane("a", {"etcd": "3.5.16"}, rc=0, seconds=40.0, stages={"up": 10.0},
+    ok = matrix.Lane("a", {"etcd": "3.5.16"}, rc=0, seconds=40.0, stages={"up": 10.0}, calico="double",
                      tests={"tests": 10, "failures": 0, "errors": 0, "skipped": 2})
     bad = matrix.Lane("b", {}, rc=1, seconds=20.0, tests={"tests": 5, "failures": 1, "errors": 0, "skipped": 0})
     text = matrix.table([ok, bad], 41.0)
     assert "8/10 (2 skipped)" in text and "FAILED (rc 1)" in text and "4/5" in text
     assert "wall clock for all lanes: 41.0 s" in text
+    assert " double " in text and "not real Calico" in text  # which Calico each lane tested
