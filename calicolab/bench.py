@@ -13,6 +13,7 @@ from pathlib import Path
 from calicolab.config import ClusterConfig
 from calicolab.errors import UserError
 from calicolab.lifecycle import Lifecycle
+from calicolab.reports import calico_label
 
 
 def mem_available_mib() -> float:
@@ -48,7 +49,7 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None]) -> dict
             samples.setdefault(stage.name, []).append(stage.seconds)
     rows = {name: {"mean": round(statistics.mean(v), 1), "min": min(v), "max": max(v), "runs": len(v)}
             for name, v in samples.items()}
-    result = {"provider": cfg.provider, "runs": runs, "stages": rows,
+    result = {"provider": cfg.provider, "calico": calico_label(lc.report.calico), "runs": runs, "stages": rows,
               "total_seconds": {"mean": round(statistics.mean(totals), 1), "min": min(totals),
                                 "max": max(totals), "samples": totals},
               "lab_memory_mib": memory}
@@ -82,14 +83,15 @@ def run_lane_bench(cfg: ClusterConfig, lanes: int, say: Callable[[str], None]) -
     many = matrix.run_matrix(cfg, spec, "always", quiet)
     one = solo[0].seconds
     wall = max(lane.seconds for lane in many)
-    result = {"cpus": os.cpu_count(), "single_lane_seconds": one, "lanes": lanes,
+    result = {"cpus": os.cpu_count(), "calico": calico_label(solo[0].calico), "single_lane_seconds": one,
+              "lanes": lanes,
               "parallel_wall_seconds": wall, "ratio": round(wall / one, 2),
               "per_lane_seconds": {lane.name: lane.seconds for lane in many}}
     say(f"{'run':<22} {'seconds':>8}")
     say(f"{'1 lane alone':<22} {one:>8.1f}")
     for lane in many:
         say(f"{lane.name + ' (side by side)':<22} {lane.seconds:>8.1f}")
-    say(f"{lanes} lanes wall / 1 lane: {result['ratio']:.2f}x on {result['cpus']} CPUs")
+    say(f"{lanes} lanes wall / 1 lane: {result['ratio']:.2f}x on {result['cpus']} CPUs; calico: {result['calico']}")
     cfg.reports_path.mkdir(parents=True, exist_ok=True)
     (cfg.reports_path / "bench-lanes.json").write_text(json.dumps(result, indent=2) + "\n")
     say(f"written: {cfg.reports_path / 'bench-lanes.json'}")

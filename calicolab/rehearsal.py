@@ -152,9 +152,13 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
         for node in nodes:
             node.close()
         cfg.reports_path.mkdir(parents=True, exist_ok=True)
+        from calicolab import state
+        from calicolab.reports import calico_label
+
+        calico = calico_label(state.read(cfg).get("calico_source", "unknown"))
         (cfg.reports_path / "upgrade.json").write_text(json.dumps([
-            {"component": r.component, "target": r.target, "problems": r.problems, "hops": r.hops,
-             "keys": vars(r.keys), "during": r.during} for r in results], indent=2) + "\n")
+            {"component": r.component, "target": r.target, "calico": calico, "problems": r.problems,
+             "hops": r.hops, "keys": vars(r.keys), "during": r.during} for r in results], indent=2) + "\n")
     problems = [f"{r.component}: {p}" for r in results for p in r.problems]
     if problems:
         raise StageFailed("; ".join(problems))
