@@ -21,6 +21,7 @@ from calicolab.polling import Timeout, wait_for
 from calicolab.remote import Node
 
 GATE_DEADLINE = 90
+STOP_DEADLINE = 120  # beyond systemd's default stop timeout (90 s, then SIGKILL)
 NO_SERVICE_STARTS = "/usr/sbin/policy-rc.d"
 
 
@@ -86,10 +87,19 @@ class Upgrader:
         cfg_after = replace(self.cfg, versions=replace(self.cfg.versions, etcd=version))
         # Written first: etcd 3.3 reads ETCD_ENABLE_V2 too, and 3.4+ must start with it.
         node.put(etcd_section.render_conf(cfg_after, self._spec(node)), etcd_section.CONF)
-        node.run("systemctl stop etcd", check=True, timeout=60)
-        self._install(node, "etcd", version)
-        node.run("systemctl daemon-reload && systemctl start etcd", check=True, timeout=120)
-        return self._etcd_member_gate(node, version)
+        stopped = time.monotonic()
+        # etcd can take a while to stop while clients hold v2 long-polls open (seen: ~60 s with
+        # 3.3); systemd's stop timeout (90 s, then SIGKILL) bounds it, so wait beyond that.
+        node.run("systemctl stop etcd", check=True, timeout=STOP_DEADLINE)
+        stop_seconds = time.monotonic() - stopped
+        try:
+            self._install(node, "etcd", version)
+            node.run("systemctl daemon-reload && systemctl start etcd", check=True, timeout=120)
+        except BaseException:
+            # Leave the member running (at whatever version is installed), not stopped.
+            node.run("systemctl start etcd", timeout=120)
+            raise
+        return f"stopped in {stop_seconds:.1f} s; " + self._etcd_member_gate(node, version)
 
     def _etcd_member_gate(self, node: Node, version: str) -> str:
         ip = self._spec(node).ip
