@@ -125,23 +125,36 @@ def _run_lane(base: ClusterConfig, lane: Lane, destroy: str, say: Callable[[str]
     log = out_dir / "output.log"
     cmd = [sys.executable, "-m", "invoke", "e2e", "--suite", lane.suite, "--destroy", destroy]
     start = time.monotonic()
-    with log.open("w") as fh:
-        proc = lane.proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(base, lane), stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-                                            # Own session: a terminal's Ctrl-C reaches the lanes once,
-                                            # forwarded by run_matrix, never twice mid-destroy.
-                                            start_new_session=True)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            fh.write(line)
-            stripped = line.rstrip()
-            if stripped.startswith(("==>", "<==", "error:", "failed:")):
-                say(f"[{lane.name}] {stripped}")
-            if stripped:
-                lane.last_line = stripped
-        lane.rc = proc.wait()
+    # The lane writes to its log file, not to a pipe: if this process dies, the lane still
+    # finishes (and destroys its cluster) instead of failing on a broken pipe.
+    with log.open("w") as out:
+        lane.proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(base, lane), stdout=out, stderr=subprocess.STDOUT,
+                                     text=True, stdin=subprocess.DEVNULL,
+                                     # Own session: a terminal's Ctrl-C reaches the lanes once,
+                                     # forwarded by run_matrix, never twice mid-destroy.
+                                     start_new_session=True)
+    with log.open() as reader:
+        while True:
+            line = reader.readline()
+            if line:
+                _show(lane, line, say)
+            elif lane.proc.poll() is not None:
+                for rest in reader:
+                    _show(lane, rest, say)
+                break
+            else:
+                time.sleep(0.2)  # following a growing file
+    lane.rc = lane.proc.returncode
     lane.seconds = round(time.monotonic() - start, 1)
     _collect(lane, out_dir)
+
+
+def _show(lane: Lane, line: str, say: Callable[[str], None]) -> None:
+    stripped = line.rstrip()
+    if stripped.startswith(("==>", "<==", "error:", "failed:")):
+        say(f"[{lane.name}] {stripped}")
+    if stripped:
+        lane.last_line = stripped
 
 
 def _collect(lane: Lane, out_dir: Path) -> None:
@@ -180,9 +193,12 @@ def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str]
     start = time.monotonic()
     limit = threading.Semaphore(parallel or len(lanes))
 
+    stopping = threading.Event()
+
     def worker(lane: Lane) -> None:
         with limit:
-            _run_lane(base, lane, destroy, say)
+            if not stopping.is_set():  # a lane still waiting for its turn never starts
+                _run_lane(base, lane, destroy, say)
 
     threads = [threading.Thread(target=worker, args=(lane,), name=lane.name) for lane in lanes]
     try:
@@ -192,11 +208,14 @@ def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str]
             t.join()
     except BaseException:  # Ctrl-C or a termination: every lane still cleans up after itself
         say("interrupted: asking every lane to stop; each destroys its own cluster (--destroy policy)")
+        stopping.set()
         for lane in lanes:
             if lane.proc and lane.proc.poll() is None:
                 lane.proc.send_signal(signal.SIGINT)
-        for t in threads:
-            t.join()
+        # Wait on the processes themselves: a join interrupted by the signal cannot be trusted.
+        for lane in lanes:
+            if lane.proc:
+                lane.proc.wait()
         raise
     wall = round(time.monotonic() - start, 1)
     say("")
