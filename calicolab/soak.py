@@ -179,7 +179,7 @@ def table(result: dict) -> str:
     load = result["host"]["load_1min"]
     if load:
         lines.append(f"host: {result['host']['cpus']} CPUs, 1-min load average {load['min']:.1f} to "
-                     f"{load['max']:.1f} around the runs (above the CPU count: something else was busy)")
+                     f"{load['max']:.1f} around the runs")
     failures = [r for r in result["runs"] if not r["passed"]]
     if failures:
         lines.append("failures:")
