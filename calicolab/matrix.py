@@ -216,6 +216,8 @@ def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str]
         for lane in lanes:
             if lane.proc:
                 lane.proc.wait()
+        for t in threads:  # let each lane's last lines (its destroy) reach the output
+            t.join(timeout=10)
         raise
     wall = round(time.monotonic() - start, 1)
     say("")

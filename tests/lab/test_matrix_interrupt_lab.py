@@ -27,7 +27,9 @@ def test_sigterm_to_a_matrix_destroys_its_running_lane(lane, tmp_path):
     rc = interrupt(proc, sig=signal.SIGTERM, group=False)
     output = log.read_text(errors="replace")
     assert rc == 143, f"exit {rc}\n{output[-2000:]}"
-    assert "asking every lane to stop" in output and "[m1] <== destroy: passed" in output, output[-3000:]
+    lane_log = (lane.reports_dir / "lanes" / "m1" / "output.log").read_text(errors="replace")
+    assert "asking every lane to stop" in output, output[-3000:]
+    assert "<== destroy: passed" in lane_log and lane_log.rstrip().endswith("interrupted"), lane_log[-3000:]
     assert "Traceback" not in output, output[-3000:]
     assert _lane_containers(lane_prefix) == [], output[-3000:]
     assert not lane.network_exists(), output[-3000:]
