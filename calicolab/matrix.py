@@ -26,6 +26,7 @@ import yaml
 from calicolab import config
 from calicolab.config import ROOT, ClusterConfig
 from calicolab.errors import StageFailed, UserError
+from calicolab.reports import aligned
 
 MATRIX_FILE = ROOT / "matrix.yaml"
 LANE_SUBNETS = ipaddress.ip_network("192.168.224.0/20")  # 16 lanes: .224.0/24 ... .239.0/24
@@ -242,12 +243,8 @@ def table(lanes: list[Lane], wall: float) -> str:
         rows.append((lane.name, lane.label(), lane.calico, result, tests,
                      *(f"{lane.stages.get(s, 0):.1f}" for s in ("up", "provision", "verify")),
                      f"{lane.seconds:.1f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    lines.append(f"wall clock for all lanes: {wall:.1f} s")
-    lines.append("calico: double = the project's Calico double (not real Calico); upstream = real calico/node")
-    return "\n".join(lines)
+    return "\n".join([aligned(rows), f"wall clock for all lanes: {wall:.1f} s",
+                      "calico: double = the project's Calico double (not real Calico); upstream = real calico/node"])
 
 
 def write_json(base: ClusterConfig, lanes: list[Lane], wall: float) -> Path:

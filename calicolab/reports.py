@@ -35,6 +35,14 @@ def add_junit_properties(xml_path: Path, properties: dict[str, str]) -> None:
     tree.write(xml_path, encoding="utf-8", xml_declaration=True)
 
 
+def aligned(rows: list[tuple[str, ...]]) -> str:
+    """Rows as left-aligned columns, the first row a header underlined with dashes."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
 @dataclass
 class StageRecord:
     name: str

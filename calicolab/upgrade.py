@@ -19,6 +19,7 @@ from calicolab.config import ClusterConfig
 from calicolab.errors import StageFailed
 from calicolab.polling import Timeout, wait_for
 from calicolab.remote import Node
+from calicolab.reports import aligned
 
 GATE_DEADLINE = 90
 STOP_DEADLINE = 120  # beyond systemd's default stop timeout (90 s, then SIGKILL)
@@ -70,16 +71,22 @@ class Upgrader:
         return platform.detect(node)
 
     # -- etcd ------------------------------------------------------------------------
-    def etcd(self, target: str) -> None:
+    def _rolling(self, component: str, target: str, per_node: Callable[[Node, str], str],
+                 after_all: Callable[[str], None] | None = None) -> None:
+        """Every version on the path, node by node; the configuration follows each version."""
         # The compatibility rules first: they say why (e.g. etcd 3.6 has no v2 API).
-        config.with_overrides(self.cfg, versions=replace(self.cfg.versions, etcd=target))
-        path = versions.upgrade_path("etcd", self.cfg.versions.etcd, target, self.cfg.provider)
-        for version in path:
-            before = self.cfg.versions.etcd
+        config.with_overrides(self.cfg, versions=replace(self.cfg.versions, **{component: target}))
+        current = getattr(self.cfg.versions, component)
+        for version in versions.upgrade_path(component, current, target, self.cfg.provider):
+            before = getattr(self.cfg.versions, component)
             for node in self.nodes:
-                self._hop("etcd", node, before, version, lambda n=node, v=version: self._etcd_member(n, v))
-            self._record("etcd", version)
-            self._etcd_cluster_gate(version)
+                self._hop(component, node, before, version, lambda n=node, v=version: per_node(n, v))
+            self._record(component, version)
+            if after_all:
+                after_all(version)
+
+    def etcd(self, target: str) -> None:
+        self._rolling("etcd", target, self._etcd_member, self._etcd_cluster_gate)
 
     def _etcd_member(self, node: Node, version: str) -> str:
         from provision import etcd as etcd_section
@@ -135,13 +142,7 @@ class Upgrader:
 
     # -- docker ----------------------------------------------------------------------
     def docker(self, target: str) -> None:
-        config.with_overrides(self.cfg, versions=replace(self.cfg.versions, docker=target))
-        path = versions.upgrade_path("docker", self.cfg.versions.docker, target, self.cfg.provider)
-        for version in path:
-            before = self.cfg.versions.docker
-            for node in self.nodes:
-                self._hop("docker", node, before, version, lambda n=node, v=version: self._docker_node(n, v))
-            self._record("docker", version)
+        self._rolling("docker", target, self._docker_node)
 
     def _docker_node(self, node: Node, version: str) -> str:
         from provision import docker as docker_section
@@ -227,12 +228,8 @@ class Upgrader:
             node.run(f"rm -f {NO_SERVICE_STARTS}")
 
     def table(self) -> str:
-        rows = [("component", "node", "from", "to", "seconds")] + [
-            (h.component, h.node, h.before, h.after, f"{h.seconds:.1f}") for h in self.hops]
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-        lines.insert(1, "-" * len(lines[0]))
-        return "\n".join(lines)
+        return aligned([("component", "node", "from", "to", "seconds")] + [
+            (h.component, h.node, h.before, h.after, f"{h.seconds:.1f}") for h in self.hops])
 
 
 def _mesh_established(node: Node, peers: int) -> bool:
