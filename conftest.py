@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from calicolab import config
-from calicolab.remote import Node, SshTarget
-from calicolab.reports import calico_label
+from calicolab.core import config
+from calicolab.core.remote import Node, SshTarget
+from calicolab.report.junit import calico_label
 
 ROOT = Path(__file__).resolve().parent
 
@@ -107,7 +107,7 @@ def pytest_runtest_makereport(item, call):  # noqa: ARG001 - pytest hook signatu
     report = yield
     # A failing e2e check: snapshot every node (calicolab/artifacts.py) and link the files.
     if report.failed and report.when in ("setup", "call") and item.path.is_relative_to(ROOT / "e2e"):
-        from calicolab import artifacts
+        from calicolab.report import artifacts
 
         artifacts.on_failed_test(item, report, *_run_files())
     return report

@@ -3,9 +3,11 @@ Calico's registration in etcd matches the nodes."""
 
 import json
 
-from calicolab import checks, diagnoses, etcd_query, expect, parsers
-from calicolab.checks import ClusterView
-from calicolab.polling import Timeout, wait_for
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.diagnose import checks, diagnoses
+from calicolab.diagnose.checks import ClusterView
+from calicolab.stack import etcd_query, parsers
+from e2e import expect
 
 BGP_DEADLINE = 30  # BIRD retries a refused or lost session every 5 s
 RUNNING_DEADLINE = 10  # calico-node may still be starting right after provisioning

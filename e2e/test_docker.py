@@ -1,6 +1,7 @@
 """Guide section 5: Docker uses the node's etcd as its cluster store."""
 
-from calicolab import etcd_query, expect, parsers
+from calicolab.stack import etcd_query, parsers
+from e2e import expect
 
 
 def test_docker_info_shows_the_cluster_store(node, spec):

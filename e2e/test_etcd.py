@@ -2,8 +2,11 @@
 
 import uuid
 
-from calicolab import checks, etcd_query, expect, versions
-from calicolab.checks import ClusterView
+from calicolab.core import versions
+from calicolab.diagnose import checks
+from calicolab.diagnose.checks import ClusterView
+from calicolab.stack import etcd_query
+from e2e import expect
 
 
 def _members(node, cluster):

@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from calicolab import etcd_query, expect
-from calicolab.etcd_tls import CLIENT, CLIENT_DIR, SERVER
-from calicolab.polling import Timeout, wait_for
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.stack import etcd_query
+from calicolab.stack.etcd_tls import CLIENT, CLIENT_DIR, SERVER
+from e2e import expect
 
 CONNECTION_DEADLINE = 15  # Docker's cluster store keeps a watch open on etcd
 

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from calicolab import checks, etcd_query, expect, parsers, probes, versions
-from calicolab.checks import ClusterView
-from calicolab.diagnoses import PASS, Finding
-from calicolab.polling import Timeout, wait_for
-from calicolab.remote import Node, in_parallel
+from calicolab.core import versions
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.core.remote import Node, in_parallel
+from calicolab.diagnose import checks
+from calicolab.diagnose.checks import ClusterView
+from calicolab.diagnose.diagnoses import PASS, Finding
+from calicolab.stack import etcd_query, parsers, probes
+from e2e import expect
 
 pytestmark = [pytest.mark.disruptive]
 

@@ -1,6 +1,7 @@
 """Guide section 3: hostnames, /etc/hosts, firewall off, IP forwarding and rp_filter."""
 
-from calicolab import expect, parsers
+from calicolab.stack import parsers
+from e2e import expect
 from provision.hosts import SYSCTL
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from calicolab import diagnoses, expect, parsers
-from calicolab.polling import Timeout, wait_for
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.diagnose import diagnoses
+from calicolab.stack import parsers
+from e2e import expect
 
 pytestmark = [pytest.mark.creates]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import paramiko
 
-from calicolab import expect
+from e2e import expect
 
 # Vagrant's insecure public key is published with Vagrant itself (keys/vagrant.pub); node images
 # start with it and `config.ssh.insert_key` must replace it at first boot.

@@ -14,11 +14,11 @@ import sys
 
 import pytest
 
-from calicolab import config, expect, versions
-from calicolab.rehearsal import rehearse
+from calicolab.core import config, paths, versions
+from calicolab.upgrade.rehearsal import rehearse
+from e2e import expect
 
 pytestmark = [pytest.mark.upgrade]
-ROOT = config.ROOT
 
 
 def _current(cluster_json) -> config.ClusterConfig:
@@ -48,7 +48,7 @@ def test_refused_upgrade_is_refused_with_its_reason_and_changes_nothing(cluster_
     before = _current(cluster_json).versions
     env_run = {"CALICOLAB_RUN_DIR": str(cluster_json.parent),
                "CALICOLAB_PREFIX": _current(cluster_json).prefix}
-    res = subprocess.run([sys.executable, "-m", "invoke", "upgrade", flag, version], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "invoke", "upgrade", flag, version], cwd=paths.ROOT,
                          capture_output=True, text=True, timeout=120,
                          env={**os.environ, **env_run})
     print(f"invoke upgrade {flag} {version}: {res.stderr.strip()}")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from calicolab import etcd_tls, privilege, shell
-from calicolab.config import ROOT, ClusterConfig
-from calicolab.config import Node as NodeSpec
-from calicolab.errors import UserError
-from calicolab.images import IMAGE_NAMESPACE
-from calicolab.polling import Timeout, wait_for
+from calicolab.core import privilege, shell
+from calicolab.core.config import ClusterConfig
+from calicolab.core.config import Node as NodeSpec
+from calicolab.core.errors import UserError
+from calicolab.core.paths import IMAGE_NAMESPACE, NODE_IMAGES, ROOT
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.stack import etcd_tls
 from provision.context import Context
 from provision.steps import Change, ensure_file, unit_active, unit_enabled
 
@@ -23,7 +24,6 @@ ENV_FILE = "/etc/calico/calico.env"
 CALICOCTL_CFG = "/etc/calico/calicoctl.cfg"
 UNIT_FILE = "/etc/systemd/system/calico-node.service"
 CALICOCTL = "/usr/local/bin/calicoctl"
-NODE_IMAGES = "/opt/calicolab/images"  # saved images baked into the lab node image
 STARTED = "Calico node started successfully"
 UPSTREAM_IMAGE = "calico/node"
 CALICOCTL_URL = "https://github.com/projectcalico/calicoctl/releases/download/{v}/calicoctl"

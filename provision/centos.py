@@ -10,9 +10,9 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from calicolab import versions
-from calicolab.errors import UserError
-from calicolab.remote import Node
+from calicolab.core import versions
+from calicolab.core.errors import UserError
+from calicolab.core.remote import Node
 from provision.steps import ensure_file
 
 VAULT = "http://vault.centos.org/7.9.2009"

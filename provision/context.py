@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from calicolab.config import ClusterConfig
-from calicolab.config import Node as NodeSpec
-from calicolab.remote import Node
+from calicolab.core.config import ClusterConfig
+from calicolab.core.config import Node as NodeSpec
+from calicolab.core.remote import Node
 from provision.platform import Platform
 from provision.steps import Change
 

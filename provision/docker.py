@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from calicolab import etcd_tls, parsers
-from calicolab.config import Node as NodeSpec
-from calicolab.polling import Timeout, wait_for
+from calicolab.core.config import Node as NodeSpec
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.stack import etcd_tls, parsers
 from provision.context import Context
 from provision.etcd_tls import DOCKER_RESTART
 from provision.steps import Change, ensure_file, unit_active

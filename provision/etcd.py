@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from calicolab import etcd_query, etcd_tls, versions
-from calicolab.config import ClusterConfig
-from calicolab.config import Node as NodeSpec
-from calicolab.polling import Timeout, wait_for
-from calicolab.remote import in_parallel
+from calicolab.core import versions
+from calicolab.core.config import ClusterConfig
+from calicolab.core.config import Node as NodeSpec
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.core.remote import in_parallel
+from calicolab.stack import etcd_query, etcd_tls
 from provision import etcd_tls as tls_step
 from provision.context import Context
 from provision.steps import Change, ensure_file, unit_active, unit_enabled

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import shlex
 
-from calicolab import etcd_tls
-from calicolab.etcd_tls import CLIENT, CLIENT_DIR, SERVER, SERVER_DIR, Pki
-from calicolab.remote import Node, in_parallel
+from calicolab.core.remote import Node, in_parallel
+from calicolab.stack import etcd_tls
+from calicolab.stack.etcd_tls import CLIENT, CLIENT_DIR, SERVER, SERVER_DIR, Pki
 from provision.context import Context
 from provision.steps import Change, ensure_file
 

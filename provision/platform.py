@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from calicolab import versions
-from calicolab.errors import UserError
-from calicolab.remote import Node
+from calicolab.core import versions
+from calicolab.core.errors import UserError
+from calicolab.core.remote import Node
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 

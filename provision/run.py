@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from calicolab.config import ClusterConfig
-from calicolab.remote import Node, in_parallel
+from calicolab.core.config import ClusterConfig
+from calicolab.core.remote import Node, in_parallel
 from provision import calico, docker, etcd, hosts, platform, workloads
 from provision.context import Context
 from provision.steps import Change

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from calicolab.remote import Node
+from calicolab.core.remote import Node
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,8 @@ the project made from Debian's busybox-static (offline runs)."""
 
 from __future__ import annotations
 
-from calicolab.errors import UserError
-from calicolab.images import IMAGE_NAMESPACE
-from provision.calico import NODE_IMAGES
+from calicolab.core.errors import UserError
+from calicolab.core.paths import IMAGE_NAMESPACE, NODE_IMAGES
 from provision.context import Context
 from provision.steps import Change
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from fakes import FakeNode
 
-from calicolab import config
-from calicolab.checks import ClusterView
+from calicolab.core import config
+from calicolab.diagnose.checks import ClusterView
 
 Answer = Callable[[str], tuple[int, str]]
 CFG = config.load(environ={})  # cluster.yaml: node1 192.168.223.131, node2 192.168.223.130

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from calicolab.remote import CommandResult
+from calicolab.core.remote import CommandResult
 
 
 class FakeNode:

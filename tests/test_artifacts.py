@@ -14,10 +14,11 @@ import xml.etree.ElementTree as ET
 import pytest
 from fakes import FakeNode
 
-from calicolab import artifacts, config
-from calicolab.errors import StageFailed, UserError
-from calicolab.lifecycle import Lifecycle
-from calicolab.remote import CommandResult
+from calicolab.core import config
+from calicolab.core.errors import StageFailed, UserError
+from calicolab.core.remote import CommandResult
+from calicolab.report import artifacts
+from calicolab.runs.lifecycle import Lifecycle
 
 FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAA\n" \
            "-----END OPENSSH PRIVATE KEY-----\n"
@@ -316,7 +317,7 @@ def test_report_sections_reach_junit_system_out(tmp_path, workers):
 
 
 def test_project_pytest_settings_write_captured_stdout_to_junit():
-    from calicolab.config import ROOT
+    from calicolab.core.paths import ROOT
 
     text = (ROOT / "pyproject.toml").read_text()
     assert 'junit_logging = "system-out"' in text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from calicolab import matrix
+from calicolab.runs import matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github" / "workflows" / "nightly.yml"

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from calicolab import config
-from calicolab.errors import UserError
+from calicolab.core import config, paths
+from calicolab.core.errors import UserError
 
 
 def test_defaults_are_the_guides_topology():
@@ -40,7 +40,7 @@ def test_bad_input_is_one_clear_line(override, message):
 
 
 def test_malformed_node_ip_is_refused(tmp_path):
-    text = config.CLUSTER_FILE.read_text().replace("192.168.223.130", "192.168.223.300")
+    text = paths.CLUSTER_FILE.read_text().replace("192.168.223.130", "192.168.223.300")
     path = tmp_path / "cluster.yaml"
     path.write_text(text)
     with pytest.raises(UserError, match="malformed IP '192.168.223.300' for node2"):
@@ -49,7 +49,7 @@ def test_malformed_node_ip_is_refused(tmp_path):
 
 def test_node_outside_the_subnet_is_refused(tmp_path):
     path = tmp_path / "cluster.yaml"
-    path.write_text(config.CLUSTER_FILE.read_text().replace("192.168.223.130", "10.0.0.5"))
+    path.write_text(paths.CLUSTER_FILE.read_text().replace("192.168.223.130", "10.0.0.5"))
     with pytest.raises(UserError, match="not a host address of 192.168.223.0/24"):
         config.load(path=path, environ={})
 
@@ -87,7 +87,7 @@ def test_subnet_too_small_for_the_nodes_is_refused():
     ("3.4.23", "3.4.23", []),
 ])
 def test_etcd_upgrade_path_passes_every_minor(current, target, path):
-    from calicolab.versions import upgrade_path
+    from calicolab.core.versions import upgrade_path
 
     assert upgrade_path("etcd", current, target, "docker") == path
 
@@ -97,7 +97,7 @@ def test_etcd_upgrade_path_passes_every_minor(current, target, path):
     ("3.3.25", "3.9.1", "etcd 3.9.1 is not available for the docker provider"),
 ])
 def test_etcd_upgrade_path_refusals(current, target, message):
-    from calicolab.versions import upgrade_path
+    from calicolab.core.versions import upgrade_path
 
     with pytest.raises(UserError, match=message):
         upgrade_path("etcd", current, target, "docker")

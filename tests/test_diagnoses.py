@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from fake_cluster import CFG, NO_ANSWER, both, fake_view, http, node_status, said, status_json, top
 
-from calicolab import checks, probes
-from calicolab.diagnoses import FAIL, PASS, WARN
-from calicolab.errors import UserError
+from calicolab.core.errors import UserError
+from calicolab.diagnose import checks
+from calicolab.diagnose.diagnoses import FAIL, PASS, WARN
+from calicolab.stack import probes
 
 NODE1, NODE2 = CFG.nodes[0], CFG.nodes[1]
 

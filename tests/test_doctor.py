@@ -11,9 +11,10 @@ import pytest
 from fake_cluster import CFG, fake_view, said
 from test_diagnoses import UnreachableNode
 
-from calicolab import config, doctor, state
-from calicolab.diagnoses import BGP_PORT_BLOCKED, FAIL, PASS, Finding
-from calicolab.errors import UserError
+from calicolab.core import config, state
+from calicolab.core.errors import UserError
+from calicolab.diagnose import doctor
+from calicolab.diagnose.diagnoses import BGP_PORT_BLOCKED, FAIL, PASS, Finding
 
 ROOT = Path(__file__).resolve().parent.parent
 

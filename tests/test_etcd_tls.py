@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from fakes import FakeNode
 
-from calicolab import config, etcd_query, etcd_tls
-from calicolab.errors import UserError
+from calicolab.core import config, paths
+from calicolab.core.errors import UserError
+from calicolab.stack import etcd_query, etcd_tls
 from provision import calico, docker, etcd
 from provision import etcd_tls as tls_step
 from provision.context import Context
@@ -64,7 +65,7 @@ def test_a_bad_value_is_one_line():
 @pytest.mark.parametrize("task", ["box", "up", "provision", "verify", "e2e", "bench"])
 def test_every_cluster_task_takes_the_flag(task):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_")}
-    res = subprocess.run([sys.executable, "-m", "invoke", task, "--etcd-tls", "maybe"], cwd=config.ROOT,
+    res = subprocess.run([sys.executable, "-m", "invoke", task, "--etcd-tls", "maybe"], cwd=paths.ROOT,
                          capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == "error: etcd_tls must be true or false, not 'maybe'"

@@ -2,7 +2,7 @@
 
 import json
 
-from calicolab import keyspace
+from calicolab.stack import keyspace
 from tests.fakes import FakeNode
 
 

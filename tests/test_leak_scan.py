@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from calicolab import config, leak_scan
-from calicolab.errors import StageFailed
-from calicolab.lifecycle import Lifecycle
+from calicolab.core import config
+from calicolab.core.errors import StageFailed
+from calicolab.report import leak_scan
+from calicolab.runs.lifecycle import Lifecycle
 
 BODY = "MIIEowIBAAKCAQEA6NF8iallvQVp22WDkTkyrtvp9eWW6A8YVr+kz4TjGYe7gHzI"
 KEY = f"-----BEGIN RSA PRIVATE KEY-----\n{BODY}\nw+niNltGEFHzD8+v1I2YJ6oXevct1YeS0o9HZyN1Q9qgCgzUFtdOKLv6IedplqoP\n" \

@@ -2,9 +2,9 @@
 
 import pytest
 
-from calicolab import config
-from calicolab.errors import StageFailed, UserError
-from calicolab.lifecycle import Lifecycle
+from calicolab.core import config
+from calicolab.core.errors import StageFailed, UserError
+from calicolab.runs.lifecycle import Lifecycle
 
 
 def _lifecycle(tmp_path, monkeypatch, fail_in: str | None, interrupt: bool = False):

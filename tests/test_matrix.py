@@ -3,8 +3,9 @@ and refused before anything starts when a lane is wrong."""
 
 import pytest
 
-from calicolab import config, matrix
-from calicolab.errors import UserError
+from calicolab.core import config
+from calicolab.core.errors import UserError
+from calicolab.runs import matrix
 
 
 def _base():

@@ -1,6 +1,6 @@
 """Parsers read the guide's outputs by structure."""
 
-from calicolab import parsers
+from calicolab.stack import parsers
 
 MEMBERS_V2 = """\
 afc1b952a7b88713: name=node1 peerURLs=http://192.168.223.131:2380 clientURLs=http://192.168.223.131:2379 isLeader=true

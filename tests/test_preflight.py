@@ -2,8 +2,9 @@
 
 import json
 
-from calicolab import config, preflight
-from calicolab.polling import Timeout, wait_for
+from calicolab.core import config
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.infra import preflight
 
 
 def _ip_json(name, cidr):
@@ -33,8 +34,8 @@ def test_wait_for_returns_when_true_and_times_out_with_last_value():
 def test_unreachable_node_is_one_line(tmp_path):
     import pytest
 
-    from calicolab.errors import UserError
-    from calicolab.remote import Node, SshTarget
+    from calicolab.core.errors import UserError
+    from calicolab.core.remote import Node, SshTarget
 
     key = tmp_path / "key"
     key.write_text("not a key")

@@ -2,7 +2,7 @@
 
 from fakes import FakeNode
 
-from calicolab import config
+from calicolab.core import config
 from provision import hosts, platform
 from provision.context import Context
 from provision.steps import ensure_file, ensure_lines

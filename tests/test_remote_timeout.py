@@ -1,6 +1,6 @@
 """A command timeout on a connection that died meanwhile must not print a thread traceback."""
 
-from calicolab.remote import Node, SshTarget, _QuietRemote
+from calicolab.core.remote import Node, SshTarget, _QuietRemote
 
 
 class _DeadChannel:

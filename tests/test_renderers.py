@@ -2,7 +2,7 @@
 
 import json
 
-from calicolab import config
+from calicolab.core import config
 from provision import calico, docker, etcd
 
 GUIDE_ETCD_NODE1 = """\

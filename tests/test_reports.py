@@ -3,7 +3,7 @@
 import json
 import xml.etree.ElementTree as ET
 
-from calicolab.reports import RunReport, StageRecord, add_junit_properties
+from calicolab.report.junit import RunReport, StageRecord, add_junit_properties
 
 
 def test_lifecycle_junit_and_timings(tmp_path):

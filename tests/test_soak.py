@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from calicolab import config, soak
-from calicolab.errors import StageFailed, UserError
-from calicolab.reports import RunReport, StageRecord
+from calicolab.core import config
+from calicolab.core.errors import StageFailed, UserError
+from calicolab.report.junit import RunReport, StageRecord
+from calicolab.runs import soak
 
 TIMES = {"box": 0.5, "up": 20.0, "provision": 15.0, "idempotence": 4.0, "verify": 10.0, "destroy": 1.0}
 

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from calicolab import config, shell, vagrant_env
-from calicolab.errors import Terminated
-from calicolab.lifecycle import Lifecycle
+from calicolab.core import config, shell
+from calicolab.core.errors import Terminated
+from calicolab.infra import vagrant_env
+from calicolab.runs.lifecycle import Lifecycle
 
 
 def _cfg(tmp_path, prefix="arti"):
@@ -115,7 +116,7 @@ def test_a_crash_in_any_stage_still_destroys_under_always(tmp_path, monkeypatch,
     monkeypatch.setattr(lc, "provision", lambda stage_name="provision": run(stage_name)())
     monkeypatch.setattr(lc, "verify", run("verify"))
     monkeypatch.setattr(lc, "destroy", run("destroy"))
-    monkeypatch.setattr("calicolab.artifacts.collect_quietly", lambda *a, **k: None)
+    monkeypatch.setattr("calicolab.report.artifacts.collect_quietly", lambda *a, **k: None)
     with pytest.raises(RuntimeError, match=f"bug in {stage}"):
         lc.e2e("always")
     assert calls[-1] == "destroy" and calls.count("destroy") == 1

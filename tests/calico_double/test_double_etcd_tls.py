@@ -16,7 +16,8 @@ import pytest
 
 from calico_double.agent.config import Config
 from calico_double.agent.etcd import EtcdClient, EtcdError, EtcdUnavailable
-from calicolab import config, etcd_tls
+from calicolab.core import config
+from calicolab.stack import etcd_tls
 from tests.calico_double.test_double_calicoctl import ctl
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,

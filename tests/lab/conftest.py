@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from labkit import LANE_VARS, Lane
 
-from calicolab import shell
+from calicolab.core import shell
 
 
 def _docker_problem() -> str | None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from calicolab import shell
-from calicolab.config import ROOT
+from calicolab.core import shell
+from calicolab.core.paths import ROOT
 
 LANE_VARS = ("CALICOLAB_LAB_PREFIX", "CALICOLAB_LAB_SUBNET")
 

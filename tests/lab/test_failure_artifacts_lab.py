@@ -11,7 +11,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from calicolab import artifacts, config, shell
+from calicolab.core import config, shell
+from calicolab.report import artifacts
 
 NODE_FILES = {"journal-etcd.txt", "journal-docker.txt", "journal-calico-node.txt", "etcd-member-list.txt",
               "etcd-health.txt", "etcd-status.txt", "calicoctl-node-status.txt", "bird-protocols.txt",

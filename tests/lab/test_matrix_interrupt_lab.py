@@ -8,7 +8,7 @@ import signal
 
 from labkit import interrupt, wait_until
 
-from calicolab import shell
+from calicolab.core import shell
 
 
 def _lane_containers(prefix: str) -> list[str]:

@@ -10,8 +10,8 @@ import signal
 
 from labkit import interrupt, wait_until
 
-from calicolab import shell
-from calicolab.images import IMAGE_NAMESPACE
+from calicolab.core import shell
+from calicolab.core.paths import IMAGE_NAMESPACE
 
 
 def _assert_clean_exit(rc: int, output: str, code: int = 130) -> None:

@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from calicolab.remote import CommandResult  # noqa: E402
+from calicolab.core.remote import CommandResult  # noqa: E402
 
 
 @dataclass

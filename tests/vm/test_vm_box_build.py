@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from calicolab import config, images, shell, vm_box
-from calicolab.errors import UserError
+from calicolab.core import config, shell
+from calicolab.core.errors import UserError
+from calicolab.infra import images, vm_box
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from calicolab import config
-from calicolab.errors import UserError
+from calicolab.core import config
+from calicolab.core.errors import UserError
 from provision import centos, etcd, platform
 
 # The guide's /etc/etcd/etcd.conf for node1 (section 4, step 2), copied verbatim.

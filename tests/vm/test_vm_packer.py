@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from calicolab import vm_box
+from calicolab.infra import vm_box
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "packer" / "centos7"
 ISO_SHA256 = "07b94e6b1a0b0260b94c83d6bb76b26bf7a310dc78d7a9c7432809fb9bc6194a"

@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from calicolab import config, shell, vm_preflight
-from calicolab.errors import UserError
+from calicolab.core import config, shell
+from calicolab.core.errors import UserError
+from calicolab.infra import vm_preflight
 from provision import centos
 
 SUBNET = "192.168.223.0/24"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from calicolab import config
+from calicolab.core import config
 
 ROOT = Path(__file__).resolve().parents[2]
 VBOX_STUB = "#!/bin/sh\n# Test stub: only the version probe Vagrant uses to detect VirtualBox.\n" \

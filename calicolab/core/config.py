@@ -1,0 +1,277 @@
+"""The cluster configuration: cluster.yaml, overridden by the environment and by flags.
+
+The effective configuration is written as JSON into the run folder; the Vagrantfile reads
+that file (CALICOLAB_CONFIG), so Python and Ruby never describe the cluster twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from calicolab.core.errors import UserError
+from calicolab.core.paths import CLUSTER_FILE, ROOT
+from calicolab.core.versions import check_versions
+
+PROVIDERS = ("docker", "virtualbox", "libvirt")
+CALICO_SOURCES = ("upstream", "double", "auto")
+PRIVILEGED = ("true", "false", "auto")
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+_VERSION = re.compile(r"^v?\d+\.\d+\.\d+$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class Versions:
+    etcd: str
+    docker: str
+    calico: str
+    calicoctl: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: int = 2
+    memory: int = 1024
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    prefix: str
+    provider: str
+    subnet: str
+    nodes: tuple[Node, ...]
+    versions: Versions
+    calico_source: str
+    privileged: str
+    run_dir: str
+    reports_dir: str
+    resources: Resources = field(default_factory=Resources)
+    etcd_tls: bool = False  # etcd's client side over TLS with client certificates (calicolab/etcd_tls.py)
+
+    # Derived values, so nothing downstream recomputes them differently.
+    @property
+    def netmask(self) -> str:
+        return str(ipaddress.ip_network(self.subnet).netmask)
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def run_path(self) -> Path:
+        path = Path(self.run_dir)
+        return path if path.is_absolute() else ROOT / path
+
+    @property
+    def reports_path(self) -> Path:
+        path = Path(self.reports_dir)
+        return path if path.is_absolute() else ROOT / path
+
+    @property
+    def is_lab(self) -> bool:
+        return self.provider == "docker"
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes)
+        raise UserError(f"unknown node {name!r}: this cluster has {known}")
+
+    def peers_of(self, name: str) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.name != name)
+
+    @property
+    def etcd_scheme(self) -> str:
+        return "https" if self.etcd_tls else "http"
+
+    @property
+    def etcd_endpoints(self) -> str:
+        return ",".join(f"{self.etcd_scheme}://{n.ip}:2379" for n in self.nodes)
+
+    @property
+    def initial_cluster(self) -> str:
+        return ",".join(f"{n.name}=http://{n.ip}:2380" for n in self.nodes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["netmask"] = self.netmask
+        data["prefixlen"] = self.prefixlen
+        data["run_path"] = str(self.run_path)
+        data["reports_path"] = str(self.reports_path)
+        return data
+
+
+# Scalars that the environment (CALICOLAB_<NAME>) and task flags may override.
+OVERRIDABLE = {
+    "prefix": ("prefix",),
+    "provider": ("provider",),
+    "subnet": ("subnet",),
+    "calico_source": ("calico_source",),
+    "privileged": ("privileged",),
+    "run_dir": ("run_dir",),
+    "reports_dir": ("reports_dir",),
+    "etcd_tls": ("etcd_tls",),
+    "etcd": ("versions", "etcd"),
+    "docker": ("versions", "docker"),
+    "calico": ("versions", "calico"),
+    "calicoctl": ("versions", "calicoctl"),
+}
+
+
+def load(overrides: dict[str, Any] | None = None, path: Path | None = None,
+         environ: dict[str, str] | None = None) -> ClusterConfig:
+    """Read cluster.yaml (or the file CALICOLAB_CLUSTER_FILE names), apply CALICOLAB_*
+    variables, then flags; validate."""
+    environ = os.environ if environ is None else environ
+    path = path or Path(environ.get("CALICOLAB_CLUSTER_FILE") or CLUSTER_FILE)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"cluster configuration {path} is missing: restore it from git") from None
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise UserError(f"{path} is not valid YAML{where}: fix the file") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must be a mapping of settings")
+    layers = {k: environ[f"CALICOLAB_{k.upper()}"] for k in OVERRIDABLE
+              if environ.get(f"CALICOLAB_{k.upper()}")}
+    layers.update({k: v for k, v in (overrides or {}).items() if v not in (None, "")})
+    file_subnet = raw.get("subnet")
+    for key, value in layers.items():
+        if key not in OVERRIDABLE:
+            raise UserError(f"unknown setting {key!r}: known are {', '.join(OVERRIDABLE)}")
+        target = raw
+        *parents, leaf = OVERRIDABLE[key]
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    if "subnet" in layers and layers["subnet"] != file_subnet:
+        raw["nodes"] = _move_nodes(raw.get("nodes"), str(file_subnet), str(layers["subnet"]))
+    return validate(_build(raw, path))
+
+
+def _move_nodes(nodes: Any, old_subnet: str, new_subnet: str) -> Any:
+    """Keep each node's host part when only the subnet is overridden (a matrix lane moves
+    the guide's .131/.130 into its own network), so one override is enough."""
+    try:
+        old, new = ipaddress.IPv4Network(old_subnet), ipaddress.IPv4Network(new_subnet)
+    except ValueError:
+        return nodes  # validate() names the malformed subnet
+    if not isinstance(nodes, list):
+        return nodes
+    moved = []
+    for node in nodes:
+        try:
+            ip = ipaddress.IPv4Address(str(node["ip"]))
+        except (KeyError, TypeError, ValueError):
+            moved.append(node)
+            continue
+        if ip in old and ip not in new:
+            offset = int(ip) - int(old.network_address)
+            if offset < new.num_addresses:
+                node = {**node, "ip": str(new.network_address + offset)}
+        moved.append(node)
+    return moved
+
+
+def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
+    try:
+        nodes = tuple(Node(name=str(n["name"]), ip=str(n["ip"])) for n in raw["nodes"])
+        v = raw["versions"]
+        versions = Versions(**{k: str(v[k]) for k in ("etcd", "docker", "calico", "calicoctl")})
+        res = Resources(**raw.get("resources", {}))
+        return ClusterConfig(
+            prefix=str(raw["prefix"]), provider=str(raw["provider"]), subnet=str(raw["subnet"]),
+            nodes=nodes, versions=versions, calico_source=str(raw["calico_source"]),
+            privileged=str(raw["privileged"]).lower(), run_dir=str(raw["run_dir"]),
+            reports_dir=str(raw.get("reports_dir", "reports")),
+            resources=res, etcd_tls=_boolean("etcd_tls", raw.get("etcd_tls", False)),
+        )
+    except (KeyError, TypeError) as err:
+        raise UserError(f"{path}: missing or malformed setting {err}: compare with git") from None
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in _BOOLEANS:
+        raise UserError(f"{key} must be true or false, not {value!r}")
+    return _BOOLEANS[word]
+
+
+def from_effective(path: Path) -> ClusterConfig:
+    """The configuration a run resolved (cluster.json in its run folder)."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read the run's configuration {path} ({err}): run `invoke up`") from None
+    return validate(_build(raw, path))
+
+
+def validate(cfg: ClusterConfig) -> ClusterConfig:
+    if cfg.provider not in PROVIDERS:
+        raise UserError(f"unknown provider {cfg.provider!r}: use one of {', '.join(PROVIDERS)}")
+    if not _NAME.match(cfg.prefix):
+        raise UserError(f"prefix {cfg.prefix!r} must be lower-case letters, digits and '-'")
+    try:
+        subnet = ipaddress.IPv4Network(cfg.subnet)
+    except ValueError:
+        raise UserError(f"malformed subnet {cfg.subnet!r}: write it like 192.168.223.0/24") from None
+    if len(cfg.nodes) < 2:
+        raise UserError("the guide needs two nodes: list node1 and node2 in cluster.yaml")
+    seen: set[str] = set()
+    for node in cfg.nodes:
+        if not _NAME.match(node.name):
+            raise UserError(f"node name {node.name!r} must be lower-case letters, digits and '-'")
+        try:
+            ip = ipaddress.IPv4Address(node.ip)
+        except ValueError:
+            raise UserError(f"malformed IP {node.ip!r} for {node.name}: write it like 192.168.223.131") from None
+        if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
+            raise UserError(f"{node.name}'s IP {node.ip} is not a host address of {cfg.subnet}")
+        if node.ip in seen or node.name in seen:
+            raise UserError(f"node {node.name} ({node.ip}) is listed twice")
+        seen.update((node.ip, node.name))
+    if cfg.calico_source not in CALICO_SOURCES:
+        raise UserError(f"unknown calico source {cfg.calico_source!r}: use {', '.join(CALICO_SOURCES)}")
+    if cfg.privileged not in PRIVILEGED:
+        raise UserError(f"privileged must be true, false or auto, not {cfg.privileged!r}")
+    for component, version in asdict(cfg.versions).items():
+        if not _VERSION.match(version):
+            raise UserError(f"malformed {component} version {version!r}: write it like 3.4.23")
+    check_versions(asdict(cfg.versions), cfg.provider)
+    return cfg
+
+
+def with_overrides(cfg: ClusterConfig, **changes: Any) -> ClusterConfig:
+    return validate(replace(cfg, **changes))
+
+
+def write_effective(cfg: ClusterConfig, extra: dict[str, Any] | None = None) -> Path:
+    """Write the resolved configuration (plus provider settings such as image names and run
+    flags) where the Vagrantfile and later stages find it."""
+    try:
+        cfg.run_path.mkdir(parents=True, exist_ok=True)
+        target = cfg.run_path / "cluster.json"
+        target.write_text(json.dumps({**cfg.to_json(), **(extra or {})}, indent=2) + "\n")
+    except OSError as err:
+        raise UserError(f"run folder {cfg.run_path} cannot be written ({err.strerror}): "
+                        "pick another with --run-dir or CALICOLAB_RUN_DIR") from None
+    return target

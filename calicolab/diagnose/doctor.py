@@ -1,0 +1,113 @@
+"""`invoke doctor`: run the named diagnoses against the cluster of a run folder and print
+check, node, result, what was seen, the likely cause and the fix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from calicolab.core import state
+from calicolab.core.config import ClusterConfig, from_effective
+from calicolab.core.errors import UserError
+from calicolab.core.remote import Node, SshTarget
+from calicolab.diagnose import checks
+from calicolab.diagnose.checks import ClusterView
+from calicolab.diagnose.diagnoses import FAIL, PASS, WARN, Finding
+from calicolab.report.junit import calico_label
+
+
+@dataclass(frozen=True)
+class Report:
+    cluster: str
+    calico: str
+    findings: tuple[Finding, ...]
+
+    @property
+    def failed(self) -> list[Finding]:
+        return [f for f in self.findings if f.result == FAIL]
+
+    def counts(self) -> dict[str, int]:
+        return {r: sum(1 for f in self.findings if f.result == r) for r in (PASS, WARN, FAIL)}
+
+    def to_json(self) -> dict[str, object]:
+        return {"cluster": self.cluster, "calico": self.calico, "ok": not self.failed,
+                "counts": self.counts(), "findings": [f.to_json() for f in self.findings]}
+
+
+def running_cluster(cfg: ClusterConfig) -> tuple[ClusterConfig, dict]:
+    """The configuration and state of the cluster in cfg's run folder, or a UserError when
+    none is up there."""
+    effective = cfg.run_path / "cluster.json"
+    run_state = state.read(cfg)
+    if not effective.exists() or not run_state.get("ssh"):
+        raise UserError(f"no cluster is up in {cfg.run_path}: bring one up with `invoke up provision` "
+                        "(or name its run folder with --run-dir)")
+    running = from_effective(effective)
+    # An upgrade rehearsal records the versions it moved to; the checks need the live ones.
+    live = run_state.get("effective", {}).get("versions", {})
+    if live:
+        running = replace(running, versions=replace(running.versions, **{
+            k: str(v) for k, v in live.items() if k in ("etcd", "docker", "calico", "calicoctl")}))
+    return running, run_state
+
+
+def connect(cfg: ClusterConfig, run_state: dict) -> dict[str, Node]:
+    ssh = run_state["ssh"]
+    missing = [n.name for n in cfg.nodes if n.name not in ssh]
+    if missing:
+        raise UserError(f"no SSH settings for {', '.join(missing)} in {cfg.run_path}: run `invoke up`")
+    return {n.name: Node(SshTarget(**ssh[n.name]), n.ip, connect_timeout=10) for n in cfg.nodes}
+
+
+def examine(cfg: ClusterConfig, only: list[str] | None = None) -> Report:
+    running, run_state = running_cluster(cfg)
+    nodes = connect(running, run_state)
+    try:
+        findings = checks.run(ClusterView(running, dict(nodes)), only)
+    finally:
+        for node in nodes.values():
+            node.close()
+    if findings and all(f.check == "SSH" for f in findings):
+        raise UserError(f"no cluster is up in {cfg.run_path}: no node answers over SSH "
+                        "(bring it up with `invoke up provision`)")
+    return Report(running.prefix, run_state.get("calico_source", "unknown"), tuple(findings))
+
+
+COLUMNS = ("check", "node", "result", "seen", "likely cause", "fix")
+
+
+def table(findings: tuple[Finding, ...] | list[Finding]) -> str:
+    rows = [(f.check, f.node, f.result, f.seen,
+             f.diagnosis.cause if f.diagnosis else "-", f.diagnosis.fix if f.diagnosis else "-") for f in findings]
+    # Pad the short columns; cause and fix stay unpadded at the end of the line.
+    widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in rows)) for i in range(3)]
+    widths.append(min(60, max(len(COLUMNS[3]), *(len(r[3]) for r in rows))))
+
+    def line(cells: tuple[str, ...]) -> str:
+        seen = cells[3] if len(cells[3]) <= widths[3] else cells[3][: widths[3] - 3] + "..."
+        head = "  ".join(c.ljust(w) for c, w in zip((*cells[:3], seen), widths, strict=True))
+        return f"{head}  {cells[4]}  |  {cells[5]}" if cells[4] != "-" else head.rstrip()
+
+    out = [line(COLUMNS), "-" * (sum(widths) + 6)]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def run_doctor(cfg: ClusterConfig, json_path: str | None = None, only: list[str] | None = None,
+               say: Callable[[str], None] = print) -> Report:
+    report = examine(cfg, only)
+    say(f"doctor: cluster {report.cluster} ({cfg.run_path}), calico: {calico_label(report.calico)}")
+    say(table(report.findings))
+    counts = report.counts()
+    say(f"{counts[PASS]} passed, {counts[WARN]} warnings, {counts[FAIL]} failed")
+    if json_path:
+        target = Path(json_path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        except OSError as err:
+            raise UserError(f"cannot write {target} ({err.strerror}): pick another --json path") from None
+        say(f"json: {target}")
+    return report

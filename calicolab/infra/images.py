@@ -1,0 +1,183 @@
+"""The local lab's images, each rebuilt only when its inputs change.
+
+    calicolab/debian:bookworm        debootstrap minbase + docker import (no registry needed)
+    calicolab/busybox:debian         busybox from Debian's busybox-static, for workloads
+    calicolab/calico-node-double     the Calico double (calico_double/), when upstream is not used
+    calicolab/lab-node:<hash>        Packer docker builder: systemd, sshd, vagrant user, baked packages
+
+Every image carries a label with the hash of its inputs; a build is skipped when the label
+of the existing image matches.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from calicolab.core import shell
+from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import UserError
+from calicolab.core.paths import CACHE, IMAGE_NAMESPACE, ROOT
+
+LABEL = "calicolab.inputs"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+BASE_SUITE = "bookworm"
+VAGRANT_KEY_GLOB = "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub"
+
+
+@dataclass(frozen=True)
+class ImageNames:
+    base: str
+    busybox: str
+    calico_double: str
+    lab_node_repo: str
+
+    @classmethod
+    def for_config(cls, cfg: ClusterConfig) -> ImageNames:
+        # One namespace for every cluster prefix: matrix lanes share the images they build.
+        p = IMAGE_NAMESPACE
+        return cls(base=f"{p}/debian:{BASE_SUITE}", busybox=f"{p}/busybox:debian",
+                   calico_double=f"{p}/calico-node-double:{cfg.versions.calico}",
+                   lab_node_repo=f"{p}/lab-node")
+
+
+def hash_inputs(*parts: str | Path | Iterable[Path]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            paths: Iterable[Path] = [part]
+        elif isinstance(part, str):
+            digest.update(part.encode())
+            continue
+        else:
+            paths = part
+        for path in sorted(paths):
+            if path.is_dir():
+                files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+            else:
+                files = [path]
+            for f in files:
+                digest.update(str(f.relative_to(ROOT)).encode())
+                digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def label_of(image: str) -> str | None:
+    out = shell.run(["docker", "image", "inspect", "--format",
+                     f'{{{{index .Config.Labels "{LABEL}"}}}}', image], check=False)
+    return out.stdout.strip() if out.ok else None
+
+
+def image_id(image: str) -> str:
+    return shell.run(["docker", "image", "inspect", "--format", "{{.Id}}", image]).stdout.strip()
+
+
+def ensure(image: str, inputs: str, build: Callable[[], None], say: Callable[[str], None]) -> bool:
+    """Build image unless it exists with the same inputs hash; True when it was built."""
+    if label_of(image) == inputs:
+        say(f"{image}: up to date ({inputs})")
+        return False
+    say(f"{image}: building ({inputs})")
+    build()
+    if label_of(image) != inputs:
+        raise UserError(f"building {image} did not produce an image labelled {inputs}")
+    return True
+
+
+def _log(name: str) -> str:
+    CACHE.mkdir(exist_ok=True)
+    return str(CACHE / f"build-{name}.log")
+
+
+def build_base(names: ImageNames, inputs: str) -> None:
+    shell.require("debootstrap", "run `invoke setup` (apt-get install debootstrap)")
+    with tempfile.TemporaryDirectory(prefix="calicolab-rootfs-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        shell.run_logged(["debootstrap", "--variant=minbase", BASE_SUITE, str(rootfs), DEBIAN_MIRROR],
+                         _log("debootstrap"), timeout=900)
+        shell.run(["sh", "-c", f"tar -C {rootfs} -c . | docker import --change "
+                   f"'LABEL {LABEL}={inputs}' - {names.base}"], timeout=600)
+
+
+def build_with_docker(context: Path, tag: str, inputs: str, base: str) -> None:
+    shell.run_logged(["docker", "build", "--build-arg", f"BASE={base}", "--label", f"{LABEL}={inputs}",
+                      "-t", tag, str(context)], _log(tag.split("/")[-1].replace(":", "-")), timeout=900)
+
+
+def save(image: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shell.run(["docker", "save", "-o", str(target), image], timeout=600)
+
+
+def vagrant_public_key() -> Path:
+    keys = sorted(Path("/").glob(VAGRANT_KEY_GLOB.lstrip("/")))
+    if not keys:
+        raise UserError("Vagrant's insecure public key was not found: run `invoke setup` "
+                        "(apt-get install vagrant)")
+    return keys[-1]
+
+
+def baked_packages(cfg: ClusterConfig) -> str:
+    """The default versions' packages, baked so a default run downloads nothing."""
+    return "docker.io etcd-server etcd-client"
+
+
+def build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
+    """Make every image the lab needs; return their names for the effective configuration.
+    One build at a time on this machine: parallel lanes share the images and the cache."""
+    shell.require("docker", "run `invoke setup`")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_all(cfg, say)
+
+
+def _build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
+    names = ImageNames.for_config(cfg)
+    base_inputs = hash_inputs(BASE_SUITE, DEBIAN_MIRROR, "minbase")
+    ensure(names.base, base_inputs, lambda: build_base(names, base_inputs), say)
+    base_id = image_id(names.base)
+
+    bb_dir = ROOT / "workloads" / "busybox"
+    bb_inputs = hash_inputs(base_id, bb_dir)
+    ensure(names.busybox, bb_inputs,
+           lambda: build_with_docker(bb_dir, names.busybox, bb_inputs, names.base), say)
+
+    dbl_dir = ROOT / "calico_double"
+    dbl_inputs = hash_inputs(base_id, dbl_dir)
+    ensure(names.calico_double, dbl_inputs,
+           lambda: build_with_docker(dbl_dir, names.calico_double, dbl_inputs, names.base), say)
+
+    # The node image carries the saved workload and double images for offline runs.
+    images_dir = CACHE / "node-images"
+    tarballs = {names.busybox: images_dir / "busybox.tar",
+                names.calico_double: images_dir / "calico-node-double.tar"}
+    for image, tar in tarballs.items():
+        stamp = tar.with_suffix(".id")
+        if not tar.exists() or not stamp.exists() or stamp.read_text() != image_id(image):
+            say(f"{image}: saving for the node image")
+            save(image, tar)
+            stamp.write_text(image_id(image))
+
+    template_dir = ROOT / "packer" / "lab-node"
+    packages = baked_packages(cfg)
+    node_inputs = hash_inputs(base_id, template_dir, packages,
+                              *(t.with_suffix(".id").read_text() for t in tarballs.values()))
+    node_image = f"{names.lab_node_repo}:{node_inputs}"
+
+    def build_node() -> None:
+        shell.require("packer", "run `invoke setup` (apt-get install packer)")
+        shell.run_logged([
+            "packer", "build", "-color=false", "-force",
+            "-var", f"base_image={names.base}", "-var", f"image_repository={names.lab_node_repo}",
+            "-var", f"image_tag={node_inputs}", "-var", f"inputs_hash={node_inputs}",
+            "-var", f"vagrant_pubkey={vagrant_public_key()}", "-var", f"images_dir={images_dir}",
+            "-var", f"baked_packages={packages}", str(template_dir / "lab-node.pkr.hcl"),
+        ], _log("packer-lab-node"), timeout=1800)
+
+    ensure(node_image, node_inputs, build_node, say)
+    return {"lab_node": node_image, "busybox": names.busybox, "calico_double": names.calico_double}

@@ -1,0 +1,243 @@
+"""The cluster's lifecycle through Vagrant (python-vagrant), one run folder per cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import IO
+
+from calicolab.core import shell
+from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import Terminated, UserError
+from calicolab.core.paths import ROOT
+from calicolab.core.remote import SshTarget
+
+# An interrupted `vagrant up` finishes or undoes what it started (destroy_on_error) before
+# anything cleans up after it; this long at most, then it is killed.
+VAGRANT_STOP_TIMEOUT = 180.0
+
+
+class VagrantCluster:
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.cfg = cfg
+        self.dotfile = cfg.run_path / ".vagrant"
+        env = dict(os.environ, CALICOLAB_CONFIG=str(cfg.run_path / "cluster.json"),
+                   VAGRANT_DOTFILE_PATH=str(self.dotfile), VAGRANT_DEFAULT_PROVIDER=cfg.provider,
+                   VAGRANT_CHECKPOINT_DISABLE="1")
+        if cfg.is_lab:
+            # Vagrant's machine index (in VAGRANT_HOME) is locked per machine name across
+            # processes: lanes running side by side each get their own. The lab needs no boxes.
+            env["VAGRANT_HOME"] = str(cfg.run_path / "vagrant.d")
+        self.env = env
+        self.err_log = cfg.run_path / "vagrant-up.stderr.log"
+        self.v = _python_vagrant().Vagrant(root=str(ROOT), env=env, quiet_stdout=True, err_cm=self._err_file)
+
+    @contextlib.contextmanager
+    def _err_file(self) -> Iterator[IO[str]]:
+        # Vagrant writes its errors to stderr: keep them, the one-line failure quotes them.
+        self.err_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.err_log.open("a") as fh:
+            yield fh
+
+    def _last_error(self) -> str:
+        try:
+            lines = [ln.strip() for ln in self.err_log.read_text().splitlines() if ln.strip()]
+        except OSError:
+            return ""
+        return " ".join(lines[-3:])[-300:]
+
+    def _stream(self, what: str, args: list[str], say: Callable[[str], None]) -> None:
+        """Run `vagrant <args>`, showing its output line by line.
+
+        Run here rather than through python-vagrant's stream, which stops waiting for Vagrant
+        0.25 s after a Ctrl-C: Vagrant then goes on creating (or undoing) containers while the
+        cleanup runs, and a container appears after it (found by tests/lab)."""
+        tail: deque[str] = deque(maxlen=12)
+        self.err_log = self.cfg.run_path / f"vagrant-{what.split()[0]}.stderr.log"
+        self.err_log.unlink(missing_ok=True)
+        cmd = [shell.require("vagrant", "run `invoke setup` (apt-get install vagrant)"), *args]
+        with self._err_file() as err:
+            proc = subprocess.Popen(cmd, cwd=str(ROOT), env=self.env, stdout=subprocess.PIPE, stderr=err)
+            assert proc.stdout is not None
+            try:
+                for raw in iter(proc.stdout.readline, b""):
+                    line = raw.decode(errors="replace").rstrip()
+                    if line:
+                        tail.append(line)
+                        say(line)
+                rc = proc.wait()
+            except BaseException as err:
+                # Ctrl-C in a terminal reached Vagrant too; a SIGTERM only reached us: pass it
+                # on as the one Ctrl-C Vagrant handles gracefully.
+                _wait_for_stop(proc, what, say, forward=isinstance(err, Terminated))
+                raise
+            finally:
+                proc.stdout.close()
+        if rc != 0:
+            cause = self._last_error() or next((ln for ln in reversed(tail) if "rror" in ln),
+                                               tail[-1] if tail else "")
+            raise UserError(f"vagrant {what} failed: {cause.strip()} (log: {self.err_log})")
+
+    def up(self, say: Callable[[str], None]) -> None:
+        if not self.cfg.is_lab:
+            self._stream("up", ["up", f"--provider={self.cfg.provider}"], say)
+            return
+        # On the lab Vagrant must not clean up after a failed up itself: its docker provider's
+        # destroy removes every unused vagrant_network_* on the host, other lanes' included.
+        try:
+            self._stream("up", ["up", f"--provider={self.cfg.provider}", "--no-destroy-on-error"], say)
+        except BaseException:
+            say("removing what the failed `vagrant up` created")
+            remove_lab_nodes(self.cfg, say, self._container_ids(), every_run=False)
+            shutil.rmtree(self.dotfile, ignore_errors=True)
+            raise
+
+    def status(self) -> dict[str, str]:
+        if not self.dotfile.exists():
+            return {n.name: "not_created" for n in self.cfg.nodes}
+        try:
+            return {s.name: s.state for s in self.v.status()}
+        except subprocess.CalledProcessError:
+            return {n.name: "unknown" for n in self.cfg.nodes}
+
+    def is_running(self) -> bool:
+        return all(state == "running" for state in self.status().values())
+
+    def ssh_targets(self) -> dict[str, SshTarget]:
+        targets = {}
+        for node in self.cfg.nodes:
+            try:
+                conf = self.v.conf(vm_name=node.name)
+            except subprocess.CalledProcessError:
+                raise UserError(f"{node.name} has no SSH configuration: is the cluster up? "
+                                "run `invoke up`") from None
+            targets[node.name] = SshTarget(node.name, conf["HostName"], int(conf["Port"]),
+                                           conf["User"], conf["IdentityFile"])
+        return targets
+
+    def _container_ids(self) -> list[str]:
+        """The node containers Vagrant recorded in this run's dotfile."""
+        ids = []
+        for node in self.cfg.nodes:
+            try:
+                ids.append((self.dotfile / "machines" / node.name / "docker" / "id").read_text().strip())
+            except OSError:
+                continue
+        return [i for i in ids if i]
+
+    def destroy(self, say: Callable[[str], None], leftovers: bool) -> None:
+        """Destroy this run's nodes; with leftovers, also whatever carries the prefix (other
+        or crashed runs), which only an explicit `invoke destroy` asks for."""
+        known = self.dotfile.exists()
+        if self.cfg.is_lab:
+            # Not `vagrant destroy`: the docker provider's destroy also removes every unused
+            # vagrant_network_* on the host, so a lane in the middle of `up` (network made,
+            # containers not attached yet) lost its network to another lane's destroy.
+            removed = remove_lab_nodes(self.cfg, say, self._container_ids(), every_run=leftovers)
+        else:
+            failed = False
+            if known and shell.which_or_none("vagrant"):
+                try:
+                    self._stream("destroy", ["destroy", "-f"], say)
+                except UserError as err:
+                    say(f"{err}; removing leftovers directly")
+                    failed = True
+            removed = remove_leftovers(self.cfg, say) if leftovers or failed else 0
+        shutil.rmtree(self.dotfile, ignore_errors=True)
+        if not known and not removed:
+            say(f"nothing to remove for prefix {self.cfg.prefix} (subnet {self.cfg.subnet})")
+
+
+def _python_vagrant():
+    # python-vagrant warns on stderr at import when vagrant is not installed; the preflight
+    # says so in its one line instead (a second stderr line would break that rule).
+    logging.getLogger("vagrant").addHandler(logging.NullHandler())
+    import vagrant
+
+    return vagrant
+
+
+def _wait_for_stop(proc: subprocess.Popen[bytes], what: str, say: Callable[[str], None],
+                   forward: bool = False) -> None:
+    """After Ctrl-C: Vagrant got it too (same process group) and stops gracefully; wait for
+    that, still showing its output, so nothing it does races the cleanup."""
+    if proc.poll() is not None:
+        return
+    if forward:
+        proc.send_signal(signal.SIGINT)
+    say(f"waiting for vagrant {what} to stop (at most {VAGRANT_STOP_TIMEOUT:.0f} s)")
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            if raw.strip():
+                say(raw.decode(errors="replace").rstrip())
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=VAGRANT_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    reader.join(timeout=5)
+
+
+def remove_lab_nodes(cfg: ClusterConfig, say: Callable[[str], None], ids: list[str], every_run: bool) -> int:
+    """Remove the lab's node containers and private network with Docker directly: this run's
+    (recorded ids, calicolab.run label) or, with every_run, every container of the prefix.
+    Returns how many objects were removed."""
+    if not shell.which_or_none("docker"):
+        return 0
+    filters = [f"label=calicolab.run={cfg.run_path}"] + ([f"label=calicolab.prefix={cfg.prefix}"] if every_run else [])
+    found: dict[str, str] = {}
+    for flt in filters:
+        out = shell.run(["docker", "ps", "-a", "--no-trunc", "--filter", flt, "--format", "{{.ID}} {{.Names}}"],
+                        check=False)
+        found.update(line.split(maxsplit=1) for line in out.stdout.splitlines() if " " in line)
+    if ids:  # recorded by Vagrant (also nodes made before the run label existed)
+        out = shell.run(["docker", "inspect", "--format", "{{.Id}} {{.Name}}", *ids], check=False)
+        found.update((cid, name.lstrip("/")) for cid, name in
+                     (line.split(maxsplit=1) for line in out.stdout.splitlines() if " " in line))
+    if found:
+        say(f"removing {len(found)} node container(s): {', '.join(sorted(set(found.values())))}")
+        shell.run(["docker", "rm", "-f", "-v", *found], check=False, timeout=120)
+    network = vagrant_network_name(cfg)
+    removed_network = False
+    if shell.run(["docker", "network", "inspect", network], check=False).ok:
+        out = shell.run(["docker", "network", "rm", network], check=False)
+        removed_network = out.ok
+        say(f"removed network {network}" if out.ok else
+            f"network {network} not removed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    return len(found) + int(removed_network)
+
+
+def remove_leftovers(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
+    """Remove what a crashed or interrupted run left behind, found by label and name;
+    returns how many objects were removed."""
+    if not shell.which_or_none("docker"):
+        return 0
+    containers = shell.run(["docker", "ps", "-aq", "--filter", f"label=calicolab.prefix={cfg.prefix}"],
+                           check=False).stdout.split()
+    if containers:
+        say(f"removing {len(containers)} leftover node container(s)")
+        shell.run(["docker", "rm", "-f", "-v", *containers], check=False)
+    network = vagrant_network_name(cfg)
+    exists = shell.run(["docker", "network", "inspect", network], check=False).ok
+    removed_network = exists and shell.run(["docker", "network", "rm", network], check=False).ok
+    if removed_network:
+        say(f"removed network {network}")
+    return len(containers) + int(removed_network)
+
+
+def vagrant_network_name(cfg: ClusterConfig) -> str:
+    # The name Vagrant's docker provider gives the private network it creates.
+    return f"vagrant_network_{cfg.subnet}"
+

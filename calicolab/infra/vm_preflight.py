@@ -1,0 +1,169 @@
+"""Checks before `vagrant up` on the VM providers, each failing with one actionable line.
+
+    provider installed     VBoxManage works; or virsh, /dev/kvm and the vagrant-libvirt plugin
+    subnet free            no host interface already holds an address on the cluster subnet
+    VirtualBox allows it   /etc/vbox/networks.conf lists a range containing the subnet (6.1.28+)
+    artifacts pinned       an upstream etcd has a pinned sha256 (else provisioning would refuse it)
+
+Parsing is done by pure functions so tests can feed them text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from calicolab.core import shell, versions
+from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import UserError
+
+NETWORKS_CONF = Path("/etc/vbox/networks.conf")
+KVM_DEVICE = Path("/dev/kvm")
+# What VirtualBox 6.1.28+ allows for host-only networks when networks.conf is absent.
+VBOX_DEFAULT_RANGES = (ipaddress.ip_network("192.168.56.0/21"),)
+VBOX_RESTRICTS_FROM = (6, 1, 28)
+# Host interfaces the provider itself creates for the private network, and reuses on the next
+# `up`: an address of ours on one of these is not a conflict.
+PROVIDER_INTERFACES = {"virtualbox": ("vboxnet",), "libvirt": ("virbr",)}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class HostAddress:
+    ifname: str
+    network: ipaddress.IPv4Network
+    address: str
+
+
+def parse_vbox_version(text: str) -> tuple[int, int, int] | None:
+    """`VBoxManage --version` prints e.g. 7.0.14r161095 or 6.1.50_Ubuntur161033."""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def parse_networks_conf(text: str) -> list[Network]:
+    """Ranges of `* <net> [<net>...]` lines; other lines and bad entries are ignored, as
+    VirtualBox does."""
+    ranges: list[Network] = []
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if not fields or fields[0] != "*":
+            continue
+        for item in fields[1:]:
+            try:
+                ranges.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                continue
+    return ranges
+
+
+def vbox_allows(subnet: str, networks_conf: str | None) -> bool:
+    """None means the file is absent: VirtualBox's default range only."""
+    net = ipaddress.ip_network(subnet)
+    ranges = VBOX_DEFAULT_RANGES if networks_conf is None else parse_networks_conf(networks_conf)
+    return any(r.version == net.version and net.subnet_of(r) for r in ranges)
+
+
+def parse_ip_addr(ip_json: str) -> list[HostAddress]:
+    """IPv4 addresses from `ip -j addr`."""
+    out = []
+    for link in json.loads(ip_json or "[]"):
+        for info in link.get("addr_info", []):
+            if info.get("family") != "inet" or "local" not in info:
+                continue
+            net = ipaddress.ip_network(f"{info['local']}/{info.get('prefixlen', 32)}", strict=False)
+            out.append(HostAddress(link.get("ifname", "?"), net, info["local"]))
+    return out
+
+
+def conflicting_addresses(ip_json: str, subnet: str, provider: str) -> list[HostAddress]:
+    net = ipaddress.ip_network(subnet)
+    own = PROVIDER_INTERFACES.get(provider, ())
+    return [a for a in parse_ip_addr(ip_json)
+            if a.network.overlaps(net) and not a.ifname.startswith(own)]
+
+
+def plugin_listed(plugin_list: str, name: str) -> bool:
+    """`vagrant plugin list` lines look like `vagrant-libvirt (0.11.2, system)`."""
+    return any(line.split(" ", 1)[0] == name for line in plugin_list.splitlines())
+
+
+# ---- checks against this host -----------------------------------------------------------
+
+def check_virtualbox() -> tuple[int, int, int]:
+    if not shell.which_or_none("VBoxManage"):
+        raise UserError("VirtualBox is not installed (no VBoxManage on PATH): install VirtualBox 6.1.28+ "
+                        "or 7.x, or use --provider libvirt or docker")
+    out = shell.run(["VBoxManage", "--version"], check=False, timeout=60)
+    version = parse_vbox_version(out.stdout) if out.ok else None
+    if version is None:
+        detail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise UserError(f"`VBoxManage --version` does not work ({detail[0]}): repair the VirtualBox "
+                        "installation (kernel modules: /sbin/vboxconfig)")
+    return version
+
+
+def check_libvirt() -> None:
+    if not shell.which_or_none("virsh"):
+        raise UserError("libvirt is not installed (no virsh on PATH): apt-get install libvirt-daemon-system "
+                        "libvirt-clients, or use --provider virtualbox or docker")
+    if not KVM_DEVICE.exists():
+        raise UserError(f"{KVM_DEVICE} is missing: enable KVM (VT-x/AMD-V) on this runner; CentOS VMs without "
+                        "KVM are too slow for the suite")
+    out = shell.run(["vagrant", "plugin", "list"], check=False, timeout=120)
+    if not plugin_listed(out.stdout, "vagrant-libvirt"):
+        raise UserError("the vagrant-libvirt plugin is not installed: apt-get install vagrant-libvirt "
+                        "(or `vagrant plugin install vagrant-libvirt`)")
+
+
+def check_subnet_free(cfg: ClusterConfig) -> None:
+    out = shell.run(["ip", "-j", "addr"], check=False, timeout=30)
+    if not out.ok:
+        return  # no iproute2 JSON here: Vagrant will report a clash itself
+    clash = conflicting_addresses(out.stdout, cfg.subnet, cfg.provider)
+    if clash:
+        first = clash[0]
+        raise UserError(f"host interface {first.ifname} already has {first.address}/{first.network.prefixlen} "
+                        f"on the cluster subnet {cfg.subnet}: destroy what uses it (the lab: invoke destroy "
+                        "--provider docker) or choose another subnet (CALICOLAB_SUBNET)")
+
+
+def check_networks_conf(cfg: ClusterConfig, version: tuple[int, int, int],
+                        path: Path = NETWORKS_CONF) -> None:
+    if version < VBOX_RESTRICTS_FROM:
+        return  # older VirtualBox allows any host-only range
+    try:
+        text: str | None = path.read_text()
+    except FileNotFoundError:
+        text = None
+    except OSError as err:
+        raise UserError(f"{path} cannot be read ({err.strerror}): make it readable") from None
+    if not vbox_allows(cfg.subnet, text):
+        where = "is missing (default 192.168.56.0/21 only)" if text is None else "does not allow it"
+        raise UserError(f"VirtualBox refuses host-only network {cfg.subnet}: {path} {where}; add the line "
+                        f"`* {cfg.subnet}` to {path}")
+
+
+def check_pinned_artifacts(cfg: ClusterConfig) -> None:
+    """Refuse before `up`, not half-way through provisioning, an upstream etcd we cannot verify."""
+    from provision import centos  # late: provision builds on calicolab
+
+    if versions.source("etcd", cfg.versions.etcd, cfg.provider) == "upstream":
+        centos.etcd_download(cfg.versions.etcd)
+
+
+def preflight(cfg: ClusterConfig) -> None:
+    """Raise UserError with one line at the first problem; do nothing for the docker lab."""
+    if cfg.provider in ("virtualbox", "libvirt"):
+        check_pinned_artifacts(cfg)
+    if cfg.provider == "virtualbox":
+        version = check_virtualbox()
+        check_subnet_free(cfg)
+        check_networks_conf(cfg, version)
+    elif cfg.provider == "libvirt":
+        check_libvirt()
+        check_subnet_free(cfg)

@@ -1,0 +1,103 @@
+"""`invoke bench`: time the lab lifecycle stage by stage (and the lab's memory), print a
+table and write reports/bench.json. Timings live here, not in tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import UserError
+from calicolab.report.junit import calico_label
+from calicolab.runs.lifecycle import Lifecycle
+
+
+def mem_available_mib() -> float:
+    """Host memory available; its drop from before `up` to after `verify` is what the lab uses
+    (node containers run systemd in the host's cgroups, so `docker stats` cannot see it)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None]) -> dict:
+    samples: dict[str, list[float]] = {}
+    memory: list[float] = []
+    totals: list[float] = []
+    for i in range(runs):
+        say(f"== bench run {i + 1}/{runs}")
+        lc = Lifecycle(cfg, say=lambda _m: None)  # quiet: the table is the output
+        start = time.monotonic()
+        try:
+            lc.box()
+            before = mem_available_mib()
+            lc.up()
+            lc.provision()
+            lc.provision("idempotence")
+            lc.verify()
+            memory.append(round(before - mem_available_mib(), 1))
+        finally:
+            lc.destroy()
+            lc.finish()
+        totals.append(round(time.monotonic() - start, 1))
+        for stage in lc.report.stages:
+            samples.setdefault(stage.name, []).append(stage.seconds)
+    rows = {name: {"mean": round(statistics.mean(v), 1), "min": min(v), "max": max(v), "runs": len(v)}
+            for name, v in samples.items()}
+    result = {"provider": cfg.provider, "calico": calico_label(lc.report.calico), "runs": runs, "stages": rows,
+              "total_seconds": {"mean": round(statistics.mean(totals), 1), "min": min(totals),
+                                "max": max(totals), "samples": totals},
+              "lab_memory_mib": memory}
+    say(f"{'stage':<12} {'mean s':>8} {'min s':>8} {'max s':>8}")
+    for name, row in rows.items():
+        say(f"{name:<12} {row['mean']:>8.1f} {row['min']:>8.1f} {row['max']:>8.1f}")
+    tot = result["total_seconds"]
+    say(f"{'total':<12} {tot['mean']:>8.1f} {tot['min']:>8.1f} {tot['max']:>8.1f}")
+    if memory:
+        say(f"lab memory after verify (host MemAvailable drop): mean {statistics.mean(memory):.0f} MiB, "
+            f"max {max(memory):.0f} MiB")
+    cfg.reports_path.mkdir(parents=True, exist_ok=True)
+    (cfg.reports_path / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    say(f"written: {cfg.reports_path / 'bench.json'}")
+    return result
+
+
+def run_lane_bench(cfg: ClusterConfig, lanes: int, say: Callable[[str], None]) -> dict:
+    """One lane alone, then `lanes` identical lanes side by side, in the same run: the ratio of
+    wall clocks says what a matrix costs on this machine (reports/bench-lanes.json)."""
+    from calicolab.runs import matrix
+
+    if lanes < 2:
+        raise UserError("--lanes needs at least 2 (one lane alone is always measured first)")
+    settings = ",".join(f"{k}={v}" for k, v in _lane_settings(cfg).items())
+    quiet = lambda _m: None  # noqa: E731 - the table below is the output
+    say("== 1 lane alone")
+    solo = matrix.run_matrix(cfg, f"name=solo,suite=read-only{settings and ',' + settings}", "always", quiet)
+    say(f"== {lanes} lanes side by side")
+    spec = ";".join(f"name=lane{i + 1},suite=read-only{settings and ',' + settings}" for i in range(lanes))
+    many = matrix.run_matrix(cfg, spec, "always", quiet)
+    one = solo[0].seconds
+    wall = max(lane.seconds for lane in many)
+    result = {"cpus": os.cpu_count(), "calico": calico_label(solo[0].calico), "single_lane_seconds": one,
+              "lanes": lanes,
+              "parallel_wall_seconds": wall, "ratio": round(wall / one, 2),
+              "per_lane_seconds": {lane.name: lane.seconds for lane in many}}
+    say(f"{'run':<22} {'seconds':>8}")
+    say(f"{'1 lane alone':<22} {one:>8.1f}")
+    for lane in many:
+        say(f"{lane.name + ' (side by side)':<22} {lane.seconds:>8.1f}")
+    say(f"{lanes} lanes wall / 1 lane: {result['ratio']:.2f}x on {result['cpus']} CPUs; calico: {result['calico']}")
+    cfg.reports_path.mkdir(parents=True, exist_ok=True)
+    (cfg.reports_path / "bench-lanes.json").write_text(json.dumps(result, indent=2) + "\n")
+    say(f"written: {cfg.reports_path / 'bench-lanes.json'}")
+    return result
+
+
+def _lane_settings(cfg: ClusterConfig) -> dict[str, str]:
+    """The versions the bench asked for, passed to every lane."""
+    return {"etcd": cfg.versions.etcd, "docker": cfg.versions.docker}

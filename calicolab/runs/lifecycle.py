@@ -1,0 +1,288 @@
+"""The named stages box -> up -> provision -> idempotence -> verify -> destroy.
+
+Each stage is safe to repeat, keeps its state in the run folder, and is timed into the run
+report; asking for a later stage runs the missing earlier ones.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from calicolab.core import state
+from calicolab.core.config import ClusterConfig, write_effective
+from calicolab.core.errors import StageFailed, UserError
+from calicolab.core.paths import ROOT
+from calicolab.core.remote import Node, SshTarget
+from calicolab.core.state import running_config
+from calicolab.infra import images, lab, preflight
+from calicolab.infra.vagrant_env import VagrantCluster
+from calicolab.report import artifacts, leak_scan
+from calicolab.report.junit import RunReport, StageRecord, add_junit_properties, calico_label
+from calicolab.stack.etcd_tls import pki_folder
+
+DESTROY_POLICIES = ("always", "passing", "never")
+# Stages whose failure is worth the nodes' journals, etcd's view, BGP, routes... (artifacts.py)
+ARTIFACT_STAGES = ("provision", "idempotence", "verify")
+
+
+class Lifecycle:
+    def __init__(self, cfg: ClusterConfig, say: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.say = say
+        self.vagrant = VagrantCluster(cfg)
+        # Which Calico is known once provisioning chose it (or from the running cluster's state).
+        self.report = RunReport(cluster=cfg.prefix, provider=cfg.provider)
+        self._nodes: list[Node] | None = None
+        self._done: set[str] = set()  # stages already run by this lifecycle
+
+    # -- bookkeeping -------------------------------------------------------------------
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        record = StageRecord(name)
+        self.report.stages.append(record)
+        self.say(f"==> {name}")
+        start = time.monotonic()
+        try:
+            yield
+            record.status = "passed"
+        except BaseException as err:
+            record.status = "failed"
+            record.detail = str(err) or err.__class__.__name__
+            if name in ARTIFACT_STAGES and not isinstance(err, KeyboardInterrupt):
+                self._collect_artifacts(record)
+            raise
+        finally:
+            record.seconds = round(time.monotonic() - start, 1)
+            self.say(f"<== {name}: {record.status} in {record.seconds:.1f} s")
+
+    def _collect_artifacts(self, record: StageRecord) -> None:
+        self.say(f"    {record.name} failed: collecting artifacts from the nodes")
+        got = artifacts.collect_quietly(self.cfg, f"stage-{record.name}", state.read(self.cfg).get("ssh"))
+        if got:
+            record.attachments = [str(p) for p in got.files]
+            for note in got.notes:
+                self.say(f"    {note}")
+            self.say(f"    artifacts: {got.folder}")
+
+    def finish(self) -> None:
+        """Print the timing table and write the lifecycle JUnit and timings JSON; fail loudly
+        when private key material shows up in the reports or the run's logs."""
+        # Called from `finally:` blocks: a failure already on its way out stays the error.
+        unwinding = sys.exc_info()[0] is not None
+        if self.report.calico == "unknown":
+            self.report.calico = state.read(self.cfg).get("calico_source", "unknown")
+        leaks = self._scan_for_secrets()
+        self.say("")
+        self.say(self.report.table())
+        try:
+            xml_path, json_path = self.report.write(self.cfg.reports_path)
+            self.say(f"reports: {xml_path}, {json_path}")
+        except OSError as err:  # an unwritable reports folder is bad input, not a crash
+            self.say(f"reports not written: {self.cfg.reports_path} ({err.strerror})")
+            if not unwinding:
+                raise UserError(f"{self.cfg.reports_path} cannot be written ({err.strerror}): choose another "
+                                "folder with --reports-dir or CALICOLAB_REPORTS_DIR") from None
+        if leaks:
+            self.say("!!! SECRETS IN THE REPORTS OR LOGS: private key material found in:")
+            for finding in leaks:
+                self.say(f"!!!   {finding}")
+            if not unwinding:
+                raise StageFailed(f"private key material in {len(leaks)} place(s), first {leaks[0]}: "
+                                  "remove it and find what wrote it")
+
+    def _scan_for_secrets(self) -> list[leak_scan.Finding]:
+        # The reports folder whole, plus the run folder's logs (its key files are the secrets).
+        bodies = leak_scan.key_bodies(self.cfg.run_path)
+        leaks = leak_scan.scan([self.cfg.reports_path], bodies)
+        leaks += leak_scan.scan([self.cfg.run_path], bodies, only="*.log")
+        if leaks:
+            self.report.stages.append(StageRecord(
+                "secrets scan", status="failed",
+                detail="private key material found in: " + "; ".join(map(str, leaks[:20]))))
+        return leaks
+
+    def _effective(self, extra: dict[str, object]) -> None:
+        data = dict(state.read(self.cfg).get("effective", {}))
+        data.update(extra)
+        state.update(self.cfg, effective=data)
+        write_effective(self.cfg, data)
+
+    # -- stages ------------------------------------------------------------------------
+    def box(self) -> None:
+        if "box" in self._done:
+            return
+        self._done.add("box")
+        with self.stage("box"):
+            preflight.check_run_dir(self.cfg)
+            if self.cfg.is_lab:
+                preflight.check_lab_tools()
+                built = images.build_all(self.cfg, lambda m: self.say(f"    {m}"))
+                self._effective({"images": built, **lab.provider_settings(self.cfg, built)})
+            else:
+                from calicolab.infra import vm_box
+
+                vm_box.build_box(self.cfg, self.cfg.provider, lambda m: self.say(f"    {m}"))
+                self._effective({"images": {"vm_box": f"{self.cfg.prefix}/centos7"},
+                                 **lab.provider_settings(self.cfg, {})})
+
+    def up(self) -> None:
+        if "up" in self._done:
+            return
+        self._done.add("up")
+        if self.vagrant.is_running():
+            self.say("==> up: cluster already running")
+            self._remember_targets()
+            return
+        # Before the box: a wrong subnet or a missing tool is told at once, not after image builds.
+        preflight.before_up(self.cfg)
+        self.box()
+        with self.stage("up"):
+            self.vagrant.up(lambda line: self.say(f"    {line}"))
+            self._remember_targets()
+
+    def _remember_targets(self) -> None:
+        targets = self.vagrant.ssh_targets()
+        state.update(self.cfg, ssh={k: vars(v) for k, v in targets.items()})
+
+    def nodes(self) -> list[Node]:
+        if self._nodes is None:
+            self._nodes = connect(self.cfg)
+        return self._nodes
+
+    def provision(self, stage_name: str = "provision") -> list:
+        from provision.calico import resolve_source
+        from provision.run import provision
+
+        if stage_name == "provision":
+            self.up()
+        with self.stage(stage_name):
+            facts = state.read(self.cfg).get("facts") or {}
+            if not facts.get("calico_source"):
+                facts = {"calico_source": resolve_source(self.cfg)}
+                state.update(self.cfg, facts=facts, calico_source=facts["calico_source"])
+            self.report.calico = facts["calico_source"]
+            self.say(f"    calico: {self.report.calico_label()}")
+            changes = provision(self.cfg, self.nodes(), facts, lambda m: self.say(m))
+            changed = [c for c in changes if c.changed]
+            self.say(f"    {len(changed)} of {len(changes)} steps changed something"
+                     if changed else f"    no changes ({len(changes)} steps checked)")
+            state.update(self.cfg, provisioned=True)
+            if stage_name == "idempotence" and changed:
+                raise StageFailed("second provision changed: " +
+                                  "; ".join(f"{c.node} {c.step}" for c in changed))
+            return changes
+
+    def verify(self, pytest_args: list[str] | None = None, suite: str = "checks") -> None:
+        passes = suite_passes(suite)
+        if not state.read(self.cfg).get("provisioned") or not self.vagrant.is_running():
+            self.provision()
+        with self.stage("verify"):
+            failed = []
+            for test_pass in passes:
+                self.say(f"    {test_pass.name}: pytest -m '{test_pass.marks}'")
+                rc = run_pytest(self.cfg, test_pass, pytest_args or [])
+                if rc not in (0, 5):  # 5: nothing selected (e.g. -k narrowed this pass away)
+                    failed.append(f"{test_pass.name} (pytest exit {rc}, "
+                                  f"{self.cfg.reports_path / test_pass.junit})")
+            if failed:
+                raise StageFailed("e2e tests failed: " + "; ".join(failed))
+
+    def destroy(self, leftovers: bool = False) -> None:
+        with self.stage("destroy"):
+            for node in self._nodes or []:
+                node.close()
+            self._nodes = None
+            self.vagrant.destroy(lambda line: self.say(f"    {line}"), leftovers)
+            state.clear(self.cfg, "ssh", "provisioned", "facts", "calico_source")
+            # The cluster's CA and keys die with it (a new cluster makes new ones).
+            shutil.rmtree(pki_folder(self.cfg), ignore_errors=True)
+
+    def e2e(self, destroy: str, pytest_args: list[str] | None = None, suite: str = "checks") -> bool:
+        """The whole sequence; the destroy policy is enforced whatever happens."""
+        suite_passes(suite)  # refuse an unknown suite before anything starts
+        if destroy not in DESTROY_POLICIES:
+            raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")
+        passed = False
+        try:
+            self.up()  # checks before up, then the box, then up (box and up only when not running)
+            self.provision()
+            self.provision("idempotence")
+            self.verify(pytest_args, suite)
+            passed = True
+        finally:
+            keep = destroy == "never" or (destroy == "passing" and not passed)
+            try:
+                if keep:
+                    self.say(f"==> destroy: skipped (--destroy {destroy}); reach the nodes with "
+                             f"`invoke ssh {self.cfg.nodes[0].name}`, remove with `invoke destroy`")
+                    self.report.stages.append(StageRecord("destroy", status="skipped",
+                                                          detail=f"--destroy {destroy}"))
+                else:
+                    self.destroy()
+            finally:
+                self.finish()
+        return passed
+
+
+def connect(cfg: ClusterConfig) -> list[Node]:
+    targets = state.read(cfg).get("ssh")
+    if not targets:
+        raise UserError("the cluster is not up (no SSH configuration in the run folder): run `invoke up`")
+    return [Node(SshTarget(**targets[n.name]), n.ip) for n in cfg.nodes]
+
+
+@dataclass(frozen=True)
+class TestPass:
+    name: str
+    marks: str      # pytest -m expression
+    parallel: bool  # read-only checks spread over workers; faults and upgrades run one by one
+    junit: str
+    options: tuple[str, ...] = ()  # extra pytest options for this pass
+
+
+READ_ONLY = TestPass("read-only checks", "not disruptive and not upgrade", True, "e2e.xml")
+# What `--suite` runs in the verify stage, pass after pass on the same cluster.
+SUITES: dict[str, tuple[TestPass, ...]] = {
+    "checks": (READ_ONLY,
+               # Each fault test prints its diagnosis: shown in the output (-rA) and JUnit's system-out.
+               TestPass("fault injection", "disruptive", False, "e2e-disruptive.xml",
+                        ("-rA", "-o", "junit_logging=system-out"))),
+    "read-only": (READ_ONLY,),
+    "upgrade": (READ_ONLY,
+                TestPass("upgrade rehearsals", "upgrade", False, "e2e-upgrade.xml"),
+                replace(READ_ONLY, name="read-only checks after the upgrades", junit="e2e-after-upgrade.xml")),
+}
+
+
+def suite_passes(suite: str) -> tuple[TestPass, ...]:
+    if suite not in SUITES:
+        raise UserError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")
+    return SUITES[suite]
+
+
+def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str]) -> int:
+    cfg.reports_path.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CALICOLAB_CLUSTER_JSON=str(cfg.run_path / "cluster.json"),
+               CALICOLAB_STATE_JSON=str(state.path(cfg)))
+    xml = cfg.reports_path / test_pass.junit
+    # Modules spread over workers; a module stays on one worker, so the tests that create
+    # objects (test_network) share them. (loadgroup ignores xdist_group with pytest 9.)
+    workers = ["-n", "auto", "--dist", "loadscope"] if test_pass.parallel else ["-n", "0"]
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "e2e"), "-p", "no:cacheprovider", "--tb=short",
+           "-m", test_pass.marks, *workers,
+           f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *test_pass.options, *extra]
+    rc = subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode
+    if xml.exists():
+        source = state.read(cfg).get("calico_source", "unknown")
+        # The versions the cluster runs now (an upgrade pass moves them on).
+        current = running_config(cfg, {}).versions
+        add_junit_properties(xml, {"calico": source, "calico_description": calico_label(source),
+                                   "provider": cfg.provider, "etcd": current.etcd, "docker": current.docker})
+    return rc

@@ -1,0 +1,258 @@
+"""`invoke matrix`: version lanes side by side on one machine.
+
+Each lane is an `invoke e2e` in its own process with its own name prefix, subnet, run folder
+and reports folder, so lanes never share a container, a network or a file. The images are
+built once before the lanes start (they share them). At the end: one JUnit set per lane in
+its reports folder and a table of lanes x results x timings (also reports/matrix.json).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from calicolab.core import config
+from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import StageFailed, UserError
+from calicolab.core.paths import ROOT
+from calicolab.report.junit import aligned
+
+MATRIX_FILE = ROOT / "matrix.yaml"
+LANE_SUBNETS = ipaddress.ip_network("192.168.224.0/20")  # 16 lanes: .224.0/24 ... .239.0/24
+LANE_KEYS = set(config.OVERRIDABLE) - {"prefix", "run_dir", "reports_dir"}
+
+
+@dataclass
+class Lane:
+    name: str
+    settings: dict[str, str]
+    suite: str = "checks"
+    prefix: str = ""
+    subnet: str = ""
+    # filled by the run
+    rc: int | None = None
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+    tests: dict[str, int] = field(default_factory=dict)
+    calico: str = "unknown"  # which Calico the lane tested: upstream | double
+    last_line: str = ""
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    def run_dir(self, base: ClusterConfig) -> Path:
+        return base.run_path / "lanes" / self.name
+
+    def reports_dir(self, base: ClusterConfig) -> Path:
+        return base.reports_path / "lanes" / self.name
+
+    def label(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
+        return f"{shown or 'defaults'}; suite {self.suite}"
+
+
+def parse_lanes(spec: str, path: Path = MATRIX_FILE) -> list[Lane]:
+    """A lane set named in matrix.yaml, or lanes written inline:
+    'etcd=3.3.25,docker=20.10.5,suite=upgrade;etcd=3.5.16'."""
+    if "=" in spec:
+        raw = []
+        for i, part in enumerate(p for p in spec.split(";") if p.strip()):
+            items = dict(kv.split("=", 1) for kv in part.split(",") if "=" in kv)
+            items.setdefault("name", f"lane{i + 1}")
+            raw.append(items)
+    else:
+        try:
+            sets = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise UserError(f"cannot read {path} ({err}): restore it from git") from None
+        if spec not in sets:
+            raise UserError(f"unknown lane set {spec!r}: use one of {', '.join(sets)} (matrix.yaml) "
+                            "or write lanes inline, e.g. 'etcd=3.3.25;etcd=3.5.16'")
+        raw = sets[spec]
+    lanes = []
+    for item in raw:
+        item = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in item.items()}
+        name = item.pop("name", "")
+        suite = item.pop("suite", "checks")
+        unknown = set(item) - LANE_KEYS
+        if unknown:
+            raise UserError(f"lane {name or '?'}: unknown setting(s) {', '.join(sorted(unknown))}: "
+                            f"use {', '.join(sorted(LANE_KEYS))}, name, suite")
+        lanes.append(Lane(name, item, suite))
+    names = [lane.name for lane in lanes]
+    if not lanes or len(set(names)) != len(names) or not all(names):
+        raise UserError(f"lanes need distinct names (seen: {names})")
+    return lanes
+
+
+def plan(base: ClusterConfig, lanes: list[Lane]) -> list[Lane]:
+    """Give each lane its prefix and subnet and validate its configuration before anything starts."""
+    from calicolab.runs.lifecycle import suite_passes
+
+    subnets = list(LANE_SUBNETS.subnets(new_prefix=24))
+    if len(lanes) > len(subnets):
+        raise UserError(f"{len(lanes)} lanes: at most {len(subnets)} run side by side")
+    for i, lane in enumerate(lanes):
+        lane.prefix = f"{base.prefix}-{lane.name}"[:31].rstrip("-").lower().replace(".", "-")
+        lane.subnet = lane.settings.pop("subnet", "") or str(subnets[i])
+        suite_passes(lane.suite)
+        try:
+            config.load({**lane.settings, "subnet": lane.subnet, "prefix": lane.prefix}, environ={})
+        except UserError as err:
+            raise UserError(f"lane {lane.name}: {err}") from None
+    return lanes
+
+
+def _env(base: ClusterConfig, lane: Lane) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_")}
+    env.update({f"CALICOLAB_{k.upper()}": v for k, v in lane.settings.items()})
+    env.update(CALICOLAB_PREFIX=lane.prefix, CALICOLAB_SUBNET=lane.subnet,
+               CALICOLAB_RUN_DIR=str(lane.run_dir(base)), CALICOLAB_REPORTS_DIR=str(lane.reports_dir(base)))
+    return env
+
+
+def _run_lane(base: ClusterConfig, lane: Lane, destroy: str, say: Callable[[str], None]) -> None:
+    out_dir = lane.reports_dir(base)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "output.log"
+    cmd = [sys.executable, "-m", "invoke", "e2e", "--suite", lane.suite, "--destroy", destroy]
+    start = time.monotonic()
+    # The lane writes to its log file, not to a pipe: if this process dies, the lane still
+    # finishes (and destroys its cluster) instead of failing on a broken pipe.
+    with log.open("w") as out:
+        lane.proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(base, lane), stdout=out, stderr=subprocess.STDOUT,
+                                     text=True, stdin=subprocess.DEVNULL,
+                                     # Own session: a terminal's Ctrl-C reaches the lanes once,
+                                     # forwarded by run_matrix, never twice mid-destroy.
+                                     start_new_session=True)
+    with log.open() as reader:
+        while True:
+            line = reader.readline()
+            if line:
+                _show(lane, line, say)
+            elif lane.proc.poll() is not None:
+                for rest in reader:
+                    _show(lane, rest, say)
+                break
+            else:
+                time.sleep(0.2)  # following a growing file
+    lane.rc = lane.proc.returncode
+    lane.seconds = round(time.monotonic() - start, 1)
+    _collect(lane, out_dir)
+
+
+def _show(lane: Lane, line: str, say: Callable[[str], None]) -> None:
+    stripped = line.rstrip()
+    if stripped.startswith(("==>", "<==", "error:", "failed:")):
+        say(f"[{lane.name}] {stripped}")
+    if stripped:
+        lane.last_line = stripped
+
+
+def _collect(lane: Lane, out_dir: Path) -> None:
+    try:
+        timings = json.loads((out_dir / "timings.json").read_text())
+        lane.stages = {s["name"]: s["seconds"] for s in timings.get("stages", [])}
+        lane.calico = timings.get("calico", "unknown")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        lane.stages = {}
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for xml in sorted(out_dir.glob("e2e*.xml")):
+        try:
+            root = ET.parse(xml).getroot()
+        except ET.ParseError:
+            continue
+        for suite in [root] if root.tag == "testsuite" else root.findall("testsuite"):
+            for key in counts:
+                counts[key] += int(suite.get(key, 0))
+    lane.tests = counts
+
+
+def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str], None],
+               parallel: int = 0) -> list[Lane]:
+    from calicolab.runs.lifecycle import DESTROY_POLICIES, Lifecycle
+
+    if destroy not in DESTROY_POLICIES:
+        raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")
+    lanes = plan(base, parse_lanes(spec))
+    say(f"matrix: {len(lanes)} lane(s), {parallel or len(lanes)} at a time")
+    for lane in lanes:
+        say(f"  {lane.name}: {lane.label()} (prefix {lane.prefix}, subnet {lane.subnet})")
+    if base.is_lab:
+        # Build the shared images once, before the lanes race for them.
+        builder = Lifecycle(base, say=lambda m: say(f"[images] {m}"))
+        builder.box()
+    start = time.monotonic()
+    limit = threading.Semaphore(parallel or len(lanes))
+
+    stopping = threading.Event()
+
+    def worker(lane: Lane) -> None:
+        with limit:
+            if not stopping.is_set():  # a lane still waiting for its turn never starts
+                _run_lane(base, lane, destroy, say)
+
+    threads = [threading.Thread(target=worker, args=(lane,), name=lane.name) for lane in lanes]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    except BaseException:  # Ctrl-C or a termination: every lane still cleans up after itself
+        say("interrupted: asking every lane to stop; each destroys its own cluster (--destroy policy)")
+        stopping.set()
+        for lane in lanes:
+            if lane.proc and lane.proc.poll() is None:
+                lane.proc.send_signal(signal.SIGINT)
+        # Wait on the processes themselves: a join interrupted by the signal cannot be trusted.
+        for lane in lanes:
+            if lane.proc:
+                lane.proc.wait()
+        for t in threads:  # let each lane's last lines (its destroy) reach the output
+            t.join(timeout=10)
+        raise
+    wall = round(time.monotonic() - start, 1)
+    say("")
+    say(table(lanes, wall))
+    write_json(base, lanes, wall)
+    failed = [lane.name for lane in lanes if lane.rc != 0]
+    if failed:
+        raise StageFailed(f"lane(s) failed: {', '.join(failed)}; see reports/lanes/<lane>/output.log")
+    return lanes
+
+
+def table(lanes: list[Lane], wall: float) -> str:
+    head = ("lane", "versions / suite", "calico", "result", "tests", "up", "provision", "verify", "total")
+    rows = [head]
+    for lane in lanes:
+        t = lane.tests
+        bad = t.get("failures", 0) + t.get("errors", 0)
+        tests = f"{t.get('tests', 0) - bad - t.get('skipped', 0)}/{t.get('tests', 0)}"
+        if t.get("skipped"):
+            tests += f" ({t['skipped']} skipped)"
+        result = "passed" if lane.rc == 0 else f"FAILED (rc {lane.rc})"
+        rows.append((lane.name, lane.label(), lane.calico, result, tests,
+                     *(f"{lane.stages.get(s, 0):.1f}" for s in ("up", "provision", "verify")),
+                     f"{lane.seconds:.1f}"))
+    return "\n".join([aligned(rows), f"wall clock for all lanes: {wall:.1f} s",
+                      "calico: double = the project's Calico double (not real Calico); upstream = real calico/node"])
+
+
+def write_json(base: ClusterConfig, lanes: list[Lane], wall: float) -> Path:
+    base.reports_path.mkdir(parents=True, exist_ok=True)
+    target = base.reports_path / "matrix.json"
+    target.write_text(json.dumps({"wall_seconds": wall, "lanes": [
+        {"name": lane.name, "settings": lane.settings, "suite": lane.suite, "prefix": lane.prefix,
+         "subnet": lane.subnet, "calico": lane.calico, "rc": lane.rc, "seconds": lane.seconds, "stages": lane.stages,
+         "tests": lane.tests, "reports": str(lane.reports_dir(base))} for lane in lanes]}, indent=2) + "\n")
+    return target

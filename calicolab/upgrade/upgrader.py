@@ -1,0 +1,238 @@
+"""Rolling upgrades of a running cluster, with a gate after every member.
+
+etcd: one minor version at a time, one member at a time; the v2 API flag is written before a
+member crosses into 3.4. Docker: node by node, in the order the stack needs (workloads and
+calico-node stopped, Docker upgraded and started with its cluster store, calico-node, then the
+workloads). calico-node: a rolling restart onto the image of the target version.
+Each hop is timed; the run's configuration follows the cluster's versions as they change.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from calicolab.core import config, state, versions
+from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import StageFailed
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.core.remote import Node
+from calicolab.report.junit import aligned
+from calicolab.stack import etcd_query, parsers
+
+GATE_DEADLINE = 90
+STOP_DEADLINE = 120  # beyond systemd's default stop timeout (90 s, then SIGKILL)
+NO_SERVICE_STARTS = "/usr/sbin/policy-rc.d"
+
+
+@dataclass
+class Hop:
+    component: str
+    node: str
+    before: str
+    after: str
+    seconds: float = 0.0
+    gate: str = ""
+
+
+class Upgrader:
+    def __init__(self, cfg: ClusterConfig, nodes: list[Node], say: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.nodes = nodes
+        self.say = say
+        self.hops: list[Hop] = []
+
+    # -- bookkeeping -----------------------------------------------------------------
+    def _spec(self, node: Node) -> config.Node:
+        return self.cfg.node(node.name)
+
+    def _record(self, component: str, version: str) -> None:
+        """The run's configuration now describes the upgraded cluster (later tasks read it)."""
+        self.cfg = config.with_overrides(self.cfg, versions=replace(self.cfg.versions, **{component: version}))
+        extras = state.read(self.cfg).get("effective", {})
+        config.write_effective(self.cfg, extras)
+
+    def _hop(self, component: str, node: Node, before: str, after: str,
+             action: Callable[[], str]) -> None:
+        self.say(f"    {component} {before} -> {after} on {node.name}")
+        hop = Hop(component, node.name, before, after)
+        start = time.monotonic()
+        try:
+            hop.gate = action()
+        finally:
+            hop.seconds = round(time.monotonic() - start, 1)
+            self.hops.append(hop)
+        self.say(f"      gate passed in {hop.seconds:.1f} s: {hop.gate}")
+
+    def _platform(self, node: Node):
+        from provision import platform
+
+        return platform.detect(node)
+
+    # -- etcd ------------------------------------------------------------------------
+    def _rolling(self, component: str, target: str, per_node: Callable[[Node, str], str],
+                 after_all: Callable[[str], None] | None = None) -> None:
+        """Every version on the path, node by node; the configuration follows each version."""
+        # The compatibility rules first: they say why (e.g. etcd 3.6 has no v2 API).
+        config.with_overrides(self.cfg, versions=replace(self.cfg.versions, **{component: target}))
+        current = getattr(self.cfg.versions, component)
+        for version in versions.upgrade_path(component, current, target, self.cfg.provider):
+            before = getattr(self.cfg.versions, component)
+            for node in self.nodes:
+                self._hop(component, node, before, version, lambda n=node, v=version: per_node(n, v))
+            self._record(component, version)
+            if after_all:
+                after_all(version)
+
+    def etcd(self, target: str) -> None:
+        self._rolling("etcd", target, self._etcd_member, self._etcd_cluster_gate)
+
+    def _etcd_member(self, node: Node, version: str) -> str:
+        from provision import etcd as etcd_section
+
+        cfg_after = replace(self.cfg, versions=replace(self.cfg.versions, etcd=version))
+        # Written first: etcd 3.3 reads ETCD_ENABLE_V2 too, and 3.4+ must start with it.
+        node.put(etcd_section.render_conf(cfg_after, self._spec(node)), etcd_section.CONF)
+        stopped = time.monotonic()
+        # etcd can take a while to stop while clients hold v2 long-polls open (seen: ~60 s with
+        # 3.3); systemd's stop timeout (90 s, then SIGKILL) bounds it, so wait beyond that.
+        node.run("systemctl stop etcd", check=True, timeout=STOP_DEADLINE)
+        stop_seconds = time.monotonic() - stopped
+        try:
+            self._install(node, "etcd", version)
+            node.run("systemctl daemon-reload && systemctl start etcd", check=True, timeout=120)
+        except BaseException:
+            # Leave the member running (at whatever version is installed), not stopped.
+            node.run("systemctl start etcd", timeout=120)
+            raise
+        return f"stopped in {stop_seconds:.1f} s; " + self._etcd_member_gate(node, version)
+
+    def _etcd_member_gate(self, node: Node, version: str) -> str:
+        ip = self._spec(node).ip
+
+        def probe() -> tuple[str, bool, bool]:
+            ver = json.loads(node.run(etcd_query.curl_command(ip, "/version", "-sS -m 5")).stdout or "{}")
+            healthy = all(json.loads(node.run(etcd_query.curl_command(n.ip, "/health", "-sS -m 5")).stdout or "{}")
+                          .get("health") in ("true", True) for n in self.cfg.nodes)
+            v2 = node.run(etcd_query.curl_command(ip, "/v2/keys/calico", "-sS -m 5 -f -o /dev/null")).ok
+            return ver.get("etcdserver", ""), healthy, v2
+
+        try:
+            seen = wait_for(probe, lambda s: s == (version, True, True), f"{node.name}: etcd {version} gate",
+                            timeout=GATE_DEADLINE)
+        except Timeout as err:
+            raise StageFailed(f"{node.name}: etcd {version} did not pass its gate (server version, "
+                              f"every member healthy, v2 API): last seen {err.last}; see "
+                              "`journalctl -u etcd`") from None
+        return f"etcdserver {seen[0]}, all members healthy, v2 API answers"
+
+    def _etcd_cluster_gate(self, version: str) -> None:
+        want = ".".join(version.split(".")[:2]) + ".0"
+        node = self.nodes[0]
+        ip = self._spec(node).ip
+        try:
+            wait_for(lambda: json.loads(node.run(etcd_query.curl_command(ip, "/version", "-sS -m 5")).stdout or "{}")
+                     .get("etcdcluster"), lambda v: v == want, f"etcd cluster version {want}",
+                     timeout=GATE_DEADLINE)
+        except Timeout as err:
+            raise StageFailed(f"the etcd cluster version stayed {err.last} after every member ran "
+                              f"{version}: a member still runs the older minor") from None
+        self.say(f"    etcd cluster version is now {want}")
+
+    # -- docker ----------------------------------------------------------------------
+    def docker(self, target: str) -> None:
+        self._rolling("docker", target, self._docker_node)
+
+    def _docker_node(self, node: Node, version: str) -> str:
+        from provision import docker as docker_section
+
+        running = [n for n in node.run("docker ps --format '{{.Names}}'").stdout.split() if n != "calico-node"]
+        # busybox's sh ignores SIGTERM as PID 1: a short grace instead of Docker's 10 s.
+        if running:
+            node.run("docker stop -t 1 " + " ".join(running), check=True, timeout=120)
+        node.run("systemctl stop calico-node docker docker.socket", check=True, timeout=120)
+        self._install(node, "docker", version)
+        node.run("systemctl start docker", check=True, timeout=120)
+        want = docker_section.cluster_store(self._spec(node))
+        try:
+            wait_for(lambda: parsers.docker_info_cluster_store(node.run("docker info").stdout),
+                     lambda s: s == want, f"{node.name}: docker cluster store", timeout=GATE_DEADLINE)
+        except Timeout as err:
+            raise StageFailed(f"{node.name}: Docker {version} did not come back with its cluster store "
+                              f"(last seen {err.last}); see `journalctl -u docker`") from None
+        self._restart_calico_node(node, start_only=True)
+        if running:
+            node.run("docker start " + " ".join(running), check=True, timeout=120)
+        return f"dockerd {version}, cluster store {want}, calico-node back, {len(running)} workload(s) restarted"
+
+    # -- calico-node -----------------------------------------------------------------
+    def calico(self, target: str) -> None:
+        config.with_overrides(self.cfg, versions=replace(self.cfg.versions, calico=target))
+        before = self.cfg.versions.calico
+        for node in self.nodes:
+            self._hop("calico-node", node, before, target,
+                      lambda n=node: self._calico_node(n, target))
+        self._record("calico", target)
+
+    def _calico_node(self, node: Node, target: str) -> str:
+        from provision import calico as calico_section
+        from provision.context import Context
+
+        run = state.read(self.cfg)
+        facts = run.get("facts") or {"calico_source": run.get("calico_source", "double")}
+        cfg_after = replace(self.cfg, versions=replace(self.cfg.versions, calico=target))
+        ctx = Context(cfg_after, node, self._spec(node), self._platform(node), section=calico_section.SECTION,
+                      facts=facts)
+        calico_section.image(ctx)
+        calico_section.unit(ctx)  # the unit names the image: rewritten when the tag changes
+        return self._restart_calico_node(node, start_only=False)
+
+    def _restart_calico_node(self, node: Node, start_only: bool) -> str:
+        from provision import calico as calico_section
+
+        started_before = node.run("docker inspect -f '{{.State.StartedAt}}' calico-node").stdout.strip()
+        node.run("systemctl start calico-node" if start_only else "systemctl restart calico-node",
+                 check=True, timeout=120)
+        try:
+            wait_for(lambda: (node.run("docker inspect -f '{{.State.StartedAt}}' calico-node").stdout.strip(),
+                              node.run("docker logs calico-node 2>&1").stdout),
+                     lambda s: s[0] not in ("", started_before) and calico_section.STARTED in s[1],
+                     f"{node.name}: calico-node restarted", timeout=GATE_DEADLINE)
+        except Timeout:
+            raise StageFailed(f"{node.name}: calico-node did not log '{calico_section.STARTED}' after "
+                              "the restart; see `docker logs calico-node`") from None
+        seconds = self._bgp_gate()
+        return f"calico-node started, BGP Established on every node after {seconds:.1f} s"
+
+    def _bgp_gate(self) -> float:
+        start = time.monotonic()
+
+        def all_established() -> dict[str, bool]:
+            return {n.name: _mesh_established(n, len(self.nodes) - 1) for n in self.nodes}
+
+        try:
+            wait_for(all_established, lambda s: all(s.values()), "BGP mesh Established", timeout=GATE_DEADLINE)
+        except Timeout as err:
+            raise StageFailed(f"BGP did not re-establish within {GATE_DEADLINE} s (per node: {err.last}); "
+                              "see `calicoctl node status`") from None
+        return time.monotonic() - start
+
+    # -- packages --------------------------------------------------------------------
+    def _install(self, node: Node, component: str, version: str) -> None:
+        """Install without letting the package start the service: the hop starts it in order."""
+        node.put("#!/bin/sh\nexit 101\n", NO_SERVICE_STARTS, mode="0755")
+        try:
+            self._platform(node).install(node, component, version, self.cfg.provider)
+        finally:
+            node.run(f"rm -f {NO_SERVICE_STARTS}")
+
+    def table(self) -> str:
+        return aligned([("component", "node", "from", "to", "seconds")] + [
+            (h.component, h.node, h.before, h.after, f"{h.seconds:.1f}") for h in self.hops])
+
+
+def _mesh_established(node: Node, peers: int) -> bool:
+    status = parsers.calicoctl_node_status(node.run("calicoctl node status").stdout)
+    return status.running and len(status.ipv4_peers) == peers and all(p.established for p in status.ipv4_peers)
