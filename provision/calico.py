@@ -16,6 +16,7 @@ from calicolab.core.errors import UserError
 from calicolab.core.paths import IMAGE_NAMESPACE, NODE_IMAGES, ROOT
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.stack import etcd_tls
+from provision import centos
 from provision.context import Context
 from provision.steps import Change, ensure_file, unit_active, unit_enabled
 
@@ -176,8 +177,6 @@ def calicoctl(ctx: Context) -> Change:
     version = ctx.cfg.versions.calicoctl
     if ctx.node.run(f"{CALICOCTL} version 2>/dev/null | grep -q {version}").ok:
         return ctx.change("calicoctl", cfg_changed, f"calicoctl {version} present, {CALICOCTL_CFG}")
-    from provision import centos
-
     ctx.node.run(centos.calicoctl_install_command(version), check=True, timeout=300)
     return ctx.change("calicoctl", True, f"calicoctl {version} downloaded, checksum verified")
 

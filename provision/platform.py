@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from calicolab.core import versions
 from calicolab.core.errors import UserError
 from calicolab.core.remote import Node
+from provision import centos
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
@@ -33,8 +34,6 @@ class Platform:
         if self.family == "debian":
             _apt_install(node, component, source)
         else:
-            from provision import centos
-
             centos.install(node, component, version, source)
         seen = self.installed_version(node, component)
         if seen != version:

@@ -37,7 +37,7 @@ def run_folder(tmp_path, monkeypatch):
            for i, n in enumerate(cfg.nodes)}
     state.update(cfg, ssh=ssh, calico_source="double")
     nodes = {}
-    monkeypatch.setattr(doctor, "connect", lambda _cfg, _state: nodes)
+    monkeypatch.setattr(doctor, "cluster_nodes", lambda _cfg, _ssh, patience: nodes)
     return cfg, nodes
 
 

@@ -70,13 +70,14 @@ class _QuietRemote(Remote):
 class Node:
     """One node: its name, its guide IP and a persistent SSH connection (root via sudo)."""
 
-    def __init__(self, target: SshTarget, ip: str, connect_timeout: int = 15) -> None:
+    def __init__(self, target: SshTarget, ip: str, connect_timeout: float = 15) -> None:
         self.name, self.ip, self.target = target.name, ip, target
         self.conn = Connection(
             target.host, user=target.user, port=target.port, connect_timeout=connect_timeout,
             config=Config(overrides={"load_ssh_configs": False, "runners": {"remote": _QuietRemote}}),
-            connect_kwargs={"key_filename": target.key_file, "look_for_keys": False,
-                            "allow_agent": False},
+            # banner and auth waits bounded too: a paused node accepts TCP but never answers
+            connect_kwargs={"key_filename": target.key_file, "look_for_keys": False, "allow_agent": False,
+                            "banner_timeout": connect_timeout, "auth_timeout": connect_timeout},
         )
 
     def __repr__(self) -> str:

@@ -10,6 +10,19 @@ from calicolab.core import config
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 
+CALICO_LABELS = {"double": "the project's Calico double (not real Calico)",
+                 "upstream": "real Calico (calico/node image, calicoctl release)",
+                 "unknown": "none (no cluster was provisioned in this run)"}
+
+
+def calico_label(source: str) -> str:
+    """What a report says about the Calico tested (state.json's calico_source)."""
+    return CALICO_LABELS.get(source, source)
+
+
+def calico_source(cfg: ClusterConfig) -> str:
+    return read(cfg).get("calico_source", "unknown")
+
 
 def path(cfg: ClusterConfig) -> Path:
     return cfg.run_path / "state.json"

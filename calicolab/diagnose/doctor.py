@@ -11,11 +11,11 @@ from pathlib import Path
 from calicolab.core import state
 from calicolab.core.config import ClusterConfig, from_effective
 from calicolab.core.errors import UserError
-from calicolab.core.remote import Node, SshTarget
+from calicolab.core.nodes import cluster_nodes
+from calicolab.core.state import calico_label
 from calicolab.diagnose import checks
 from calicolab.diagnose.checks import ClusterView
 from calicolab.diagnose.diagnoses import FAIL, PASS, WARN, Finding
-from calicolab.report.junit import calico_label
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,9 @@ def running_cluster(cfg: ClusterConfig) -> tuple[ClusterConfig, dict]:
     return running, run_state
 
 
-def connect(cfg: ClusterConfig, run_state: dict) -> dict[str, Node]:
-    ssh = run_state["ssh"]
-    missing = [n.name for n in cfg.nodes if n.name not in ssh]
-    if missing:
-        raise UserError(f"no SSH settings for {', '.join(missing)} in {cfg.run_path}: run `invoke up`")
-    return {n.name: Node(SshTarget(**ssh[n.name]), n.ip, connect_timeout=10) for n in cfg.nodes}
-
-
 def examine(cfg: ClusterConfig, only: list[str] | None = None) -> Report:
     running, run_state = running_cluster(cfg)
-    nodes = connect(running, run_state)
+    nodes = cluster_nodes(running, run_state.get("ssh"), patience=10)
     try:
         findings = checks.run(ClusterView(running, dict(nodes)), only)
     finally:

@@ -9,6 +9,7 @@ import tempfile
 from calicolab.core import shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
+from calicolab.infra import vm_preflight
 from calicolab.infra.vagrant_env import vagrant_network_name
 
 
@@ -80,8 +81,6 @@ def before_up(cfg: ClusterConfig) -> None:
             raise UserError(f"subnet {cfg.subnet} is used by Docker network {clash}: remove it "
                             "or choose another --subnet")
     else:
-        from calicolab.infra import vm_preflight
-
         vm_preflight.preflight(cfg)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from calicolab.core import shell, versions
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
+from calicolab.stack import downloads
 
 NETWORKS_CONF = Path("/etc/vbox/networks.conf")
 KVM_DEVICE = Path("/dev/kvm")
@@ -150,10 +151,8 @@ def check_networks_conf(cfg: ClusterConfig, version: tuple[int, int, int],
 
 def check_pinned_artifacts(cfg: ClusterConfig) -> None:
     """Refuse before `up`, not half-way through provisioning, an upstream etcd we cannot verify."""
-    from provision import centos  # late: provision builds on calicolab
-
     if versions.source("etcd", cfg.versions.etcd, cfg.provider) == "upstream":
-        centos.etcd_download(cfg.versions.etcd)
+        downloads.etcd_download(cfg.versions.etcd)
 
 
 def preflight(cfg: ClusterConfig) -> None:

@@ -10,6 +10,8 @@ never hangs the run that is already failing.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import shutil
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from calicolab.core import shell
+from calicolab.core import config, nodes, shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.remote import CommandResult, Node, SshTarget
@@ -202,10 +204,7 @@ NodeFactory = Callable[[SshTarget, str], RemoteNode]
 
 
 def _ssh_node(target: SshTarget, ip: str) -> Node:
-    node = Node(target, ip, connect_timeout=SSH_CONNECT_TIMEOUT)
-    # A paused node accepts TCP (docker-proxy) but never sends the SSH banner: give up soon.
-    node.conn.connect_kwargs.update(banner_timeout=SSH_CONNECT_TIMEOUT, auth_timeout=SSH_CONNECT_TIMEOUT)
-    return node
+    return nodes.connect(target, ip, patience=SSH_CONNECT_TIMEOUT)
 
 
 def collect(cfg: ClusterConfig, label: str, ssh: Mapping[str, Mapping[str, Any]] | None, *,
@@ -265,8 +264,6 @@ _collected_in_this_process = 0
 
 
 def test_limit() -> int:
-    import os
-
     # A broken cluster fails every check; a dozen snapshots say as much as fifty.
     return int(os.environ.get("CALICOLAB_ARTIFACT_LIMIT", "12"))
 
@@ -275,10 +272,6 @@ def on_failed_test(item: Any, report: Any, cluster_json: Path, state_json: Path)
     """Collect for a failing e2e test and put the ATTACHMENT lines into its captured stdout,
     which pytest's JUnit writes as the test case's system-out (junit_logging=system-out)."""
     global _collected_in_this_process
-    import json
-
-    from calicolab.core import config
-
     if _collected_in_this_process >= test_limit():
         text = f"artifacts: not collected (limit of {test_limit()} per test process reached)\n"
     elif not cluster_json.exists():

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
-CALICO_LABELS = {"double": "the project's Calico double (not real Calico)",
-                 "upstream": "real Calico (calico/node image, calicoctl release)",
-                 "unknown": "none (no cluster was provisioned in this run)"}
-
-
-def calico_label(source: str) -> str:
-    return CALICO_LABELS.get(source, source)
+from calicolab.core.state import calico_label
 
 
 def add_junit_properties(xml_path: Path, properties: dict[str, str]) -> None:
     """Add suite properties to a JUnit file written by another tool (pytest under xdist
     cannot record suite properties itself)."""
-    import xml.etree.ElementTree as ET
-
     tree = ET.parse(xml_path)
     suites = [tree.getroot()] if tree.getroot().tag == "testsuite" else tree.getroot().findall("testsuite")
     for suite in suites:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
-from calicolab.report.junit import calico_label
+from calicolab.core.state import calico_label
+from calicolab.runs import matrix
 from calicolab.runs.lifecycle import Lifecycle
 
 
@@ -70,7 +71,6 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None]) -> dict
 def run_lane_bench(cfg: ClusterConfig, lanes: int, say: Callable[[str], None]) -> dict:
     """One lane alone, then `lanes` identical lanes side by side, in the same run: the ratio of
     wall clocks says what a matrix costs on this machine (reports/bench-lanes.json)."""
-    from calicolab.runs import matrix
 
     if lanes < 2:
         raise UserError("--lanes needs at least 2 (one lane alone is always measured first)")

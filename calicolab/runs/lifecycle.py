@@ -6,26 +6,24 @@ report; asking for a later stage runs the missing earlier ones.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 
-from calicolab.core import state
+from calicolab.core import nodes, state
 from calicolab.core.config import ClusterConfig, write_effective
 from calicolab.core.errors import StageFailed, UserError
-from calicolab.core.paths import ROOT
-from calicolab.core.remote import Node, SshTarget
-from calicolab.core.state import running_config
-from calicolab.infra import images, lab, preflight
+from calicolab.core.remote import Node
+from calicolab.infra import images, lab, preflight, vm_box
 from calicolab.infra.vagrant_env import VagrantCluster
 from calicolab.report import artifacts, leak_scan
-from calicolab.report.junit import RunReport, StageRecord, add_junit_properties, calico_label
+from calicolab.report.junit import RunReport, StageRecord
+from calicolab.runs import passes
 from calicolab.stack.etcd_tls import pki_folder
+from provision import run as provisioning
+from provision.calico import resolve_source
 
 DESTROY_POLICIES = ("always", "passing", "never")
 # Stages whose failure is worth the nodes' journals, etcd's view, BGP, routes... (artifacts.py)
@@ -126,8 +124,6 @@ class Lifecycle:
                 built = images.build_all(self.cfg, lambda m: self.say(f"    {m}"))
                 self._effective({"images": built, **lab.provider_settings(self.cfg, built)})
             else:
-                from calicolab.infra import vm_box
-
                 vm_box.build_box(self.cfg, self.cfg.provider, lambda m: self.say(f"    {m}"))
                 self._effective({"images": {"vm_box": f"{self.cfg.prefix}/centos7"},
                                  **lab.provider_settings(self.cfg, {})})
@@ -153,13 +149,10 @@ class Lifecycle:
 
     def nodes(self) -> list[Node]:
         if self._nodes is None:
-            self._nodes = connect(self.cfg)
+            self._nodes = list(nodes.from_run(self.cfg).values())
         return self._nodes
 
     def provision(self, stage_name: str = "provision") -> list:
-        from provision.calico import resolve_source
-        from provision.run import provision
-
         if stage_name == "provision":
             self.up()
         with self.stage(stage_name):
@@ -169,7 +162,7 @@ class Lifecycle:
                 state.update(self.cfg, facts=facts, calico_source=facts["calico_source"])
             self.report.calico = facts["calico_source"]
             self.say(f"    calico: {self.report.calico_label()}")
-            changes = provision(self.cfg, self.nodes(), facts, lambda m: self.say(m))
+            changes = provisioning.provision(self.cfg, self.nodes(), facts, lambda m: self.say(m))
             changed = [c for c in changes if c.changed]
             self.say(f"    {len(changed)} of {len(changes)} steps changed something"
                      if changed else f"    no changes ({len(changes)} steps checked)")
@@ -180,17 +173,20 @@ class Lifecycle:
             return changes
 
     def verify(self, pytest_args: list[str] | None = None, suite: str = "checks") -> None:
-        passes = suite_passes(suite)
+        test_passes = passes.suite_passes(suite)
         if not state.read(self.cfg).get("provisioned") or not self.vagrant.is_running():
             self.provision()
+        extra = pytest_args or []
         with self.stage("verify"):
             failed = []
-            for test_pass in passes:
-                self.say(f"    {test_pass.name}: pytest -m '{test_pass.marks}'")
-                rc = run_pytest(self.cfg, test_pass, pytest_args or [])
-                if rc not in (0, 5):  # 5: nothing selected (e.g. -k narrowed this pass away)
-                    failed.append(f"{test_pass.name} (pytest exit {rc}, "
-                                  f"{self.cfg.reports_path / test_pass.junit})")
+            for test_pass in test_passes:
+                self.say(f"    {test_pass.name}: pytest e2e/{{{','.join(test_pass.folders)}}}")
+                rc = passes.run_pytest(self.cfg, test_pass, extra)
+                ok, note = passes.verdict(test_pass, rc, extra)
+                if note:
+                    self.say(f"    {note}")
+                if not ok:
+                    failed.append(f"{note}, {self.cfg.reports_path / test_pass.junit}")
             if failed:
                 raise StageFailed("e2e tests failed: " + "; ".join(failed))
 
@@ -206,7 +202,7 @@ class Lifecycle:
 
     def e2e(self, destroy: str, pytest_args: list[str] | None = None, suite: str = "checks") -> bool:
         """The whole sequence; the destroy policy is enforced whatever happens."""
-        suite_passes(suite)  # refuse an unknown suite before anything starts
+        passes.suite_passes(suite)  # refuse an unknown suite before anything starts
         if destroy not in DESTROY_POLICIES:
             raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")
         passed = False
@@ -229,60 +225,3 @@ class Lifecycle:
             finally:
                 self.finish()
         return passed
-
-
-def connect(cfg: ClusterConfig) -> list[Node]:
-    targets = state.read(cfg).get("ssh")
-    if not targets:
-        raise UserError("the cluster is not up (no SSH configuration in the run folder): run `invoke up`")
-    return [Node(SshTarget(**targets[n.name]), n.ip) for n in cfg.nodes]
-
-
-@dataclass(frozen=True)
-class TestPass:
-    name: str
-    marks: str      # pytest -m expression
-    parallel: bool  # read-only checks spread over workers; faults and upgrades run one by one
-    junit: str
-    options: tuple[str, ...] = ()  # extra pytest options for this pass
-
-
-READ_ONLY = TestPass("read-only checks", "not disruptive and not upgrade", True, "e2e.xml")
-# What `--suite` runs in the verify stage, pass after pass on the same cluster.
-SUITES: dict[str, tuple[TestPass, ...]] = {
-    "checks": (READ_ONLY,
-               # Each fault test prints its diagnosis: shown in the output (-rA) and JUnit's system-out.
-               TestPass("fault injection", "disruptive", False, "e2e-disruptive.xml",
-                        ("-rA", "-o", "junit_logging=system-out"))),
-    "read-only": (READ_ONLY,),
-    "upgrade": (READ_ONLY,
-                TestPass("upgrade rehearsals", "upgrade", False, "e2e-upgrade.xml"),
-                replace(READ_ONLY, name="read-only checks after the upgrades", junit="e2e-after-upgrade.xml")),
-}
-
-
-def suite_passes(suite: str) -> tuple[TestPass, ...]:
-    if suite not in SUITES:
-        raise UserError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")
-    return SUITES[suite]
-
-
-def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str]) -> int:
-    cfg.reports_path.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CALICOLAB_CLUSTER_JSON=str(cfg.run_path / "cluster.json"),
-               CALICOLAB_STATE_JSON=str(state.path(cfg)))
-    xml = cfg.reports_path / test_pass.junit
-    # Modules spread over workers; a module stays on one worker, so the tests that create
-    # objects (test_network) share them. (loadgroup ignores xdist_group with pytest 9.)
-    workers = ["-n", "auto", "--dist", "loadscope"] if test_pass.parallel else ["-n", "0"]
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "e2e"), "-p", "no:cacheprovider", "--tb=short",
-           "-m", test_pass.marks, *workers,
-           f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *test_pass.options, *extra]
-    rc = subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode
-    if xml.exists():
-        source = state.read(cfg).get("calico_source", "unknown")
-        # The versions the cluster runs now (an upgrade pass moves them on).
-        current = running_config(cfg, {}).versions
-        add_junit_properties(xml, {"calico": source, "calico_description": calico_label(source),
-                                   "provider": cfg.provider, "etcd": current.etcd, "docker": current.docker})
-    return rc

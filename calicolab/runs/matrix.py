@@ -28,6 +28,8 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.paths import ROOT
 from calicolab.report.junit import aligned
+from calicolab.runs.lifecycle import DESTROY_POLICIES, Lifecycle
+from calicolab.runs.passes import suite_passes
 
 MATRIX_FILE = ROOT / "matrix.yaml"
 LANE_SUBNETS = ipaddress.ip_network("192.168.224.0/20")  # 16 lanes: .224.0/24 ... .239.0/24
@@ -97,7 +99,6 @@ def parse_lanes(spec: str, path: Path = MATRIX_FILE) -> list[Lane]:
 
 def plan(base: ClusterConfig, lanes: list[Lane]) -> list[Lane]:
     """Give each lane its prefix and subnet and validate its configuration before anything starts."""
-    from calicolab.runs.lifecycle import suite_passes
 
     subnets = list(LANE_SUBNETS.subnets(new_prefix=24))
     if len(lanes) > len(subnets):
@@ -180,7 +181,6 @@ def _collect(lane: Lane, out_dir: Path) -> None:
 
 def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str], None],
                parallel: int = 0) -> list[Lane]:
-    from calicolab.runs.lifecycle import DESTROY_POLICIES, Lifecycle
 
     if destroy not in DESTROY_POLICIES:
         raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")

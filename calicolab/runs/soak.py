@@ -23,8 +23,9 @@ from pathlib import Path
 from calicolab.core.cli_args import whole_number
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
-from calicolab.report.junit import calico_label
-from calicolab.runs.lifecycle import Lifecycle, suite_passes
+from calicolab.core.state import calico_label
+from calicolab.runs.lifecycle import Lifecycle
+from calicolab.runs.passes import suite_passes
 
 STAGE_ORDER = ("box", "up", "provision", "idempotence", "verify", "destroy")
 

@@ -10,12 +10,16 @@ and new workloads start and reach the old ones.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from calicolab.core import config
+from calicolab.core import config, state
+from calicolab.core import nodes as cluster_nodes
 from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.remote import Node
+from calicolab.core.state import calico_label
 from calicolab.stack import keyspace, workloads
 from calicolab.upgrade.upgrader import Upgrader
 
@@ -131,17 +135,12 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
                  say: Callable[[str], None] = print) -> list[RehearsalResult]:
     """`invoke upgrade`: rehearse each asked component on the running cluster, in ORDER;
     write reports/upgrade.json; fail with the problems found."""
-    import json
-
-    from calicolab.core.errors import StageFailed, UserError
-    from calicolab.runs.lifecycle import connect
-
     asked = [(c, targets[c]) for c in ORDER if targets.get(c)]
     if not asked:
         raise UserError("nothing to upgrade: give --etcd, --docker and/or --calico with a target version")
     # The compatibility rules before the cluster is even reached: a refusal needs no nodes.
     config.with_overrides(cfg, versions=replace(cfg.versions, **dict(asked)))
-    nodes = connect(cfg)
+    nodes = list(cluster_nodes.from_run(cfg).values())
     results: list[RehearsalResult] = []
     try:
         for component, target in asked:
@@ -153,9 +152,6 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
         for node in nodes:
             node.close()
         cfg.reports_path.mkdir(parents=True, exist_ok=True)
-        from calicolab.core import state
-        from calicolab.report.junit import calico_label
-
         calico = calico_label(state.read(cfg).get("calico_source", "unknown"))
         (cfg.reports_path / "upgrade.json").write_text(json.dumps([
             {"component": r.component, "target": r.target, "calico": calico, "problems": r.problems,

@@ -21,6 +21,11 @@ from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node
 from calicolab.report.junit import aligned
 from calicolab.stack import etcd_query, parsers
+from provision import calico as calico_section
+from provision import docker as docker_section
+from provision import etcd as etcd_section
+from provision import platform
+from provision.context import Context
 
 GATE_DEADLINE = 90
 STOP_DEADLINE = 120  # beyond systemd's default stop timeout (90 s, then SIGKILL)
@@ -67,8 +72,6 @@ class Upgrader:
         self.say(f"      gate passed in {hop.seconds:.1f} s: {hop.gate}")
 
     def _platform(self, node: Node):
-        from provision import platform
-
         return platform.detect(node)
 
     # -- etcd ------------------------------------------------------------------------
@@ -90,8 +93,6 @@ class Upgrader:
         self._rolling("etcd", target, self._etcd_member, self._etcd_cluster_gate)
 
     def _etcd_member(self, node: Node, version: str) -> str:
-        from provision import etcd as etcd_section
-
         cfg_after = replace(self.cfg, versions=replace(self.cfg.versions, etcd=version))
         # Written first: etcd 3.3 reads ETCD_ENABLE_V2 too, and 3.4+ must start with it.
         node.put(etcd_section.render_conf(cfg_after, self._spec(node)), etcd_section.CONF)
@@ -146,8 +147,6 @@ class Upgrader:
         self._rolling("docker", target, self._docker_node)
 
     def _docker_node(self, node: Node, version: str) -> str:
-        from provision import docker as docker_section
-
         running = [n for n in node.run("docker ps --format '{{.Names}}'").stdout.split() if n != "calico-node"]
         # busybox's sh ignores SIGTERM as PID 1: a short grace instead of Docker's 10 s.
         if running:
@@ -177,9 +176,6 @@ class Upgrader:
         self._record("calico", target)
 
     def _calico_node(self, node: Node, target: str) -> str:
-        from provision import calico as calico_section
-        from provision.context import Context
-
         run = state.read(self.cfg)
         facts = run.get("facts") or {"calico_source": run.get("calico_source", "double")}
         cfg_after = replace(self.cfg, versions=replace(self.cfg.versions, calico=target))
@@ -190,8 +186,6 @@ class Upgrader:
         return self._restart_calico_node(node, start_only=False)
 
     def _restart_calico_node(self, node: Node, start_only: bool) -> str:
-        from provision import calico as calico_section
-
         started_before = node.run("docker inspect -f '{{.State.StartedAt}}' calico-node").stdout.strip()
         node.run("systemctl start calico-node" if start_only else "systemctl restart calico-node",
                  check=True, timeout=120)

@@ -12,6 +12,7 @@ import pytest
 
 from calicolab.core import config
 from calicolab.core.errors import UserError
+from calicolab.stack import downloads
 from provision import centos, etcd, platform
 
 # The guide's /etc/etcd/etcd.conf for node1 (section 4, step 2), copied verbatim.
@@ -119,7 +120,7 @@ def test_etcd_from_upstream_with_pinned_checksum(fake_node):
     cmds = fake_node.commands
     url = "https://github.com/etcd-io/etcd/releases/download/v3.5.16/etcd-v3.5.16-linux-amd64.tar.gz"
     fetch = next(c for c in cmds if c.startswith("curl "))
-    assert url in fetch and centos.ETCD_SHA256["3.5.16"] in fetch and "sha256sum -c" in fetch
+    assert url in fetch and downloads.ETCD_SHA256["3.5.16"] in fetch and "sha256sum -c" in fetch
     order = [next(i for i, c in enumerate(cmds) if needle in c) for needle in
              ("rpm -e etcd", "curl ", "tar -xzf", "install -m 0755", "useradd -r -g etcd")]
     assert order == sorted(order)
@@ -132,7 +133,7 @@ def test_etcd_from_upstream_with_pinned_checksum(fake_node):
 
 @pytest.mark.parametrize("version", ["3.3.25", "3.4.23"])
 def test_upstream_etcd_without_pinned_checksum_is_refused_before_any_change(fake_node, version, monkeypatch):
-    monkeypatch.delitem(centos.ETCD_SHA256, version, raising=False)  # holds once a value is pinned too
+    monkeypatch.delitem(downloads.ETCD_SHA256, version, raising=False)  # holds once a value is pinned too
     with pytest.raises(UserError, match="no pinned sha256"):
         centos.install(fake_node, "etcd", version, "upstream")
     assert fake_node.log == []
@@ -173,13 +174,13 @@ def test_platform_routes_centos_installs_here(fake_node):
 
 
 def test_calicoctl_without_pinned_checksum_is_refused(monkeypatch):
-    monkeypatch.delitem(centos.CALICOCTL_SHA256, "v1.6.1", raising=False)
+    monkeypatch.delitem(downloads.CALICOCTL_SHA256, "v1.6.1", raising=False)
     with pytest.raises(UserError, match="no pinned sha256"):
         centos.calicoctl_install_command("v1.6.1")
 
 
 def test_calicoctl_command_when_pinned(monkeypatch):
-    monkeypatch.setitem(centos.CALICOCTL_SHA256, "v1.6.1", "0" * 64)
+    monkeypatch.setitem(downloads.CALICOCTL_SHA256, "v1.6.1", "0" * 64)
     cmd = centos.calicoctl_install_command("v1.6.1")
     assert "https://github.com/projectcalico/calicoctl/releases/download/v1.6.1/calicoctl" in cmd
     assert "sha256sum -c" in cmd and "0" * 64 in cmd
@@ -200,6 +201,6 @@ def test_fetch_and_verify_really_checks_the_sha256(tmp_path, tamper):
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     if tamper:
         source.write_bytes(b"something else")
-    dl = centos.Download(source.as_uri(), digest, str(tmp_path / "fetched"))
-    res = subprocess.run(["sh", "-c", centos.fetch_and_verify(dl)], capture_output=True, text=True)
+    dl = downloads.Download(source.as_uri(), digest, str(tmp_path / "fetched"))
+    res = subprocess.run(["sh", "-c", downloads.fetch_and_verify(dl)], capture_output=True, text=True)
     assert (res.returncode == 0) is (not tamper), res.stderr

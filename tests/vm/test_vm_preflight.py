@@ -11,7 +11,7 @@ import pytest
 from calicolab.core import config, shell
 from calicolab.core.errors import UserError
 from calicolab.infra import vm_preflight
-from provision import centos
+from calicolab.stack import downloads
 
 SUBNET = "192.168.223.0/24"
 
@@ -156,7 +156,7 @@ def test_on_this_host_a_missing_provider_stops_preflight(provider, tool, monkeyp
 
 
 def test_unpinned_upstream_etcd_stops_before_up(monkeypatch):
-    monkeypatch.delitem(centos.ETCD_SHA256, "3.4.23", raising=False)
+    monkeypatch.delitem(downloads.ETCD_SHA256, "3.4.23", raising=False)
     monkeypatch.setattr(shell, "run", lambda *a, **k: pytest.fail("no host check before the pin check"))
     with pytest.raises(UserError, match="etcd 3.4.23 from upstream has no pinned sha256"):
         vm_preflight.preflight(vm_config("libvirt", etcd="3.4.23"))

@@ -27,13 +27,6 @@ def _current(cluster_json) -> config.ClusterConfig:
 
 
 @pytest.fixture
-def cluster_json():
-    from conftest import _run_files
-
-    return _run_files()[0]
-
-
-@pytest.fixture
 def ordered_nodes(nodes, cluster):
     return [nodes[n.name] for n in cluster.nodes]
 

@@ -1,0 +1,1 @@
+"""Guide section 6 (provision/calico.py): calico-node, the BGP mesh, calicoctl."""

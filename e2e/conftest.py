@@ -1,0 +1,145 @@
+"""Fixtures for the e2e tests: the running cluster described by the run folder.
+
+`invoke verify` points CALICOLAB_CLUSTER_JSON at the run's effective configuration; the
+tests reach the nodes over the SSH settings Vagrant gave (state.json). Each folder under
+e2e/ is one pass of `invoke verify` (calicolab/runs/passes.py); the folders whose tests
+break or upgrade the cluster carry a marker, and a test whose marker does not match its
+folder stops the run at collection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from calicolab.core import config
+from calicolab.core import nodes as cluster_nodes
+from calicolab.core.errors import UserError
+from calicolab.core.state import calico_label
+from calicolab.report import artifacts
+
+HERE = Path(__file__).resolve().parent
+# Folder -> the marker every test in it carries (and no test elsewhere carries).
+FOLDER_MARKS = {"faults": "disruptive", "upgrade": "upgrade"}
+
+
+def run_files() -> tuple[Path, Path]:
+    """cluster.json and state.json of the cluster under test."""
+    cluster_json = os.environ.get("CALICOLAB_CLUSTER_JSON")
+    if cluster_json:
+        return Path(cluster_json), Path(os.environ.get("CALICOLAB_STATE_JSON",
+                                                       Path(cluster_json).with_name("state.json")))
+    cfg = config.load()
+    return cfg.run_path / "cluster.json", cfg.run_path / "state.json"
+
+
+@pytest.fixture(scope="session")
+def cluster_json() -> Path:
+    return run_files()[0]
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_json) -> config.ClusterConfig:
+    if not cluster_json.exists():
+        pytest.fail(f"no running cluster ({cluster_json} missing): run `invoke up provision` first",
+                    pytrace=False)
+    return config.from_effective(cluster_json)
+
+
+@pytest.fixture(scope="session")
+def run_state() -> dict:
+    _, state_json = run_files()
+    try:
+        return json.loads(state_json.read_text())
+    except FileNotFoundError:
+        pytest.fail(f"no run state ({state_json}): run `invoke up provision` first", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def nodes(cluster, run_state) -> dict:
+    try:
+        made = cluster_nodes.cluster_nodes(cluster, run_state.get("ssh"))
+    except UserError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield made
+    cluster_nodes.close_all(made)
+
+
+@pytest.fixture(scope="session")
+def calico_source(run_state) -> str:
+    return run_state.get("calico_source", "unknown")
+
+
+def _node_names() -> list[str]:
+    """The cluster's node names, sorted (xdist needs the same order on every worker)."""
+    cluster_json, _ = run_files()
+    try:
+        cfg = config.from_effective(cluster_json) if cluster_json.exists() else config.load()
+    except UserError as err:
+        raise pytest.UsageError(f"the e2e tests cannot name the nodes: {err}") from None
+    return sorted(n.name for n in cfg.nodes)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "node_name" in metafunc.fixturenames:  # one test per node
+        metafunc.parametrize("node_name", _node_names())
+
+
+@pytest.fixture
+def node(nodes, node_name):
+    return nodes[node_name]
+
+
+@pytest.fixture
+def spec(cluster, node_name) -> config.Node:
+    return cluster.node(node_name)
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
+    """A pass is chosen by folder; its marker must agree, so a renamed marker or a test in the
+    wrong folder cannot slip into another pass (or out of its own)."""
+    wrong = []
+    for item in items:
+        folder = item.path.relative_to(HERE).parts[0] if item.path.is_relative_to(HERE) else ""
+        marks = {m.name for m in item.iter_markers()}
+        for where, mark in FOLDER_MARKS.items():
+            if (folder == where) != (mark in marks):
+                wrong.append(f"{item.nodeid} ({'lacks' if folder == where else 'has'} marker {mark!r})")
+    if wrong:
+        raise pytest.UsageError("tests whose marker does not match their folder (e2e/<folder> is the pass): "
+                                + "; ".join(wrong[:5]))
+
+
+def _is_e2e_run() -> bool:
+    return bool(os.environ.get("CALICOLAB_CLUSTER_JSON"))
+
+
+def _calico_line() -> str | None:
+    _, state_json = run_files()
+    if not (_is_e2e_run() and state_json.exists()):
+        return None
+    source = json.loads(state_json.read_text()).get("calico_source", "unknown")
+    return f"calico under test: {calico_label(source)}"
+
+
+def pytest_report_header(config):  # noqa: ARG001 - pytest hook signature
+    line = _calico_line()
+    return [line, f"cluster: {run_files()[0]}"] if line else []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):  # noqa: ARG001 - pytest hook signature
+    report = yield
+    # A failing e2e check: snapshot every node (calicolab/report/artifacts.py) and link the files.
+    if report.failed and report.when in ("setup", "call"):
+        artifacts.on_failed_test(item, report, *run_files())
+    return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    line = _calico_line()
+    if line:
+        terminalreporter.write_line(line)

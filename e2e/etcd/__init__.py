@@ -1,0 +1,1 @@
+"""Guide section 4 (provision/etcd.py): the two-member etcd cluster."""

@@ -1,0 +1,1 @@
+"""Fault injection (marker disruptive): break one thing, name the cause, heal. One by one."""

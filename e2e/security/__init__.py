@@ -1,0 +1,1 @@
+"""Security basics of a running cluster: per-run SSH keys, no insecure key."""

@@ -1,0 +1,1 @@
+"""etcd over TLS (setting etcd_tls; provision/etcd_tls.py): runs only on such clusters."""

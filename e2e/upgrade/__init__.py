@@ -1,0 +1,1 @@
+"""Upgrade rehearsals (marker upgrade): rolling, gated, graded against first principles."""
