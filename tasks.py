@@ -16,8 +16,17 @@ import threading
 
 from invoke import Exit, task
 
-from calicolab.core import config
+from calicolab.core import config, state
+from calicolab.core.cli_args import whole_number
 from calicolab.core.errors import StageFailed, Terminated, UserError
+from calicolab.core.state import running_config
+from calicolab.diagnose.doctor import run_doctor
+from calicolab.infra.host_setup import setup as do_setup
+from calicolab.runs.bench import run_bench, run_lane_bench
+from calicolab.runs.lifecycle import Lifecycle
+from calicolab.runs.matrix import run_matrix
+from calicolab.runs.soak import parse_runs, run_soak
+from calicolab.upgrade.rehearsal import run_upgrades
 
 CLUSTER_HELP = {
     "provider": "docker (local lab, default) | virtualbox | libvirt",
@@ -36,8 +45,6 @@ TLS_FLAG = ["etcd_tls"]  # --etcd-tls alone means true
 
 
 def _cfg(**flags: str | None) -> config.ClusterConfig:
-    from calicolab.core.state import running_config
-
     asked = {k: v for k, v in flags.items() if k in config.OVERRIDABLE}
     return running_config(config.load(asked), asked)
 
@@ -68,8 +75,6 @@ def _raise_terminated(_signum, _frame):
 
 
 def _lifecycle(**flags):
-    from calicolab.runs.lifecycle import Lifecycle
-
     return Lifecycle(_cfg(**flags), say=lambda m: print(m, flush=True))
 
 
@@ -77,8 +82,6 @@ def _lifecycle(**flags):
 @friendly
 def setup(c):
     """Install the system packages (apt) and start the Docker engine if needed."""
-    from calicolab.infra.host_setup import setup as do_setup
-
     do_setup(lambda m: print(m, flush=True))
 
 
@@ -152,8 +155,6 @@ def destroy(c, provider=None, prefix=None, run_dir=None, reports_dir=None, subne
 @friendly
 def ssh(c, node, command="", provider=None, prefix=None, run_dir=None):
     """Open a shell on a node (or run one command there) through Vagrant's SSH settings."""
-    from calicolab.core import state
-
     cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir)
     cfg.node(node)
     target = state.read(cfg).get("ssh", {}).get(node)
@@ -187,8 +188,6 @@ def e2e(c, destroy="always", pytest_args="", suite="checks", provider=None, pref
 @friendly
 def upgrade(c, etcd=None, docker=None, calico=None, provider=None, prefix=None, run_dir=None, reports_dir=None):
     """Rehearse upgrades on the running cluster: rolling, gated, workloads and etcd keys checked."""
-    from calicolab.upgrade.rehearsal import run_upgrades
-
     cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir)
     run_upgrades(cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=lambda m: print(m, flush=True))
 
@@ -201,9 +200,6 @@ def upgrade(c, etcd=None, docker=None, calico=None, provider=None, prefix=None, 
 @friendly
 def matrix(c, lanes="ci", parallel="0", destroy="always", prefix=None, run_dir=None, reports_dir=None):
     """Run version lanes side by side (own prefix, subnet and reports each) and tabulate them."""
-    from calicolab.core.cli_args import whole_number
-    from calicolab.runs.matrix import run_matrix
-
     base = config.load({"prefix": prefix, "run_dir": run_dir, "reports_dir": reports_dir})
     run_matrix(base, lanes, destroy, say=lambda m: print(m, flush=True),
                parallel=whole_number("--parallel", parallel))
@@ -216,9 +212,6 @@ def matrix(c, lanes="ci", parallel="0", destroy="always", prefix=None, run_dir=N
 def bench(c, runs="1", lanes="0", provider=None, prefix=None, etcd=None, docker=None, calico=None,
           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Time the lab lifecycle stage by stage (or lanes side by side); print a table, write JSON."""
-    from calicolab.core.cli_args import whole_number
-    from calicolab.runs.bench import run_bench, run_lane_bench
-
     flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes", "whole_number")}
     if whole_number("--lanes", lanes):
         run_lane_bench(_cfg(**flags), whole_number("--lanes", lanes), say=lambda m: print(m, flush=True))
@@ -252,8 +245,6 @@ def test(c, lab=True):
 @friendly
 def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, reports_dir=None, subnet=None):
     """Diagnose the running cluster: check, node, result, likely cause and fix (exit 1 on a failure)."""
-    from calicolab.diagnose.doctor import run_doctor
-
     cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir, subnet=subnet)
     only = [name.strip() for name in check.split(",") if name.strip()] or None
     report = run_doctor(cfg, json or None, only, say=lambda m: print(m, flush=True))
@@ -268,8 +259,6 @@ def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, repor
 def soak(c, runs="10", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
          calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Run the e2e lifecycle N times in a row; print passes, failures and timing spread, write soak.json."""
-    from calicolab.runs.soak import parse_runs, run_soak
-
     flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "suite")}
     result = run_soak(_cfg(**flags), parse_runs(runs), say=lambda m: print(m, flush=True), suite=suite)
     if result["failed"]:

@@ -159,7 +159,7 @@ def _python_vagrant():
     # python-vagrant warns on stderr at import when vagrant is not installed; the preflight
     # says so in its one line instead (a second stderr line would break that rule).
     logging.getLogger("vagrant").addHandler(logging.NullHandler())
-    import vagrant
+    import vagrant  # here, after the handler above: its import-time warning stays off stderr
 
     return vagrant
 

@@ -18,7 +18,7 @@ from calico_double.agent.config import Config
 from calico_double.agent.etcd import EtcdClient, EtcdError, EtcdUnavailable
 from calicolab.core import config
 from calicolab.stack import etcd_tls
-from tests.calico_double.test_double_calicoctl import ctl
+from tests.double.test_double_calicoctl import ctl
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="openssl is not installed (needed to make the test certificates)")

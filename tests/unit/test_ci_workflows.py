@@ -4,13 +4,13 @@ keep going when one cell fails, and keep reports whatever happens."""
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import yaml
 
+from calicolab.core import paths
 from calicolab.runs import matrix
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 GITHUB = ROOT / ".github" / "workflows" / "nightly.yml"
 GITLAB = ROOT / ".gitlab-ci.yml"
 

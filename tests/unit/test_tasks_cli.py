@@ -9,11 +9,12 @@ import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from calicolab.core import paths
+
+ROOT = paths.ROOT
 PREFIX = "badinput"
 SUBNET = "192.168.229.0/24"  # only ever checked, never brought up
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from fake_cluster import CFG, fake_view, said
 from test_diagnoses import UnreachableNode
 
-from calicolab.core import config, state
+from calicolab.core import config, paths, state
 from calicolab.core.errors import UserError
 from calicolab.diagnose import doctor
 from calicolab.diagnose.diagnoses import BGP_PORT_BLOCKED, FAIL, PASS, Finding
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 
 
 def test_table_has_the_columns_and_cause_and_fix_only_for_problems():

@@ -1,0 +1,164 @@
+"""The import rules of the project, checked: `python -m calicolab.layers`.
+
+Each layer may import itself and the layers named for it, nothing above; there is no import
+cycle between modules; an import inside a function is allowed only with a comment on its
+line saying why. The unit test tests/unit/test_layers.py runs the same check.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE, STACK, INFRA = "calicolab.core", "calicolab.stack", "calicolab.infra"
+DIAGNOSE, REPORT, UPGRADE, RUNS = "calicolab.diagnose", "calicolab.report", "calicolab.upgrade", "calicolab.runs"
+PROVISION, E2E, TASKS = "provision", "e2e", "tasks"
+# Layer -> the layers it may import (besides itself), lowest first.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    CORE: (),
+    STACK: (CORE,),
+    PROVISION: (CORE, STACK),
+    INFRA: (CORE, STACK),
+    DIAGNOSE: (CORE, STACK),
+    REPORT: (CORE, STACK),
+    UPGRADE: (CORE, STACK, PROVISION, DIAGNOSE, REPORT),
+    RUNS: (CORE, STACK, PROVISION, INFRA, DIAGNOSE, REPORT, UPGRADE),
+    E2E: (CORE, STACK, PROVISION, DIAGNOSE, REPORT, UPGRADE),
+    TASKS: (CORE, STACK, PROVISION, INFRA, DIAGNOSE, REPORT, UPGRADE, RUNS),
+}
+SOURCES = ("calicolab", "provision", "e2e", "tasks.py")
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str   # the importing module
+    target: str   # the imported module
+    line: int
+    nested: bool  # inside a function
+    reason: str   # the comment on its line, if any
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> str | None:
+    for layer in sorted(ALLOWED, key=len, reverse=True):
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return None
+
+
+def python_files(root: Path = ROOT) -> Iterator[Path]:
+    for name in SOURCES:
+        path = root / name
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            yield from sorted(path.rglob("*.py"))
+
+
+def imports_of(path: Path, root: Path = ROOT) -> list[Import]:
+    text = path.read_text()
+    lines = text.splitlines()
+    module = module_name(path, root)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[Import] = []
+
+    def visit(node: ast.AST, nested: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = nested or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            targets: list[str] = []
+            if isinstance(child, ast.Import):
+                targets = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - child.level + 1] + [base]).strip(".")
+                # `from pkg import mod` imports pkg.mod when mod is a module of pkg
+                targets = [f"{base}.{alias.name}" if _is_module(root, f"{base}.{alias.name}") else base
+                           for alias in child.names]
+            for target in targets:
+                line = lines[child.lineno - 1]
+                reason = line.split("#", 1)[1].strip() if "#" in line else ""
+                found.append(Import(module, target, child.lineno, nested, reason))
+            visit(child, inner)
+
+    visit(ast.parse(text), False)
+    return found
+
+
+def _is_module(root: Path, dotted: str) -> bool:
+    path = root.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def check(root: Path = ROOT) -> list[Problem]:
+    problems: list[Problem] = []
+    graph: dict[str, set[str]] = {}
+    for path in python_files(root):
+        for imp in imports_of(path, root):
+            here, there = layer_of(imp.module), layer_of(imp.target)
+            where = f"{path.relative_to(root)}:{imp.line}"
+            if imp.nested and not imp.reason:
+                problems.append(Problem(where, f"import of {imp.target} inside a function without a comment "
+                                               "saying why (move it to the top)"))
+            if there is None or here is None:
+                continue  # the standard library, third-party packages, calico_double, tests
+            if there != here and there not in ALLOWED[here]:
+                problems.append(Problem(where, f"{here} must not import {imp.target} ({there} is not below it; "
+                                               f"{here} may import {', '.join(ALLOWED[here]) or 'nothing'})"))
+            if not imp.nested:
+                graph.setdefault(imp.module, set()).add(imp.target)
+    problems += [Problem(" -> ".join(cycle), "import cycle") for cycle in cycles(graph)]
+    return problems
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Module-level import cycles (each reported once, from its smallest module name)."""
+    found: list[list[str]] = []
+    seen: set[tuple[str, ...]] = set()
+
+    def walk(start: str, node: str, path: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == start:
+                key = tuple(sorted(path))
+                if key not in seen:
+                    seen.add(key)
+                    found.append([*path, start])
+            elif nxt not in path and nxt > start:
+                walk(start, nxt, [*path, nxt])
+
+    for start in sorted(graph):
+        walk(start, start, [start])
+    return found
+
+
+def main() -> int:
+    problems = check()
+    for problem in problems:
+        print(problem)
+    modules = sum(1 for _ in python_files())
+    print(f"{modules} modules: " + (f"{len(problems)} problem(s)" if problems else
+                                    "no upward import, no cycle, no unexplained function-level import"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
