@@ -9,7 +9,7 @@ from collections.abc import Callable
 from fakes import FakeNode
 
 from calicolab.core import config
-from calicolab.diagnose.checks import ClusterView
+from calicolab.diagnose.engine import ClusterView
 
 Answer = Callable[[str], tuple[int, str]]
 CFG = config.load(environ={})  # cluster.yaml: node1 192.168.223.131, node2 192.168.223.130

@@ -14,8 +14,8 @@ from calicolab.core.errors import UserError
 from calicolab.core.nodes import cluster_nodes
 from calicolab.core.state import calico_label
 from calicolab.diagnose import checks
-from calicolab.diagnose.checks import ClusterView
 from calicolab.diagnose.diagnoses import FAIL, PASS, WARN, Finding
+from calicolab.diagnose.engine import ClusterView
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ Calico's registration in etcd matches the nodes."""
 import json
 
 from calicolab.core.polling import Timeout, wait_for
-from calicolab.diagnose import checks, diagnoses
-from calicolab.diagnose.checks import ClusterView
+from calicolab.diagnose import calico as diag_calico
+from calicolab.diagnose import diagnoses
+from calicolab.diagnose.engine import ClusterView
 from calicolab.stack import etcd_query, parsers
 from e2e import expect
 
@@ -43,7 +44,7 @@ def test_calicoctl_node_status_shows_mesh_established(node, cluster, nodes):
     status = _poll(node, lambda s: s.running, RUNNING_DEADLINE)
     if not status.running:
         expect.fail(f"{node.name}: calicoctl node status", "Calico process is running.",
-                    "Calico process is not running.", checks.calico_down_cause(view, node).text())
+                    "Calico process is not running.", diag_calico.calico_down_cause(view, node).text())
     status = _poll(node, good, BGP_DEADLINE)
     rows = {p.address: p for p in status.ipv4_peers}
     for ip in sorted(peers_wanted):
@@ -52,7 +53,7 @@ def test_calicoctl_node_status_shows_mesh_established(node, cluster, nodes):
             continue
         seen = f"{row.peer_type}, {row.state}, {row.info}" if row else "no row for this peer"
         peer = next(p for p in cluster.peers_of(node.name) if p.ip == ip)
-        cause = checks.session_cause(view, node, peer, row.info if row else "")
+        cause = diag_calico.session_cause(view, node, peer, row.info if row else "")
         expect.fail(f"{node.name}: BGP session to peer {ip} (waited up to {BGP_DEADLINE} s)",
                     "node-to-node mesh, up, Established", seen, cause.text())
 

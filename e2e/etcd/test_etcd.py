@@ -3,8 +3,8 @@
 import uuid
 
 from calicolab.core import versions
-from calicolab.diagnose import checks
-from calicolab.diagnose.checks import ClusterView
+from calicolab.diagnose import etcd as diag_etcd
+from calicolab.diagnose.engine import ClusterView
 from calicolab.stack import etcd_query
 from e2e import expect
 
@@ -36,7 +36,7 @@ def test_etcd_has_exactly_one_leader_and_all_agree(nodes, cluster):
 def test_etcd_cluster_is_healthy(node, cluster, nodes):
     health = etcd_query.health(node, cluster.versions.etcd, cluster.etcd_endpoints)
     if health.verdict != "healthy":
-        cause = checks.quorum_cause(ClusterView(cluster, dict(nodes)))
+        cause = diag_etcd.quorum_cause(ClusterView(cluster, dict(nodes)))
         expect.fail(f"etcd cluster health from {node.name}", "healthy", health.verdict,
                     cause.text() if cause else "a member is down or unreachable; see `journalctl -u etcd`")
 

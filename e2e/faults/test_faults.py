@@ -21,9 +21,10 @@ import pytest
 from calicolab.core import versions
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node, in_parallel
-from calicolab.diagnose import checks
-from calicolab.diagnose.checks import ClusterView
+from calicolab.diagnose import checks, engine
+from calicolab.diagnose import etcd as diag_etcd
 from calicolab.diagnose.diagnoses import PASS, Finding
+from calicolab.diagnose.engine import ClusterView
 from calicolab.stack import etcd_query, parsers, probes
 from e2e import expect
 
@@ -60,7 +61,7 @@ def healthy(view: ClusterView, names: tuple[str, ...], what: str, deadline: floa
         last = err.last if isinstance(err.last, list) else []
         first = next((f for f in last if not f.ok), None)
         expect.fail(f"{what} (waited {deadline:.0f} s)", f"these checks pass: {', '.join(names)}",
-                    checks.explain(last) if last else err.last,
+                    engine.explain(last) if last else err.last,
                     first.diagnosis.text() if first and first.diagnosis else "")
     show(what, found)
     return found
@@ -82,7 +83,7 @@ def detect(view: ClusterView, names: tuple[str, ...], wanted: set[str], where: I
     except Timeout as err:
         expect.fail(f"detection by {', '.join(names)} (waited {deadline:.0f} s)",
                     f"{' or '.join(sorted(wanted))} at {' or '.join(places)}",
-                    checks.explain(err.last) if isinstance(err.last, list) else err.last,
+                    engine.explain(err.last) if isinstance(err.last, list) else err.last,
                     "the checks do not recognise this fault")
     show("detected", found)
     finding = hit(found)
@@ -190,7 +191,7 @@ def test_stopped_etcd_member_is_named_and_the_cluster_heals(view, cluster, nodes
         try:
             nodes[victim.name].run("systemctl stop etcd", check=True, timeout=120)
             finding = detect(view, ETCD_CHECKS, {"etcd member down"}, [victim.name])
-            verdict, _ = checks.cluster_verdict(view)
+            verdict, _ = diag_etcd.cluster_verdict(view)
             print(f"cluster reported: {verdict}")
             expect.true("etcd cluster verdict with one member stopped", verdict.startswith("degraded")
                         and victim.name in verdict, f"degraded: {victim.name} down", verdict,

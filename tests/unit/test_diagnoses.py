@@ -8,6 +8,7 @@ from fake_cluster import CFG, NO_ANSWER, both, fake_view, http, node_status, sai
 
 from calicolab.core.errors import UserError
 from calicolab.diagnose import checks
+from calicolab.diagnose import etcd as diag_etcd
 from calicolab.diagnose.diagnoses import FAIL, PASS, WARN
 from calicolab.stack import probes
 
@@ -90,8 +91,8 @@ def test_v2_api_off_names_enable_v2_for_etcd_and_dockers_store():
 
 
 def test_a_missing_key_is_not_the_v2_api_off():
-    assert not checks.v2_off(probes.HttpAnswer(404, '{"errorCode":100,"message":"Key not found"}'))
-    assert checks.v2_off(probes.HttpAnswer(404, "404 page not found"))
+    assert not diag_etcd.v2_off(probes.HttpAnswer(404, '{"errorCode":100,"message":"Key not found"}'))
+    assert diag_etcd.v2_off(probes.HttpAnswer(404, "404 page not found"))
 
 
 @pytest.mark.parametrize("answer,diagnosis", [

@@ -1,0 +1,172 @@
+"""Checks of calico-node, BIRD and the BGP mesh (guide section 6), and why a session is down:
+the peer's view of it (session state, SYN-SENT sockets, ping), never the firewall rule text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from calicolab.core.config import Node as NodeSpec
+from calicolab.diagnose.diagnoses import (
+    BGP_CONNECTING,
+    BGP_PEER_DOWN,
+    BGP_PORT_BLOCKED,
+    BGP_WRONG_IP,
+    BIRD_DOWN,
+    BIRD_RESTARTED,
+    CALICO_NOT_RUNNING,
+    CALICO_STARTED_BEFORE_ETCD,
+    DOCKER_DOWN,
+    HOST_UNREACHABLE,
+    PLUGIN_SOCKETS_MISSING,
+    WARN,
+    Diagnosis,
+    Finding,
+)
+from calicolab.diagnose.engine import ClusterView, failed, passed
+from calicolab.diagnose.etcd import etcd_access_cause, healthy, v2_value
+from calicolab.stack import parsers, probes
+from calicolab.stack.probes import NodeLike
+
+BIRD_SOCKET = probes.BIRD_CTL
+
+CALICOCTL_SECONDS = 15  # it answers in well under a second when it works
+
+BIRD_RECENT = 600  # a BIRD restart younger than this is worth a warning
+
+BIRD_START_SLACK = 20  # BIRD starts a few seconds after the container's first process
+
+def calico_down_cause(view: ClusterView, node: NodeLike) -> Diagnosis:
+    """Why calico-node does not run on this node."""
+    if probes.unit_state(node, "docker") != "active":
+        return DOCKER_DOWN.at(node.name)
+    etcd = etcd_access_cause(view, node)
+    if etcd:
+        return etcd  # calico-node waits for (or gave up on) etcd: etcd is the root cause
+    log = probes.journal(node, "calico-node", 60) + node.run("docker logs --tail 40 calico-node 2>&1").stdout
+    if re.search(r"is already using the IPv4 address", log):
+        return BGP_WRONG_IP.at(node.name)
+    if probes.unit_state(node, "calico-node") == "failed" and re.search(
+            r"etcd cluster is unavailable|Waiting for etcd|Error accessing the Calico datastore|"
+            r"failed to start: .*etcd", log, re.IGNORECASE):
+        return CALICO_STARTED_BEFORE_ETCD.at(node.name)
+    return CALICO_NOT_RUNNING.at(node.name)
+
+def check_calico_node(view: ClusterView, node: NodeLike) -> Finding:
+    unit = probes.unit_state(node, "calico-node")
+    running = probes.container_running(node, "calico-node")
+    if unit == "active" and running:
+        return passed("calico-node", node.name, "unit active, container running")
+    seen = f"calico-node.service {unit}, container {'running' if running else 'not running'}"
+    return failed("calico-node", node.name, seen, calico_down_cause(view, node))
+
+def check_plugin_sockets(view: ClusterView, node: NodeLike) -> Finding:
+    missing = [s for s in ("calico", "calico-ipam") if not probes.socket_exists(node, f"/run/docker/plugins/{s}.sock")]
+    if not missing:
+        return passed("libnetwork plugin", node.name, "/run/docker/plugins/calico{,-ipam}.sock present")
+    return failed("libnetwork plugin", node.name, f"missing: {', '.join(f'{m}.sock' for m in missing)}",
+                 PLUGIN_SOCKETS_MISSING.at(node.name))
+
+def bird_processes(node: NodeLike) -> tuple[list[probes.Process] | None, list[probes.Process]]:
+    procs = probes.container_processes(node, "calico-node")
+    return procs, [p for p in procs or [] if p.command == "bird"]
+
+def check_bird(view: ClusterView, node: NodeLike) -> Finding:
+    procs, birds = bird_processes(node)
+    if procs is None:
+        return failed("BIRD", node.name, "calico-node container not running", calico_down_cause(view, node))
+    if not birds:
+        return failed("BIRD", node.name, "no bird process inside calico-node", BIRD_DOWN.at(node.name))
+    if not probes.socket_exists(node, BIRD_SOCKET):
+        return failed("BIRD", node.name, f"bird runs but {BIRD_SOCKET} is missing", BIRD_DOWN.at(node.name))
+    bird, oldest = min(birds, key=lambda p: p.age), max(p.age for p in procs)
+    if bird.age < BIRD_RECENT and oldest - bird.age > BIRD_START_SLACK:
+        return Finding("BIRD", node.name, WARN, f"bird (pid {bird.pid}) up {bird.age} s, calico-node up {oldest} s",
+                       BIRD_RESTARTED.at(node.name))
+    return passed("BIRD", node.name, f"bird pid {bird.pid}, up {bird.age} s")
+
+def node_status(view: ClusterView, node: NodeLike) -> tuple[parsers.CalicoNodeStatus, str]:
+    """`calicoctl node status`, or BIRD's own table when calicoctl hangs (the double's
+    calicoctl is a `docker run`, and Docker stalls while its cluster store has no quorum)."""
+    if all(healthy(view, n) for n in view.nodes.values()):
+        res = node.run("calicoctl node status", timeout=CALICOCTL_SECONDS)
+        if res.rc != 124:
+            return parsers.calicoctl_node_status(res.stdout), ""
+        note = " (calicoctl timed out: read from BIRD)"
+    else:
+        note = " (etcd has no quorum, Docker stalls: read from BIRD)"
+    text = probes.bird_protocols(node)
+    if text is None:
+        return parsers.CalicoNodeStatus(False, ()), note.replace(": read from BIRD", "; BIRD did not answer")
+    peers = tuple(parsers.BgpPeer(*row) for row in probes.bird_bgp_peers(text))
+    return parsers.CalicoNodeStatus(True, peers), note
+
+def check_bgp_mesh(view: ClusterView, node: NodeLike) -> Finding:
+    status, note = node_status(view, node)
+    if not status.running:
+        procs, birds = bird_processes(node)
+        cause = BIRD_DOWN.at(node.name) if procs and not birds else calico_down_cause(view, node)
+        return failed("BGP mesh", node.name, "Calico process is not running." + note, cause)
+    rows = {p.address: p for p in status.ipv4_peers}
+    bad = [(peer, rows.get(peer.ip)) for peer in view.peers(node)
+           if not (peer.ip in rows and rows[peer.ip].established and rows[peer.ip].peer_type == "node-to-node mesh")]
+    if not bad:
+        return passed("BGP mesh", node.name, "Established with " + ", ".join(p.ip for p in view.peers(node)) + note)
+    peer, row = bad[0]
+    seen = f"peer {peer.ip}: {row.peer_type}, {row.state}, {row.info}" if row else f"no row for peer {peer.ip}"
+    return failed("BGP mesh", node.name, seen + note, session_cause(view, node, peer, row.info if row else ""))
+
+def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec, info: str = "") -> Diagnosis:
+    """Why the BGP session from node to peer is not Established. `info` is the row's INFO
+    (BIRD's last error, e.g. `Active Socket: Connection refused`). Nothing here connects to
+    BIRD's port itself: BIRD would take a probe for its peer, and its close for an error."""
+    procs, birds = bird_processes(node)
+    if procs is None:
+        return calico_down_cause(view, node)
+    if not birds:
+        return BIRD_DOWN.at(node.name)
+    other = view.nodes.get(peer.name)
+    for host in (node, other):
+        rules = probes.rules_dropping_port(host, 179) if host is not None else []
+        if rules:
+            return BGP_PORT_BLOCKED.at(f"{host.name} has `{rules[0]}`")
+    if other is not None:
+        peer_procs, peer_birds = bird_processes(other)
+        if peer_procs is None:
+            return BGP_PEER_DOWN.at(f"{peer.name} (calico-node not running)")
+        if not peer_birds:
+            return BGP_PEER_DOWN.at(f"{peer.name} (no bird inside calico-node)")
+    text = info.lower()
+    if "refused" in text:
+        return BGP_PEER_DOWN.at(f"{node.name} -> {peer.ip}:179 refused")
+    unanswered = probes.connecting(node, peer.ip, 179) or "timed out" in text
+    if unanswered or "no route" in text or "unreachable" in text:
+        if not probes.ping(node, peer.ip):
+            return HOST_UNREACHABLE.at(f"{node.name} -> {peer.ip}")
+        if unanswered:
+            return BGP_PORT_BLOCKED.at(f"{node.name} -> {peer.ip}:179 SYN unanswered")
+    for spec in (view.spec(node), peer):
+        registered = v2_value(view, node, f"/calico/bgp/v1/host/{spec.name}/ip_addr_v4")
+        if registered is not None and registered != spec.ip:
+            return BGP_WRONG_IP.at(f"{spec.name} registered {registered}, its IP is {spec.ip}")
+    return BGP_CONNECTING.at(f"{node.name} -> {peer.ip}")
+
+def check_bgp_port(view: ClusterView, node: NodeLike) -> Finding:
+    rules = probes.rules_dropping_port(node, 179)
+    if rules:
+        return failed("BGP port 179", node.name, f"{len(rules)} rule(s): {rules[0]}",
+                     BGP_PORT_BLOCKED.at(f"{node.name} has `{rules[0]}`"))
+    return passed("BGP port 179", node.name, "no iptables rule drops TCP 179")
+
+def check_bgp_address(view: ClusterView, node: NodeLike) -> Finding:
+    key = f"/calico/bgp/v1/host/{node.name}/ip_addr_v4"
+    value = v2_value(view, node, key)
+    if value == node.ip:
+        return passed("BGP address", node.name, f"{key} = {value}")
+    if value is None:
+        cause = etcd_access_cause(view, node)
+        if cause:
+            return failed("BGP address", node.name, f"{key} cannot be read", cause)
+        return failed("BGP address", node.name, f"{key} missing", calico_down_cause(view, node)
+                     if not probes.container_running(node, "calico-node") else BGP_WRONG_IP.at(node.name))
+    return failed("BGP address", node.name, f"{key} = {value}, node IP {node.ip}", BGP_WRONG_IP.at(node.name))
