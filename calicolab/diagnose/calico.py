@@ -107,29 +107,32 @@ def check_bgp_mesh(view: ClusterView, node: NodeLike) -> Finding:
         procs, birds = bird_processes(node)
         cause = BIRD_DOWN.at(node.name) if procs and not birds else calico_down_cause(view, node)
         return failed("BGP mesh", node.name, "Calico process is not running." + note, cause)
+    peers = view.peers(node)
+    problems = parsers.mesh_problems(status, [p.ip for p in peers])
+    if not problems:
+        return passed("BGP mesh", node.name, "Established with " + ", ".join(p.ip for p in peers) + note)
     rows = {p.address: p for p in status.ipv4_peers}
-    bad = [(peer, rows.get(peer.ip)) for peer in view.peers(node)
-           if not (peer.ip in rows and rows[peer.ip].established and rows[peer.ip].peer_type == "node-to-node mesh")]
-    if not bad:
-        return passed("BGP mesh", node.name, "Established with " + ", ".join(p.ip for p in view.peers(node)) + note)
-    peer, row = bad[0]
-    seen = f"peer {peer.ip}: {row.peer_type}, {row.state}, {row.info}" if row else f"no row for peer {peer.ip}"
-    return failed("BGP mesh", node.name, seen + note, session_cause(view, node, peer, row.info if row else ""))
+    # The cause of the first expected peer that is not Established; an extra row alone is a wrong address.
+    peer = next((p for p in peers if not (p.ip in rows and rows[p.ip].established)), None)
+    if peer is None:
+        return failed("BGP mesh", node.name, "; ".join(problems) + note,
+                      BGP_WRONG_IP.at(f"{node.name} sees {'; '.join(problems)}"))
+    row = rows.get(peer.ip)
+    return failed("BGP mesh", node.name, "; ".join(problems) + note,
+                  session_cause(view, node, peer, row.info if row else ""))
 
 def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec, info: str = "") -> Diagnosis:
-    """Why the BGP session from node to peer is not Established. `info` is the row's INFO
-    (BIRD's last error, e.g. `Active Socket: Connection refused`). Nothing here connects to
-    BIRD's port itself: BIRD would take a probe for its peer, and its close for an error."""
+    """Why the BGP session from node to peer is not Established, from what the two ends see:
+    the processes, the row's INFO (BIRD's last error, e.g. `Active Socket: Connection refused`),
+    SYN-SENT sockets in either kernel's table, ping. Never from a firewall rule's text (a rule
+    says what someone wrote, not what the session meets), and nothing here connects to BIRD's
+    port itself: BIRD would take a probe for its peer, and its close for an error."""
     procs, birds = bird_processes(node)
     if procs is None:
         return calico_down_cause(view, node)
     if not birds:
         return BIRD_DOWN.at(node.name)
     other = view.nodes.get(peer.name)
-    for host in (node, other):
-        rules = probes.rules_dropping_port(host, 179) if host is not None else []
-        if rules:
-            return BGP_PORT_BLOCKED.at(f"{host.name} has `{rules[0]}`")
     if other is not None:
         peer_procs, peer_birds = bird_processes(other)
         if peer_procs is None:
@@ -139,19 +142,27 @@ def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec, info: str =
     text = info.lower()
     if "refused" in text:
         return BGP_PEER_DOWN.at(f"{node.name} -> {peer.ip}:179 refused")
-    unanswered = probes.connecting(node, peer.ip, 179) or "timed out" in text
+    # A SYN that gets no answer, seen from either end of the session.
+    silent = [f"{node.name} -> {peer.ip}:179"] if probes.connecting(node, peer.ip, 179) else []
+    if other is not None and probes.connecting(other, node.ip, 179):
+        silent.append(f"{peer.name} -> {node.ip}:179")
+    unanswered = bool(silent) or "timed out" in text
     if unanswered or "no route" in text or "unreachable" in text:
         if not probes.ping(node, peer.ip):
             return HOST_UNREACHABLE.at(f"{node.name} -> {peer.ip}")
         if unanswered:
-            return BGP_PORT_BLOCKED.at(f"{node.name} -> {peer.ip}:179 SYN unanswered")
+            evidence = " and ".join(silent) + " SYN unanswered" if silent else f"BIRD on {node.name}: {info}"
+            return BGP_PORT_BLOCKED.at(f"{evidence}, while ping {node.name} -> {peer.ip} answers")
     for spec in (view.spec(node), peer):
         registered = v2_value(view, node, f"/calico/bgp/v1/host/{spec.name}/ip_addr_v4")
         if registered is not None and registered != spec.ip:
             return BGP_WRONG_IP.at(f"{spec.name} registered {registered}, its IP is {spec.ip}")
     return BGP_CONNECTING.at(f"{node.name} -> {peer.ip}")
 
+
 def check_bgp_port(view: ClusterView, node: NodeLike) -> Finding:
+    """The firewall rules themselves (the failure table's "firewall rules dropping TCP 179"):
+    a rule can exist before any session meets it, so it is reported on its own."""
     rules = probes.rules_dropping_port(node, 179)
     if rules:
         return failed("BGP port 179", node.name, f"{len(rules)} rule(s): {rules[0]}",

@@ -17,15 +17,19 @@ from dataclasses import dataclass, replace
 @dataclass(frozen=True)
 class Diagnosis:
     name: str
-    cause: str
+    cause: str  # the catalogue's text: the same for every place it is seen
     fix: str
+    where: str = ""  # what was seen where (a node, a peer and the evidence), set by the check
 
     def text(self) -> str:
-        return f"{self.cause} -> {self.fix}"
+        return f"{self.placed()} -> {self.fix}"
+
+    def placed(self) -> str:
+        return f"{self.where}: {self.cause}" if self.where else self.cause
 
     def at(self, where: str) -> Diagnosis:
-        """The same diagnosis with the place it was seen (a node, a rule, a peer) in front."""
-        return replace(self, cause=f"{where}: {self.cause}")
+        """The same diagnosis with the place and evidence it was seen with."""
+        return replace(self, where=where)
 
 
 # -- the catalogue --------------------------------------------------------------------------
@@ -151,4 +155,5 @@ class Finding:
     def to_json(self) -> dict[str, object]:
         diag = self.diagnosis
         return {"check": self.check, "node": self.node, "result": self.result, "seen": self.seen,
-                "diagnosis": None if diag is None else {"name": diag.name, "cause": diag.cause, "fix": diag.fix}}
+                "diagnosis": None if diag is None else {"name": diag.name, "where": diag.where, "cause": diag.cause,
+                                                        "fix": diag.fix}}

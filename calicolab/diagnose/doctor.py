@@ -13,6 +13,7 @@ from calicolab.core.config import ClusterConfig, from_effective
 from calicolab.core.errors import UserError
 from calicolab.core.nodes import cluster_nodes
 from calicolab.core.state import calico_label
+from calicolab.core.tables import Column, render
 from calicolab.diagnose import checks
 from calicolab.diagnose.diagnoses import FAIL, PASS, WARN, Finding
 from calicolab.diagnose.engine import ClusterView
@@ -71,20 +72,12 @@ COLUMNS = ("check", "node", "result", "seen", "likely cause", "fix")
 
 
 def table(findings: tuple[Finding, ...] | list[Finding]) -> str:
+    # Cause and fix are prose (often 100+ characters): padding the cause would push every fix off
+    # the screen, so both share the last column, which is never padded. Passing rows leave it empty.
+    head = (*COLUMNS[:3], Column(COLUMNS[3], max_width=60), f"{COLUMNS[4]}  |  {COLUMNS[5]}")
     rows = [(f.check, f.node, f.result, f.seen,
-             f.diagnosis.cause if f.diagnosis else "-", f.diagnosis.fix if f.diagnosis else "-") for f in findings]
-    # Pad the short columns; cause and fix stay unpadded at the end of the line.
-    widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in rows)) for i in range(3)]
-    widths.append(min(60, max(len(COLUMNS[3]), *(len(r[3]) for r in rows))))
-
-    def line(cells: tuple[str, ...]) -> str:
-        seen = cells[3] if len(cells[3]) <= widths[3] else cells[3][: widths[3] - 3] + "..."
-        head = "  ".join(c.ljust(w) for c, w in zip((*cells[:3], seen), widths, strict=True))
-        return f"{head}  {cells[4]}  |  {cells[5]}" if cells[4] != "-" else head.rstrip()
-
-    out = [line(COLUMNS), "-" * (sum(widths) + 6)]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
+             f"{f.diagnosis.placed()}  |  {f.diagnosis.fix}" if f.diagnosis else "") for f in findings]
+    return render(head, rows)
 
 
 def run_doctor(cfg: ClusterConfig, json_path: str | None = None, only: list[str] | None = None,

@@ -11,6 +11,7 @@ from pathlib import Path
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from calicolab.core.state import calico_label
+from calicolab.core.tables import Column, render
 
 
 def add_junit_properties(xml_path: Path, properties: dict[str, str]) -> None:
@@ -26,14 +27,6 @@ def add_junit_properties(xml_path: Path, properties: dict[str, str]) -> None:
         for name, value in properties.items():
             ET.SubElement(props, "property", name=name, value=value)
     tree.write(xml_path, encoding="utf-8", xml_declaration=True)
-
-
-def aligned(rows: list[tuple[str, ...]]) -> str:
-    """Rows as left-aligned columns, the first row a header underlined with dashes."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
 
 
 @dataclass
@@ -62,15 +55,10 @@ class RunReport:
         return round(sum(s.seconds for s in self.stages), 1)
 
     def table(self) -> str:
-        width = max([len(s.name) for s in self.stages] + [5])
-        lines = [f"{'stage':<{width}}  {'result':<7}  {'seconds':>8}", "-" * (width + 19)]
-        for s in self.stages:
-            lines.append(f"{s.name:<{width}}  {s.status:<7}  {s.seconds:>8.1f}")
-        lines.append("-" * (width + 19))
-        lines.append(f"{'total':<{width}}  {'passed' if self.passed else 'FAILED':<7}  "
-                     f"{self.total_seconds:>8.1f}")
-        lines.append(f"calico tested: {self.calico_label()}")
-        return "\n".join(lines)
+        rows = [(s.name, s.status, f"{s.seconds:.1f}") for s in self.stages]
+        total = ("total", "passed" if self.passed else "FAILED", f"{self.total_seconds:.1f}")
+        body = render(("stage", "result", Column("seconds", align="right")), rows, footer=[total])
+        return f"{body}\ncalico tested: {self.calico_label()}"
 
     def calico_label(self) -> str:
         return calico_label(self.calico)

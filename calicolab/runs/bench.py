@@ -13,6 +13,7 @@ from pathlib import Path
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.state import calico_label
+from calicolab.core.tables import Column, render
 from calicolab.runs import matrix
 from calicolab.runs.lifecycle import Lifecycle
 
@@ -54,11 +55,10 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None]) -> dict
               "total_seconds": {"mean": round(statistics.mean(totals), 1), "min": min(totals),
                                 "max": max(totals), "samples": totals},
               "lab_memory_mib": memory}
-    say(f"{'stage':<12} {'mean s':>8} {'min s':>8} {'max s':>8}")
-    for name, row in rows.items():
-        say(f"{name:<12} {row['mean']:>8.1f} {row['min']:>8.1f} {row['max']:>8.1f}")
     tot = result["total_seconds"]
-    say(f"{'total':<12} {tot['mean']:>8.1f} {tot['min']:>8.1f} {tot['max']:>8.1f}")
+    say(render(("stage", *(Column(name, align="right") for name in ("mean s", "min s", "max s"))),
+               [(name, f"{row['mean']:.1f}", f"{row['min']:.1f}", f"{row['max']:.1f}") for name, row in rows.items()],
+               footer=[("total", f"{tot['mean']:.1f}", f"{tot['min']:.1f}", f"{tot['max']:.1f}")]))
     if memory:
         say(f"lab memory after verify (host MemAvailable drop): mean {statistics.mean(memory):.0f} MiB, "
             f"max {max(memory):.0f} MiB")
@@ -87,10 +87,9 @@ def run_lane_bench(cfg: ClusterConfig, lanes: int, say: Callable[[str], None]) -
               "lanes": lanes,
               "parallel_wall_seconds": wall, "ratio": round(wall / one, 2),
               "per_lane_seconds": {lane.name: lane.seconds for lane in many}}
-    say(f"{'run':<22} {'seconds':>8}")
-    say(f"{'1 lane alone':<22} {one:>8.1f}")
-    for lane in many:
-        say(f"{lane.name + ' (side by side)':<22} {lane.seconds:>8.1f}")
+    say(render(("run", Column("seconds", align="right")),
+               [("1 lane alone", f"{one:.1f}"), *((f"{lane.name} (side by side)", f"{lane.seconds:.1f}")
+                                                  for lane in many)]))
     say(f"{lanes} lanes wall / 1 lane: {result['ratio']:.2f}x on {result['cpus']} CPUs; calico: {result['calico']}")
     cfg.reports_path.mkdir(parents=True, exist_ok=True)
     (cfg.reports_path / "bench-lanes.json").write_text(json.dumps(result, indent=2) + "\n")

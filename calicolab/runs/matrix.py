@@ -27,7 +27,7 @@ from calicolab.core import config
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.paths import ROOT
-from calicolab.report.junit import aligned
+from calicolab.core.tables import Column, render
 from calicolab.runs.lifecycle import DESTROY_POLICIES, Lifecycle
 from calicolab.runs.passes import suite_passes
 
@@ -232,8 +232,9 @@ def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str]
 
 
 def table(lanes: list[Lane], wall: float) -> str:
-    head = ("lane", "versions / suite", "calico", "result", "tests", "up", "provision", "verify", "total")
-    rows = [head]
+    head = ("lane", "versions / suite", "calico", "result", "tests",
+            *(Column(name, align="right") for name in ("up", "provision", "verify", "total")))
+    rows: list[tuple[str, ...]] = []
     for lane in lanes:
         t = lane.tests
         bad = t.get("failures", 0) + t.get("errors", 0)
@@ -244,7 +245,7 @@ def table(lanes: list[Lane], wall: float) -> str:
         rows.append((lane.name, lane.label(), lane.calico, result, tests,
                      *(f"{lane.stages.get(s, 0):.1f}" for s in ("up", "provision", "verify")),
                      f"{lane.seconds:.1f}"))
-    return "\n".join([aligned(rows), f"wall clock for all lanes: {wall:.1f} s",
+    return "\n".join([render(head, rows), f"wall clock for all lanes: {wall:.1f} s",
                       "calico: double = the project's Calico double (not real Calico); upstream = real calico/node"])
 
 

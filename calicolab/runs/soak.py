@@ -24,6 +24,7 @@ from calicolab.core.cli_args import whole_number
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.state import calico_label
+from calicolab.core.tables import Column, render
 from calicolab.runs.lifecycle import Lifecycle
 from calicolab.runs.passes import suite_passes
 
@@ -160,23 +161,21 @@ def summarize(cfg: ClusterConfig, runs: list[SoakRun], planned: int, calico: str
 
 
 def table(result: dict) -> str:
+    def spread_cells(row: dict) -> tuple[str, str, str]:
+        # A stage that never passed has no timings: "-" rather than a misleading 0.0.
+        if not row["runs"]:
+            return ("-", "-", "-")
+        return (f"{row['min']:.1f}", f"{row['median']:.1f}", f"{row['max']:.1f}")
+
+    head = ("stage", *(Column(name, align="right") for name in ("runs", "failed", "min s", "median s", "max s")))
+    rows = [(name, str(row["runs"]), str(row["failed"]), *spread_cells(row)) for name, row in result["stages"].items()]
+    totals = [(label, str(row["runs"]), "", *spread_cells(row))
+              for label, row in (("total", result["total_seconds"]["passed_runs"]),
+                                 ("total (all)", result["total_seconds"]["all_runs"])) if row]
     lines = [f"soak: {result['runs_done']} of {result['planned_runs']} runs, {result['passed']} passed, "
              f"{result['failed']} failed ({result['prefix']}, {result['provider']} provider, "
              f"calico: {result['calico_description']})",
-             f"{'stage':<12} {'runs':>5} {'failed':>6} {'min s':>8} {'median s':>9} {'max s':>8}",
-             "-" * 53]
-    for name, row in result["stages"].items():
-        if row["runs"]:
-            lines.append(f"{name:<12} {row['runs']:>5} {row['failed']:>6} {row['min']:>8.1f} "
-                         f"{row['median']:>9.1f} {row['max']:>8.1f}")
-        else:
-            lines.append(f"{name:<12} {0:>5} {row['failed']:>6} {'-':>8} {'-':>9} {'-':>8}")
-    lines.append("-" * 53)
-    for label, key in (("total", "passed_runs"), ("total (all)", "all_runs")):
-        row = result["total_seconds"][key]
-        if row:
-            lines.append(f"{label:<12} {row['runs']:>5} {'':>6} {row['min']:>8.1f} {row['median']:>9.1f} "
-                         f"{row['max']:>8.1f}")
+             render(head, rows, footer=totals)]
     load = result["host"]["load_1min"]
     if load:
         lines.append(f"host: {result['host']['cpus']} CPUs, 1-min load average {load['min']:.1f} to "

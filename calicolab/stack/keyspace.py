@@ -42,12 +42,33 @@ def _walk(item: dict, out: dict[str, str]) -> None:
         out[item["key"]] = item.get("value", "")
 
 
+# IPAM blocks and their host affinities: a step may rewrite a block (its allocations change
+# when workloads restart) but never make one vanish; the addresses in it would be handed out twice.
+NEVER_LOST = (r"^/calico/ipam/v2/assignment/ipv4/block/", r"^/calico/ipam/v2/host/[^/]+/ipv4/block/")
+
+
+def exact(*keys: str) -> tuple[str, ...]:
+    """Patterns that match exactly these keys."""
+    return tuple(f"^{re.escape(k)}$" for k in keys)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one step may do to the keyspace, key by key: the keys it rewrites on purpose and
+    the keys it deletes on purpose (exact keys, or patterns for keys it must rewrite)."""
+
+    may_change: tuple[str, ...] = ()
+    may_delete: tuple[str, ...] = ()
+    never_lost: tuple[str, ...] = NEVER_LOST
+
+
 @dataclass
 class KeyDiff:
-    lost: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)      # gone, and not a key the step deletes
+    changed: list[str] = field(default_factory=list)   # new value, and not a key the step rewrites
     added: list[str] = field(default_factory=list)
-    expected: list[str] = field(default_factory=list)  # changed keys matching an allowed pattern
+    expected: list[str] = field(default_factory=list)  # rewritten as the step must
+    deleted: list[str] = field(default_factory=list)   # deleted as the step must
 
     @property
     def clean(self) -> bool:
@@ -55,7 +76,7 @@ class KeyDiff:
 
     def summary(self) -> str:
         parts = [f"{len(self.lost)} lost", f"{len(self.changed)} changed", f"{len(self.added)} added",
-                 f"{len(self.expected)} expected changes"]
+                 f"{len(self.expected)} expected changes", f"{len(self.deleted)} expected deletions"]
         text = ", ".join(parts)
         if self.lost:
             text += f"; lost: {', '.join(self.lost[:5])}"
@@ -64,17 +85,20 @@ class KeyDiff:
         return text
 
 
-def diff(before: dict[str, str], after: dict[str, str], allowed: tuple[str, ...] = ()) -> KeyDiff:
-    """Compare two snapshots; keys matching an allowed pattern may change or go away."""
-    patterns = [re.compile(p) for p in allowed]
+def diff(before: dict[str, str], after: dict[str, str], expected: Expected = Expected()) -> KeyDiff:
+    """Compare two snapshots under what the step may do. A key that disappears is lost unless
+    the step deletes that very key; IPAM blocks and affinities are lost whenever they vanish."""
+    def matches(patterns: tuple[str, ...], key: str) -> bool:
+        return any(re.search(p, key) for p in patterns)
+
     result = KeyDiff()
     for key in sorted(before):
-        if any(p.search(key) for p in patterns):
-            if after.get(key) != before[key]:
-                result.expected.append(key)
-        elif key not in after:
-            result.lost.append(key)
+        if key not in after:
+            if matches(expected.may_delete, key) and not matches(expected.never_lost, key):
+                result.deleted.append(key)
+            else:
+                result.lost.append(key)
         elif after[key] != before[key]:
-            result.changed.append(key)
+            (result.expected if matches(expected.may_change, key) else result.changed).append(key)
     result.added = sorted(set(after) - set(before))
     return result

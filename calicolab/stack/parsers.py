@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -96,6 +97,9 @@ def hosts_file(text: str) -> dict[str, set[str]]:
     return entries
 
 
+MESH_PEER_TYPE = "node-to-node mesh"
+
+
 @dataclass(frozen=True)
 class BgpPeer:
     address: str
@@ -115,29 +119,121 @@ class CalicoNodeStatus:
     ipv4_peers: tuple[BgpPeer, ...]
 
 
+# tablewriter's rule lines: `+-----+---+` above and below the header and under the last row.
+_TABLE_RULE = re.compile(r"^\+[-+]*\+$")
+_SECTION = re.compile(r"^(IPv[46]) BGP status$")
+
+
+def _join_cells(lines: list[list[str]]) -> list[str]:
+    """Cell by cell, the non-empty fragments of one wrapped row, joined by single spaces: how
+    tablewriter's WrapString split the text (on single spaces)."""
+    return [" ".join(frag for frag in column if frag) for column in zip(*lines, strict=True)]
+
+
+def _table_rows(lines: list[str]) -> list[dict[str, str]]:
+    """A tablewriter box table as {HEADER NAME: cell} rows, wrapped cells joined back.
+
+    tablewriter (as vendored by calicoctl v1.6.1) wraps any cell wider than 30 over several
+    lines and fills the other columns of those continuation lines with blanks; later versions
+    wrap header cells too. So the header is every line up to the rule under it, and a data
+    line whose PEER ADDRESS is blank continues the row above (an address never wraps: no space).
+    """
+    header_lines: list[list[str]] = []
+    header: list[str] | None = None
+    boxed = False  # a rule opened the table: the header runs until the next rule
+    rows: list[list[list[str]]] = []
+    for line in lines:
+        if _TABLE_RULE.match(line):
+            if header_lines and header is None:
+                header = [" ".join(name.split()).upper() for name in _join_cells(header_lines)]
+            elif not header_lines:
+                boxed = True
+            continue
+        if len(line) < 2 or not (line.startswith("|") and line.endswith("|")):
+            continue
+        cells = [cell.strip() for cell in line[1:-1].split("|")]
+        if header is None:
+            if header_lines and len(cells) != len(header_lines[0]):
+                continue
+            header_lines.append(cells)
+            if not boxed:  # no rules at all: nothing marks a header's end, so it is one line
+                header = [" ".join(name.split()).upper() for name in cells]
+            continue
+        if len(cells) != len(header):
+            continue  # not a row of this table; better no peer than one made of shifted cells
+        address = dict(zip(header, cells, strict=True)).get("PEER ADDRESS", "")
+        if rows and not address:
+            rows[-1].append(cells)
+        else:
+            rows.append([cells])
+    if header is None:
+        return []
+    return [dict(zip(header, _join_cells(row), strict=True)) for row in rows]
+
+
 def calicoctl_node_status(text: str) -> CalicoNodeStatus:
     """`calicoctl node status`: the running line and the IPv4 BGP table, read by its header
-    names (PEER ADDRESS, PEER TYPE, STATE, SINCE, INFO), not by column position."""
-    running = "Calico process is running." in text
-    peers: list[BgpPeer] = []
-    header: list[str] | None = None
-    section = ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.endswith("BGP status"):
-            section = stripped.split()[0]
-            header = None
+    names (PEER ADDRESS, PEER TYPE, STATE, SINCE, INFO), not by column position.
+
+    A wrapped cell is joined back into its row; the IPv6 table is ignored; `Calico process is
+    not running.` and the `INFO: BIRDv4 process: 'bird' is not running.` lines give no peers.
+    """
+    running = False
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line == "Calico process is running.":
+            running = True
             continue
-        if not stripped.startswith("|") or section != "IPv4":
+        section = _SECTION.match(line)
+        if section:
+            current = sections.setdefault(section.group(1), [])
+        elif line.startswith(("|", "+")):
+            if current is not None:
+                current.append(line)
+        elif line:
+            # `No IPv4 peers found.`, `INFO: ...`, `Error querying BIRD: ...`: no table follows.
+            current = None
+    peers = tuple(
+        BgpPeer(row.get("PEER ADDRESS", ""), row.get("PEER TYPE", ""), row.get("STATE", ""),
+                row.get("SINCE", ""), row.get("INFO", ""))
+        for row in _table_rows(sections.get("IPv4", [])))
+    return CalicoNodeStatus(running, peers)
+
+
+def mesh_problems(status: CalicoNodeStatus, expected_peers: Iterable[str]) -> list[str]:
+    """What keeps this node's BGP mesh from being Established, as readable sentences; none means
+    Established. The project's one definition: calico running, the IPv4 peer set exactly
+    `expected_peers` (no missing, extra or repeated row), every peer `node-to-node mesh`, STATE
+    `up` and INFO starting with `Established`."""
+    if not status.running:
+        # No table is printed then: listing every expected peer as missing would only be noise.
+        return ["calico process is not running"]
+    expected = list(dict.fromkeys(address.strip() for address in expected_peers))
+    rows: dict[str, list[BgpPeer]] = {}
+    for peer in status.ipv4_peers:
+        rows.setdefault(peer.address, []).append(peer)
+    problems = [f"peer {address}: missing from the IPv4 BGP table" for address in expected
+                if address not in rows]
+    for address, listed in rows.items():
+        if address not in expected:
+            problems += [f"unexpected peer {address or '(blank address)'}: type {p.peer_type!r}, "
+                         f"state {p.state!r}, info {p.info!r}" for p in listed]
             continue
-        cells = [cell.strip() for cell in stripped.strip("|").split("|")]
-        if header is None:
-            header = [c.upper() for c in cells]
-            continue
-        row = dict(zip(header, cells, strict=False))
-        peers.append(BgpPeer(row.get("PEER ADDRESS", ""), row.get("PEER TYPE", ""),
-                             row.get("STATE", ""), row.get("SINCE", ""), row.get("INFO", "")))
-    return CalicoNodeStatus(running, tuple(peers))
+        if len(listed) > 1:
+            problems.append(f"peer {address}: listed {len(listed)} times")
+        for peer in listed:
+            if peer.peer_type != MESH_PEER_TYPE:
+                problems.append(f"peer {address}: type {peer.peer_type!r}, not {MESH_PEER_TYPE!r}")
+            if not peer.established:
+                problems.append(f"peer {address}: state {peer.state!r}, info {peer.info!r}, "
+                                "not up/Established")
+    return problems
+
+
+def mesh_established(status: CalicoNodeStatus, expected_peers: Iterable[str]) -> bool:
+    return not mesh_problems(status, expected_peers)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,32 @@
-"""Workloads that carry traffic through a rehearsal: busybox containers on a Calico network,
-pinged across the nodes before, during and after a change."""
+"""Workloads on a Calico network, the one way the suite runs them: the guide's busybox
+containers (section 7), the fault tests' traffic pair and the upgrade rehearsals' watchers.
+Create a network, start a workload and read its address, ping another workload once or until
+a deadline, count a background ping across a change, remove what was made."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from calicolab.core.polling import Timeout, wait_for
-from calicolab.core.remote import Node
+from calicolab.core.remote import CommandResult, Node
 from calicolab.stack import parsers
 
+IMAGE = "busybox"
+BLOCK_PREFIX = 26  # Calico 2.6 IPAM hands out /26 blocks per host
 PING_DEADLINE = 45  # BIRD reconnects every 5 s; a restarted calico-node re-learns routes in ~10 s
+BACKGROUND_INTERVAL = 0.2  # seconds between background pings
+
+
+class WorkloadFailed(Exception):
+    """A workload or its network could not be made; the message says which command said what."""
+
+    def __init__(self, what: str, result: CommandResult) -> None:
+        super().__init__(f"{what}: {result.describe()}")
+        self.what, self.result = what, result
 
 
 @dataclass(frozen=True)
@@ -20,59 +35,98 @@ class Workload:
     node: Node
     ip: str
 
+    @property
+    def block(self) -> str:
+        """The /26 IPAM block the address came from."""
+        return str(ipaddress.ip_network(f"{self.ip}/{BLOCK_PREFIX}", strict=False))
+
+    def exec(self, cmd: str, timeout: float = 30) -> CommandResult:
+        return self.node.run(f"docker exec {shlex.quote(self.name)} {cmd}", timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Ping:
+    """One ICMP echo from a workload: the reply TTLs (empty when nothing came back) and the text."""
+
+    ttls: tuple[int, ...]
+    output: str
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.ttls)
+
+
+def create_network(node: Node, network: str) -> None:
+    """`docker network create --driver calico --ipam-driver calico-ipam NETWORK` (the guide's)."""
+    res = node.run(f"docker network create --driver calico --ipam-driver calico-ipam {shlex.quote(network)}",
+                   timeout=60)
+    if not res.ok:
+        raise WorkloadFailed(f"network {network} on {node.name}", res)
+
 
 def ensure_network(node: Node, network: str) -> None:
-    if node.run(f"docker network inspect {shlex.quote(network)} >/dev/null 2>&1").ok:
-        return
-    node.run(f"docker network create --driver calico --ipam-driver calico-ipam {shlex.quote(network)}",
-             check=True, timeout=60)
+    if not node.run(f"docker network inspect {shlex.quote(network)} >/dev/null 2>&1").ok:
+        create_network(node, network)
 
 
 def start(node: Node, name: str, network: str) -> Workload:
-    node.run(f"docker rm -f {shlex.quote(name)} >/dev/null 2>&1")
-    node.run(f"docker run --net {shlex.quote(network)} --name {shlex.quote(name)} -tid busybox",
-             check=True, timeout=120)
+    """`docker run --net NETWORK --name NAME -tid busybox`, and its address on cali0."""
+    res = node.run(f"docker run --net {shlex.quote(network)} --name {shlex.quote(name)} -tid {IMAGE}", timeout=120)
+    if not res.ok:
+        raise WorkloadFailed(f"workload {name} on {node.name}", res)
     return Workload(name, node, address(node, name))
+
+
+def interfaces(node: Node, name: str) -> dict[str, parsers.Interface]:
+    return parsers.ip_addr(node.run(f"docker exec {shlex.quote(name)} ip addr").stdout)
 
 
 def address(node: Node, name: str) -> str:
     """The workload's current IPv4 on cali0 (a restarted container may get a new one)."""
-    addr = parsers.ip_addr(node.run(f"docker exec {shlex.quote(name)} ip addr").stdout)
-    ips = addr["cali0"].ipv4 if "cali0" in addr else ()
-    if not ips:
-        raise RuntimeError(f"{name} on {node.name} has no address on cali0")
-    return ips[0].split("/")[0]
+    res = node.run(f"docker exec {shlex.quote(name)} ip addr")
+    iface = parsers.ip_addr(res.stdout).get("cali0")
+    if iface is None or not iface.ipv4:
+        raise WorkloadFailed(f"{name} on {node.name} has no IPv4 address on cali0", res)
+    return iface.ipv4[0].split("/")[0]
 
 
 def refresh(w: Workload) -> Workload:
     return Workload(w.name, w.node, address(w.node, w.name))
 
 
+def ping(src: Workload, dst: Workload, wait: int = 2) -> Ping:
+    out = src.exec(f"ping -c 1 -W {wait} {dst.ip}", timeout=wait + 18).stdout
+    return Ping(tuple(parsers.ping_ttls(out)), out)
+
+
+def ping_until(src: Workload, dst: Workload, deadline: float = PING_DEADLINE, interval: float = 0.2) -> Ping:
+    """The first answered ping; Timeout (with the last Ping seen) when none comes in time."""
+    return wait_for(lambda: ping(src, dst), lambda p: p.answered, f"{src.name} -> {dst.name} ping",
+                    timeout=deadline, interval=interval)
+
+
 def ping_ttl(src: Workload, dst: Workload, deadline: float = PING_DEADLINE) -> int | None:
     """The reply TTL once src reaches dst, or None if it never does within the deadline."""
-    def once() -> list[int]:
-        out = src.node.run(f"docker exec {src.name} ping -c 1 -W 2 {dst.ip}", timeout=20).stdout
-        return parsers.ping_ttls(out)
-
     try:
-        return wait_for(once, bool, f"{src.name} -> {dst.name}", timeout=deadline)[0]
+        return ping_until(src, dst, deadline).ttls[0]
     except Timeout:
         return None
 
 
 def start_background_ping(src: Workload, dst: Workload, seconds: int) -> None:
-    """Ping every 0.2 s for up to `seconds` inside src, so losses during a change are counted."""
-    count = seconds * 5
+    """Ping every BACKGROUND_INTERVAL for up to `seconds` inside src, so losses during a change
+    are counted."""
+    count = int(seconds / BACKGROUND_INTERVAL)
     # The pid is kept for stop_background_ping: the busybox image has no pkill, sh has kill.
-    src.node.run(f"docker exec -d {src.name} sh -c 'ping -i 0.2 -c {count} {dst.ip} > /tmp/bgping.log 2>&1 & "
-                 "echo $! > /tmp/bgping.pid; wait'", check=True)
+    src.node.run(f"docker exec -d {src.name} sh -c 'ping -i {BACKGROUND_INTERVAL} -c {count} {dst.ip} "
+                 "> /tmp/bgping.log 2>&1 & echo $! > /tmp/bgping.pid; wait'", check=True)
 
 
 def stop_background_ping(src: Workload) -> tuple[int, int]:
     """Stop the background ping; (sent, received) from its summary."""
-    src.node.run(f"docker exec {src.name} sh -c 'kill -INT $(cat /tmp/bgping.pid)'")
+    src.exec("sh -c 'kill -INT $(cat /tmp/bgping.pid)'")
     try:
-        text = wait_for(lambda: src.node.run(f"docker exec {src.name} cat /tmp/bgping.log").stdout,
+        text = wait_for(lambda: src.exec("cat /tmp/bgping.log").stdout,
                         lambda t: "packets transmitted" in t, f"{src.name}: ping summary", timeout=10)
     except Timeout as err:
         text = str(err.last)
@@ -80,8 +134,11 @@ def stop_background_ping(src: Workload) -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
-def remove(nodes: list[Node], names: list[str], network: str | None = None) -> None:
+def remove(nodes: Sequence[Node], names: Iterable[str], network: str | None = None) -> None:
+    """Remove the named workloads wherever they are, then the network (leftovers included)."""
+    quoted = " ".join(shlex.quote(n) for n in names)
     for node in nodes:
-        node.run("docker rm -f " + " ".join(shlex.quote(n) for n in names) + " >/dev/null 2>&1")
+        if quoted:
+            node.run(f"docker rm -f {quoted} >/dev/null 2>&1", timeout=60)
     if network:
-        nodes[0].run(f"docker network rm {shlex.quote(network)} >/dev/null 2>&1")
+        nodes[0].run(f"docker network rm {shlex.quote(network)} >/dev/null 2>&1", timeout=60)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from calicolab.core import config, state
 from calicolab.core import nodes as cluster_nodes
@@ -21,28 +21,54 @@ from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.remote import Node
 from calicolab.core.state import calico_label
 from calicolab.stack import keyspace, workloads
-from calicolab.upgrade.upgrader import Upgrader
+from calicolab.upgrade.upgrader import Hop, Upgrader
 
 NETWORK = "upgnet"
-# Keys an upgrade rewrites on purpose. Restarting workloads (the Docker hop stops and starts
-# them) gives them new endpoints, addresses and Docker endpoint records.
-EXPECTED_CHANGES: dict[str, tuple[str, ...]] = {
-    "etcd": (),
-    "calico": (),
-    "docker": (r"^/calico/v1/host/[^/]+/workload/", r"^/calico/ipam/v2/assignment/",
-               r"^/calico/ipam/v2/handle/", r"^/docker/network/v1\.0/endpoint/",
-               r"^/docker/network/v1\.0/endpoint_count/"),
-}
 # Workloads stay up through etcd and calico-node upgrades; Docker's upgrade restarts them.
 KEEPS_RUNNING = {"etcd": True, "calico": True, "docker": False}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A running workload's endpoint as Docker reports it (the ids its etcd keys carry)."""
+
+    workload: str
+    endpoint_id: str
+    network_id: str
+    block: str  # its IPAM block, e.g. 192.168.104.0/26
+
+
+def endpoint_of(w: workloads.Workload) -> Endpoint:
+    fmt = "{{range .NetworkSettings.Networks}}{{.EndpointID}} {{.NetworkID}}{{end}}"
+    ep, _, net = w.node.run(f"docker inspect -f '{fmt}' {w.name}").stdout.strip().partition(" ")
+    return Endpoint(w.name, ep, net, w.block)
+
+
+def expected_keys(component: str, snapshot: dict[str, str], restarted: list[Endpoint]) -> keyspace.Expected:
+    """What an upgrade of `component` may do to the keyspace, key by key. etcd and calico-node
+    upgrades must leave every key as it was. Docker's restarts the workloads: each old endpoint's
+    Calico and Docker records are deleted (new ones are added), and the allocations inside their
+    IPAM blocks are rewritten; the blocks themselves, their affinities and all else stay."""
+    if component != "docker":
+        return keyspace.Expected()
+    deleted = [k for ep in restarted for k in snapshot
+               if k.endswith(f"/workload/libnetwork/libnetwork/endpoint/{ep.endpoint_id}")
+               or k == f"/docker/network/v1.0/endpoint/{ep.network_id}/{ep.endpoint_id}"]
+    blocks = [f"/calico/ipam/v2/assignment/ipv4/block/{ep.block.replace('/', '-')}" for ep in restarted]
+    return keyspace.Expected(may_change=keyspace.exact(*blocks), may_delete=keyspace.exact(*deleted))
 
 
 @dataclass
 class RehearsalResult:
     component: str
     target: str
-    hops: str = ""
+    hops: list[Hop] = field(default_factory=list)
+    hop_table: str = ""
+    before: dict[str, str] = field(default_factory=dict)  # /calico and /docker before the upgrade
+    after: dict[str, str] = field(default_factory=dict)
+    expected: keyspace.Expected = field(default_factory=keyspace.Expected)
     keys: keyspace.KeyDiff = field(default_factory=keyspace.KeyDiff)
+    restarted: list[Endpoint] = field(default_factory=list)  # endpoints the upgrade restarts
     pings_before: dict[str, int | None] = field(default_factory=dict)
     pings_after: dict[str, int | None] = field(default_factory=dict)
     pings_new: dict[str, int | None] = field(default_factory=dict)
@@ -54,6 +80,7 @@ class RehearsalResult:
 
     @property
     def problems(self) -> list[str]:
+        """What `invoke upgrade` reports; the e2e rehearsal tests grade the observations themselves."""
         found = []
         if not self.keys.clean:
             found.append(f"keyspace: {self.keys.summary()}")
@@ -66,29 +93,33 @@ class RehearsalResult:
         return found
 
     def summary(self) -> str:
-        lines = [f"{self.component} -> {self.target}", self.hops,
+        lines = [f"{self.component} -> {self.target}", self.hop_table,
                  f"keyspace /calico + /docker: {self.keys.summary()}",
                  f"pings before: {self.pings_before}", f"pings after: {self.pings_after}",
                  f"pings from new workloads: {self.pings_new}",
                  f"kept across the upgrade: {self.survivors}"]
         if self.during:
             sent, got = self.during
-            lines.append(f"background ping during the upgrade: {got}/{sent} replies "
-                         f"({sent - got} lost, ~{(sent - got) * 0.2:.1f} s without traffic)")
+            lines.append(f"background ping during the upgrade: {got}/{sent} replies ({sent - got} lost, "
+                         f"~{(sent - got) * workloads.BACKGROUND_INTERVAL:.1f} s without traffic)")
         return "\n".join(lines)
 
+    def to_json(self, calico: str) -> dict[str, object]:
+        return {"component": self.component, "target": self.target, "calico": calico, "problems": self.problems,
+                "hops": [asdict(h) for h in self.hops], "keys": asdict(self.keys), "during": self.during}
 
-def _pairs(workloads: list[workloads.Workload]) -> dict[str, int | None]:
+
+def _pairs(running: list[workloads.Workload]) -> dict[str, int | None]:
     return {f"{a.name}->{b.name}": workloads.ping_ttl(a, b)
-            for a, b in itertools.permutations(workloads, 2) if a.node is not b.node}
+            for a, b in itertools.permutations(running, 2) if a.node is not b.node}
 
 
-def _identities(nodes: list[Node], workloads: list[workloads.Workload]) -> dict[str, str]:
+def _identities(nodes: list[Node], running: list[workloads.Workload]) -> dict[str, str]:
     """The network's id on every node and each workload container's id and state: an upgrade
     must keep these objects, not recreate them."""
     seen = {f"network {NETWORK} on {n.name}": n.run(
         f"docker network inspect -f '{{{{.Id}}}}' {NETWORK}").stdout.strip() for n in nodes}
-    for w in workloads:
+    for w in running:
         seen[f"container {w.name}"] = w.node.run(
             f"docker inspect -f '{{{{.Id}}}} {{{{.State.Status}}}}' {w.name}").stdout.strip()
     return seen
@@ -108,19 +139,21 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         old = [workloads.start(n, name, NETWORK) for n, name in zip(nodes, old_names, strict=True)]
         result.pings_before = _pairs(old)
         identities = _identities(nodes, old)
-        before = keyspace.snapshot(nodes[0], cfg.node(nodes[0].name).ip)
+        result.before = keyspace.snapshot(nodes[0], cfg.node(nodes[0].name).ip)
+        result.restarted = [] if KEEPS_RUNNING[component] else [endpoint_of(w) for w in old]
+        result.expected = expected_keys(component, result.before, result.restarted)
         if KEEPS_RUNNING[component]:
             workloads.start_background_ping(old[0], old[1], seconds=600)
         getattr(upgrader, component)(target)
         if KEEPS_RUNNING[component]:
             result.during = workloads.stop_background_ping(old[0])
-        result.hops = upgrader.table()
+        result.hops, result.hop_table = list(upgrader.hops), upgrader.table()
         for what, after_id in _identities(nodes, old).items():
             result.note_survivor(what, identities.get(what, ""), after_id)
         old = [workloads.refresh(w) for w in old]
         result.pings_after = _pairs(old)
-        after = keyspace.snapshot(nodes[0], upgrader.cfg.node(nodes[0].name).ip)
-        result.keys = keyspace.diff(before, after, EXPECTED_CHANGES[component])
+        result.after = keyspace.snapshot(nodes[0], upgrader.cfg.node(nodes[0].name).ip)
+        result.keys = keyspace.diff(result.before, result.after, result.expected)
         new = [workloads.start(n, name, NETWORK) for n, name in zip(nodes, new_names, strict=True)]
         result.pings_new = {k: v for k, v in _pairs(old + new).items() if "upg-new-" in k.split("->")[0]}
     finally:
@@ -153,9 +186,8 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
             node.close()
         cfg.reports_path.mkdir(parents=True, exist_ok=True)
         calico = calico_label(state.read(cfg).get("calico_source", "unknown"))
-        (cfg.reports_path / "upgrade.json").write_text(json.dumps([
-            {"component": r.component, "target": r.target, "calico": calico, "problems": r.problems,
-             "hops": r.hops, "keys": vars(r.keys), "during": r.during} for r in results], indent=2) + "\n")
+        (cfg.reports_path / "upgrade.json").write_text(
+            json.dumps([r.to_json(calico) for r in results], indent=2) + "\n")
     problems = [f"{r.component}: {p}" for r in results for p in r.problems]
     if problems:
         raise StageFailed("; ".join(problems))

@@ -25,7 +25,8 @@ from calicolab.diagnose import checks, engine
 from calicolab.diagnose import etcd as diag_etcd
 from calicolab.diagnose.diagnoses import PASS, Finding
 from calicolab.diagnose.engine import ClusterView
-from calicolab.stack import etcd_query, parsers, probes
+from calicolab.stack import etcd_query, probes, workloads
+from calicolab.stack.workloads import Workload, WorkloadFailed
 from e2e import expect
 
 pytestmark = [pytest.mark.disruptive]
@@ -75,7 +76,7 @@ def detect(view: ClusterView, names: tuple[str, ...], wanted: set[str], where: I
 
     def hit(found: list[Finding]) -> Finding | None:
         return next((f for f in found if f.result != PASS and f.diagnosis and f.diagnosis.name in wanted
-                     and any(p in f.diagnosis.cause for p in places)), None)
+                     and any(p in f.diagnosis.where for p in places)), None)
 
     try:
         found = wait_for(lambda: checks.run(view, names), lambda fs: hit(fs) is not None,
@@ -120,13 +121,6 @@ def same_keys(before: dict[str, str], after: dict[str, str]) -> None:
 
 # -- workloads carrying traffic ------------------------------------------------------------------
 @dataclass(frozen=True)
-class Workload:
-    name: str
-    node: Node
-    ip: str
-
-
-@dataclass(frozen=True)
 class Traffic:
     network: str
     a: Workload
@@ -135,24 +129,13 @@ class Traffic:
     def ping(self, deadline: float = BGP_DEADLINE) -> None:
         """Both directions answer (routes between the nodes' blocks are back)."""
         for src, dst in ((self.a, self.b), (self.b, self.a)):
-            def once(src=src, dst=dst) -> str:
-                return src.node.run(f"docker exec {src.name} ping -c 1 -W 2 {dst.ip}", timeout=30).stdout
-
             try:
-                out = wait_for(once, lambda text: bool(parsers.ping_ttls(text)), f"{src.name} -> {dst.name}",
-                               timeout=deadline, interval=1.0)
+                reply = workloads.ping_until(src, dst, deadline, interval=1.0)
             except Timeout as err:
                 expect.fail(f"{src.name} ({src.node.name}) pings {dst.name} {dst.ip} (waited {deadline:.0f} s)",
-                            "a reply", str(err.last)[-200:], "no route between the blocks: BGP not Established")
-            print(f"traffic: {src.name} -> {dst.name} answers, ttl {parsers.ping_ttls(out)}")
-
-
-def _start(node: Node, name: str, network: str) -> Workload:
-    res = node.run(f"docker run --net {network} --name {name} -tid busybox", timeout=120)
-    expect.command_ok(res, "Docker cannot use the calico drivers or the network is missing on this node")
-    iface = parsers.ip_addr(node.run(f"docker exec {name} ip addr").stdout).get("cali0")
-    expect.true(f"{name}: cali0 address", bool(iface and iface.ipv4), "a /32", iface, "the driver's Join failed")
-    return Workload(name, node, iface.ipv4[0].split("/")[0])
+                            "a reply", str(getattr(err.last, "output", err.last))[-200:],
+                            "no route between the blocks: BGP not Established")
+            print(f"traffic: {src.name} -> {dst.name} answers, ttl {list(reply.ttls)}")
 
 
 @pytest.fixture(scope="module")
@@ -160,20 +143,18 @@ def traffic(nodes, cluster):
     tag = uuid.uuid4().hex[:6]
     network, names = f"fault-net-{tag}", (f"fault-a-{tag}", f"fault-b-{tag}")
     first, second = nodes[cluster.nodes[0].name], nodes[cluster.nodes[1].name]
-
-    def cleanup() -> None:
-        second.run(f"docker rm -f {names[1]} >/dev/null 2>&1", timeout=60)
-        first.run(f"docker rm -f {names[0]} >/dev/null 2>&1", timeout=60)
-        first.run(f"docker network rm {network} >/dev/null 2>&1", timeout=60)
-
     try:
-        res = first.run(f"docker network create --driver calico --ipam-driver calico-ipam {network}", timeout=60)
-        expect.command_ok(res, "Docker cannot reach the calico plugins or its cluster store")
-        pair = Traffic(network, _start(first, names[0], network), _start(second, names[1], network))
+        try:
+            workloads.create_network(first, network)
+            pair = Traffic(network, workloads.start(first, names[0], network),
+                           workloads.start(second, names[1], network))
+        except WorkloadFailed as err:
+            expect.fail(err.what, "created", err.result.describe(),
+                        "Docker cannot reach the calico plugins or its cluster store")
         pair.ping(deadline=60)
         yield pair
     finally:
-        cleanup()
+        workloads.remove([second, first], names, network)
 
 
 # -- the faults --------------------------------------------------------------------------------
@@ -281,10 +262,15 @@ def test_dropped_bgp_port_is_named_and_bgp_comes_back(view, cluster, nodes, traf
         # BIRD's hold time keeps an established session alive for a while; a restart makes both
         # sides reconnect through the DROP at once.
         victim.run("systemctl restart calico-node", check=True, timeout=120)
+        # Told from what the session meets (SYNs unanswered while ping answers), not from the rule.
         finding = detect(view, ("BGP mesh",), {"BGP port blocked"}, [spec.name, spec.ip])
-        expect.true("the diagnosis names the BGP port", "179" in finding.diagnosis.text(), "TCP 179",
-                    finding.diagnosis.text())
-        detect(view, ("BGP port 179",), {"BGP port blocked"}, [spec.name])
+        expect.true("the evidence of the BGP port diagnosis", "SYN unanswered" in finding.diagnosis.where,
+                    "SYN to TCP 179 unanswered, seen in a kernel's socket table", finding.diagnosis.where,
+                    "the diagnosis was not made from the session's own view")
+        # The firewall check reads the rule back from iptables-save as the kernel prints it.
+        rule_found = detect(view, ("BGP port 179",), {"BGP port blocked"}, [spec.name])
+        expect.true("the firewall check's rule", RULE_TAG in rule_found.diagnosis.where,
+                    f"the rule tagged {RULE_TAG}", rule_found.diagnosis.where, "iptables-save parsing missed it")
         # From the outside the DROP looks like silence, not a refusal (what the probe path tells).
         seen = probes.tcp_port(nodes[peer.name], spec.ip, 179)
         print(f"probe: {peer.name} -> {spec.ip}:179 {seen}")
@@ -322,8 +308,8 @@ def test_disabled_v2_api_is_named_and_calico_and_docker_recover(view, cluster, n
         _restart_etcd_together(nodes)
         healthy(view, ("etcd cluster",), "etcd back, v2 off", ETCD_DEADLINE)
         finding = detect(view, V2_CHECKS, {"etcd v2 API off"}, list(nodes))
-        expect.true("the diagnosis names --enable-v2", "--enable-v2" in finding.diagnosis.text(), "--enable-v2",
-                    finding.diagnosis.text())
+        expect.true("what the v2 check saw", "404" in finding.seen, "GET /v2/keys/ -> 404", finding.seen,
+                    "the diagnosis was not made from etcd's answer")
     finally:
         for node in nodes.values():
             node.run(f"test -e {backup} && mv -f {backup} {ETCD_CONF}")

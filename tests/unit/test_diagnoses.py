@@ -1,5 +1,6 @@
-"""Symptom -> diagnosis: each check of calicolab/checks.py on a fake cluster that shows one
-symptom names the right cause, at the right place, and passes on a healthy cluster."""
+"""Symptom -> diagnosis: each check of calicolab/diagnose/ on a fake cluster that shows one
+symptom names the right cause, at the right place (Diagnosis.where, which the check computes,
+not the catalogue's constant text), and passes on a healthy cluster."""
 
 from __future__ import annotations
 
@@ -38,11 +39,11 @@ def test_stopped_member_is_named_by_member_and_cluster_checks():
     view = fake_view(ETCD2_DOWN)
     member = finding(view, "etcd member", "node2")
     assert member.result == FAIL and member.diagnosis.name == "etcd member down"
-    assert member.diagnosis.cause.startswith("node2")
+    assert member.diagnosis.where.startswith("node2")
     assert finding(view, "etcd member", "node1").result == PASS
     cluster = finding(view, "etcd cluster", "cluster")
     assert cluster.seen.startswith("degraded: node2 down")
-    assert cluster.diagnosis.name == "etcd member down" and "node2" in cluster.diagnosis.cause
+    assert cluster.diagnosis.name == "etcd member down" and "node2" in cluster.diagnosis.where
 
 
 def test_stale_data_dir_is_named_from_the_journal():
@@ -76,7 +77,7 @@ def test_members_that_cannot_reach_each_other_on_2380():
     view = fake_view(both({r":2379/health": http('{"health":"false"}', 503),
                            r"/dev/tcp/\S+/2380": said("tcp-rc=124\n")}))
     found = finding(view, "etcd cluster", "cluster")
-    assert found.diagnosis.name == "etcd peer port blocked" and "2380" in found.diagnosis.cause
+    assert found.diagnosis.name == "etcd peer port blocked" and found.diagnosis.where == "node1 -> node2:2380"
 
 
 V2_OFF = both({r":2379/v2/keys/": http("404 page not found", 404)})
@@ -87,7 +88,7 @@ def test_v2_api_off_names_enable_v2_for_etcd_and_dockers_store():
     for check in ("etcd v2 API", "docker cluster store"):
         found = finding(view, check, "node1")
         assert found.result == FAIL and found.diagnosis.name == "etcd v2 API off"
-        assert "--enable-v2" in found.diagnosis.text()
+        assert found.diagnosis.where.startswith("node1")
 
 
 def test_a_missing_key_is_not_the_v2_api_off():
@@ -155,16 +156,32 @@ def _session_down(info: str = "Active") -> dict:
     return {"node1": {r"^calicoctl node status": said(node_status(NODE2.ip, "start", info))}}
 
 
-def test_bgp_port_dropped_by_a_rule_names_the_rule_and_the_port():
-    rule = f"-A INPUT -s {NODE1.ip}/32 -p tcp -m tcp --dport 179 -j DROP"
-    symptoms = _session_down()
-    symptoms["node2"] = {r"^iptables-save": said(f"*filter\n{rule}\nCOMMIT\n")}
-    view = fake_view(symptoms)
-    mesh = finding(view, "BGP mesh", "node1")
-    assert mesh.diagnosis.name == "BGP port blocked" and rule in mesh.diagnosis.cause
+RULE = f"-A INPUT -s {NODE1.ip}/32 -p tcp -m tcp --dport 179 -j DROP"
+
+
+def test_a_rule_alone_is_the_firewall_checks_finding_not_the_sessions():
+    view = fake_view({"node2": {r"^iptables-save": said(f"*filter\n{RULE}\nCOMMIT\n")}})
+    assert finding(view, "BGP mesh", "node1").result == PASS  # the session does not meet it (yet)
     port = finding(view, "BGP port 179", "node2")
-    assert port.result == FAIL and "179" in port.diagnosis.text()
+    assert port.result == FAIL and port.diagnosis.name == "BGP port blocked" and RULE in port.diagnosis.where
     assert finding(view, "BGP port 179", "node1").result == PASS
+
+
+def test_a_blocked_session_is_named_from_its_unanswered_syns_not_from_the_rule():
+    symptoms = _session_down()
+    symptoms["node1"][r"^ss -Htn state syn-sent"] = said(f"0  1  {NODE1.ip}:40123  {NODE2.ip}:179\n")
+    symptoms["node2"] = {r"^iptables-save": said(f"*filter\n{RULE}\nCOMMIT\n")}
+    mesh = finding(fake_view(symptoms), "BGP mesh", "node1")
+    assert mesh.diagnosis.name == "BGP port blocked"
+    assert mesh.diagnosis.where.startswith(f"node1 -> {NODE2.ip}:179 SYN unanswered")
+    assert RULE not in mesh.diagnosis.where
+
+
+def test_a_refused_session_is_not_blamed_on_a_rule_that_is_also_there():
+    # The old session_cause returned "BGP port blocked" as soon as any rule mentioned 179.
+    symptoms = _session_down("Active Socket: Connection refused")
+    symptoms["node2"] = {r"^iptables-save": said(f"*filter\n{RULE}\nCOMMIT\n")}
+    assert finding(fake_view(symptoms), "BGP mesh", "node1").diagnosis.name == "BGP peer not listening"
 
 
 SYN_SENT = said(f"0  1  {NODE1.ip}:40123  {NODE2.ip}:179\n")
@@ -190,7 +207,7 @@ def test_peer_without_bird_is_named():
     symptoms = _session_down("Active Socket: Connection refused")
     symptoms["node2"] = {r"^docker top calico-node": said(top(bird=False))}
     found = finding(fake_view(symptoms), "BGP mesh", "node1")
-    assert found.diagnosis.name == "BGP peer not listening" and found.diagnosis.cause.startswith("node2")
+    assert found.diagnosis.name == "BGP peer not listening" and found.diagnosis.where.startswith("node2")
 
 
 def test_wrong_bgp_address_is_named():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -18,13 +19,22 @@ from calicolab.diagnose.diagnoses import BGP_PORT_BLOCKED, FAIL, PASS, Finding
 ROOT = paths.ROOT
 
 
+def _cells(line: str) -> list[str]:
+    return re.split(r" {2,}", line.strip())  # columns are two spaces apart; cells hold single spaces
+
+
 def test_table_has_the_columns_and_cause_and_fix_only_for_problems():
     rows = [Finding("BGP mesh", "node1", PASS, "Established with 192.168.223.130"),
-            Finding("BGP port 179", "node2", FAIL, "1 rule(s)", BGP_PORT_BLOCKED.at("node2"))]
+            Finding("BGP port 179", "node2", FAIL, "1 rule(s)", BGP_PORT_BLOCKED.at("node2")),
+            Finding("MTU", "node1", PASS, "x" * 70)]
     text = doctor.table(rows).splitlines()
-    assert all(col in text[0] for col in ("check", "node", "result", "likely cause", "fix"))
-    assert text[2].split() == ["BGP", "mesh", "node1", "pass", "Established", "with", "192.168.223.130"]
-    assert "node2: BGP (TCP 179)" in text[3] and BGP_PORT_BLOCKED.fix in text[3]
+    assert _cells(text[0]) == ["check", "node", "result", "seen", "likely cause", "|", "fix"]
+    assert set(text[1]) == {"-"}
+    assert _cells(text[2]) == ["BGP mesh", "node1", "pass", "Established with 192.168.223.130"]  # no cause, no fix
+    assert _cells(text[3]) == ["BGP port 179", "node2", "fail", "1 rule(s)",
+                               f"node2: {BGP_PORT_BLOCKED.cause}", "|", BGP_PORT_BLOCKED.fix]
+    assert _cells(text[4])[3] == "x" * 57 + "..."  # what was seen is cut at 60 characters
+    assert all(line == line.rstrip() for line in text)
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """Matrix lanes: parsed from matrix.yaml or inline, each with its own prefix and subnet,
 and refused before anything starts when a lane is wrong."""
 
+import re
+
 import pytest
 
 from calicolab.core import config
@@ -47,7 +49,12 @@ def test_table_counts_tests_and_marks_failures():
     ok = matrix.Lane("a", {"etcd": "3.5.16"}, rc=0, seconds=40.0, stages={"up": 10.0}, calico="double",
                      tests={"tests": 10, "failures": 0, "errors": 0, "skipped": 2})
     bad = matrix.Lane("b", {}, rc=1, seconds=20.0, tests={"tests": 5, "failures": 1, "errors": 0, "skipped": 0})
-    text = matrix.table([ok, bad], 41.0)
-    assert "8/10 (2 skipped)" in text and "FAILED (rc 1)" in text and "4/5" in text
-    assert "wall clock for all lanes: 41.0 s" in text
-    assert " double " in text and "not real Calico" in text  # which Calico each lane tested
+    lines = matrix.table([ok, bad], 41.0).splitlines()
+    head = re.split(r" {2,}", lines[0])
+    assert head == ["lane", "versions / suite", "calico", "result", "tests", "up", "provision", "verify", "total"]
+    a, b = (dict(zip(head, re.split(r" {2,}", line.strip()), strict=True)) for line in lines[2:4])
+    assert (a["lane"], a["calico"], a["result"], a["tests"], a["up"], a["total"]) == (
+        "a", "double", "passed", "8/10 (2 skipped)", "10.0", "40.0")  # which Calico each lane tested
+    assert (b["lane"], b["result"], b["tests"], b["up"], b["total"]) == ("b", "FAILED (rc 1)", "4/5", "0.0", "20.0")
+    assert lines[4] == "wall clock for all lanes: 41.0 s"
+    assert "not real Calico" in lines[5]

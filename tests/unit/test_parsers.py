@@ -1,5 +1,9 @@
 """Parsers read the guide's outputs by structure."""
 
+from pathlib import Path
+
+import pytest
+
 from calicolab.stack import parsers
 
 MEMBERS_V2 = """\
@@ -43,34 +47,57 @@ def test_docker_info_cluster_store():
     assert parsers.docker_info_cluster_store(" Server Version: 20.10.24\n") is None
 
 
-NODE_STATUS = """\
-Calico process is running.
-
-IPv4 BGP status
-+-----------------+-------------------+-------+----------+--------------------------------+
-|  PEER ADDRESS   |     PEER TYPE     | STATE |  SINCE   |              INFO              |
-+-----------------+-------------------+-------+----------+--------------------------------+
-| 192.168.223.130 | node-to-node mesh | up    | 09:31:18 | Established                    |
-| 192.168.223.132 | node-to-node mesh | start | 09:31:18 | Active Socket: Connection      |
-|                 |                   |       |          | refused                        |
-+-----------------+-------------------+-------+----------+--------------------------------+
-
-IPv6 BGP status
-No IPv6 peers found.
-"""
+# `calicoctl node status` as calicoctl v1.6.1 prints it. "narrow" is what the real binary
+# prints: its vendored olekukonko/tablewriter (0fd34425) wraps a cell over 30 characters on
+# spaces, the other columns of the continuation lines left blank. "wide" is the same table
+# without wrapping (what calico_double prints). header_wrapped.txt is a later tablewriter
+# (multi-line headers, a2f2500) with a column width of 10.
+FIXTURES = Path(__file__).parent / "fixtures" / "calicoctl_node_status"
+MESH = "node-to-node mesh"
+EST_130 = parsers.BgpPeer("192.168.223.130", MESH, "up", "09:31:18", "Established")
+REFUSED_130 = parsers.BgpPeer("192.168.223.130", MESH, "start", "09:31:18", "Active Socket: Connection refused")
+RESET_130 = parsers.BgpPeer("192.168.223.130", MESH, "start", "09:31:18", "Idle Socket: Connection reset by peer")
+REFUSED_132 = parsers.BgpPeer("192.168.223.132", MESH, "start", "09:31:18", "Active Socket: Connection refused")
+EST_132 = parsers.BgpPeer("192.168.223.132", MESH, "up", "09:31:20", "Established")
 
 
-def test_calicoctl_node_status_by_header_names():
-    status = parsers.calicoctl_node_status(NODE_STATUS)
-    assert status.running
-    first, second = status.ipv4_peers[:2]
-    assert (first.address, first.peer_type, first.established) == ("192.168.223.130", "node-to-node mesh", True)
-    assert second.state == "start" and not second.established
+def node_status(name: str) -> parsers.CalicoNodeStatus:
+    return parsers.calicoctl_node_status((FIXTURES / name).read_text())
+
+
+# The old parser failed the narrow cases and header_wrapped.txt: each continuation line became a
+# phantom peer with a blank address (refused/reset: 2 peers, two_peers: 3) and the INFO was cut at
+# the wrap ("Active Socket: Connection"); with the wrapped header it read the header's second line
+# as a peer and had no "PEER ADDRESS" column. The wide, established and no-table cases pass on both.
+@pytest.mark.parametrize(("name", "peers"), [
+    ("established.txt", (EST_130,)),
+    ("refused_wide.txt", (REFUSED_130,)),
+    ("refused_narrow.txt", (REFUSED_130,)),
+    ("reset_wide.txt", (RESET_130,)),
+    ("reset_narrow.txt", (RESET_130,)),
+    ("two_peers_wide.txt", (EST_130, REFUSED_132)),
+    ("two_peers_narrow.txt", (EST_130, REFUSED_132)),
+    ("header_wrapped.txt", (EST_130, REFUSED_132)),
+    ("ipv6_peers.txt", (EST_130,)),  # the IPv6 table (a wrapped peer of its own) is ignored
+    ("bird_not_running.txt", ()),
+])
+def test_calicoctl_node_status_peers(name, peers):
+    assert node_status(name) == parsers.CalicoNodeStatus(True, peers)
 
 
 def test_calicoctl_node_status_not_running():
-    status = parsers.calicoctl_node_status("Calico process is not running.\n")
-    assert not status.running and status.ipv4_peers == ()
+    assert node_status("not_running.txt") == parsers.CalicoNodeStatus(False, ())
+
+
+def test_wrapped_row_between_row_rules():
+    # SetRowLine(true) draws a rule under every row; a rule is never a row. Fails on the old
+    # parser (a phantom blank-address peer for the wrapped INFO).
+    text = ("Calico process is running.\nIPv4 BGP status\n"
+            "+---+---+---+---+---+\n| PEER ADDRESS | PEER TYPE | STATE | SINCE | INFO |\n+---+---+---+---+---+\n"
+            "| 192.168.223.132 | node-to-node mesh | start | 09:31:18 | Active Socket: Connection |\n"
+            "|  |  |  |  | refused |\n+---+---+---+---+---+\n"
+            "| 192.168.223.130 | node-to-node mesh | up | 09:31:18 | Established |\n+---+---+---+---+---+\n")
+    assert parsers.calicoctl_node_status(text).ipv4_peers == (REFUSED_132, EST_130)
 
 
 def test_columns_in_another_order_still_parse():
@@ -78,6 +105,67 @@ def test_columns_in_another_order_still_parse():
             "| Established | up | 10.0.0.2 | node-to-node mesh | 10:00 |\n")
     peer = parsers.calicoctl_node_status(text).ipv4_peers[0]
     assert peer.address == "10.0.0.2" and peer.established
+
+
+def peers_status(*peers: parsers.BgpPeer) -> parsers.CalicoNodeStatus:
+    return parsers.CalicoNodeStatus(True, peers)
+
+
+def test_mesh_established_when_every_expected_peer_is_up():
+    assert parsers.mesh_problems(node_status("established.txt"), ["192.168.223.130"]) == []
+    assert parsers.mesh_established(node_status("established.txt"), ["192.168.223.130"])
+    assert parsers.mesh_problems(peers_status(EST_130, EST_132), ("192.168.223.132", "192.168.223.130")) == []
+
+
+def test_mesh_problem_calico_not_running():
+    status = node_status("not_running.txt")
+    assert parsers.mesh_problems(status, ["192.168.223.130"]) == ["calico process is not running"]
+    assert not parsers.mesh_established(status, ["192.168.223.130"])
+
+
+def test_mesh_problem_missing_peer():
+    assert parsers.mesh_problems(node_status("bird_not_running.txt"), ["192.168.223.130"]) == [
+        "peer 192.168.223.130: missing from the IPv4 BGP table"]
+    assert parsers.mesh_problems(peers_status(EST_130), ["192.168.223.130", "192.168.223.132"]) == [
+        "peer 192.168.223.132: missing from the IPv4 BGP table"]
+
+
+def test_mesh_problem_extra_peer():
+    assert parsers.mesh_problems(peers_status(EST_130, EST_132), ["192.168.223.130"]) == [
+        "unexpected peer 192.168.223.132: type 'node-to-node mesh', state 'up', info 'Established'"]
+
+
+def test_mesh_problem_phantom_peer():
+    # What the old parser made of refused_narrow.txt: the continuation line as a blank peer.
+    phantom = parsers.BgpPeer("", "", "", "", "refused")
+    assert parsers.mesh_problems(peers_status(EST_130, phantom), ["192.168.223.130"]) == [
+        "unexpected peer (blank address): type '', state '', info 'refused'"]
+
+
+def test_mesh_problem_repeated_peer():
+    assert parsers.mesh_problems(peers_status(EST_130, EST_130), ["192.168.223.130"]) == [
+        "peer 192.168.223.130: listed 2 times"]
+
+
+def test_mesh_problem_peer_type_not_mesh():
+    peer = parsers.BgpPeer("192.168.223.130", "global", "up", "09:31:18", "Established")
+    assert parsers.mesh_problems(peers_status(peer), ["192.168.223.130"]) == [
+        "peer 192.168.223.130: type 'global', not 'node-to-node mesh'"]
+
+
+def test_mesh_problem_state_not_up_or_info_not_established():
+    up_not_established = parsers.BgpPeer("192.168.223.130", MESH, "up", "09:31:18", "Connect")
+    assert parsers.mesh_problems(peers_status(up_not_established), ["192.168.223.130"]) == [
+        "peer 192.168.223.130: state 'up', info 'Connect', not up/Established"]
+    established_not_up = parsers.BgpPeer("192.168.223.130", MESH, "start", "09:31:18", "Established")
+    assert parsers.mesh_problems(peers_status(established_not_up), ["192.168.223.130"]) == [
+        "peer 192.168.223.130: state 'start', info 'Established', not up/Established"]
+
+
+def test_mesh_problems_of_a_wrapped_table_name_only_the_real_peer():
+    # On the old parser this also listed the phantom continuation peer and a cut INFO.
+    assert parsers.mesh_problems(node_status("two_peers_narrow.txt"), ["192.168.223.130", "192.168.223.132"]) == [
+        "peer 192.168.223.132: state 'start', info 'Active Socket: Connection refused', not up/Established"]
 
 
 def test_ip_routes_kinds_and_attributes():

@@ -1,6 +1,7 @@
 """Lifecycle JUnit and timings say which Calico was tested."""
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 from calicolab.report.junit import RunReport, StageRecord, add_junit_properties
@@ -17,7 +18,12 @@ def test_lifecycle_junit_and_timings(tmp_path):
     assert [c.get("name") for c in failures] == ["verify"]
     data = json.loads(json_path.read_text())
     assert data["calico"] == "double" and data["passed"] is False and data["total_seconds"] == 14.2
-    assert "not real Calico" in report.table()
+    lines = report.table().splitlines()
+    rows = [re.split(r" {2,}", line) for line in lines]
+    assert rows[0] == ["stage", "result", "seconds"] and set(lines[1]) == {"-"} and lines[4] == lines[1]
+    assert rows[2:4] == [["up", "passed", "11.2"], ["verify", "failed", "3.0"]]
+    assert rows[5] == ["total", "FAILED", "14.2"]
+    assert "not real Calico" in lines[6]
 
 
 def test_properties_added_to_a_pytest_junit(tmp_path):

@@ -4,6 +4,7 @@ soak.json, failures counted and named, a bad setting stopping it after the first
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -70,6 +71,13 @@ def test_a_soak_counts_passes_and_failures_and_spreads_the_timings(tmp_path):
     assert "soak: 3 of 3 runs, 2 passed, 1 failed (arti, docker provider" in text
     assert "Calico double" in text or "Calico double" in result["calico_description"]
     assert "failures:\n  run 2: verify: e2e tests failed" in text
+    table = {cells[0]: cells[1:] for cells in (re.split(r" {2,}", line) for line in text.splitlines())
+             if cells[0] in ("stage", "up", "verify", "total", "total (all)")}
+    assert table["stage"] == ["runs", "failed", "min s", "median s", "max s"]
+    assert table["up"] == ["3", "0", "20.1", "20.2", "20.3"]
+    assert table["verify"] == ["2", "1", "10.1", "10.2", "10.3"]
+    # the totals leave "failed" blank (it merges into the gap): runs, then min / median / max
+    assert (table["total"][0], len(table["total"]), table["total (all)"][0]) == ("2", 4, "3")
     assert list(result["stages"]) == ["box", "up", "provision", "idempotence", "verify", "destroy"]
 
 
