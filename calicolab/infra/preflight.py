@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import tempfile
 
 from calicolab.core import shell
@@ -11,6 +10,7 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.infra import vm_preflight
 from calicolab.infra.vagrant_env import vagrant_network_name
+from calicolab.stack import parsers
 
 
 def check_run_dir(cfg: ClusterConfig) -> None:
@@ -38,26 +38,17 @@ def check_lab_tools() -> None:
     shell.require("packer", "run `invoke setup` (apt-get install packer)")
 
 
-def host_networks() -> list[tuple[str, ipaddress.IPv4Interface]]:
+def host_networks() -> list[parsers.HostAddress]:
     out = shell.run(["ip", "-j", "addr"], check=False)
-    return interfaces_from_ip_json(out.stdout if out.ok else "[]")
+    return parsers.ip_json_addresses(out.stdout if out.ok else "[]")
 
 
-def interfaces_from_ip_json(text: str) -> list[tuple[str, ipaddress.IPv4Interface]]:
-    result = []
-    for link in json.loads(text or "[]"):
-        for addr in link.get("addr_info", []):
-            if addr.get("family") == "inet":
-                result.append((link["ifname"], ipaddress.IPv4Interface(f"{addr['local']}/{addr['prefixlen']}")))
-    return result
-
-
-def subnet_conflict(cfg: ClusterConfig, interfaces: list[tuple[str, ipaddress.IPv4Interface]],
+def subnet_conflict(cfg: ClusterConfig, addresses: list[parsers.HostAddress],
                     own: set[str] = frozenset()) -> str | None:
     subnet = ipaddress.IPv4Network(cfg.subnet)
-    for name, iface in interfaces:
-        if name not in own and iface.network.overlaps(subnet):
-            return f"{name} ({iface})"
+    for addr in addresses:
+        if addr.ifname not in own and addr.network.overlaps(subnet):
+            return f"{addr.ifname} ({addr.interface})"
     return None
 
 

@@ -11,15 +11,13 @@ Parsing is done by pure functions so tests can feed them text.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from calicolab.core import shell, versions
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
-from calicolab.stack import downloads
+from calicolab.stack import downloads, parsers
 
 NETWORKS_CONF = Path("/etc/vbox/networks.conf")
 KVM_DEVICE = Path("/dev/kvm")
@@ -31,13 +29,6 @@ VBOX_RESTRICTS_FROM = (6, 1, 28)
 PROVIDER_INTERFACES = {"virtualbox": ("vboxnet",), "libvirt": ("virbr",)}
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True)
-class HostAddress:
-    ifname: str
-    network: ipaddress.IPv4Network
-    address: str
 
 
 def parse_vbox_version(text: str) -> tuple[int, int, int] | None:
@@ -69,22 +60,10 @@ def vbox_allows(subnet: str, networks_conf: str | None) -> bool:
     return any(r.version == net.version and net.subnet_of(r) for r in ranges)
 
 
-def parse_ip_addr(ip_json: str) -> list[HostAddress]:
-    """IPv4 addresses from `ip -j addr`."""
-    out = []
-    for link in json.loads(ip_json or "[]"):
-        for info in link.get("addr_info", []):
-            if info.get("family") != "inet" or "local" not in info:
-                continue
-            net = ipaddress.ip_network(f"{info['local']}/{info.get('prefixlen', 32)}", strict=False)
-            out.append(HostAddress(link.get("ifname", "?"), net, info["local"]))
-    return out
-
-
-def conflicting_addresses(ip_json: str, subnet: str, provider: str) -> list[HostAddress]:
+def conflicting_addresses(ip_json: str, subnet: str, provider: str) -> list[parsers.HostAddress]:
     net = ipaddress.ip_network(subnet)
     own = PROVIDER_INTERFACES.get(provider, ())
-    return [a for a in parse_ip_addr(ip_json)
+    return [a for a in parsers.ip_json_addresses(ip_json)
             if a.network.overlaps(net) and not a.ifname.startswith(own)]
 
 

@@ -3,6 +3,7 @@ column position."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable
@@ -292,3 +293,30 @@ def ip_addr(text: str) -> dict[str, Interface]:
 
 def ping_ttls(text: str) -> list[int]:
     return [int(t) for t in re.findall(r"ttl=(\d+)", text)]
+
+
+@dataclass(frozen=True)
+class HostAddress:
+    """One IPv4 address of a host interface."""
+
+    ifname: str
+    interface: ipaddress.IPv4Interface
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return self.interface.network
+
+    @property
+    def address(self) -> str:
+        return str(self.interface.ip)
+
+
+def ip_json_addresses(text: str) -> list[HostAddress]:
+    """IPv4 addresses from `ip -j addr` (iproute2's JSON output)."""
+    found = []
+    for link in json.loads(text or "[]"):
+        for info in link.get("addr_info", []):
+            if info.get("family") == "inet" and "local" in info:
+                iface = ipaddress.IPv4Interface(f"{info['local']}/{info.get('prefixlen', 32)}")
+                found.append(HostAddress(link.get("ifname", "?"), iface))
+    return found

@@ -5,6 +5,7 @@ import json
 from calicolab.core import config
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.infra import preflight
+from calicolab.stack import parsers
 
 
 def _ip_json(name, cidr):
@@ -14,10 +15,10 @@ def _ip_json(name, cidr):
 
 def test_subnet_conflict_found_and_own_bridge_ignored():
     cfg = config.load(environ={})
-    ifaces = preflight.interfaces_from_ip_json(_ip_json("vboxnet0", "192.168.223.1/24"))
+    ifaces = parsers.ip_json_addresses(_ip_json("vboxnet0", "192.168.223.1/24"))
     assert preflight.subnet_conflict(cfg, ifaces) == "vboxnet0 (192.168.223.1/24)"
     assert preflight.subnet_conflict(cfg, ifaces, own={"vboxnet0"}) is None
-    assert preflight.subnet_conflict(cfg, preflight.interfaces_from_ip_json(_ip_json("eth0", "10.0.0.2/8"))) is None
+    assert preflight.subnet_conflict(cfg, parsers.ip_json_addresses(_ip_json("eth0", "10.0.0.2/8"))) is None
 
 
 def test_wait_for_returns_when_true_and_times_out_with_last_value():

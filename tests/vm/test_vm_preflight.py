@@ -11,7 +11,7 @@ import pytest
 from calicolab.core import config, shell
 from calicolab.core.errors import UserError
 from calicolab.infra import vm_preflight
-from calicolab.stack import downloads
+from calicolab.stack import downloads, parsers
 
 SUBNET = "192.168.223.0/24"
 
@@ -96,7 +96,7 @@ def test_parses_this_hosts_ip_addr():
     out = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True)
     if out.returncode != 0:
         pytest.skip("this iproute2 has no JSON output")
-    assert any(a.address == "127.0.0.1" for a in vm_preflight.parse_ip_addr(out.stdout))
+    assert any(a.address == "127.0.0.1" for a in parsers.ip_json_addresses(out.stdout))
 
 
 def test_subnet_check_message(monkeypatch):
