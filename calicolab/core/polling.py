@@ -6,7 +6,15 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from calicolab.core.errors import UserError
+from calicolab.core.remote import RemoteCommandFailed
+
 T = TypeVar("T")
+# What a probe may raise while its condition is simply not there yet: a node that drops its
+# SSH connection while a service restarts, a command that fails, an answer that is not yet
+# complete JSON or a number. Anything else (KeyError, TypeError, AttributeError, ...) is a bug
+# in the probe and is raised at once, not turned into a timeout after the whole deadline.
+NOT_YET: tuple[type[BaseException], ...] = (UserError, RemoteCommandFailed, OSError, ValueError)
 
 
 class Timeout(Exception):
@@ -18,20 +26,24 @@ class Timeout(Exception):
 
 
 def wait_for(probe: Callable[[], T], ok: Callable[[T], bool], what: str,
-             timeout: float = 30.0, interval: float = 0.2) -> T:
+             timeout: float = 30.0, interval: float = 0.2,
+             not_yet: tuple[type[BaseException], ...] = NOT_YET) -> T:
     """Call probe until ok(value) holds; raise Timeout with the last value otherwise.
 
-    The interval grows gently so fast conditions are seen at once and slow ones do not spin.
+    A probe raising one of `not_yet` counts as "not yet" (the error is the last value seen);
+    any other exception propagates. The interval grows gently so fast conditions are seen at
+    once and slow ones do not spin.
     """
     deadline = time.monotonic() + timeout
-    last: T | None = None
+    last: object = None
     while True:
         try:
-            last = probe()
-            if ok(last):
-                return last
-        except Exception as err:  # a probe failing is just "not yet"
-            last = err  # type: ignore[assignment]
+            value = probe()
+            last = value
+            if ok(value):
+                return value
+        except not_yet as err:
+            last = err
         if time.monotonic() >= deadline:
             raise Timeout(what, timeout, last)
         time.sleep(interval)

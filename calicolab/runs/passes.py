@@ -64,7 +64,10 @@ def command(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: Pat
     # Modules spread over workers; a module stays on one worker, so the tests that create
     # objects (workloads/test_network.py) share them.
     workers = ["-n", "auto", "--dist", "loadscope"] if test_pass.parallel else ["-n", "0"]
+    # The project's configuration named outright: its registered markers make --strict-markers
+    # refuse a misspelt or renamed one.
     return [sys.executable, "-m", "pytest", *(str(root / f) for f in test_pass.folders),
+            "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
             "-p", "no:cacheprovider", "--tb=short", "--strict-markers", *workers,
             f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *test_pass.options, *extra]
 

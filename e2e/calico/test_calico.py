@@ -8,7 +8,7 @@ from calicolab.diagnose import calico as diag_calico
 from calicolab.diagnose import diagnoses
 from calicolab.diagnose.engine import ClusterView
 from calicolab.stack import etcd_query, parsers
-from e2e import expect
+from e2e import expect, guide
 
 BGP_DEADLINE = 30  # BIRD retries a refused or lost session every 5 s
 RUNNING_DEADLINE = 10  # calico-node may still be starting right after provisioning
@@ -22,9 +22,9 @@ def test_calico_node_unit_is_active(node):
 
 def test_calico_node_logged_started(node):
     logs = node.run("docker logs calico-node 2>&1").stdout
-    expect.true(f"{node.name}: calico-node log", "Calico node started successfully" in logs,
-                "Calico node started successfully", logs.strip().splitlines()[-3:] or "no log",
-                diagnoses.CALICO_NOT_RUNNING.text())
+    lines = [line for line in guide.CALICO_LOG_LINES if line in logs]
+    expect.equal(f"{node.name}: calico-node log", lines, list(guide.CALICO_LOG_LINES),
+                 diagnoses.CALICO_NOT_RUNNING.text() + f" (last lines: {logs.strip().splitlines()[-3:] or 'none'})")
 
 
 def _status(node) -> parsers.CalicoNodeStatus:
@@ -32,30 +32,29 @@ def _status(node) -> parsers.CalicoNodeStatus:
 
 
 def test_calicoctl_node_status_shows_mesh_established(node, cluster, nodes):
-    peers_wanted = {p.ip for p in cluster.peers_of(node.name)}
+    peers = cluster.peers_of(node.name)
     view = ClusterView(cluster, dict(nodes))  # probes the nodes for the cause, only on a failure
-
-    def good(status: parsers.CalicoNodeStatus) -> bool:
-        rows = {p.address: p for p in status.ipv4_peers}
-        return status.running and all(
-            ip in rows and rows[ip].established and rows[ip].peer_type == "node-to-node mesh"
-            for ip in peers_wanted)
-
     status = _poll(node, lambda s: s.running, RUNNING_DEADLINE)
     if not status.running:
-        expect.fail(f"{node.name}: calicoctl node status", "Calico process is running.",
+        expect.fail(f"{node.name}: calicoctl node status", guide.CALICO_RUNNING,
                     "Calico process is not running.", diag_calico.calico_down_cause(view, node).text())
-    status = _poll(node, good, BGP_DEADLINE)
-    rows = {p.address: p for p in status.ipv4_peers}
-    for ip in sorted(peers_wanted):
-        row = rows.get(ip)
-        if row and row.established and row.peer_type == "node-to-node mesh":
-            continue
-        seen = f"{row.peer_type}, {row.state}, {row.info}" if row else "no row for this peer"
-        peer = next(p for p in cluster.peers_of(node.name) if p.ip == ip)
+    status = _poll(node, lambda s: parsers.mesh_established(s, [p.ip for p in peers]), BGP_DEADLINE)
+    problems = parsers.mesh_problems(status, [p.ip for p in peers])
+    if problems:
+        rows = {r.address: r for r in status.ipv4_peers}
+        peer = next((p for p in peers if not (p.ip in rows and rows[p.ip].established)), peers[0])
+        row = rows.get(peer.ip)
         cause = diag_calico.session_cause(view, node, peer, row.info if row else "")
-        expect.fail(f"{node.name}: BGP session to peer {ip} (waited up to {BGP_DEADLINE} s)",
-                    "node-to-node mesh, up, Established", seen, cause.text())
+        expect.fail(f"{node.name}: IPv4 BGP peers (waited up to {BGP_DEADLINE} s)",
+                    f"exactly {', '.join(p.ip for p in peers)}: {guide.PEER_TYPE}, {guide.PEER_STATE}, "
+                    f"{guide.PEER_INFO}", "; ".join(problems), cause.text())
+
+
+def test_calicoctl_node_status_has_no_ipv6_peers(node):
+    out = node.run("calicoctl node status").stdout
+    expect.true(f"{node.name}: calicoctl node status, IPv6 section", guide.NO_IPV6_PEERS in out,
+                guide.NO_IPV6_PEERS, out.strip().splitlines()[-2:] or "no output",
+                "calico-node runs with an IPv6 address (IP6) the guide leaves empty")
 
 
 def _poll(node, ok, deadline: float) -> parsers.CalicoNodeStatus:
@@ -69,7 +68,10 @@ def _poll(node, ok, deadline: float) -> parsers.CalicoNodeStatus:
 def test_calicoctl_get_node_lists_every_node(node, cluster):
     res = node.run("calicoctl get node")
     expect.command_ok(res, "calicoctl cannot reach etcd (ETCD_ENDPOINTS)")
-    names = sorted(line.strip() for line in res.stdout.splitlines()[1:] if line.strip())
+    lines = [line.split() for line in res.stdout.splitlines() if line.strip()]
+    expect.equal(f"{node.name}: calicoctl get node header", lines[0][:1] if lines else [], ["NAME"],
+                 "calicoctl printed something other than its node table")
+    names = sorted(words[0] for words in lines[1:])
     expect.equal(f"{node.name}: calicoctl get node", names, sorted(n.name for n in cluster.nodes),
                  "a node's calico-node never registered (check its unit and log)")
 

@@ -6,7 +6,7 @@ from calicolab.core import versions
 from calicolab.diagnose import etcd as diag_etcd
 from calicolab.diagnose.engine import ClusterView
 from calicolab.stack import etcd_query
-from e2e import expect
+from e2e import expect, guide
 
 
 def _members(node, cluster):
@@ -17,20 +17,27 @@ def test_etcd_has_exactly_the_two_guide_members(node, cluster):
     members = _members(node, cluster)
     seen = sorted((m.name, m.peer_urls, m.client_urls) for m in members)
     scheme = cluster.etcd_scheme  # client URLs are https with etcd_tls; peers stay http
-    want = sorted((n.name, (f"http://{n.ip}:2380",), (f"{scheme}://{n.ip}:2379",)) for n in cluster.nodes)
+    want = sorted((n.name, (f"http://{n.ip}:{guide.ETCD_PEER_PORT}",), (f"{scheme}://{n.ip}:{guide.ETCD_CLIENT_PORT}",))
+                  for n in cluster.nodes)
     expect.equal(f"etcd member list seen from {node.name}", seen, want,
                  "a member did not join: wrong ETCD_INITIAL_CLUSTER, 2380 blocked, or a stale "
                  "data dir (`member ... has already been bootstrapped`)")
+    expect.equal("members in the guide's cluster", len(members), guide.ETCD_MEMBERS)
 
 
-def test_etcd_has_exactly_one_leader_and_all_agree(nodes, cluster):
-    leaders = {name: sorted(m.name for m in _members(n, cluster) if m.is_leader)
-               for name, n in nodes.items()}
+def test_etcd_has_exactly_one_leader_and_every_member_agrees(nodes, cluster):
+    # Each member is asked through its own client URL only: etcdctl with every endpoint would
+    # ask whichever member answers first, the same question twice.
+    leaders = {}
+    for spec in cluster.nodes:
+        own = f"{cluster.etcd_scheme}://{spec.ip}:{guide.ETCD_CLIENT_PORT}"
+        leaders[spec.name] = sorted(m.name for m in etcd_query.members(nodes[spec.name], cluster.versions.etcd, own)
+                                    if m.is_leader)
     for name, seen in leaders.items():
-        expect.equal(f"etcd leaders seen from {name}", len(seen), 1,
+        expect.equal(f"etcd leaders in {name}'s own view", len(seen), guide.ETCD_LEADERS,
                      "no leader: no quorum (peer down or 2380 blocked: `publish error`)")
-    expect.equal("etcd leader agreed by every node", len({tuple(v) for v in leaders.values()}), 1,
-                 "split view of the cluster: members disagree on the leader")
+    expect.equal("the leader every member names", len({tuple(v) for v in leaders.values()}), 1,
+                 f"split view of the cluster: members disagree on the leader ({leaders})")
 
 
 def test_etcd_cluster_is_healthy(node, cluster, nodes):

@@ -1,0 +1,35 @@
+"""The import rules hold for the project, and the checker finds each kind of breach."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calicolab import layers
+
+
+def test_the_project_has_no_upward_import_no_cycle_and_no_unexplained_nested_import():
+    assert [str(p) for p in layers.check()] == []
+
+
+def _write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_the_checker_finds_an_upward_import_a_cycle_and_a_silent_nested_import(tmp_path):
+    for pkg in ("calicolab", "calicolab/core", "calicolab/runs", "provision"):
+        _write(tmp_path, f"{pkg}/__init__.py", "")
+    _write(tmp_path, "calicolab/core/config.py", "from calicolab.runs import lifecycle\n")  # core -> runs
+    _write(tmp_path, "calicolab/runs/lifecycle.py", "from calicolab.runs import matrix\n")
+    _write(tmp_path, "calicolab/runs/matrix.py", "from calicolab.runs.lifecycle import x\n")  # a cycle
+    _write(tmp_path, "provision/hosts.py", "def f():\n    from calicolab.core import config\n"
+                                           "def g():\n    import json  # here: the reason\n")
+    found = [str(p) for p in layers.check(tmp_path)]
+    assert any("calicolab/core/config.py:1" in p and "calicolab.core must not import calicolab.runs" in p
+               for p in found), found
+    assert any(p.startswith("calicolab.runs.lifecycle -> calicolab.runs.matrix -> calicolab.runs.lifecycle")
+               for p in found), found
+    assert any("provision/hosts.py:2" in p and "inside a function" in p for p in found), found
+    assert not any("provision/hosts.py:4" in p for p in found), found  # explained by its comment
+    assert len(found) == 3, found
