@@ -25,6 +25,7 @@ from calicolab.infra.host_setup import setup as do_setup
 from calicolab.runs.bench import run_bench, run_lane_bench
 from calicolab.runs.lifecycle import Lifecycle
 from calicolab.runs.matrix import run_matrix
+from calicolab.runs.passes import suite_passes
 from calicolab.runs.soak import parse_runs, run_soak
 from calicolab.upgrade.rehearsal import run_upgrades
 
@@ -207,16 +208,18 @@ def matrix(c, lanes="ci", parallel="0", destroy="always", prefix=None, run_dir=N
 
 @task(help={"runs": "how many lifecycles to time (default 1)",
             "lanes": "instead: time 1 lane alone, then this many lanes side by side (read-only suite)",
-            **CLUSTER_HELP}, optional=TLS_FLAG)
+            "suite": SUITE_HELP, **CLUSTER_HELP}, optional=TLS_FLAG)
 @friendly
-def bench(c, runs="1", lanes="0", provider=None, prefix=None, etcd=None, docker=None, calico=None,
+def bench(c, runs="1", lanes="0", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Time the lab lifecycle stage by stage (or lanes side by side); print a table, write JSON."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes", "whole_number")}
+    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes", "suite")}
+    suite_passes(suite)  # an unknown suite is refused before anything is built
     if whole_number("--lanes", lanes):
         run_lane_bench(_cfg(**flags), whole_number("--lanes", lanes), say=lambda m: print(m, flush=True))
         return
-    run_bench(_cfg(**flags), whole_number("--runs", runs, minimum=1), say=lambda m: print(m, flush=True))
+    run_bench(_cfg(**flags), whole_number("--runs", runs, minimum=1), say=lambda m: print(m, flush=True),
+              suite=suite)
 
 
 @task(help={"lab": "also run the lab end-to-end (default true)"})

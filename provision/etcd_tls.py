@@ -1,9 +1,9 @@
 """The etcd TLS certificates on the nodes (setting `etcd_tls`; part of guide section 4).
 
 One cluster step, before etcd starts: make or keep the cluster's CA on the host
-(calicolab/etcd_tls.py) and copy the server files to /etc/etcd/pki and the client files to
+(calicolab/stack/etcd_tls.py) and copy the server files to /etc/etcd/pki and the client files to
 /etc/calico/certs on every node. With etcd_tls false the folders are removed, so a node
-holds the client certificate exactly when its etcd speaks TLS (calicolab/etcd_query.py
+holds the client certificate exactly when its etcd speaks TLS (calicolab/stack/etcd_query.py
 relies on that). A change marks the services that read the files for a restart.
 """
 

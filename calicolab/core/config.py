@@ -60,7 +60,7 @@ class ClusterConfig:
     run_dir: str
     reports_dir: str
     resources: Resources = field(default_factory=Resources)
-    etcd_tls: bool = False  # etcd's client side over TLS with client certificates (calicolab/etcd_tls.py)
+    etcd_tls: bool = False  # etcd's client side over TLS with client certificates (calicolab/stack/etcd_tls.py)
 
     # Derived values, so nothing downstream recomputes them differently.
     @property

@@ -4,7 +4,7 @@ The catalogue covers the guide's three etcd errors and the failure table of the 
 (docs: stack-facts.md): etcd member down or stale, no quorum, v2 API off, loopback client
 URL, Docker's cluster store, the libnetwork sockets, calico-node and BIRD, BGP port, peer
 and address, IP forwarding, rp_filter and MTU. The checks that find them on live nodes
-live in calicolab/checks.py and return Findings (result + what was seen + diagnosis);
+live in calicolab/diagnose/ (checks.py lists them) and return Findings (result + what was seen + diagnosis);
 `invoke doctor` prints them, e2e assertion messages and the fault-injection tests use them
 to name a cause.
 """

@@ -35,7 +35,7 @@ class StageRecord:
     seconds: float = 0.0
     status: str = "pending"  # passed | failed | skipped | pending
     detail: str = ""
-    attachments: list[str] = field(default_factory=list)  # failure artifacts (calicolab/artifacts.py)
+    attachments: list[str] = field(default_factory=list)  # failure artifacts (calicolab/report/artifacts.py)
 
 
 @dataclass

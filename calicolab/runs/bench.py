@@ -27,7 +27,7 @@ def mem_available_mib() -> float:
     return float("nan")
 
 
-def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None]) -> dict:
+def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: str = "checks") -> dict:
     samples: dict[str, list[float]] = {}
     memory: list[float] = []
     totals: list[float] = []
@@ -41,7 +41,7 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None]) -> dict
             lc.up()
             lc.provision()
             lc.provision("idempotence")
-            lc.verify()
+            lc.verify(suite=suite)
             memory.append(round(before - mem_available_mib(), 1))
         finally:
             lc.destroy()
@@ -51,7 +51,8 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None]) -> dict
             samples.setdefault(stage.name, []).append(stage.seconds)
     rows = {name: {"mean": round(statistics.mean(v), 1), "min": min(v), "max": max(v), "runs": len(v)}
             for name, v in samples.items()}
-    result = {"provider": cfg.provider, "calico": calico_label(lc.report.calico), "runs": runs, "stages": rows,
+    result = {"provider": cfg.provider, "calico": calico_label(lc.report.calico), "suite": suite, "runs": runs,
+              "stages": rows,
               "total_seconds": {"mean": round(statistics.mean(totals), 1), "min": min(totals),
                                 "max": max(totals), "samples": totals},
               "lab_memory_mib": memory}

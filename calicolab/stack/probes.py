@@ -1,6 +1,6 @@
 """Small facts read from a live node: is a TCP port open, what does a URL answer, which
 processes run in a container, which firewall rules drop a port. The named diagnoses
-(calicolab/diagnoses.py) are built from these; each probe is one short command with a
+(calicolab/diagnose/diagnoses.py) are built from these; each probe is one short command with a
 timeout, so a dead service costs seconds, not minutes.
 """
 

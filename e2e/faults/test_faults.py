@@ -1,5 +1,5 @@
 """Fault injection: break one thing on the running cluster, check that the named diagnosis
-(calicolab/checks.py, what `invoke doctor` prints) names the cause, put it right, and check
+(calicolab/diagnose/, what `invoke doctor` prints) names the cause, put it right, and check
 that the cluster heals within a deadline without losing data.
 
 Every test restores what it broke in `finally`, because the next test uses the same
