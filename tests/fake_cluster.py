@@ -1,5 +1,7 @@
-"""A healthy two-node cluster made of FakeNodes, answering every probe of calicolab/checks.py
-the way the live lab does; a test overrides the answers of one symptom."""
+"""A healthy two-node cluster made of FakeNodes, answering every probe of calicolab/diagnose/
+the way the live lab does; a test overrides the answers of one symptom. The FakeNodes are strict
+(tests/fakes.py): every command a check runs, on the healthy path or not, needs its rule here,
+since a missing one fails the test instead of answering "exit 0, no output"."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from fakes import FakeNode
 
 from calicolab.core import config
 from calicolab.diagnose.engine import ClusterView
+from provision import etcd
 
 Answer = Callable[[str], tuple[int, str]]
 CFG = config.load(environ={})  # cluster.yaml: node1 192.168.223.131, node2 192.168.223.130
@@ -49,32 +52,58 @@ No IPv6 peers found.
 """
 
 
+def etcd_conf(name: str, enable_v2: bool = True) -> str:
+    """The /etc/etcd/etcd.conf the provisioner writes on this node, or one without ETCD_ENABLE_V2."""
+    text = etcd.render_conf(CFG, CFG.node(name))
+    return text if enable_v2 else "".join(ln for ln in text.splitlines(True) if not ln.startswith("ETCD_ENABLE_V2="))
+
+
+def bird_protocols(peer_ip: str, state: str = "up", info: str = "Established") -> str:
+    """birdcl's `show protocols` inside calico-node (what probes.bird_protocols reads)."""
+    return ("BIRD 1.6.8 ready.\nname     proto    table    state  since       info\n"
+            "static1  Static   master   up     09:31:10\nkernel1  Kernel   master   up     09:31:10\n"
+            "device1  Device   master   up     09:31:10\n"
+            f"Mesh_{peer_ip.replace('.', '_')} BGP      master   {state}     09:31:18    {info}\n")
+
+
 def top(bird: bool = True, bird_age: int = 895, felix_age: int = 900) -> str:
     rows = [f"946  {felix_age}  calico-felix"] + ([f"972  {bird_age}  bird"] if bird else [])
     return "PID  ELAPSED  COMMAND\n" + "\n".join(rows) + "\n"
 
 
 def healthy_rules(name: str) -> dict[str, Answer]:
-    """Regex -> answer for one node of a healthy cluster (first match wins in FakeNode)."""
+    """Regex -> answer for one node of a healthy cluster (first match wins in FakeNode), one
+    rule for every command the checks run, in calicolab/diagnose/*.py order."""
     me = CFG.node(name)
     peer = CFG.peers_of(name)[0]
     rules: dict[str, Answer] = {
-        r"systemctl is-active": said("active\n"),
+        r"^true$": said(""),  # checks.run's SSH probe
+        # etcd (diagnose/etcd.py)
+        r"^systemctl is-active ": said("active\n"),  # etcd, docker, calico-node
         r"/v3(beta)?/maintenance/status": lambda cmd: (0, status_json(_owner(cmd)) + "\nhttp-status=200"),
-        r":2379/version": http('{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}'),
+        r":2379/version": http('{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}'),  # node IP and 127.0.0.1
         r":2379/health": http('{"health":"true"}'),
         r":2379/v2/keys/calico/bgp/v1/host/": _registered_ip,
         r":2379/v2/keys/": http('{"action":"get","node":{"dir":true}}'),
+        r"^cat /etc/etcd/etcd\.conf( |$)": said(etcd_conf(name)),  # read when /v2/keys/ is 404
+        r"/dev/tcp/": said("tcp-rc=0\n"),  # TCP 2380 to the peer, asked when quorum is lost
+        r"^journalctl -u ": said(""),  # etcd, calico-node: read when the unit is not active
+        # docker (diagnose/docker.py)
         r"^docker info": said(f" Cluster Store: etcd://{me.ip}:2379\n"),
-        r"^docker network ls": said("8c2f5b1d0a11 net1\n"),
-        r"docker inspect -f '\{\{.State.Running\}\}' calico-node": said("true\n"),
-        r"^docker top calico-node": said(top()),
-        r"^calicoctl node status": said(node_status(peer.ip)),
+        r"^docker network ls --filter driver=calico ": said("8c2f5b1d0a11 net1\n"),
+        # calico-node, BIRD, BGP (diagnose/calico.py)
+        r"^docker inspect -f '\{\{.State.Running\}\}' calico-node( |$)": said("true\n"),
+        r"^test -S /run/docker/plugins/calico(-ipam)?\.sock$": said(""),
+        r"^test -S /var/run/calico/bird\.ctl$": said(""),
+        r"^docker top calico-node -eo pid,etimes,comm": said(top()),
+        r"^calicoctl node status$": said(node_status(peer.ip)),
+        r"^docker exec calico-node sh -c .*show protocols": said(bird_protocols(peer.ip)),  # calicoctl's fallback
+        r"^ss -Htn state syn-sent$": said(""),  # no SYN waits for an answer
+        r"^ping -c 1 ": said(""),  # small and 1500-byte DF pings to the peer answer (output to /dev/null)
+        r"^docker logs --tail \d+ calico-node": said("Calico node started successfully\n"),
         r"^iptables-save": said("*filter\n:INPUT ACCEPT [0:0]\n-A FORWARD -i cali+ -j ACCEPT\nCOMMIT\n"),
-        r"sysctl -n": said("1\n"),
-        r"/dev/tcp/": said("tcp-rc=0\n"),
-        r"^journalctl": said(""),
-        r"^docker logs": said("Calico node started successfully\n"),
+        # host (diagnose/host.py)
+        r"^sysctl -n ": said("1\n"),  # net.ipv4.ip_forward, net.ipv4.conf.all.rp_filter
     }
     return rules
 

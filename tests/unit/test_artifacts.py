@@ -43,13 +43,36 @@ class DeadNode:
         raise UserError(f"{self.name} (127.0.0.1:2202) is unreachable over SSH (EOFError): run `invoke up`")
 
 
+SHELL = r"^timeout -k 2 10 sh -c "  # how artifacts.node_probes wraps a shell probe
+
+
+def _probe_rules(ip: str) -> dict[str, tuple[int, str]]:
+    """An answer for each of artifacts.node_probes' commands: a node whose calico-node is down."""
+    return {
+        SHELL + r"'journalctl -u etcd ": (0, "etcd started\n"),
+        SHELL + r"'journalctl -u (docker|calico-node) ": (0, "-- No entries --\n"),
+        SHELL + r"'systemctl --no-pager --full status etcd docker calico-node'$": (3, "calico-node.service failed\n"),
+        r"^ETCDCTL_API=2 etcdctl --endpoints \S+ member list$": (0, f"4386666900514948734: name=node1 "
+                                                               f"peerURLs=http://{ip}:2380 isLeader=true\n"),
+        r"^ETCDCTL_API=2 etcdctl --endpoints \S+ cluster-health$": (0, "cluster is healthy\n"),
+        r"^ETCDCTL_API=3 etcdctl --endpoints \S+ member list -w table$": (0, "| 3cdf | started | node1 |\n"),
+        r"^ETCDCTL_API=3 etcdctl --endpoints \S+ endpoint health$": (0, f"http://{ip}:2379 is healthy\n"),
+        r"^ETCDCTL_API=3 etcdctl --endpoints \S+ endpoint status -w table$": (0, f"| http://{ip}:2379 | 3.4.23 |\n"),
+        SHELL + r"'calicoctl node status'$": (1, "Calico process is not running.\n"),
+        SHELL + r".*docker exec calico-node sh -c .*birdcl -s /var/run/calico/bird\.ctl show protocols all":
+            (1, "Error: No such container: calico-node\n"),
+        SHELL + r"'ip addr'$": (0, f"2: eth1: <BROADCAST,MULTICAST,UP>\n    inet {ip}/24 scope global eth1\n"),
+        SHELL + r"'ip route show table all'$": (0, "default via 10.0.2.2 dev eth0\n"),
+        SHELL + r"iptables-save$": (0, "*filter\nCOMMIT\n"),
+        SHELL + r"'docker info'$": (0, f" Cluster Store: etcd://{ip}:2379\n"),
+        SHELL + r"'docker ps -a --no-trunc'$": (0, "CONTAINER ID   IMAGE   COMMAND   STATUS   NAMES\n"),
+        SHELL + r"'docker logs --timestamps --tail 500 calico-node'$": (0, "leaked key:\n" + FAKE_KEY),
+    }
+
+
 def _fake_factory(made: dict, dead: set[str] = frozenset()):
     def factory(target, ip):
-        node = DeadNode(target.name) if target.name in dead else FakeNode(target.name, ip, rules={
-            r"journalctl -u etcd": lambda _c: (0, "etcd started\n"),
-            r"calico-node logs|docker logs .*calico-node": lambda _c: (0, "leaked key:\n" + FAKE_KEY),
-            r"calicoctl node status": lambda _c: (1, "Calico process is not running.\n"),
-        })
+        node = DeadNode(target.name) if target.name in dead else FakeNode(target.name, ip, _probe_rules(ip))
         made[target.name] = node
         return node
     return factory

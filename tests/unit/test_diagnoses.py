@@ -5,7 +5,7 @@ not the catalogue's constant text), and passes on a healthy cluster."""
 from __future__ import annotations
 
 import pytest
-from fake_cluster import CFG, NO_ANSWER, both, fake_view, http, node_status, said, status_json, top
+from fake_cluster import CFG, NO_ANSWER, both, etcd_conf, fake_view, http, node_status, said, status_json, top
 
 from calicolab.core.errors import UserError
 from calicolab.diagnose import checks
@@ -80,7 +80,9 @@ def test_members_that_cannot_reach_each_other_on_2380():
     assert found.diagnosis.name == "etcd peer port blocked" and found.diagnosis.where == "node1 -> node2:2380"
 
 
-V2_OFF = both({r":2379/v2/keys/": http("404 page not found", 404)})
+# etcd 3.4 without ETCD_ENABLE_V2 in its etcd.conf (which the v2 check reads to say so).
+V2_OFF = {n.name: {r":2379/v2/keys/": http("404 page not found", 404),
+                   r"^cat /etc/etcd/etcd\.conf": said(etcd_conf(n.name, enable_v2=False))} for n in CFG.nodes}
 
 
 def test_v2_api_off_names_enable_v2_for_etcd_and_dockers_store():
@@ -89,6 +91,7 @@ def test_v2_api_off_names_enable_v2_for_etcd_and_dockers_store():
         found = finding(view, check, "node1")
         assert found.result == FAIL and found.diagnosis.name == "etcd v2 API off"
         assert found.diagnosis.where.startswith("node1")
+    assert "ETCD_ENABLE_V2 unset in etcd.conf" in finding(view, "etcd v2 API", "node1").seen
 
 
 def test_a_missing_key_is_not_the_v2_api_off():
@@ -227,6 +230,14 @@ def test_calicoctl_that_hangs_falls_back_to_bird():
                                 r"^docker exec calico-node": said(protocols)}})
     found = finding(view, "BGP mesh", "node1")
     assert found.result == PASS and "read from BIRD" in found.seen
+
+
+def test_without_quorum_the_mesh_is_read_from_bird():
+    # Docker (so the double's calicoctl) stalls without quorum: BIRD's own table is asked instead.
+    view = fake_view(both({r":2379/health": http('{"health":"false"}', 503)}))
+    found = finding(view, "BGP mesh", "node1")
+    assert found.result == PASS and "etcd has no quorum" in found.seen
+    assert not any(cmd.startswith("calicoctl") for cmd in view.nodes["node1"].commands)
 
 
 @pytest.mark.parametrize("check,key,value,diagnosis", [

@@ -165,7 +165,11 @@ def test_calico_env_unit_and_calicoctl_cfg_name_the_client_files():
 
 # -- etcd queries ---------------------------------------------------------------------------------
 def test_etcdctl_gets_the_client_certificate_for_https_endpoints():
-    node = FakeNode()
+    node = FakeNode(rules={
+        r"^ETCDCTL_API=2 etcdctl --endpoints \S+ (--ca-file \S+ --cert-file \S+ --key-file \S+ )?member list$":
+            "4386666900514948734: name=node1 peerURLs=http://192.168.223.131:2380 isLeader=true\n",
+        r"^ETCDCTL_API=3 etcdctl --endpoints \S+ --cacert \S+ --cert \S+ --key \S+ endpoint health$":
+            "https://192.168.223.131:2379 is healthy: successfully committed proposal\n"})
     etcd_query.etcdctl(node, "member list", "3.4.23", _cfg(etcd_tls="true").etcd_endpoints)
     assert "--ca-file /etc/calico/certs/ca.pem --cert-file /etc/calico/certs/client.pem " \
            "--key-file /etc/calico/certs/client-key.pem" in node.commands[-1]
@@ -194,17 +198,15 @@ def test_http_requests_follow_the_client_certificate_on_the_node(tmp_path):
 
 # -- the certificate step -------------------------------------------------------------------------
 class CertNode(FakeNode):
-    """A fake node that keeps private files with their owners, and answers sha256sum/stat."""
+    """A fake node whose private files (FakeNode.put_private keeps their owners) answer
+    sha256sum/stat, and where the etcd user exists (the etcd package made it)."""
 
     def __init__(self, name: str, ip: str) -> None:
         super().__init__(name, ip, rules={
+            r"^getent passwd etcd >/dev/null$": (0, ""),
             r"^sha256sum ": self._state, r"^test -e /etc/calico/certs": self._dirs_present,
-            r"^rm -rf /etc/calico/certs": self._remove})
-        self.owners: dict[str, str] = {}
-
-    def put_private(self, content: str, path: str, owner: str = "root") -> None:
-        self.commands.append(f"put_private {path}")
-        self.files[path], self.modes[path], self.owners[path] = content, "600", owner
+            r"^rm -rf /etc/calico/certs": self._remove,
+            r"^touch /run/calicolab-(etcd|docker|calico)-restart": (0, "")})
 
     def _state(self, cmd: str) -> tuple[int, str]:
         path = cmd.split()[1].strip("'")
@@ -237,7 +239,8 @@ def test_certificate_step_installs_once_and_keeps_the_keys_private(tmp_path):
         assert node.files[etcd_tls.CLIENT.key] == (pki / "client-key.pem").read_text()
         assert node.owners[etcd_tls.SERVER.key] == "etcd" and node.modes[etcd_tls.SERVER.key] == "600"
         assert node.files[etcd_tls.SERVER.ca] == node.files[etcd_tls.CLIENT.ca] == (pki / "ca.pem").read_text()
-        assert not any(c.startswith("put /etc/") and c.endswith("-key.pem") for c in node.commands)
+        assert not any(kind == "put" and path.endswith("-key.pem") for kind, path in node.log)
+        assert ("put_private", etcd_tls.SERVER.key) in node.log and ("put_private", etcd_tls.CLIENT.key) in node.log
         assert any("touch /run/calicolab-etcd-restart" in c for c in node.commands)
     second = tls_step.certificates(_contexts(cfg, nodes))
     assert not any(c.changed for c in second), [c.line() for c in second]

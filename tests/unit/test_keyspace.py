@@ -2,8 +2,9 @@
 
 import json
 
+from fakes import FakeNode
+
 from calicolab.stack import keyspace
-from tests.fakes import FakeNode
 
 
 def test_snapshot_flattens_the_tree_and_skips_a_missing_tree():

@@ -58,7 +58,8 @@ def test_hosts_section_is_idempotent():
 
 def test_firewall_step_stops_a_running_firewalld_and_flushes():
     node = FakeNode(rules={r"systemctl is-active --quiet firewalld": lambda _c: (0, ""),
-                           r"systemctl is-": lambda _c: (1, "")})
+                           r"systemctl is-": lambda _c: (1, ""),
+                           r"^systemctl disable --now firewalld$": (0, ""), r"^iptables -F$": (0, "")})
     change = hosts.firewall(_ctx(node))
     assert change.changed and "firewalld" in change.detail
     assert node.commands.index("systemctl disable --now firewalld") < node.commands.index("iptables -F")

@@ -1,5 +1,6 @@
 """CentOS 7 provisioning: the files it renders and the commands each step runs, on a
-recording node (tests/vm/conftest.py FakeNode)."""
+recording node (tests/fakes.py FakeNode, strict: each test gives the rules for the commands its
+install must run, so an unexpected one fails it)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,30 @@ def test_upstream_etcd_unit_reads_etcd_conf_as_centos_does():
 
 # ---- command sequences --------------------------------------------------------------------
 
+# What a CentOS 7 node answers to each install's commands (yum's output shortened).
+YUM_CLEAN = {r"^yum clean all -q$": (0, "")}
+ETCD_YUM = {**YUM_CLEAN,
+            r"^rm -f /etc/systemd/system/etcd\.service && systemctl daemon-reload$": (0, ""),
+            r"^yum install -y etcd-3\.3\.11$": (0, "Installed:\n  etcd.x86_64 0:3.3.11-2.el7.centos\nComplete!\n")}
+UNPACKED = r"/tmp/etcd-v3\.5\.16-linux-amd64"  # etcd_upstream_commands' work folder, archive next to it
+ETCD_UPSTREAM = {**YUM_CLEAN,
+                 r"^if rpm -q etcd >/dev/null 2>&1; then rpm -e etcd; fi$": (0, ""),
+                 rf"^curl -fsSL --retry 3 -o {UNPACKED}\.tar\.gz https://github\.com/\S+ && "
+                 rf"echo '[0-9a-f]{{64}}  {UNPACKED}\.tar\.gz' \| sha256sum -c --quiet -$": (0, ""),
+                 rf"^rm -rf {UNPACKED} && tar -xzf {UNPACKED}\.tar\.gz -C /tmp$": (0, ""),
+                 rf"^install -m 0755 {UNPACKED}/etcd {UNPACKED}/etcdctl /usr/bin/$": (0, ""),
+                 rf"^rm -rf {UNPACKED} {UNPACKED}\.tar\.gz$": (0, ""),
+                 r"^getent group etcd >/dev/null \|\| groupadd -r etcd$": (0, ""),
+                 r"^getent passwd etcd >/dev/null \|\| useradd -r -g etcd ": (0, ""),
+                 r"^install -d -m 0700 -o etcd -g etcd /var/lib/etcd && mkdir -p /etc/etcd$": (0, ""),
+                 r"^systemctl daemon-reload$": (0, "")}
+DOCKER_CE = {**YUM_CLEAN,
+             # a fresh node: rpm says so on stdout and exits 1
+             r"^rpm -q --qf '%\{VERSION\}' docker-ce$": (1, "package docker-ce is not installed\n"),
+             r"^yum install -y docker-ce-20\.10\.21 docker-ce-cli-20\.10\.21 containerd\.io$": (0, "Complete!\n"),
+             r"^yum downgrade -y docker-ce-20\.10\.21 docker-ce-cli-20\.10\.21$": (0, "Complete!\n"),
+             r"^systemctl enable docker$": (0, "")}
+
 def first_index(log, predicate) -> int:
     return next(i for i, entry in enumerate(log) if predicate(entry))
 
@@ -99,6 +124,7 @@ def assert_yum_after_vault_repo(node) -> None:
 
 
 def test_etcd_from_centos_extras(fake_node):
+    fake_node.rules.update(ETCD_YUM)
     centos.install(fake_node, "etcd", "3.3.11", "centos-extras")
     assert_yum_after_vault_repo(fake_node)
     assert fake_node.commands[-2:] == ["rm -f /etc/systemd/system/etcd.service && systemctl daemon-reload",
@@ -107,6 +133,7 @@ def test_etcd_from_centos_extras(fake_node):
 
 
 def test_vault_repos_untouched_when_already_right(fake_node):
+    fake_node.rules.update(YUM_CLEAN)
     fake_node.files[centos.BASE_REPO] = centos.render_vault_repo()
     assert centos.ensure_vault_repos(fake_node) is False
     assert not any(c.startswith("yum") for c in fake_node.commands)
@@ -116,6 +143,7 @@ def test_vault_repos_untouched_when_already_right(fake_node):
 
 
 def test_etcd_from_upstream_with_pinned_checksum(fake_node):
+    fake_node.rules.update(ETCD_UPSTREAM)
     centos.install(fake_node, "etcd", "3.5.16", "upstream")
     cmds = fake_node.commands
     url = "https://github.com/etcd-io/etcd/releases/download/v3.5.16/etcd-v3.5.16-linux-amd64.tar.gz"
@@ -140,6 +168,7 @@ def test_upstream_etcd_without_pinned_checksum_is_refused_before_any_change(fake
 
 
 def test_docker_ce_pinned_from_dockers_repo(fake_node):
+    fake_node.rules.update(DOCKER_CE)
     centos.install(fake_node, "docker", "20.10.21", "docker-ce")
     assert_yum_after_vault_repo(fake_node)
     docker_repo = first_index(fake_node.log, lambda e: e == ("put", centos.DOCKER_REPO))
@@ -150,16 +179,19 @@ def test_docker_ce_pinned_from_dockers_repo(fake_node):
 
 
 def test_docker_ce_downgrade(fake_node):
-    fake_node.rules.append(("rpm -q --qf", 0, "20.10.24"))
+    fake_node.rules.update(DOCKER_CE)
+    fake_node.prefer(r"^rpm -q --qf '%\{VERSION\}' docker-ce$", (0, "20.10.24"))
     centos.install(fake_node, "docker", "20.10.21", "docker-ce")
     assert fake_node.commands[-2] == "yum downgrade -y docker-ce-20.10.21 docker-ce-cli-20.10.21"
 
 
 def test_failed_yum_is_one_clear_line(fake_node):
-    fake_node.rules.append(("yum install", 1, ""))
+    fake_node.rules.update(ETCD_YUM)
+    fake_node.prefer(r"^yum install ", (1, "No package etcd-3.3.11 available.\nError: Nothing to do\n"))
     with pytest.raises(UserError) as err:
         centos.install(fake_node, "etcd", "3.3.11", "centos-extras")
     assert "node1" in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).endswith("Error: Nothing to do")  # yum's last line says why
 
 
 def test_unknown_source_is_refused(fake_node):
@@ -168,7 +200,7 @@ def test_unknown_source_is_refused(fake_node):
 
 
 def test_platform_routes_centos_installs_here(fake_node):
-    fake_node.rules.append(("etcd --version", 0, "etcd Version: 3.3.11\nGit SHA: Not provided\n"))
+    fake_node.rules.update({**ETCD_YUM, r"^etcd --version$": (0, "etcd Version: 3.3.11\nGit SHA: Not provided\n")})
     platform.CENTOS.install(fake_node, "etcd", "3.3.11", "virtualbox")
     assert "yum install -y etcd-3.3.11" in fake_node.commands
 
