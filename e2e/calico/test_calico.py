@@ -27,18 +27,19 @@ def test_calico_node_logged_started(node):
                  diagnoses.CALICO_NOT_RUNNING.text() + f" (last lines: {logs.strip().splitlines()[-3:] or 'none'})")
 
 
-def _status(node) -> parsers.CalicoNodeStatus:
-    return parsers.calicoctl_node_status(node.run("calicoctl node status").stdout)
+def _status(node) -> tuple[parsers.CalicoNodeStatus, str]:
+    text = node.run("calicoctl node status").stdout
+    return parsers.calicoctl_node_status(text), text
 
 
-def test_calicoctl_node_status_shows_mesh_established(node, cluster, nodes):
+def test_calicoctl_node_status_shows_mesh_established_and_no_ipv6_peers(node, cluster, nodes):
     peers = cluster.peers_of(node.name)
     view = ClusterView(cluster, dict(nodes))  # probes the nodes for the cause, only on a failure
-    status = _poll(node, lambda s: s.running, RUNNING_DEADLINE)
+    status, _ = _poll(node, lambda s: s[0].running, RUNNING_DEADLINE)
     if not status.running:
         expect.fail(f"{node.name}: calicoctl node status", guide.CALICO_RUNNING,
                     "Calico process is not running.", diag_calico.calico_down_cause(view, node).text())
-    status = _poll(node, lambda s: parsers.mesh_established(s, [p.ip for p in peers]), BGP_DEADLINE)
+    status, text = _poll(node, lambda s: parsers.mesh_established(s[0], [p.ip for p in peers]), BGP_DEADLINE)
     problems = parsers.mesh_problems(status, [p.ip for p in peers])
     if problems:
         rows = {r.address: r for r in status.ipv4_peers}
@@ -48,21 +49,18 @@ def test_calicoctl_node_status_shows_mesh_established(node, cluster, nodes):
         expect.fail(f"{node.name}: IPv4 BGP peers (waited up to {BGP_DEADLINE} s)",
                     f"exactly {', '.join(p.ip for p in peers)}: {guide.PEER_TYPE}, {guide.PEER_STATE}, "
                     f"{guide.PEER_INFO}", "; ".join(problems), cause.text())
-
-
-def test_calicoctl_node_status_has_no_ipv6_peers(node):
-    out = node.run("calicoctl node status").stdout
-    expect.true(f"{node.name}: calicoctl node status, IPv6 section", guide.NO_IPV6_PEERS in out,
-                guide.NO_IPV6_PEERS, out.strip().splitlines()[-2:] or "no output",
+    expect.true(f"{node.name}: calicoctl node status, IPv6 section", guide.NO_IPV6_PEERS in text,
+                guide.NO_IPV6_PEERS, text.strip().splitlines()[-2:] or "no output",
                 "calico-node runs with an IPv6 address (IP6) the guide leaves empty")
 
 
-def _poll(node, ok, deadline: float) -> parsers.CalicoNodeStatus:
-    """The status once ok() holds, or the last one seen at the deadline (the caller reports it)."""
+def _poll(node, ok, deadline: float) -> tuple[parsers.CalicoNodeStatus, str]:
+    """The status (and its text) once ok() holds, or the last seen at the deadline (the caller
+    reports it)."""
     try:
         return wait_for(lambda: _status(node), ok, f"{node.name}: calicoctl node status", timeout=deadline)
     except Timeout as err:
-        return err.last if isinstance(err.last, parsers.CalicoNodeStatus) else _status(node)
+        return err.last if isinstance(err.last, tuple) else _status(node)
 
 
 def test_calicoctl_get_node_lists_every_node(node, cluster):
