@@ -33,3 +33,13 @@ def test_the_checker_finds_an_upward_import_a_cycle_and_a_silent_nested_import(t
     assert any("provision/hosts.py:2" in p and "inside a function" in p for p in found), found
     assert not any("provision/hosts.py:4" in p for p in found), found  # explained by its comment
     assert len(found) == 3, found
+
+
+def test_an_e2e_check_may_not_take_its_expected_values_from_provisioning(tmp_path):
+    # The old e2e/test_hosts.py read its expected sysctls from provision.hosts.SYSCTL.
+    for pkg in ("e2e", "e2e/hosts", "provision"):
+        _write(tmp_path, f"{pkg}/__init__.py", "")
+    _write(tmp_path, "provision/hosts.py", "SYSCTL = {}\n")
+    _write(tmp_path, "e2e/hosts/test_hosts.py", "from provision.hosts import SYSCTL\n")
+    found = [str(p) for p in layers.check(tmp_path)]
+    assert len(found) == 1 and "e2e must not import provision.hosts" in found[0], found

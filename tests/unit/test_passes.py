@@ -82,3 +82,15 @@ def test_verify_fails_on_a_pass_that_collected_nothing(tmp_path, monkeypatch):
     with pytest.raises(StageFailed, match="collected no tests"):
         lc.verify([], "read-only")
     lc.verify(["-k", "nothing"], "read-only")  # the user narrowed it: said, not failed
+
+
+def test_node_names_come_from_the_cluster_or_collection_stops(tree, tmp_path):
+    # The old conftest fell back to hard-coded node1/node2 on any error.
+    root, cfg = tree
+    _test_file(root, "hosts", "def test_one(node_name):\n    assert node_name\n")
+    broken = tmp_path / "run" / "cluster.json"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("{not json")
+    read_only = passes.TestPass("read-only checks", ("hosts",), False, "e2e.xml")
+    rc, (ok, _) = _run(tree, read_only)
+    assert rc not in (0, passes.NO_TESTS) and not ok
