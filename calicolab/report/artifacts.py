@@ -69,7 +69,7 @@ def attachment_line(path: Path) -> str:
 
 def safe_label(label: str) -> str:
     """A folder name from a pytest node id or a stage name."""
-    text = label.removeprefix("e2e/").replace("::", ".").replace("[", "-").replace("]", "")
+    text = label.removeprefix("e2e/").replace("/", ".").replace("::", ".").replace("[", "-").replace("]", "")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:150] or "unnamed"
 
 

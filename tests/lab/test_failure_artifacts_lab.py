@@ -50,7 +50,7 @@ def test_a_failing_check_leaves_linked_artifacts_and_dead_nodes_do_not_hang(lane
                                               "test_etcd_cluster_is_healthy[node2]"}
     for case in cases:
         linked = _attachments(case.findtext("system-out") or "")
-        folder = lane.reports_dir / "artifacts" / f"test_etcd.py.{case.get('name').replace('[', '-')[:-1]}"
+        folder = lane.reports_dir / "artifacts" / f"etcd.test_etcd.py.{case.get('name').replace('[', '-')[:-1]}"
         assert linked and all(p.is_absolute() and p.exists() for p in linked), linked
         assert folder / "SUMMARY.txt" in linked
         for node in ("node1", "node2"):

@@ -344,3 +344,9 @@ def test_project_pytest_settings_write_captured_stdout_to_junit():
 
     text = (ROOT / "pyproject.toml").read_text()
     assert 'junit_logging = "system-out"' in text
+
+
+def test_an_e2e_test_gets_a_folder_named_after_its_section_module_and_case():
+    assert artifacts.safe_label("e2e/etcd/test_etcd.py::test_etcd_cluster_is_healthy[node1]") == \
+        "etcd.test_etcd.py.test_etcd_cluster_is_healthy-node1"
+    assert artifacts.safe_label("stage-verify") == "stage-verify"
