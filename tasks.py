@@ -20,6 +20,7 @@ from calicolab.core import config, state
 from calicolab.core.cli_args import whole_number
 from calicolab.core.errors import StageFailed, Terminated, UserError
 from calicolab.core.state import running_config
+from calicolab.core.tables import render
 from calicolab.diagnose.doctor import run_doctor
 from calicolab.infra.host_setup import setup as do_setup
 from calicolab.runs.bench import run_bench, run_lane_bench
@@ -27,6 +28,7 @@ from calicolab.runs.lifecycle import Lifecycle
 from calicolab.runs.matrix import run_matrix
 from calicolab.runs.passes import suite_passes
 from calicolab.runs.soak import parse_runs, run_soak
+from calicolab.stack import downloads
 from calicolab.upgrade.rehearsal import run_upgrades
 
 CLUSTER_HELP = {
@@ -254,6 +256,26 @@ def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, repor
     if report.failed:
         raise StageFailed(f"{len(report.failed)} check(s) failed: " +
                           ", ".join(sorted({f"{f.check} ({f.node})" for f in report.failed})))
+
+
+@task(help={"forget": "remove this entry (e.g. 'calicoctl v1.6.1') so its next download is locked again",
+            "lock_file": "the lock file (default: upstream.lock_file of cluster.yaml)"})
+@friendly
+def lock(c, forget="", lock_file=None):
+    """Show the lock of upstream downloads (sha256 and image digests recorded on first use)."""
+    cfg = config.load({"lock_file": lock_file})
+    held = downloads.Lock.load(cfg.lock_path)
+    if forget:
+        if not held.forget(forget):
+            raise UserError(f"{forget!r} is not in {cfg.lock_path}: known are {', '.join(held.entries) or 'none'}")
+        print(f"forgot {forget}: its next download is locked again on first use")
+        return
+    if not held.entries:
+        print(f"{cfg.lock_path}: nothing locked yet (a run with upstream Calico records what it downloads)")
+        return
+    print(render(("artifact", "kind", "hash", "recorded", "source"), [
+        (key, e["kind"], e.get("sha256") or e.get("digest", ""), e.get("recorded", ""), e.get("source", ""))
+        for key, e in held.entries.items()]))
 
 
 @task(help={"runs": "how many e2e lifecycles to run in a row (default 10)", "suite": SUITE_HELP, **CLUSTER_HELP},

@@ -121,8 +121,10 @@ def _calico_line() -> str | None:
     _, state_json = run_files()
     if not (_is_e2e_run() and state_json.exists()):
         return None
-    source = json.loads(state_json.read_text()).get("calico_source", "unknown")
-    return f"calico under test: {calico_label(source)}"
+    run_state = json.loads(state_json.read_text())
+    seen = run_state.get("calico_seen")
+    return f"calico under test: {calico_label(run_state.get('calico_source', 'unknown'))}" + (
+        f" [{seen}]" if seen else "")
 
 
 def pytest_report_header(config):  # noqa: ARG001 - pytest hook signature

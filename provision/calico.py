@@ -9,14 +9,14 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from calicolab.core import privilege, shell
+from calicolab.core import privilege
 from calicolab.core.config import ClusterConfig
 from calicolab.core.config import Node as NodeSpec
 from calicolab.core.errors import UserError
 from calicolab.core.paths import IMAGE_NAMESPACE, NODE_IMAGES, ROOT
 from calicolab.core.polling import Timeout, wait_for
-from calicolab.stack import etcd_tls
-from provision import centos
+from calicolab.stack import downloads, etcd_tls
+from provision import fetch
 from provision.context import Context
 from provision.steps import Change, ensure_file, unit_active, unit_enabled
 
@@ -26,8 +26,6 @@ CALICOCTL_CFG = "/etc/calico/calicoctl.cfg"
 UNIT_FILE = "/etc/systemd/system/calico-node.service"
 CALICOCTL = "/usr/local/bin/calicoctl"
 STARTED = "Calico node started successfully"
-UPSTREAM_IMAGE = "calico/node"
-CALICOCTL_URL = "https://github.com/projectcalico/calicoctl/releases/download/{v}/calicoctl"
 
 
 @dataclass(frozen=True)
@@ -39,23 +37,9 @@ class CalicoArtifacts:
     @classmethod
     def for_config(cls, cfg: ClusterConfig, source: str) -> CalicoArtifacts:
         if source == "upstream":
-            return cls("upstream", f"{UPSTREAM_IMAGE}:{cfg.versions.calico}", "")
+            return cls("upstream", f"{cfg.upstream.calico_node_image}:{cfg.versions.calico}", "")
         return cls("double", f"{IMAGE_NAMESPACE}/calico-node-double:{cfg.versions.calico}",
                    f"{NODE_IMAGES}/calico-node-double.tar")
-
-
-def upstream_reachable() -> bool:
-    """Can Docker Hub be reached at all? (decides `auto` on the lab, never overrides a choice)"""
-    return shell.run(["curl", "-sS", "-m", "5", "-o", "/dev/null", "https://registry-1.docker.io/v2/"],
-                     check=False, timeout=15).ok
-
-
-def resolve_source(cfg: ClusterConfig) -> str:
-    if cfg.calico_source != "auto":
-        return cfg.calico_source
-    if not cfg.is_lab:
-        return "upstream"
-    return "upstream" if upstream_reachable() else "double"
 
 
 def render_env(cfg: ClusterConfig, node: NodeSpec, art: CalicoArtifacts) -> str:
@@ -140,13 +124,15 @@ def image(ctx: Context) -> Change:
     art = _artifacts(ctx)
     if ctx.node.run(f"docker image inspect {art.image} >/dev/null").ok:
         return ctx.change("calico/node image", False, f"{art.image} present")
-    cmd = f"docker load -i {art.image_tar}" if art.source == "double" else f"docker pull {art.image}"
+    if art.source == "upstream":
+        how = fetch.image(ctx.node, downloads.image(art.image), ctx.artifacts_lock(), ctx.cfg.upstream.strict, ctx.say)
+        return ctx.change("calico/node image", True, f"{art.image} ({how})")
+    cmd = f"docker load -i {art.image_tar}"
     res = ctx.node.run(cmd, timeout=600)
     if not res.ok:
-        hint = ("choose the double with --calico-source double" if art.source == "upstream"
-                else "rebuild the lab image with `invoke box`")
-        raise UserError(f"{ctx.node.name}: `{cmd}` failed ({(res.stderr or res.stdout).strip()[-160:]}): {hint}")
-    return ctx.change("calico/node image", True, f"{art.image} ({'loaded' if art.source == 'double' else 'pulled'})")
+        raise UserError(f"{ctx.node.name}: `{cmd}` failed ({(res.stderr or res.stdout).strip()[-160:]}): "
+                        "rebuild the lab image with `invoke box`")
+    return ctx.change("calico/node image", True, f"{art.image} (loaded)")
 
 
 def privileged_works(ctx: Context, image_name: str) -> bool:
@@ -177,8 +163,11 @@ def calicoctl(ctx: Context) -> Change:
     version = ctx.cfg.versions.calicoctl
     if ctx.node.run(f"{CALICOCTL} version 2>/dev/null | grep -q {version}").ok:
         return ctx.change("calicoctl", cfg_changed, f"calicoctl {version} present, {CALICOCTL_CFG}")
-    ctx.node.run(centos.calicoctl_install_command(version), check=True, timeout=300)
-    return ctx.change("calicoctl", True, f"calicoctl {version} downloaded, checksum verified")
+    artifact = downloads.calicoctl_binary(version, ctx.cfg.upstream.download_base)
+    staged = f"{CALICOCTL}.download"
+    how = fetch.file(ctx.node, artifact, staged, ctx.artifacts_lock(), ctx.cfg.upstream.strict, ctx.say)
+    ctx.node.run(f"install -m 0755 {staged} {CALICOCTL} && rm -f {staged}", check=True)
+    return ctx.change("calicoctl", True, f"calicoctl {version} from {artifact.source}, {how}")
 
 
 def start(ctx: Context) -> Change:

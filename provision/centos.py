@@ -12,7 +12,7 @@ import shlex
 from calicolab.core import versions
 from calicolab.core.errors import UserError
 from calicolab.core.remote import Node
-from calicolab.stack.downloads import CALICOCTL, calicoctl_download, etcd_download, fetch_and_verify
+from calicolab.stack import downloads
 from provision.steps import ensure_file
 
 VAULT = "http://vault.centos.org/7.9.2009"
@@ -62,16 +62,21 @@ def etcd_yum_commands(version: str) -> list[str]:
     ]
 
 
-def etcd_upstream_commands(version: str) -> list[str]:
-    dl = etcd_download(version)
+def etcd_upstream_commands(version: str, download_base: str = "") -> list[str]:
+    art = downloads.etcd_archive(version, download_base)
+    if art.pin is None:
+        pinned = ", ".join(sorted(downloads.ETCD_PINS))
+        raise UserError(f"etcd {version} from upstream has no published sha256 pinned (pinned: {pinned}): pick a "
+                        "pinned version, or pin it in calicolab/stack/downloads.py with where it was published")
+    path = f"/tmp/etcd-v{version}-linux-amd64.tar.gz"
     unpacked = f"/tmp/etcd-v{version}-linux-amd64"
     return [
         # The CentOS package would put its own etcd back on the next yum update.
         "if rpm -q etcd >/dev/null 2>&1; then rpm -e etcd; fi",
-        fetch_and_verify(dl),
-        f"rm -rf {unpacked} && tar -xzf {dl.path} -C /tmp",
+        downloads.fetch_and_verify(art.source, art.pin.sha256, path),
+        f"rm -rf {unpacked} && tar -xzf {path} -C /tmp",
         f"install -m 0755 {unpacked}/etcd {unpacked}/etcdctl /usr/bin/",
-        f"rm -rf {unpacked} {dl.path}",
+        f"rm -rf {unpacked} {path}",
         "getent group etcd >/dev/null || groupadd -r etcd",
         "getent passwd etcd >/dev/null || useradd -r -g etcd -d /var/lib/etcd -s /sbin/nologin "
         "-c 'etcd user' etcd",
@@ -85,11 +90,6 @@ def docker_yum_commands(version: str, installed: str | None = None) -> list[str]
         # yum install refuses to go back; containerd.io stays as it is.
         return [f"yum downgrade -y {pkgs}", "systemctl enable docker"]
     return [f"yum install -y {pkgs} containerd.io", "systemctl enable docker"]
-
-
-def calicoctl_install_command(version: str) -> str:
-    dl = calicoctl_download(version)
-    return (f"{fetch_and_verify(dl)} && install -m 0755 {dl.path} {CALICOCTL} && rm -f {dl.path}")
 
 
 def image_pull_command(image: str) -> str:
@@ -111,7 +111,7 @@ def ensure_docker_repo(node: Node) -> bool:
     return ensure_file(node, DOCKER_REPO, render_docker_repo())
 
 
-def install(node: Node, component: str, version: str, source: str) -> None:
+def install(node: Node, component: str, version: str, source: str, download_base: str = "") -> None:
     """Install component at version from source (versions.yaml's `vm` column)."""
     handlers = {("etcd", "centos-extras"): _etcd_yum, ("etcd", "upstream"): _etcd_upstream,
                 ("docker", "docker-ce"): _docker_ce}
@@ -119,7 +119,10 @@ def install(node: Node, component: str, version: str, source: str) -> None:
     if handler is None:
         raise UserError(f"{node.name}: no CentOS installer for {component} from {source!r}: "
                         "check versions.yaml")
-    handler(node, version)
+    if handler is _etcd_upstream:
+        _etcd_upstream(node, version, download_base)
+    else:
+        handler(node, version)
 
 
 def _etcd_yum(node: Node, version: str) -> None:
@@ -127,8 +130,8 @@ def _etcd_yum(node: Node, version: str) -> None:
     _run_all(node, etcd_yum_commands(version))
 
 
-def _etcd_upstream(node: Node, version: str) -> None:
-    commands = etcd_upstream_commands(version)   # refuses unpinned versions before any change
+def _etcd_upstream(node: Node, version: str, download_base: str = "") -> None:
+    commands = etcd_upstream_commands(version, download_base)   # refuses unpinned versions before any change
     ensure_vault_repos(node)                     # the node stays on the vault whatever runs next
     _run_all(node, commands)
     if ensure_file(node, ETCD_UNIT, render_etcd_unit()):

@@ -42,7 +42,8 @@ def install(ctx: Context) -> Change:
 
 
 def configure_and_restart(ctx: Context) -> Change:
-    changed = ensure_file(ctx.node, DAEMON_JSON, render_daemon_json(ctx.spec, tls=ctx.cfg.etcd_tls))
+    mirrors = [ctx.cfg.upstream.registry_mirror] if ctx.cfg.upstream.registry_mirror else None
+    changed = ensure_file(ctx.node, DAEMON_JSON, render_daemon_json(ctx.spec, mirrors, tls=ctx.cfg.etcd_tls))
     certs_changed = ctx.node.run(f"test -e {DOCKER_RESTART}").ok  # new client certificates
     if changed or certs_changed or not unit_active(ctx.node, "docker"):
         ctx.node.run("systemctl enable docker >/dev/null 2>&1; systemctl restart docker",

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from calicolab.core.config import ClusterConfig
 from calicolab.core.remote import Node, in_parallel
+from calicolab.stack import downloads
 from provision import calico, docker, etcd, hosts, platform, workloads
 from provision.context import Context
 from provision.steps import Change
@@ -17,7 +18,8 @@ SECTIONS = (hosts, etcd, docker, calico, workloads)
 
 def provision(cfg: ClusterConfig, nodes: Sequence[Node], facts: dict[str, str],
               say: Callable[[str], None]) -> list[Change]:
-    base = [Context(cfg, n, cfg.node(n.name), platform.detect(n), facts=facts) for n in nodes]
+    lock = downloads.Lock.load(cfg.lock_path)  # one for both nodes: they may lock the same artifact
+    base = [Context(cfg, n, cfg.node(n.name), platform.detect(n), facts=facts, lock=lock, say=say) for n in nodes]
     changes: list[Change] = []
     for module in SECTIONS:
         contexts = [replace(c, section=module.SECTION) for c in base]

@@ -49,6 +49,19 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """Where upstream parts come from (an air-gapped site points these at its own mirrors) and
+    how strictly downloads are verified (calicolab/stack/downloads.py)."""
+
+    registry_mirror: str = ""  # e.g. https://harbor.example.com: daemon.json registry-mirrors, as the guide does
+    calico_node_image: str = "calico/node"  # e.g. harbor.example.com/calico/node
+    busybox_image: str = "busybox"
+    download_base: str = ""  # replaces https://github.com in release URLs (calicoctl, etcd archives)
+    lock_file: str = "artifacts.lock"  # hashes recorded on first use; commit it
+    strict: bool = False  # refuse any download neither pinned nor locked
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     prefix: str
     provider: str
@@ -61,6 +74,7 @@ class ClusterConfig:
     reports_dir: str
     resources: Resources = field(default_factory=Resources)
     etcd_tls: bool = False  # etcd's client side over TLS with client certificates (calicolab/stack/etcd_tls.py)
+    upstream: Upstream = field(default_factory=Upstream)
 
     # Derived values, so nothing downstream recomputes them differently.
     @property
@@ -79,6 +93,11 @@ class ClusterConfig:
     @property
     def reports_path(self) -> Path:
         path = Path(self.reports_dir)
+        return path if path.is_absolute() else ROOT / path
+
+    @property
+    def lock_path(self) -> Path:
+        path = Path(self.upstream.lock_file)
         return path if path.is_absolute() else ROOT / path
 
     @property
@@ -126,6 +145,12 @@ OVERRIDABLE = {
     "run_dir": ("run_dir",),
     "reports_dir": ("reports_dir",),
     "etcd_tls": ("etcd_tls",),
+    "registry_mirror": ("upstream", "registry_mirror"),
+    "calico_node_image": ("upstream", "calico_node_image"),
+    "busybox_image": ("upstream", "busybox_image"),
+    "download_base": ("upstream", "download_base"),
+    "lock_file": ("upstream", "lock_file"),
+    "strict_artifacts": ("upstream", "strict"),
     "etcd": ("versions", "etcd"),
     "docker": ("versions", "docker"),
     "calico": ("versions", "calico"),
@@ -196,12 +221,15 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
         v = raw["versions"]
         versions = Versions(**{k: str(v[k]) for k in ("etcd", "docker", "calico", "calicoctl")})
         res = Resources(**raw.get("resources", {}))
+        up = dict(raw.get("upstream") or {})
+        upstream = Upstream(**{k: str(v) for k, v in up.items() if k != "strict"},
+                            strict=_boolean("strict_artifacts", up.get("strict", False)))
         return ClusterConfig(
             prefix=str(raw["prefix"]), provider=str(raw["provider"]), subnet=str(raw["subnet"]),
             nodes=nodes, versions=versions, calico_source=str(raw["calico_source"]),
             privileged=str(raw["privileged"]).lower(), run_dir=str(raw["run_dir"]),
             reports_dir=str(raw.get("reports_dir", "reports")),
-            resources=res, etcd_tls=_boolean("etcd_tls", raw.get("etcd_tls", False)),
+            resources=res, etcd_tls=_boolean("etcd_tls", raw.get("etcd_tls", False)), upstream=upstream,
         )
     except (KeyError, TypeError) as err:
         raise UserError(f"{path}: missing or malformed setting {err}: compare with git") from None
@@ -257,7 +285,24 @@ def validate(cfg: ClusterConfig) -> ClusterConfig:
         if not _VERSION.match(version):
             raise UserError(f"malformed {component} version {version!r}: write it like 3.4.23")
     check_versions(asdict(cfg.versions), cfg.provider)
+    _validate_upstream(cfg.upstream)
     return cfg
+
+
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*$")
+
+
+def _validate_upstream(up: Upstream) -> None:
+    for key in ("registry_mirror", "download_base"):
+        value = getattr(up, key)
+        if value and not _URL.match(value):
+            raise UserError(f"{key} {value!r} must be an http(s) URL, e.g. https://mirror.example.com")
+    for key in ("calico_node_image", "busybox_image"):
+        value = getattr(up, key)
+        if not _IMAGE.match(value):
+            raise UserError(f"{key} {value!r} must be an image name without a tag, e.g. "
+                            "harbor.example.com/calico/node (the tag comes from the versions)")
 
 
 def with_overrides(cfg: ClusterConfig, **changes: Any) -> ClusterConfig:

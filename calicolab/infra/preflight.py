@@ -10,7 +10,7 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.infra import vm_preflight
 from calicolab.infra.vagrant_env import vagrant_network_name
-from calicolab.stack import parsers
+from calicolab.stack import downloads, parsers, upstream
 
 
 def check_run_dir(cfg: ClusterConfig) -> None:
@@ -59,7 +59,9 @@ def lab_bridge_names(cfg: ClusterConfig) -> set[str]:
     return {f"br-{out.stdout.strip()[:12]}"} if out.ok else set()
 
 
-def before_up(cfg: ClusterConfig) -> None:
+def before_up(cfg: ClusterConfig) -> upstream.Decision:
+    """Everything a run needs, checked before the box or any node exists; returns which Calico
+    this run will test (a choice that cannot complete is refused here, in one line)."""
     check_run_dir(cfg)
     if cfg.is_lab:
         check_lab_tools()
@@ -73,6 +75,11 @@ def before_up(cfg: ClusterConfig) -> None:
                             "or choose another --subnet")
     else:
         vm_preflight.preflight(cfg)
+    return calico_decision(cfg)
+
+
+def calico_decision(cfg: ClusterConfig) -> upstream.Decision:
+    return upstream.decide(cfg, downloads.Lock.load(cfg.lock_path))
 
 
 def docker_network_on(cfg: ClusterConfig) -> str | None:

@@ -14,10 +14,10 @@ import ipaddress
 import re
 from pathlib import Path
 
-from calicolab.core import shell, versions
+from calicolab.core import shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
-from calicolab.stack import downloads, parsers
+from calicolab.stack import parsers
 
 NETWORKS_CONF = Path("/etc/vbox/networks.conf")
 KVM_DEVICE = Path("/dev/kvm")
@@ -128,16 +128,8 @@ def check_networks_conf(cfg: ClusterConfig, version: tuple[int, int, int],
                         f"`* {cfg.subnet}` to {path}")
 
 
-def check_pinned_artifacts(cfg: ClusterConfig) -> None:
-    """Refuse before `up`, not half-way through provisioning, an upstream etcd we cannot verify."""
-    if versions.source("etcd", cfg.versions.etcd, cfg.provider) == "upstream":
-        downloads.etcd_download(cfg.versions.etcd)
-
-
 def preflight(cfg: ClusterConfig) -> None:
     """Raise UserError with one line at the first problem; do nothing for the docker lab."""
-    if cfg.provider in ("virtualbox", "libvirt"):
-        check_pinned_artifacts(cfg)
     if cfg.provider == "virtualbox":
         version = check_virtualbox()
         check_subnet_free(cfg)

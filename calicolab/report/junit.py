@@ -42,7 +42,8 @@ class StageRecord:
 class RunReport:
     cluster: str
     provider: str
-    calico: str = "unknown"  # "upstream" or "double": which Calico was tested
+    calico: str = "unknown"  # "upstream" or "double": which Calico was tested, by inspection of what ran
+    calico_seen: str = ""  # what the inspection saw: image, digest
     stages: list[StageRecord] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
@@ -58,13 +59,15 @@ class RunReport:
         rows = [(s.name, s.status, f"{s.seconds:.1f}") for s in self.stages]
         total = ("total", "passed" if self.passed else "FAILED", f"{self.total_seconds:.1f}")
         body = render(("stage", "result", Column("seconds", align="right")), rows, footer=[total])
-        return f"{body}\ncalico tested: {self.calico_label()}"
+        seen = f" [{self.calico_seen}]" if self.calico_seen else ""
+        return f"{body}\ncalico tested: {self.calico_label()}{seen}"
 
     def calico_label(self) -> str:
         return calico_label(self.calico)
 
     def to_json(self) -> dict:
         return {"cluster": self.cluster, "provider": self.provider, "calico": self.calico,
+                "calico_seen": self.calico_seen,
                 "passed": self.passed, "total_seconds": self.total_seconds,
                 "stages": [asdict(s) for s in self.stages]}
 
@@ -82,7 +85,8 @@ class RunReport:
                 case.stdout = "\n".join(f"[[ATTACHMENT|{p}]]" for p in s.attachments)
             cases.append(case)
         suite = TestSuite(f"{self.cluster} lifecycle", cases,
-                          properties={"provider": self.provider, "calico": self.calico})
+                          properties={"provider": self.provider, "calico": self.calico,
+                                      **({"calico_seen": self.calico_seen} if self.calico_seen else {})})
         xml_path = folder / f"{stem}.xml"
         xml_path.write_text(to_xml_report_string([suite]))
         json_path = folder / "timings.json"

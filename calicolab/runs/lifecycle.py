@@ -16,14 +16,15 @@ from calicolab.core import nodes, state
 from calicolab.core.config import ClusterConfig, write_effective
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.remote import Node
+from calicolab.core.state import calico_label
 from calicolab.infra import images, lab, preflight, vm_box
 from calicolab.infra.vagrant_env import VagrantCluster
 from calicolab.report import artifacts, leak_scan
 from calicolab.report.junit import RunReport, StageRecord
 from calicolab.runs import passes
+from calicolab.stack import upstream
 from calicolab.stack.etcd_tls import pki_folder
 from provision import run as provisioning
-from provision.calico import resolve_source
 
 DESTROY_POLICIES = ("always", "passing", "never")
 # Stages whose failure is worth the nodes' journals, etcd's view, BGP, routes... (artifacts.py)
@@ -75,7 +76,9 @@ class Lifecycle:
         # Called from `finally:` blocks: a failure already on its way out stays the error.
         unwinding = sys.exc_info()[0] is not None
         if self.report.calico == "unknown":
-            self.report.calico = state.read(self.cfg).get("calico_source", "unknown")
+            run_state = state.read(self.cfg)
+            self.report.calico = run_state.get("calico_source", "unknown")
+            self.report.calico_seen = run_state.get("calico_seen", "")
         leaks = self._scan_for_secrets()
         self.say("")
         self.say(self.report.table())
@@ -136,12 +139,19 @@ class Lifecycle:
             self.say("==> up: cluster already running")
             self._remember_targets()
             return
-        # Before the box: a wrong subnet or a missing tool is told at once, not after image builds.
-        preflight.before_up(self.cfg)
+        # Before the box: a wrong subnet, a missing tool or an upstream part that cannot be had is
+        # told at once, not after image builds.
+        self._remember_calico(preflight.before_up(self.cfg))
         self.box()
         with self.stage("up"):
             self.vagrant.up(lambda line: self.say(f"    {line}"))
             self._remember_targets()
+
+    def _remember_calico(self, decision) -> dict[str, str]:
+        facts = {"calico_source": decision.source, "calico_reason": decision.reason}
+        state.update(self.cfg, facts=facts, calico_source=decision.source)
+        self.say(f"    calico: {calico_label(decision.source)}: {decision.reason}")
+        return facts
 
     def _remember_targets(self) -> None:
         targets = self.vagrant.ssh_targets()
@@ -158,14 +168,20 @@ class Lifecycle:
         with self.stage(stage_name):
             facts = state.read(self.cfg).get("facts") or {}
             if not facts.get("calico_source"):
-                facts = {"calico_source": resolve_source(self.cfg)}
-                state.update(self.cfg, facts=facts, calico_source=facts["calico_source"])
+                facts = self._remember_calico(preflight.calico_decision(self.cfg))
             self.report.calico = facts["calico_source"]
             self.say(f"    calico: {self.report.calico_label()}")
             changes = provisioning.provision(self.cfg, self.nodes(), facts, lambda m: self.say(m))
             changed = [c for c in changes if c.changed]
             self.say(f"    {len(changed)} of {len(changes)} steps changed something"
                      if changed else f"    no changes ({len(changes)} steps checked)")
+            # Which Calico was tested is what runs, not what was asked for.
+            seen = upstream.inspect_running(self.nodes()[0])
+            if seen.source != "unknown":
+                self.report.calico, self.report.calico_seen = seen.source, seen.text
+                state.update(self.cfg, calico_source=seen.source, calico_seen=seen.text)
+                if stage_name == "provision":
+                    self.say(f"    calico running: {seen.text}")
             state.update(self.cfg, provisioned=True)
             if stage_name == "idempotence" and changed:
                 raise StageFailed("second provision changed: " +
@@ -196,7 +212,7 @@ class Lifecycle:
                 node.close()
             self._nodes = None
             self.vagrant.destroy(lambda line: self.say(f"    {line}"), leftovers)
-            state.clear(self.cfg, "ssh", "provisioned", "facts", "calico_source")
+            state.clear(self.cfg, "ssh", "provisioned", "facts", "calico_source", "calico_seen")
             # The cluster's CA and keys die with it (a new cluster makes new ones).
             shutil.rmtree(pki_folder(self.cfg), ignore_errors=True)
 

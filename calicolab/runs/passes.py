@@ -95,5 +95,6 @@ def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: 
         # The versions the cluster runs now (an upgrade pass moves them on).
         current = running_config(cfg, {}).versions
         add_junit_properties(xml, {"calico": source, "calico_description": calico_label(source),
+                                   "calico_seen": state.read(cfg).get("calico_seen", ""),
                                    "provider": cfg.provider, "etcd": current.etcd, "docker": current.docker})
     return rc

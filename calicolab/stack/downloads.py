@@ -1,66 +1,172 @@
-"""Release files downloaded from upstream (etcd, calicoctl): where they come from and the
-sha256 each must have. A version without a pinned checksum is refused, never fetched
-unchecked; the refusal happens in preflight, before any box or node exists.
+"""What a run downloads from upstream (etcd release archives, calicoctl, the calico/node and
+busybox images) and how each is verified before anything is installed.
+
+An artifact is verified against, in this order: a checksum published upstream and pinned here
+(with where it was published), or the project's lock file (`artifacts.lock`, committed by the
+user: trust on first use, as go.sum and Terraform's lock file work). What has neither is
+recorded in the lock on its first download, said in one loud line, and verified on every later
+run; in strict mode (setting strict_artifacts, the nightly's) it is refused instead. A mismatch
+is one line naming the artifact, the expected and the seen hash, and nothing is installed.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from calicolab.core.errors import UserError
 
 CALICOCTL = "/usr/local/bin/calicoctl"
-
-# sha256 of the upstream release files, as published with each release. A version missing
-# here is refused rather than installed unchecked.
-#   3.5.16: kubernetes-sigs/kubespray roles/kubespray_defaults/vars/main/checksums.yml
-#           (etcd_binary_checksums, amd64), which mirrors etcd's SHA256SUMS.
-#   3.3.25, 3.4.23: no published value found while writing this; add one after checking the
-#           release's SHA256SUMS (https://github.com/etcd-io/etcd/releases/tag/v<version>).
-ETCD_SHA256: dict[str, str] = {
-    "3.5.16": "b414b27a5ad05f7cb01395c447c85d3227e3fb1c176e51757a283b817f645ccc",
-}
-#   v1.6.1: projectcalico/calicoctl published no checksum file with this release, and no
-#           verified value was found; add one here once checked against a trusted copy.
-CALICOCTL_SHA256: dict[str, str] = {}
+GITHUB = "https://github.com"
+LOCK_VERSION = 1
 
 
 @dataclass(frozen=True)
-class Download:
-    url: str
+class Pin:
     sha256: str
-    path: str        # where the file lands on the node
+    published: str  # where the value was published (checked against the release's own file where one exists)
 
 
+# sha256 of etcd-v<version>-linux-amd64.tar.gz.
+ETCD_PINS: dict[str, Pin] = {
+    "3.3.11": Pin("ef794bc8eb73e34c571768fe781b842d6e52c48a189418cd8bdac79985d06070",
+                  "andrewrothstein/ansible-etcd defaults/main.yml (etcd 3.3 published no SHA256SUMS)"),
+    "3.4.23": Pin("f0c53075564c1b98f5e6b1c009dd5c55b911fae1fe4993913246e8d2c8976651",
+                  "the release's SHA256SUMS, as carried by andrewrothstein/ansible-etcd and kubesphere/kubekey "
+                  "version/components.json"),
+    "3.4.27": Pin("a32d21e006252dbc3405b0645ba8468021ed41376974b573285927bf39b39eb9",
+                  "openstack/devstack stackrc; openstack/kolla sources.py"),
+    "3.5.16": Pin("b414b27a5ad05f7cb01395c447c85d3227e3fb1c176e51757a283b817f645ccc",
+                  "kubernetes-sigs/kubespray roles/kubespray_defaults/vars/main/checksums.yml (etcd's SHA256SUMS)"),
+    "3.5.30": Pin("a495115162845640be08c6cda069ff961260dbced53207c5a83b1b006ff2ea8e",
+                  "kubernetes-sigs/kubespray roles/kubespray_defaults/vars/main/checksums.yml (etcd's SHA256SUMS)"),
+}
+# calicoctl v1.6.1 was released without a checksum file, and the calico/node and busybox images
+# have no published digest: those are locked on first use.
+CALICOCTL_PINS: dict[str, Pin] = {}
 
-def etcd_download(version: str) -> Download:
-    sha = ETCD_SHA256.get(version)
-    if not sha:
-        pinned = ", ".join(sorted(ETCD_SHA256)) or "none"
-        raise UserError(f"etcd {version} from upstream has no pinned sha256 (pinned: {pinned}): add it "
-                        "to ETCD_SHA256 in calicolab/stack/downloads.py from the release's SHA256SUMS, or pick a "
-                        "pinned version")
+
+@dataclass(frozen=True)
+class Artifact:
+    """One thing a run downloads: a release file (kind file) or an image (kind image)."""
+
+    key: str   # its name in the lock, e.g. "calicoctl v1.6.1", "image calico/node:v2.6.1"
+    kind: str  # file | image
+    source: str  # the URL, or the image reference name:tag
+    pin: Pin | None = None
+
+
+def etcd_archive(version: str, base: str = "") -> Artifact:
     name = f"etcd-v{version}-linux-amd64.tar.gz"
-    return Download(f"https://github.com/etcd-io/etcd/releases/download/v{version}/{name}", sha,
-                    f"/tmp/{name}")
+    url = f"{(base or GITHUB).rstrip('/')}/etcd-io/etcd/releases/download/v{version}/{name}"
+    return Artifact(f"etcd {version}", "file", url, ETCD_PINS.get(version))
 
 
-def calicoctl_download(version: str) -> Download:
+def calicoctl_binary(version: str, base: str = "") -> Artifact:
     tag = version if version.startswith("v") else f"v{version}"
-    sha = CALICOCTL_SHA256.get(tag)
-    if not sha:
-        raise UserError(f"calicoctl {tag} has no pinned sha256, so it is not downloaded unchecked: add "
-                        "the verified value to CALICOCTL_SHA256 in calicolab/stack/downloads.py, or use the Calico "
-                        "double (calico_source: double)")
-    return Download(f"https://github.com/projectcalico/calicoctl/releases/download/{tag}/calicoctl", sha,
-                    f"{CALICOCTL}.download")
+    url = f"{(base or GITHUB).rstrip('/')}/projectcalico/calicoctl/releases/download/{tag}/calicoctl"
+    return Artifact(f"calicoctl {tag}", "file", url, CALICOCTL_PINS.get(tag))
 
 
-def fetch_and_verify(dl: Download) -> str:
-    """One command: download, then fail unless the sha256 matches."""
-    return (f"curl -fsSL --retry 3 -o {shlex.quote(dl.path)} {shlex.quote(dl.url)} && "
-            f"echo {shlex.quote(f'{dl.sha256}  {dl.path}')} | sha256sum -c --quiet -")
+def image(reference: str) -> Artifact:
+    return Artifact(f"image {reference}", "image", reference)
 
 
-# ---- command sequences (pure) -----------------------------------------------------------
+# ---- the lock file ----------------------------------------------------------------------
+
+@dataclass
+class Lock:
+    """The lock file: what was downloaded once and must be the same every later time."""
+
+    path: Path
+    entries: dict[str, dict[str, str]]
+
+    @classmethod
+    def load(cls, path: Path) -> Lock:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls(path, {})
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(f"the lock file {path} cannot be read ({err}): restore it from git, or remove it "
+                            "to lock every artifact again on first use") from None
+        if not isinstance(data, dict) or data.get("version") != LOCK_VERSION or not isinstance(
+                data.get("artifacts"), dict):
+            raise UserError(f"{path} is not a lock file of this project (version {LOCK_VERSION}): restore it "
+                            "from git, or remove it to lock every artifact again")
+        return cls(path, data["artifacts"])
+
+    def expected(self, artifact: Artifact) -> tuple[str, str] | None:
+        """(hash, where it comes from) the artifact must have, or None: not known yet."""
+        if artifact.pin:
+            return artifact.pin.sha256, f"pinned, published in {artifact.pin.published}"
+        entry = self.entries.get(artifact.key)
+        if entry:
+            return entry["sha256" if artifact.kind == "file" else "digest"], f"locked in {self.path.name}"
+        return None
+
+    def record(self, artifact: Artifact, value: str) -> None:
+        field = "sha256" if artifact.kind == "file" else "digest"
+        self.entries[artifact.key] = {"kind": artifact.kind, "source": artifact.source, field: value,
+                                      "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.save()
+
+    def forget(self, key: str) -> bool:
+        found = self.entries.pop(key, None) is not None
+        if found:
+            self.save()
+        return found
+
+    def save(self) -> None:
+        body = {"version": LOCK_VERSION, "artifacts": dict(sorted(self.entries.items()))}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=2) + "\n")
+        tmp.replace(self.path)
+
+
+def refuse_unverifiable(artifact: Artifact, lock: Lock, strict: bool) -> None:
+    """Strict mode: an artifact neither pinned nor locked is not downloaded at all."""
+    if strict and lock.expected(artifact) is None:
+        raise UserError(f"{artifact.key} ({artifact.source}) is neither pinned nor locked, and strict_artifacts "
+                        f"is on: lock it once without strict mode (it is recorded in {lock.path.name}), or pin it")
+
+
+def mismatch(artifact: Artifact, expected: str, where: str, seen: str) -> UserError:
+    hint = (f"; if the new one is the one you trust, `invoke lock --forget '{artifact.key}'` and run again"
+            if where.startswith("locked") else "")
+    return UserError(f"{artifact.key} from {artifact.source} does not match: expected {expected} ({where}), "
+                     f"got {seen}; nothing was installed{hint}")
+
+
+def check(artifact: Artifact, lock: Lock, strict: bool, seen: str, say=print) -> str:
+    """Verify a downloaded hash (or image digest) against the pin or the lock; record it on
+    first use. Returns how it was verified."""
+    want = lock.expected(artifact)
+    if want is None:
+        refuse_unverifiable(artifact, lock, strict)
+        lock.record(artifact, seen)
+        say(f"!!! {artifact.key}: first use, recorded {seen} in {lock.path} (commit it; later runs verify "
+            "against it)")
+        return f"recorded on first use ({seen[:19]}...)"
+    expected, where = want
+    if seen != expected:
+        raise mismatch(artifact, expected, where, seen)
+    return f"verified, {where}"
+
+
+# ---- commands run on a node (pure) --------------------------------------------------------
+
+def fetch_command(url: str, path: str) -> str:
+    """Download to path and print its sha256 (the caller verifies before installing)."""
+    return (f"curl -fsSL --retry 3 -o {shlex.quote(path)} {shlex.quote(url)} && "
+            f"sha256sum {shlex.quote(path)} | cut -d' ' -f1")
+
+
+def fetch_and_verify(url: str, sha256: str, path: str) -> str:
+    """One command: download, then fail unless the sha256 matches (the file is removed then)."""
+    return (f"curl -fsSL --retry 3 -o {shlex.quote(path)} {shlex.quote(url)} && "
+            f"{{ echo {shlex.quote(f'{sha256}  {path}')} | sha256sum -c --quiet - || "
+            f"{{ rm -f {shlex.quote(path)}; exit 1; }}; }}")

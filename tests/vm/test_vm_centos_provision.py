@@ -97,8 +97,8 @@ ETCD_YUM = {**YUM_CLEAN,
 UNPACKED = r"/tmp/etcd-v3\.5\.16-linux-amd64"  # etcd_upstream_commands' work folder, archive next to it
 ETCD_UPSTREAM = {**YUM_CLEAN,
                  r"^if rpm -q etcd >/dev/null 2>&1; then rpm -e etcd; fi$": (0, ""),
-                 rf"^curl -fsSL --retry 3 -o {UNPACKED}\.tar\.gz https://github\.com/\S+ && "
-                 rf"echo '[0-9a-f]{{64}}  {UNPACKED}\.tar\.gz' \| sha256sum -c --quiet -$": (0, ""),
+                 rf"^curl -fsSL --retry 3 -o {UNPACKED}\.tar\.gz https://\S+ && \{{ "
+                 rf"echo '[0-9a-f]{{64}}  {UNPACKED}\.tar\.gz' \| sha256sum -c --quiet - \|\| ": (0, ""),
                  rf"^rm -rf {UNPACKED} && tar -xzf {UNPACKED}\.tar\.gz -C /tmp$": (0, ""),
                  rf"^install -m 0755 {UNPACKED}/etcd {UNPACKED}/etcdctl /usr/bin/$": (0, ""),
                  rf"^rm -rf {UNPACKED} {UNPACKED}\.tar\.gz$": (0, ""),
@@ -148,7 +148,7 @@ def test_etcd_from_upstream_with_pinned_checksum(fake_node):
     cmds = fake_node.commands
     url = "https://github.com/etcd-io/etcd/releases/download/v3.5.16/etcd-v3.5.16-linux-amd64.tar.gz"
     fetch = next(c for c in cmds if c.startswith("curl "))
-    assert url in fetch and downloads.ETCD_SHA256["3.5.16"] in fetch and "sha256sum -c" in fetch
+    assert url in fetch and downloads.ETCD_PINS["3.5.16"].sha256 in fetch and "sha256sum -c" in fetch
     order = [next(i for i, c in enumerate(cmds) if needle in c) for needle in
              ("rpm -e etcd", "curl ", "tar -xzf", "install -m 0755", "useradd -r -g etcd")]
     assert order == sorted(order)
@@ -159,10 +159,17 @@ def test_etcd_from_upstream_with_pinned_checksum(fake_node):
     assert not any(c.startswith("yum install") for c in cmds)
 
 
-@pytest.mark.parametrize("version", ["3.3.25", "3.4.23"])
-def test_upstream_etcd_without_pinned_checksum_is_refused_before_any_change(fake_node, version, monkeypatch):
-    monkeypatch.delitem(downloads.ETCD_SHA256, version, raising=False)  # holds once a value is pinned too
-    with pytest.raises(UserError, match="no pinned sha256"):
+def test_etcd_from_an_artifact_server_mirroring_github(fake_node):
+    fake_node.rules.update(ETCD_UPSTREAM)
+    centos.install(fake_node, "etcd", "3.5.16", "upstream", "https://artifacts.example.com/github")
+    fetch = next(c for c in fake_node.commands if c.startswith("curl "))
+    assert "https://artifacts.example.com/github/etcd-io/etcd/releases/download/v3.5.16/" in fetch
+
+
+@pytest.mark.parametrize("version", ["3.3.25", "3.4.22"])
+def test_upstream_etcd_without_pinned_checksum_is_refused_before_any_change(fake_node, version):
+    assert version not in downloads.ETCD_PINS
+    with pytest.raises(UserError, match="no published sha256 pinned"):
         centos.install(fake_node, "etcd", version, "upstream")
     assert fake_node.log == []
 
@@ -205,24 +212,6 @@ def test_platform_routes_centos_installs_here(fake_node):
     assert "yum install -y etcd-3.3.11" in fake_node.commands
 
 
-def test_calicoctl_without_pinned_checksum_is_refused(monkeypatch):
-    monkeypatch.delitem(downloads.CALICOCTL_SHA256, "v1.6.1", raising=False)
-    with pytest.raises(UserError, match="no pinned sha256"):
-        centos.calicoctl_install_command("v1.6.1")
-
-
-def test_calicoctl_command_when_pinned(monkeypatch):
-    monkeypatch.setitem(downloads.CALICOCTL_SHA256, "v1.6.1", "0" * 64)
-    cmd = centos.calicoctl_install_command("v1.6.1")
-    assert "https://github.com/projectcalico/calicoctl/releases/download/v1.6.1/calicoctl" in cmd
-    assert "sha256sum -c" in cmd and "0" * 64 in cmd
-    assert "install -m 0755 /usr/local/bin/calicoctl.download /usr/local/bin/calicoctl" in cmd
-
-
-def test_image_pull_command():
-    assert centos.image_pull_command("calico/node:v2.6.1") == "docker pull calico/node:v2.6.1"
-
-
 @pytest.mark.parametrize("tamper", [False, True], ids=["intact", "tampered"])
 def test_fetch_and_verify_really_checks_the_sha256(tmp_path, tamper):
     """Run the generated shell for real against a local file:// download."""
@@ -233,6 +222,8 @@ def test_fetch_and_verify_really_checks_the_sha256(tmp_path, tamper):
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     if tamper:
         source.write_bytes(b"something else")
-    dl = downloads.Download(source.as_uri(), digest, str(tmp_path / "fetched"))
-    res = subprocess.run(["sh", "-c", downloads.fetch_and_verify(dl)], capture_output=True, text=True)
+    fetched = tmp_path / "fetched"
+    res = subprocess.run(["sh", "-c", downloads.fetch_and_verify(source.as_uri(), digest, str(fetched))],
+                         capture_output=True, text=True)
     assert (res.returncode == 0) is (not tamper), res.stderr
+    assert fetched.exists() is (not tamper)  # a file that fails its check is not left behind

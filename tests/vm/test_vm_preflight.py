@@ -11,7 +11,7 @@ import pytest
 from calicolab.core import config, shell
 from calicolab.core.errors import UserError
 from calicolab.infra import vm_preflight
-from calicolab.stack import downloads, parsers
+from calicolab.stack import parsers
 
 SUBNET = "192.168.223.0/24"
 
@@ -153,12 +153,3 @@ def test_on_this_host_a_missing_provider_stops_preflight(provider, tool, monkeyp
     with pytest.raises(UserError) as err:
         vm_preflight.preflight(vm_config(provider))
     assert tool in str(err.value) and "\n" not in str(err.value)
-
-
-def test_unpinned_upstream_etcd_stops_before_up(monkeypatch):
-    monkeypatch.delitem(downloads.ETCD_SHA256, "3.4.23", raising=False)
-    monkeypatch.setattr(shell, "run", lambda *a, **k: pytest.fail("no host check before the pin check"))
-    with pytest.raises(UserError, match="etcd 3.4.23 from upstream has no pinned sha256"):
-        vm_preflight.preflight(vm_config("libvirt", etcd="3.4.23"))
-    vm_preflight.check_pinned_artifacts(vm_config("libvirt", etcd="3.5.16"))
-    vm_preflight.check_pinned_artifacts(vm_config("libvirt", etcd="3.3.11"))   # yum: nothing to pin

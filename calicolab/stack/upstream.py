@@ -1,0 +1,163 @@
+"""Which Calico a run can test: upstream (the calico/node image and the calicoctl release) only
+when every upstream part can be obtained and verified for this run, else the project's double
+(on the lab), said in one line with the reason. Decided in preflight, before any box or node
+exists, from what the host sees: a registry that answers as a registry (not merely a host that
+answers: Docker Hub's /v2/ says 401 with its API header; a proxy's error page is not that), and
+release files that are pinned, locked, or lockable here and answer at their URL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from calicolab.core import shell, versions
+from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import UserError
+from calicolab.stack import downloads
+
+DOCKER_HUB = "https://registry-1.docker.io"
+REGISTRY_HEADER = "docker-distribution-api-version"
+
+
+@dataclass(frozen=True)
+class HttpSeen:
+    status: int  # 0: no HTTP answer at all
+    headers: dict[str, str]
+    error: str = ""
+
+
+Probe = Callable[[str, bool], HttpSeen]  # (url, follow redirects) -> what came back
+
+
+def http_probe(url: str, follow: bool = False) -> HttpSeen:
+    """HEAD-like GET from the host with curl: the status and headers, whatever the status is
+    (curl exits 0 on a 401 or a 503; the status is what counts)."""
+    args = ["curl", "-sS", "-m", "10", "-o", "/dev/null", "-D", "-", "-w", "\nhttp-status=%{http_code}"]
+    out = shell.run([*args, *(["-L"] if follow else []), url], check=False, timeout=30)
+    headers: dict[str, str] = {}
+    status = 0
+    for line in out.stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if line.startswith("http-status="):
+            status = int(line.split("=", 1)[1] or 0) if line.split("=", 1)[1].isdigit() else 0
+        elif sep:
+            headers[key.strip().lower()] = value.strip()
+    return HttpSeen(status, headers, (out.stderr.strip().splitlines() or [""])[-1])
+
+
+def registry_of(image: str) -> str:
+    """The registry an image name is pulled from (Docker's rule: a first part with a dot or a
+    port, or localhost, is a registry host)."""
+    first, sep, _ = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return f"https://{first}"
+    return DOCKER_HUB
+
+
+def registry_answers(url: str, probe: Probe) -> str:
+    """'' when url is a Docker registry that answers, else why not."""
+    seen = probe(f"{url.rstrip('/')}/v2/", False)
+    if seen.status == 0:
+        return f"registry {url} does not answer ({seen.error or 'no HTTP answer'})"
+    if seen.status not in (200, 401) or REGISTRY_HEADER not in seen.headers:
+        return f"{url}/v2/ answers HTTP {seen.status} without the registry API header (not a Docker registry)"
+    return ""
+
+
+def file_answers(artifact: downloads.Artifact, probe: Probe) -> str:
+    seen = probe(artifact.source, True)
+    if seen.status != 200:
+        return f"{artifact.key} at {artifact.source}: " + (f"HTTP {seen.status}" if seen.status else
+                                                            f"no answer ({seen.error or 'no HTTP answer'})")
+    return ""
+
+
+def upstream_files(cfg: ClusterConfig) -> list[tuple[downloads.Artifact, bool]]:
+    """The release files an upstream run downloads, each with whether it may be locked on first
+    use: calicoctl (no published checksum) may; etcd's archive (on VMs, when versions.yaml says
+    upstream) must be pinned."""
+    base = cfg.upstream.download_base
+    files = [(downloads.calicoctl_binary(cfg.versions.calicoctl, base), True)]
+    if not cfg.is_lab and versions.source("etcd", cfg.versions.etcd, cfg.provider) == "upstream":
+        files.append((downloads.etcd_archive(cfg.versions.etcd, base), False))
+    return files
+
+
+@dataclass(frozen=True)
+class Decision:
+    source: str  # upstream | double
+    reason: str
+
+
+def missing_parts(cfg: ClusterConfig, lock: downloads.Lock, probe: Probe) -> list[str]:
+    """What keeps an upstream run from completing, in the order a run would meet it."""
+    missing = []
+    registry = cfg.upstream.registry_mirror or registry_of(cfg.upstream.calico_node_image)
+    why = registry_answers(registry, probe)
+    if why:
+        missing.append(f"{why}: set upstream.registry_mirror (CALICOLAB_REGISTRY_MIRROR) to a registry the "
+                       "nodes reach")
+    for artifact, lockable in upstream_files(cfg):
+        if not lockable and artifact.pin is None:
+            missing.append(f"{artifact.key} has no published sha256 pinned in calicolab/stack/downloads.py: pick "
+                           f"a pinned version ({', '.join(sorted(downloads.ETCD_PINS))})")
+            continue
+        if cfg.upstream.strict and lock.expected(artifact) is None:
+            missing.append(f"{artifact.key} is neither pinned nor locked and strict_artifacts is on: lock it "
+                           "once without strict mode")
+            continue
+        why = file_answers(artifact, probe)
+        if why:
+            missing.append(f"{why}: set upstream.download_base (CALICOLAB_DOWNLOAD_BASE) to an artifact server "
+                           "that mirrors github.com")
+    return missing
+
+
+def decide(cfg: ClusterConfig, lock: downloads.Lock, probe: Probe = http_probe) -> Decision:
+    """calico_source resolved for this run; a choice that cannot complete is refused here."""
+    if cfg.calico_source == "double":
+        if not cfg.is_lab:
+            raise UserError("the Calico double runs on the lab only (provider docker); the VM providers test "
+                            "real Calico: use calico_source upstream or auto")
+        return Decision("double", "asked for (calico_source double)")
+    missing = missing_parts(cfg, lock, probe)
+    if not missing:
+        return Decision("upstream", f"every upstream part answers ({cfg.upstream.calico_node_image}:"
+                                    f"{cfg.versions.calico}, calicoctl {cfg.versions.calicoctl})")
+    if cfg.calico_source == "auto" and cfg.is_lab:
+        return Decision("double", f"upstream cannot complete: {missing[0]}")
+    raise UserError(f"calico_source {cfg.calico_source} cannot complete on the {cfg.provider} provider: "
+                    f"{missing[0]}" + ("" if cfg.is_lab else " (the VM providers have no Calico double)"))
+
+
+DOUBLE_TITLE = "calico-node double"  # the double image's org.opencontainers.image.title label
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Which Calico a node runs, by inspecting the calico-node container and its image."""
+
+    source: str  # double | upstream | unknown
+    text: str
+
+
+def inspect_running(node) -> Seen:
+    """Decided from what runs, not from the setting: the image's labels and digest (the double
+    says what it is in its labels, even when a mirror serves it as calico/node)."""
+    res = node.run("docker inspect -f '{{.Config.Image}} {{.Image}}' calico-node")
+    if not res.ok or len(res.stdout.split()) != 2:
+        return Seen("unknown", "no calico-node container to inspect")
+    image, image_id = res.stdout.split()
+    meta = node.run(f"docker image inspect -f '{{{{json .Config.Labels}}}} {{{{json .RepoDigests}}}}' {image}")
+    try:
+        labels_json, digests_json = meta.stdout.strip().rsplit(" ", 1)  # Docker's JSON list has no spaces
+        labels, digests = json.loads(labels_json) or {}, json.loads(digests_json) or []
+    except (ValueError, TypeError):
+        labels, digests = {}, []
+    digest = next((d.split("@", 1)[1] for d in digests if "@" in d), image_id)
+    if labels.get("org.opencontainers.image.title") == DOUBLE_TITLE:
+        served = "" if image.startswith("calicolab/") else f", served as {image}"
+        return Seen("double", f"the project's Calico double (not real Calico){served}, {digest}")
+    return Seen("upstream", f"{image} (upstream), {digest}")

@@ -1,0 +1,113 @@
+"""Which Calico a run tests (calicolab/stack/upstream.py): `auto` picks upstream only when every
+upstream part answers and can be verified, else the double on the lab, with the reason; an
+explicit choice that cannot complete is refused in preflight, one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from calicolab.core import config
+from calicolab.core.errors import UserError
+from calicolab.stack import downloads, upstream
+from calicolab.stack.upstream import HttpSeen
+
+HUB = {"docker-distribution-api-version": "registry/2.0", "www-authenticate": 'Bearer realm="..."'}
+
+
+def cfg(tmp_path, **overrides) -> config.ClusterConfig:
+    return config.load({"run_dir": str(tmp_path / "run"), **overrides}, environ={})
+
+
+def probe(answers: dict[str, HttpSeen]):
+    """Answers by the longest matching URL prefix; anything else: no HTTP answer (offline)."""
+    def ask(url: str, _follow: bool) -> HttpSeen:
+        for prefix in sorted(answers, key=len, reverse=True):
+            if url.startswith(prefix):
+                return answers[prefix]
+        return HttpSeen(0, {}, "curl: (6) Could not resolve host")
+    return ask
+
+
+ONLINE = {"https://registry-1.docker.io/v2/": HttpSeen(401, HUB),
+          "https://github.com/": HttpSeen(200, {})}
+
+
+def lock(tmp_path) -> downloads.Lock:
+    return downloads.Lock.load(tmp_path / "artifacts.lock")
+
+
+def test_offline_auto_on_the_lab_is_the_double_with_the_reason(tmp_path):
+    d = upstream.decide(cfg(tmp_path), lock(tmp_path), probe({}))
+    assert d.source == "double" and "registry https://registry-1.docker.io does not answer" in d.reason
+
+
+def test_a_host_that_answers_but_is_no_registry_is_not_upstream(tmp_path):
+    # The old check took curl's exit 0 for "reachable": a captive portal's 200 or a proxy's 503 passed.
+    for seen in (HttpSeen(200, {"content-type": "text/html"}), HttpSeen(503, {})):
+        d = upstream.decide(cfg(tmp_path), lock(tmp_path), probe({**ONLINE, "https://registry-1.docker.io/v2/": seen}))
+        assert d.source == "double" and "not a Docker registry" in d.reason
+
+
+def test_online_auto_is_upstream_when_calicoctl_can_be_locked_on_first_use(tmp_path):
+    d = upstream.decide(cfg(tmp_path), lock(tmp_path), probe(ONLINE))
+    assert d.source == "upstream"
+
+
+def test_a_registry_without_the_release_file_is_not_enough(tmp_path):
+    answers = {**ONLINE, "https://github.com/": HttpSeen(404, {})}
+    d = upstream.decide(cfg(tmp_path), lock(tmp_path), probe(answers))
+    assert d.source == "double" and "calicoctl v1.6.1" in d.reason and "HTTP 404" in d.reason
+
+
+def test_strict_mode_refuses_what_is_neither_pinned_nor_locked(tmp_path):
+    strict = cfg(tmp_path, strict_artifacts="true", calico_source="upstream")
+    with pytest.raises(UserError, match="calicoctl v1.6.1 is neither pinned nor locked"):
+        upstream.decide(strict, lock(tmp_path), probe(ONLINE))
+    locked = lock(tmp_path)
+    locked.record(downloads.calicoctl_binary("v1.6.1"), "a" * 64)
+    assert upstream.decide(strict, locked, probe(ONLINE)).source == "upstream"
+
+
+def test_explicit_upstream_that_cannot_complete_is_refused_in_one_line(tmp_path):
+    with pytest.raises(UserError) as err:
+        upstream.decide(cfg(tmp_path, calico_source="upstream"), lock(tmp_path), probe({}))
+    assert "cannot complete" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_mirror_settings_are_what_is_probed(tmp_path):
+    mirrored = cfg(tmp_path, registry_mirror="https://harbor.example.com",
+                   download_base="https://artifacts.example.com/github")
+    answers = {"https://harbor.example.com/v2/": HttpSeen(200, {"docker-distribution-api-version": "registry/2.0"}),
+               "https://artifacts.example.com/github/projectcalico/calicoctl/": HttpSeen(200, {})}
+    assert upstream.decide(mirrored, lock(tmp_path), probe(answers)).source == "upstream"
+    named = cfg(tmp_path, calico_node_image="harbor.example.com/calico/node", download_base="https://artifacts.example.com/github")
+    assert upstream.registry_of(named.upstream.calico_node_image) == "https://harbor.example.com"
+    assert upstream.decide(named, lock(tmp_path), probe(answers)).source == "upstream"
+
+
+def test_vms_have_no_double(tmp_path):
+    vm = cfg(tmp_path, provider="libvirt", etcd="3.4.23", docker="20.10.21")
+    with pytest.raises(UserError, match="the VM providers have no Calico double"):
+        upstream.decide(vm, lock(tmp_path), probe({}))
+    with pytest.raises(UserError, match="runs on the lab only"):
+        upstream.decide(cfg(tmp_path, provider="libvirt", etcd="3.4.23", docker="20.10.21", calico_source="double"),
+                        lock(tmp_path), probe(ONLINE))
+
+
+def test_a_vm_run_checks_every_file_it_downloads(tmp_path):
+    vm = cfg(tmp_path, provider="libvirt", etcd="3.4.23", docker="20.10.21")
+    assert [a.key for a, _ in upstream.upstream_files(vm)] == ["calicoctl v1.6.1", "etcd 3.4.23"]
+    assert upstream.decide(vm, lock(tmp_path), probe(ONLINE)).source == "upstream"
+    answers = {**ONLINE, "https://github.com/etcd-io/": HttpSeen(404, {})}
+    with pytest.raises(UserError, match="etcd 3.4.23 at https://github.com/etcd-io/etcd/releases/download/v3.4.23/"):
+        upstream.decide(vm, lock(tmp_path), probe(answers))
+
+
+def test_the_probe_reads_the_status_and_the_headers_not_curls_exit_code(monkeypatch):
+    from calicolab.core import shell
+
+    text = ("HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n"
+            "docker-distribution-api-version: registry/2.0\r\n\r\n\nhttp-status=401")
+    monkeypatch.setattr(shell, "run", lambda *_a, **_k: shell.Outcome(("curl",), 0, text, ""))
+    seen = upstream.http_probe("https://registry-1.docker.io/v2/")
+    assert seen.status == 401 and seen.headers["docker-distribution-api-version"] == "registry/2.0"
