@@ -22,6 +22,7 @@ from calicolab.core.errors import StageFailed, Terminated, UserError
 from calicolab.core.state import running_config
 from calicolab.core.tables import render
 from calicolab.diagnose.doctor import run_doctor
+from calicolab.infra import mirror as local_mirror
 from calicolab.infra.host_setup import setup as do_setup
 from calicolab.runs.bench import run_bench, run_lane_bench
 from calicolab.runs.lifecycle import Lifecycle
@@ -256,6 +257,27 @@ def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, repor
     if report.failed:
         raise StageFailed(f"{len(report.failed)} check(s) failed: " +
                           ", ".join(sorted({f"{f.check} ({f.node})" for f in report.failed})))
+
+
+@task(help={"stop": "stop it instead (also done by `invoke destroy` of the run folder)", "status": "say if it runs",
+            **{k: CLUSTER_HELP[k] for k in ("prefix", "run_dir")}})
+@friendly
+def mirror(c, stop=False, status=False, prefix=None, run_dir=None):
+    """Start a local registry and file server standing in for Docker Hub and GitHub (the upstream path, offline)."""
+    cfg = config.load({"prefix": prefix, "run_dir": run_dir})
+    if stop:
+        if not local_mirror.stop(cfg):
+            print(f"no mirror in {cfg.run_path}")
+        return
+    if status:
+        up = local_mirror.running(cfg)
+        print(f"registry {up.registry}, files http://{up.host_ip}:{up.files_port}" if up
+              else f"no mirror in {cfg.run_path}")
+        return
+    served = local_mirror.start(cfg, say=lambda m: print(m, flush=True))
+    print("point a run at it with:")
+    for key, value in served.settings().items():
+        print(f"  export {key}={value}")
 
 
 @task(help={"forget": "remove this entry (e.g. 'calicoctl v1.6.1') so its next download is locked again",

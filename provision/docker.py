@@ -15,7 +15,8 @@ SECTION = "5 docker"
 DAEMON_JSON = "/etc/docker/daemon.json"
 
 
-def render_daemon_json(node: NodeSpec, registry_mirrors: list[str] | None = None, tls: bool = False) -> str:
+def render_daemon_json(node: NodeSpec, registry_mirrors: list[str] | None = None, tls: bool = False,
+                       insecure_registries: list[str] | None = None) -> str:
     """The guide's daemon.json: each node's Docker keeps its network data in its own etcd
     (with etcd_tls, over TLS: libnetwork takes the kv.* options as its etcd client's files)."""
     data: dict[str, object] = {"cluster-store": cluster_store(node)}
@@ -25,6 +26,8 @@ def render_daemon_json(node: NodeSpec, registry_mirrors: list[str] | None = None
                                       "kv.keyfile": files.key}
     if registry_mirrors:
         data["registry-mirrors"] = registry_mirrors
+    if insecure_registries:
+        data["insecure-registries"] = insecure_registries
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
@@ -42,8 +45,11 @@ def install(ctx: Context) -> Change:
 
 
 def configure_and_restart(ctx: Context) -> Change:
-    mirrors = [ctx.cfg.upstream.registry_mirror] if ctx.cfg.upstream.registry_mirror else None
-    changed = ensure_file(ctx.node, DAEMON_JSON, render_daemon_json(ctx.spec, mirrors, tls=ctx.cfg.etcd_tls))
+    up = ctx.cfg.upstream
+    daemon_json = render_daemon_json(ctx.spec, [up.registry_mirror] if up.registry_mirror else None,
+                                     tls=ctx.cfg.etcd_tls,
+                                     insecure_registries=[up.insecure_registry] if up.insecure_registry else None)
+    changed = ensure_file(ctx.node, DAEMON_JSON, daemon_json)
     certs_changed = ctx.node.run(f"test -e {DOCKER_RESTART}").ok  # new client certificates
     if changed or certs_changed or not unit_active(ctx.node, "docker"):
         ctx.node.run("systemctl enable docker >/dev/null 2>&1; systemctl restart docker",

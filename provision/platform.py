@@ -15,6 +15,7 @@ from calicolab.core.remote import Node
 from provision import centos
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+ROLLING_SUITES = ("sid", "forky")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,10 @@ def _apt_install(node: Node, component: str, suite: str) -> None:
     # pkg/suite picks that suite's version even when it is older than the installed one
     # (a downgrade, or a lane that starts below the baked default).
     packages = " ".join(f"{pkg}/{suite}" for pkg in DEBIAN_PACKAGES[component].split())
-    listing = f"deb {DEBIAN_MIRROR} {suite} main\n"
+    # sid and forky publish Release files valid for a week only: a mirror or snapshot that serves
+    # them later fails apt's date check (the signatures are still checked).
+    options = "[check-valid-until=no] " if suite in ROLLING_SUITES else ""
+    listing = f"deb {options}{DEBIAN_MIRROR} {suite} main\n"
     pin = f"Package: *\nPin: release n={suite}\nPin-Priority: 100\n"
     node.put(listing, f"/etc/apt/sources.list.d/calicolab-{suite}.list")
     node.put(pin, f"/etc/apt/preferences.d/calicolab-{suite}")
@@ -76,5 +80,7 @@ def _apt_install(node: Node, component: str, suite: str) -> None:
         f"apt-get install -y -q --allow-downgrades --no-install-recommends "
         f"-o Dpkg::Options::=--force-confold {packages}", timeout=900)
     if not res.ok:
-        raise UserError(f"{node.name}: apt could not install {packages} from {suite}: "
-                        f"{(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+        lines = (res.stderr + res.stdout).strip().splitlines()
+        # apt's errors start with E:, among many warnings; the last line is often a warning.
+        why = next((line for line in lines if line.startswith("E:")), lines[-1] if lines else f"exit {res.rc}")
+        raise UserError(f"{node.name}: apt could not install {packages} from {suite}: {why}")

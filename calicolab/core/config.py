@@ -57,6 +57,7 @@ class Upstream:
     calico_node_image: str = "calico/node"  # e.g. harbor.example.com/calico/node
     busybox_image: str = "busybox"
     download_base: str = ""  # replaces https://github.com in release URLs (calicoctl, etcd archives)
+    insecure_registry: str = ""  # host:port of a registry served over plain http (daemon.json insecure-registries)
     lock_file: str = "artifacts.lock"  # hashes recorded on first use; commit it
     strict: bool = False  # refuse any download neither pinned nor locked
 
@@ -149,6 +150,7 @@ OVERRIDABLE = {
     "calico_node_image": ("upstream", "calico_node_image"),
     "busybox_image": ("upstream", "busybox_image"),
     "download_base": ("upstream", "download_base"),
+    "insecure_registry": ("upstream", "insecure_registry"),
     "lock_file": ("upstream", "lock_file"),
     "strict_artifacts": ("upstream", "strict"),
     "etcd": ("versions", "etcd"),
@@ -298,6 +300,8 @@ def _validate_upstream(up: Upstream) -> None:
         value = getattr(up, key)
         if value and not _URL.match(value):
             raise UserError(f"{key} {value!r} must be an http(s) URL, e.g. https://mirror.example.com")
+    if up.insecure_registry and not re.match(r"^[a-z0-9.-]+:[0-9]+$", up.insecure_registry):
+        raise UserError(f"insecure_registry {up.insecure_registry!r} must be host:port, e.g. 10.0.0.5:5000")
     for key in ("calico_node_image", "busybox_image"):
         value = getattr(up, key)
         if not _IMAGE.match(value):

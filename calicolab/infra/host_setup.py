@@ -17,10 +17,11 @@ from calicolab.core import shell
 from calicolab.core.errors import UserError
 
 # vagrant-libvirt lets `vagrant validate` check the libvirt provider block here too.
+# docker-registry: the local stand-in for Docker Hub (calicolab/infra/mirror.py).
 APT_PACKAGES = ("docker.io", "vagrant", "vagrant-libvirt", "packer", "debootstrap", "curl", "iproute2",
-                "ca-certificates")
+                "ca-certificates", "docker-registry")
 TOOLS = {"dockerd": "docker.io", "vagrant": "vagrant", "packer": "packer",
-         "debootstrap": "debootstrap", "curl": "curl", "ip": "iproute2"}
+         "debootstrap": "debootstrap", "curl": "curl", "ip": "iproute2", "docker-registry": "docker-registry"}
 DOCKERD_LOG = "/var/log/calicolab-dockerd.log"
 
 

@@ -16,8 +16,7 @@ from calicolab.core import nodes, state
 from calicolab.core.config import ClusterConfig, write_effective
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.remote import Node
-from calicolab.core.state import calico_label
-from calicolab.infra import images, lab, preflight, vm_box
+from calicolab.infra import images, lab, mirror, preflight, vm_box
 from calicolab.infra.vagrant_env import VagrantCluster
 from calicolab.report import artifacts, leak_scan
 from calicolab.report.junit import RunReport, StageRecord
@@ -150,7 +149,8 @@ class Lifecycle:
     def _remember_calico(self, decision) -> dict[str, str]:
         facts = {"calico_source": decision.source, "calico_reason": decision.reason}
         state.update(self.cfg, facts=facts, calico_source=decision.source)
-        self.say(f"    calico: {calico_label(decision.source)}: {decision.reason}")
+        # What is asked of the source; which Calico ran is read off the node after provisioning.
+        self.say(f"    calico source: {decision.source}: {decision.reason}")
         return facts
 
     def _remember_targets(self) -> None:
@@ -170,7 +170,7 @@ class Lifecycle:
             if not facts.get("calico_source"):
                 facts = self._remember_calico(preflight.calico_decision(self.cfg))
             self.report.calico = facts["calico_source"]
-            self.say(f"    calico: {self.report.calico_label()}")
+            self.say(f"    calico source: {self.report.calico}")
             changes = provisioning.provision(self.cfg, self.nodes(), facts, lambda m: self.say(m))
             changed = [c for c in changes if c.changed]
             self.say(f"    {len(changed)} of {len(changes)} steps changed something"
@@ -213,6 +213,8 @@ class Lifecycle:
             self._nodes = None
             self.vagrant.destroy(lambda line: self.say(f"    {line}"), leftovers)
             state.clear(self.cfg, "ssh", "provisioned", "facts", "calico_source", "calico_seen")
+            if leftovers:  # `invoke destroy`: the local mirror of this run folder goes too
+                mirror.stop(self.cfg, say=lambda m: self.say(f"    {m}"))
             # The cluster's CA and keys die with it (a new cluster makes new ones).
             shutil.rmtree(pki_folder(self.cfg), ignore_errors=True)
 

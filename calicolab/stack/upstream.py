@@ -95,6 +95,8 @@ def missing_parts(cfg: ClusterConfig, lock: downloads.Lock, probe: Probe) -> lis
     """What keeps an upstream run from completing, in the order a run would meet it."""
     missing = []
     registry = cfg.upstream.registry_mirror or registry_of(cfg.upstream.calico_node_image)
+    if cfg.upstream.insecure_registry and registry == f"https://{cfg.upstream.insecure_registry}":
+        registry = f"http://{cfg.upstream.insecure_registry}"  # served over plain http, as Docker will use it
     why = registry_answers(registry, probe)
     if why:
         missing.append(f"{why}: set upstream.registry_mirror (CALICOLAB_REGISTRY_MIRROR) to a registry the "
@@ -140,7 +142,7 @@ class Seen:
     """Which Calico a node runs, by inspecting the calico-node container and its image."""
 
     source: str  # double | upstream | unknown
-    text: str
+    text: str  # the image as it ran and its digest
 
 
 def inspect_running(node) -> Seen:
@@ -158,6 +160,6 @@ def inspect_running(node) -> Seen:
         labels, digests = {}, []
     digest = next((d.split("@", 1)[1] for d in digests if "@" in d), image_id)
     if labels.get("org.opencontainers.image.title") == DOUBLE_TITLE:
-        served = "" if image.startswith("calicolab/") else f", served as {image}"
-        return Seen("double", f"the project's Calico double (not real Calico){served}, {digest}")
-    return Seen("upstream", f"{image} (upstream), {digest}")
+        served = f"image {image}" if image.startswith("calicolab/") else f"served as {image}"
+        return Seen("double", f"{served}, {digest}")
+    return Seen("upstream", f"{image}, {digest}")

@@ -30,7 +30,7 @@ def test_the_double_is_named_by_its_own_label_even_when_served_as_calico_node():
 
 def test_real_calico_node_is_upstream_with_its_digest():
     seen = upstream.inspect_running(_node("calico/node:v2.6.1", {}, [f"calico/node@{DIGEST}"]))
-    assert (seen.source, seen.text) == ("upstream", f"calico/node:v2.6.1 (upstream), {DIGEST}")
+    assert (seen.source, seen.text) == ("upstream", f"calico/node:v2.6.1, {DIGEST}")
 
 
 def test_no_container_is_unknown():

@@ -101,3 +101,22 @@ def test_etcd_upgrade_path_refusals(current, target, message):
 
     with pytest.raises(UserError, match=message):
         upgrade_path("etcd", current, target, "docker")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("registry_mirror", "harbor.example.com", r"must be an http\(s\) URL"),
+    ("download_base", "ftp://x", r"must be an http\(s\) URL"),
+    ("calico_node_image", "calico/node:v2.6.1", "without a tag"),
+    ("insecure_registry", "http://10.0.0.5:5000", "must be host:port"),
+    ("strict_artifacts", "maybe", "must be true or false"),
+])
+def test_bad_upstream_settings_are_one_line(key, value, message):
+    with pytest.raises(UserError, match=message):
+        config.load({key: value}, environ={})
+
+
+def test_upstream_settings_come_from_the_environment_too():
+    cfg = config.load(environ={"CALICOLAB_REGISTRY_MIRROR": "https://harbor.example.com",
+                               "CALICOLAB_STRICT_ARTIFACTS": "true", "CALICOLAB_LOCK_FILE": "/tmp/x.lock"})
+    assert (cfg.upstream.registry_mirror, cfg.upstream.strict, str(cfg.lock_path)) == (
+        "https://harbor.example.com", True, "/tmp/x.lock")

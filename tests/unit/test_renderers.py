@@ -79,3 +79,11 @@ def test_unit_is_the_guides_with_configurable_privilege():
         assert part in unit
     capped = calico.render_unit(art, use_privileged=False)
     assert "--privileged" not in capped and "--cap-add=ALL --cap-drop=SYS_RESOURCE" in capped
+
+
+def test_daemon_json_carries_the_registry_mirror_and_an_insecure_registry():
+    cfg = _cfg()
+    data = json.loads(docker.render_daemon_json(cfg.node("node1"), ["https://harbor.example.com"],
+                                                insecure_registries=["172.17.0.1:5000"]))
+    assert data["registry-mirrors"] == ["https://harbor.example.com"]
+    assert data["insecure-registries"] == ["172.17.0.1:5000"]
