@@ -37,8 +37,10 @@ def test_the_upstream_path_through_a_local_registry_and_file_server(lane, tmp_pa
     lock_file = tmp_path / "artifacts.lock"
     env = {**settings, "CALICOLAB_LOCK_FILE": str(lock_file), "CALICOLAB_CALICO_SOURCE": "upstream"}
 
-    # First run: everything pulled and downloaded through the mirror, and locked on first use.
-    first = _ok(lane.invoke("e2e", "--suite", "read-only", timeout=900, **env))
+    # First run, with `auto`: every upstream part answers, so auto is upstream; everything is
+    # pulled and downloaded through the mirror, and locked on first use.
+    first = _ok(lane.invoke("e2e", "--suite", "read-only", timeout=900, **{**env, "CALICOLAB_CALICO_SOURCE": "auto"}))
+    assert "calico source: upstream: every upstream part answers" in first
     assert f"!!! {CALICOCTL}: first use, recorded" in first
     locked = json.loads(lock_file.read_text())["artifacts"]
     image = f"image {settings['CALICOLAB_CALICO_NODE_IMAGE']}:v2.6.1"
@@ -77,3 +79,9 @@ def test_the_upstream_path_through_a_local_registry_and_file_server(lane, tmp_pa
     # `invoke destroy` of the run folder stops the mirror.
     _ok(lane.invoke("destroy"))
     assert mirror.running(cfg) is None
+
+    # Without the mirror, an explicit upstream stops in preflight: one line, nothing built or started.
+    res = lane.invoke("e2e", "--suite", "read-only", timeout=300, **env)
+    _ok(res, code=2)
+    assert "cannot complete" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "==> box" not in res.stdout and lane.containers() == []

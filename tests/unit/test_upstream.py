@@ -111,3 +111,13 @@ def test_the_probe_reads_the_status_and_the_headers_not_curls_exit_code(monkeypa
     monkeypatch.setattr(shell, "run", lambda *_a, **_k: shell.Outcome(("curl",), 0, text, ""))
     seen = upstream.http_probe("https://registry-1.docker.io/v2/")
     assert seen.status == 401 and seen.headers["docker-distribution-api-version"] == "registry/2.0"
+
+
+def test_a_strict_vm_run_stops_in_preflight_on_an_unlocked_calicoctl_and_passes_once_locked(tmp_path):
+    vm = cfg(tmp_path, provider="virtualbox", etcd="3.4.23", docker="20.10.21", strict_artifacts="true")
+    with pytest.raises(UserError) as err:
+        upstream.decide(vm, lock(tmp_path), probe(ONLINE))
+    assert "calicoctl v1.6.1 is neither pinned nor locked" in str(err.value) and "\n" not in str(err.value)
+    locked = lock(tmp_path)
+    locked.record(downloads.calicoctl_binary("v1.6.1"), "a" * 64)
+    assert upstream.decide(vm, locked, probe(ONLINE)).source == "upstream"  # etcd 3.4.23 is pinned
