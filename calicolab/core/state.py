@@ -20,10 +20,6 @@ def calico_label(source: str) -> str:
     return CALICO_LABELS.get(source, source)
 
 
-def calico_source(cfg: ClusterConfig) -> str:
-    return read(cfg).get("calico_source", "unknown")
-
-
 def path(cfg: ClusterConfig) -> Path:
     return cfg.run_path / "state.json"
 

@@ -175,13 +175,13 @@ class Lifecycle:
             changed = [c for c in changes if c.changed]
             self.say(f"    {len(changed)} of {len(changes)} steps changed something"
                      if changed else f"    no changes ({len(changes)} steps checked)")
-            # Which Calico was tested is what runs, not what was asked for.
-            seen = upstream.inspect_running(self.nodes()[0])
-            if seen.source != "unknown":
+            # Which Calico was tested is what runs, not what was asked for (read once: the
+            # idempotence pass changes nothing, or fails).
+            seen = upstream.inspect_running(self.nodes()[0]) if stage_name == "provision" else None
+            if seen and seen.source != "unknown":
                 self.report.calico, self.report.calico_seen = seen.source, seen.text
                 state.update(self.cfg, calico_source=seen.source, calico_seen=seen.text)
-                if stage_name == "provision":
-                    self.say(f"    calico running: {seen.text}")
+                self.say(f"    calico running: {seen.text}")
             state.update(self.cfg, provisioned=True)
             if stage_name == "idempotence" and changed:
                 raise StageFailed("second provision changed: " +
@@ -208,8 +208,7 @@ class Lifecycle:
 
     def destroy(self, leftovers: bool = False) -> None:
         with self.stage("destroy"):
-            for node in self._nodes or []:
-                node.close()
+            nodes.close_all(self._nodes or [])
             self._nodes = None
             self.vagrant.destroy(lambda line: self.say(f"    {line}"), leftovers)
             state.clear(self.cfg, "ssh", "provisioned", "facts", "calico_source", "calico_seen")

@@ -91,10 +91,11 @@ def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: 
     xml = cfg.reports_path / test_pass.junit
     rc = subprocess.run(command(cfg, test_pass, extra, root), env=env, cwd=str(ROOT)).returncode
     if xml.exists():
-        source = state.calico_source(cfg)
+        run_state = state.read(cfg)
+        source = run_state.get("calico_source", "unknown")
         # The versions the cluster runs now (an upgrade pass moves them on).
         current = running_config(cfg, {}).versions
         add_junit_properties(xml, {"calico": source, "calico_description": calico_label(source),
-                                   "calico_seen": state.read(cfg).get("calico_seen", ""),
+                                   "calico_seen": run_state.get("calico_seen", ""),
                                    "provider": cfg.provider, "etcd": current.etcd, "docker": current.docker})
     return rc

@@ -36,7 +36,7 @@ def tcp_port(node: NodeLike, ip: str, port: int, seconds: int = PROBE_SECONDS) -
     SYN gets no answer at all, which is what a DROP rule looks like from the outside."""
     probe = shlex.quote(f"exec 3<>/dev/tcp/{ip}/{port}")
     res = node.run(f"timeout {seconds} bash -c {probe} 2>&1; echo tcp-rc=$?", timeout=seconds + 10)
-    rc = _tail_value(res.stdout, "tcp-rc")
+    rc = tail_value(res.stdout, "tcp-rc")
     if rc == "0":
         return OPEN
     if rc == "124":
@@ -56,7 +56,8 @@ def connecting(node: NodeLike, ip: str, port: int) -> bool:
     return any(line.split()[-1] == f"{ip}:{port}" for line in res.stdout.splitlines() if line.split())
 
 
-def _tail_value(text: str, key: str) -> str:
+def tail_value(text: str, key: str) -> str:
+    """The value of the last `key=value` line (what a command's `-w`/`echo` trailer printed)."""
     for line in reversed(text.splitlines()):
         if line.startswith(f"{key}="):
             return line.split("=", 1)[1].strip()
@@ -79,7 +80,7 @@ def http(node: NodeLike, url: str, curl_opts: str = "", method: str = "GET", dat
     body = f" -d {shlex.quote(data)}" if data is not None else ""
     res = node.run(f"curl -s -m {seconds} {curl_opts} -X {method}{body} -w '\\nhttp-status=%{{http_code}}' "
                    f"{shlex.quote(url)}", timeout=seconds + 10)
-    status = _tail_value(res.stdout, "http-status")
+    status = tail_value(res.stdout, "http-status")
     text = res.stdout.rsplit("\nhttp-status=", 1)[0]
     return HttpAnswer(int(status) if status.isdigit() else 0, text)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from calicolab.core import shell, versions
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
-from calicolab.stack import downloads
+from calicolab.stack import downloads, probes
 
 DOCKER_HUB = "https://registry-1.docker.io"
 REGISTRY_HEADER = "docker-distribution-api-version"
@@ -37,14 +37,12 @@ def http_probe(url: str, follow: bool = False) -> HttpSeen:
     args = ["curl", "-sS", "-m", "10", "-o", "/dev/null", "-D", "-", "-w", "\nhttp-status=%{http_code}"]
     out = shell.run([*args, *(["-L"] if follow else []), url], check=False, timeout=30)
     headers: dict[str, str] = {}
-    status = 0
     for line in out.stdout.splitlines():
         key, sep, value = line.partition(":")
-        if line.startswith("http-status="):
-            status = int(line.split("=", 1)[1] or 0) if line.split("=", 1)[1].isdigit() else 0
-        elif sep:
+        if sep and not line.startswith("http-status="):
             headers[key.strip().lower()] = value.strip()
-    return HttpSeen(status, headers, (out.stderr.strip().splitlines() or [""])[-1])
+    status = probes.tail_value(out.stdout, "http-status")
+    return HttpSeen(int(status) if status.isdigit() else 0, headers, (out.stderr.strip().splitlines() or [""])[-1])
 
 
 def registry_of(image: str) -> str:

@@ -182,8 +182,7 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
             results.append(result)
             say(result.summary())
     finally:
-        for node in nodes:
-            node.close()
+        cluster_nodes.close_all(nodes)
         cfg.reports_path.mkdir(parents=True, exist_ok=True)
         calico = calico_label(state.read(cfg).get("calico_source", "unknown"))
         (cfg.reports_path / "upgrade.json").write_text(
