@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from calicolab.core import shell, versions
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
+from calicolab.core.paths import IMAGE_NAMESPACE
 from calicolab.stack import downloads, probes
 
 DOCKER_HUB = "https://registry-1.docker.io"
@@ -158,6 +159,6 @@ def inspect_running(node) -> Seen:
         labels, digests = {}, []
     digest = next((d.split("@", 1)[1] for d in digests if "@" in d), image_id)
     if labels.get("org.opencontainers.image.title") == DOUBLE_TITLE:
-        served = f"image {image}" if image.startswith("calicolab/") else f"served as {image}"
+        served = f"image {image}" if image.startswith(f"{IMAGE_NAMESPACE}/") else f"served as {image}"
         return Seen("double", f"{served}, {digest}")
     return Seen("upstream", f"{image}, {digest}")
