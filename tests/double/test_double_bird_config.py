@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -78,7 +79,9 @@ def test_main_config_has_router_id_and_one_session_per_other_node() -> None:
     assert "source address 192.168.223.131;" in text
     assert "next hop self;" in text
     assert "export filter calico_pools;" in text
-    assert "connect retry time 5;" in text
+    # The templates leave BGP timers at BIRD's defaults (connect retry 120 s, error wait 60/300).
+    assert "connect retry" not in text and "error wait" not in text
+    assert "export filter calico_ipip;" in text
     assert 'interface -"cali*", "*";' in text
     for line in ("learn;", "persist;", "scan time 2;", "import all;", "graceful restart;"):
         assert line in text
@@ -113,9 +116,37 @@ def test_aggr_without_blocks() -> None:
 
 def test_pool_filter_exports_pool_routes_only() -> None:
     text = render_ipam(inputs())
-    assert ("filter calico_pools {\n  calico_aggr();\n  if ( net ~ 192.168.0.0/16 ) then {\n"
-            "    accept;\n  }\n  reject;\n}") in text
-    assert "filter calico_kernel_programming" in text
+    # bird_ipam.cfg.template@v2.6.1: the block aggregate, the custom filters, then each pool.
+    assert ("filter calico_pools {\n  calico_aggr();\n  custom_filters();\n"
+            "  if ( net ~ 192.168.0.0/16 ) then {\n    accept;\n  }\n  reject;\n}") in text
+    assert "filter calico_ipip {" in text
+
+
+def test_mesh_peers_in_host_name_order(etcd) -> None:
+    # confd's lsdir walks /calico/bgp/v1/host in name order, not address order.
+    etcd.put("/calico/bgp/v1/global/as_num", "64512")
+    etcd.put("/calico/bgp/v1/host/node1/ip_addr_v4", str(NODE1))
+    etcd.put("/calico/bgp/v1/host/alpha/ip_addr_v4", "192.168.223.200")
+    etcd.put("/calico/bgp/v1/host/node2/ip_addr_v4", str(NODE2))
+    got = gather_inputs(etcd, "node1", NODE1)
+    assert [p.node for p in got.peers] == ["alpha", "node2"]
+    text = render_main(got, Path("/x"))
+    assert text.index("Mesh_192_168_223_200") < text.index("Mesh_192_168_223_130")
+
+
+def test_bird6_config_without_ipv6_has_no_sessions() -> None:
+    text = render_all(inputs(), Path("/x"))["bird6.cfg"]
+    assert "router id 192.168.223.131;" in text  # bird6 uses the IPv4 router id too
+    assert "# IPv6 disabled on this node." in text
+    assert "protocol bgp" not in text
+
+
+def test_bird6_config_with_ipv6_peers() -> None:
+    from ipaddress import IPv6Address
+    data = inputs(ip6=IPv6Address("fd00::131"), peers6=(Peer("node2", IPv6Address("fd00::130"), 64512),))
+    text = render_all(data, Path("/x"))["bird6.cfg"]
+    assert "source address fd00::131;" in text
+    assert "protocol bgp Mesh_fd00__130 from bgp_template {" in text
 
 
 def test_write_config_reports_changes_only(tmp_path: Path) -> None:
@@ -125,14 +156,34 @@ def test_write_config_reports_changes_only(tmp_path: Path) -> None:
     assert (tmp_path / "bird.cfg").read_text() == files["bird.cfg"]
 
 
-@pytest.mark.skipif(shutil.which("bird") is None, reason="BIRD is not installed")
-@pytest.mark.parametrize("variant", ["full", "empty"])
+DOUBLE_IMAGE = "calicolab/calico-node-double:v2.6.1"
+
+
+def _bird_parser() -> list[str] | None:
+    """`bird -p` on the host, else inside the double image (the BIRD that will read the files)."""
+    if shutil.which("bird"):
+        return []
+    if shutil.which("docker") and subprocess.run(["docker", "image", "inspect", DOUBLE_IMAGE],
+                                                 capture_output=True, check=False).returncode == 0:
+        return ["docker", "run", "--rm", "-v", "{dir}:{dir}:ro", "--entrypoint", "sh", DOUBLE_IMAGE, "-c"]
+    return None
+
+
+@pytest.mark.parametrize("variant", ["full", "empty", "ipv6"])
 def test_bird_accepts_the_config(tmp_path: Path, variant: str) -> None:
-    data = inputs() if variant == "full" else inputs(peers=(), own_blocks=(), pools=())
+    from ipaddress import IPv6Address
+    wrapper = _bird_parser()
+    if wrapper is None:
+        pytest.skip(f"needs BIRD: `bird` on the host or the image {DOUBLE_IMAGE} (invoke box)")
+    data = {"full": inputs(), "empty": inputs(peers=(), own_blocks=(), pools=()),
+            "ipv6": inputs(ip6=IPv6Address("fd00::131"),
+                           peers6=(Peer("node2", IPv6Address("fd00::130"), 64512),),
+                           pools6=(ipaddress.IPv6Network("fd80:24e2:f998:72d6::/64"),))}[variant]
     write_config(render_all(data, tmp_path), tmp_path)
-    result = subprocess.run(["bird", "-p", "-c", str(tmp_path / "bird.cfg")],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
+    script = f"bird -p -c {tmp_path}/bird.cfg && bird6 -p -c {tmp_path}/bird6.cfg"
+    argv = [a.format(dir=tmp_path) for a in wrapper] + [script] if wrapper else ["sh", "-c", script]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr + result.stdout
 
 
 def test_bird_control_reply_parsing() -> None:

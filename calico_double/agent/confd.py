@@ -1,0 +1,103 @@
+"""The confd service: keeps BIRD's files in step with etcd.
+
+Real confd (`-watch -interval=5`) renders the templates when watched keys change and every
+5 s, checks each staged file with `bird -p -c` (check_cmd) and reloads with
+`pkill -HUP bird || true` (reload_cmd; the pattern also matches bird6). The double polls
+etcd every second (standing in for the watch) and does the same check and reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from .bird_config import BirdInputs, gather_inputs, render_all, write_config
+from .config import Config
+from .etcd import EtcdClient, EtcdError
+from .registration import BGP_HOSTS
+
+log = logging.getLogger("confd")
+
+
+def check(inputs: BirdInputs) -> str | None:
+    """bird -p / bird6 -p on a staged copy; the error text, or None when both parse."""
+    with tempfile.TemporaryDirectory(prefix="confd-") as tmp:
+        staged = Path(tmp)
+        write_config(render_all(inputs, staged), staged)
+        for binary, name in (("bird", "bird.cfg"), ("bird6", "bird6.cfg")):
+            try:
+                res = subprocess.run([binary, "-p", "-c", str(staged / name)], capture_output=True,
+                                     text=True, timeout=20, check=False)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return f"{binary} -p: {exc}"
+            if res.returncode != 0:
+                return f"{binary} -p: {(res.stderr or res.stdout).strip()}"
+    return None
+
+
+def hup_bird() -> int:
+    """`pkill -HUP bird`: every process whose name contains 'bird'."""
+    sent = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if "bird" in (entry / "comm").read_text():
+                os.kill(int(entry.name), signal.SIGHUP)
+                sent += 1
+        except (OSError, ValueError):
+            continue
+    return sent
+
+
+def render_once(etcd: EtcdClient, cfg: Config, router_id: IPv4Address, reload: bool = True) -> bool:
+    inputs = gather_inputs(etcd, cfg.nodename, router_id)
+    files = render_all(inputs, cfg.bird_config_dir)
+    current = {}
+    for name in files:
+        try:
+            current[name] = (cfg.bird_config_dir / name).read_text()
+        except OSError:
+            current[name] = None
+    if current == files:
+        return False
+    problem = check(inputs)
+    if problem:
+        log.error("Check command failed, not installing the new BIRD config: %s", problem)
+        return False
+    write_config(files, cfg.bird_config_dir)
+    log.info("Target config %s out of sync: %d mesh peer(s) %s, own blocks %s",
+             cfg.bird_config_dir / "bird.cfg", len(inputs.peers), [str(p.ip) for p in inputs.peers],
+             [str(b) for b in inputs.own_blocks] or "none")
+    if reload:
+        log.info("Reloading BIRD (SIGHUP to %d process(es))", hup_bird())
+    return True
+
+
+def main() -> int:
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO,
+                        format="%(asctime)s [%(levelname)s] confd: %(message)s")
+    cfg = Config.from_env(os.environ)
+    etcd = EtcdClient(cfg.etcd_endpoints, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
+    interval = float(os.environ.get("CALICO_DOUBLE_CONFD_POLL", "1"))
+    while True:
+        try:
+            own = etcd.get_value(f"{BGP_HOSTS}/{cfg.nodename}/ip_addr_v4")
+            if own:
+                render_once(etcd, cfg, IPv4Address(own.split("/")[0]))
+            else:
+                log.warning("No ip_addr_v4 for node %s in etcd yet", cfg.nodename)
+        except (EtcdError, OSError, ValueError) as exc:
+            log.warning("Render failed (will retry): %s", exc)
+        time.sleep(interval)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
