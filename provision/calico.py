@@ -15,7 +15,7 @@ from calicolab.core.config import Node as NodeSpec
 from calicolab.core.errors import UserError
 from calicolab.core.paths import IMAGE_NAMESPACE, NODE_IMAGES, ROOT
 from calicolab.core.polling import Timeout, wait_for
-from calicolab.stack import downloads, etcd_tls
+from calicolab.stack import downloads, etcd_tls, probes
 from provision import fetch
 from provision.context import Context
 from provision.steps import Change, ensure_file, unit_active, unit_enabled
@@ -26,6 +26,9 @@ CALICOCTL_CFG = "/etc/calico/calicoctl.cfg"
 UNIT_FILE = "/etc/systemd/system/calico-node.service"
 CALICOCTL = "/usr/local/bin/calicoctl"
 STARTED = "Calico node started successfully"
+# rc.local prints STARTED before runit starts any service (calico/node v2.6.1), so it is not
+# readiness: felix runs, BIRD answers on its socket, both Docker plugins listen.
+READY_SOCKETS = ["/var/run/calico/bird.ctl", "/run/docker/plugins/calico.sock", "/run/docker/plugins/calico-ipam.sock"]
 
 
 @dataclass(frozen=True)
@@ -183,10 +186,21 @@ def start(ctx: Context) -> Change:
         wait_for(lambda: ctx.node.run("docker logs calico-node 2>&1").stdout,
                  lambda logs: STARTED in logs, f"{ctx.node.name}: '{STARTED}' in calico-node's log",
                  timeout=90)
+        wait_for(lambda: _readiness(ctx), lambda seen: all(seen.values()),
+                 f"{ctx.node.name}: calico-felix running and {', '.join(READY_SOCKETS)} listening", timeout=60)
     except Timeout as err:
-        tail = ctx.node.run("docker logs --tail 5 calico-node 2>&1; journalctl -u calico-node -n 5 --no-pager")
-        raise RuntimeError(f"{err}; last log lines: {tail.stdout.strip()[-400:]}") from None
-    return ctx.change("start calico-node", changed, STARTED)
+        tail = ctx.node.run("docker logs --tail 5 calico-node 2>&1; journalctl -u calico-node -n 5 --no-pager; "
+                            "tail -n 3 /var/log/calico/*/current")
+        seen = err.last if isinstance(err.last, dict) else {}
+        missing = [k for k, ok in seen.items() if not ok]
+        raise RuntimeError(f"{err}{f' (missing: {missing})' if missing else ''}; last log lines: "
+                           f"{tail.stdout.strip()[-600:]}") from None
+    return ctx.change("start calico-node", changed, "felix, BIRD and the Docker plugins ready")
+
+
+def _readiness(ctx: Context) -> dict[str, bool]:
+    return {"calico-felix": probes.process_running(ctx.node, "calico-felix"),
+            **probes.sockets_listening(ctx.node, READY_SOCKETS)}
 
 
 STEPS = (image, unit, calicoctl, start)

@@ -94,6 +94,11 @@ def healthy_rules(name: str) -> dict[str, Answer]:
         # calico-node, BIRD, BGP (diagnose/calico.py)
         r"^docker inspect -f '\{\{.State.Running\}\}' calico-node( |$)": said("true\n"),
         r"^test -S /run/docker/plugins/calico(-ipam)?\.sock$": said(""),
+        # `ss -xl` as iproute2 prints listening unix sockets (the plugin's and BIRD's).
+        r"^ss -xl": said("Netid State  Recv-Q Send-Q Local Address:Port  Peer Address:Port\n"
+                         "u_str LISTEN 0      128    /run/docker/plugins/calico.sock 41230 * 0\n"
+                         "u_str LISTEN 0      128    /run/docker/plugins/calico-ipam.sock 41231 * 0\n"
+                         "u_str LISTEN 0      16     /var/run/calico/bird.ctl 40110 * 0\n"),
         r"^test -S /var/run/calico/bird\.ctl$": said(""),
         r"^docker top calico-node -eo pid,etimes,comm": said(top()),
         r"^calicoctl node status$": said(node_status(peer.ip)),

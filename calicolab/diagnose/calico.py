@@ -5,6 +5,7 @@ the peer's view of it (session state, SYN-SENT sockets, ping), never the firewal
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from calicolab.core.config import Node as NodeSpec
 from calicolab.diagnose.diagnoses import (
@@ -47,6 +48,8 @@ def calico_down_cause(view: ClusterView, node: NodeLike) -> Diagnosis:
     if re.search(r"is already using the IPv4 address", log):
         return BGP_WRONG_IP.at(node.name)
     if probes.unit_state(node, "calico-node") == "failed" and re.search(
+            # calico/node v2.6.1's startup.go wording first, then the double's older one.
+            r"Unable to access datastore to query node configuration|"
             r"etcd cluster is unavailable|Waiting for etcd|Error accessing the Calico datastore|"
             r"failed to start: .*etcd", log, re.IGNORECASE):
         return CALICO_STARTED_BEFORE_ETCD.at(node.name)
@@ -61,11 +64,14 @@ def check_calico_node(view: ClusterView, node: NodeLike) -> Finding:
     return failed("calico-node", node.name, seen, calico_down_cause(view, node))
 
 def check_plugin_sockets(view: ClusterView, node: NodeLike) -> Finding:
-    missing = [s for s in ("calico", "calico-ipam") if not probes.socket_exists(node, f"/run/docker/plugins/{s}.sock")]
-    if not missing:
-        return passed("libnetwork plugin", node.name, "/run/docker/plugins/calico{,-ipam}.sock present")
-    return failed("libnetwork plugin", node.name, f"missing: {', '.join(f'{m}.sock' for m in missing)}",
-                 PLUGIN_SOCKETS_MISSING.at(node.name))
+    paths = [f"/run/docker/plugins/{s}.sock" for s in ("calico", "calico-ipam")]
+    listening = probes.sockets_listening(node, paths)
+    if all(listening.values()):
+        return passed("libnetwork plugin", node.name, "/run/docker/plugins/calico{,-ipam}.sock listening")
+    # A killed plugin leaves its socket file: present but with no listener is as bad as missing.
+    seen = [f"{Path(p).name} {'stale (no listener)' if probes.socket_exists(node, p) else 'missing'}"
+            for p, ok in listening.items() if not ok]
+    return failed("libnetwork plugin", node.name, ", ".join(seen), PLUGIN_SOCKETS_MISSING.at(node.name))
 
 def bird_processes(node: NodeLike) -> tuple[list[probes.Process] | None, list[probes.Process]]:
     procs = probes.container_processes(node, "calico-node")

@@ -107,6 +107,9 @@ def node_probes(cfg: ClusterConfig) -> list[Probe]:
         _shell_probe("docker-info.txt", "docker info"),
         _shell_probe("docker-ps.txt", "docker ps -a --no-trunc"),
         _shell_probe("calico-node-logs.txt", "docker logs --timestamps --tail 500 calico-node"),
+        # calico/node's services log through svlogd, not to `docker logs`.
+        _shell_probe("calico-service-logs.txt", "for f in /var/log/calico/*/current; do [ -e \"$f\" ] || continue; "
+                     "echo \"== $f\"; tail -n 300 \"$f\"; done"),
     ]
     return probes
 

@@ -141,6 +141,17 @@ def socket_exists(node: NodeLike, path: str) -> bool:
     return node.run(f"test -S {shlex.quote(path)}").ok
 
 
+def sockets_listening(node: NodeLike, paths: list[str]) -> dict[str, bool]:
+    """Which unix sockets have a listener (`ss -xl`): a killed plugin leaves its socket file behind."""
+    listed = node.run("ss -xl 2>/dev/null").stdout.split()
+    return {path: path in listed for path in paths}
+
+
+def process_running(node: NodeLike, name: str) -> bool:
+    """A process with exactly this name (comm), as calicoctl looks for `calico-felix`."""
+    return node.run(f"pgrep -x {shlex.quote(name)} >/dev/null").ok
+
+
 # -- firewall ------------------------------------------------------------------------------
 def rules_dropping_port(node: NodeLike, port: int) -> list[str]:
     """iptables rules (iptables-save syntax) that DROP or REJECT TCP traffic to or from port."""

@@ -17,7 +17,7 @@ from calicolab.report import artifacts
 NODE_FILES = {"journal-etcd.txt", "journal-docker.txt", "journal-calico-node.txt", "etcd-member-list.txt",
               "etcd-health.txt", "etcd-status.txt", "calicoctl-node-status.txt", "bird-protocols.txt",
               "ip-addr.txt", "ip-route.txt", "iptables-save.txt", "docker-info.txt", "docker-ps.txt",
-              "calico-node-logs.txt", "host-container-state.txt", "host-container-logs.txt"}
+              "calico-node-logs.txt", "calico-service-logs.txt", "host-container-state.txt", "host-container-logs.txt"}
 
 
 def _ok(res, code: int = 0) -> str:

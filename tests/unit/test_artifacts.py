@@ -67,6 +67,7 @@ def _probe_rules(ip: str) -> dict[str, tuple[int, str]]:
         SHELL + r"'docker info'$": (0, f" Cluster Store: etcd://{ip}:2379\n"),
         SHELL + r"'docker ps -a --no-trunc'$": (0, "CONTAINER ID   IMAGE   COMMAND   STATUS   NAMES\n"),
         SHELL + r"'docker logs --timestamps --tail 500 calico-node'$": (0, "leaked key:\n" + FAKE_KEY),
+        SHELL + r"'for f in /var/log/calico/\*/current; ": (0, "== /var/log/calico/felix/current\nfelix up\n"),
     }
 
 
@@ -96,7 +97,8 @@ def test_collects_every_probe_from_every_node_into_labelled_folders(tmp_path):
         assert {"journal-etcd.txt", "journal-docker.txt", "journal-calico-node.txt", "etcd-member-list.txt",
                 "etcd-health.txt", "etcd-status.txt", "calicoctl-node-status.txt", "bird-protocols.txt",
                 "ip-addr.txt", "ip-route.txt", "iptables-save.txt", "docker-info.txt", "docker-ps.txt",
-                "calico-node-logs.txt", "host-container-state.txt", "host-container-logs.txt"} <= names
+                "calico-node-logs.txt", "calico-service-logs.txt", "host-container-state.txt",
+                "host-container-logs.txt"} <= names
     etcd_journal = (got.folder / "node1" / "journal-etcd.txt").read_text()
     assert etcd_journal.startswith("$ journalctl -u etcd") and "# exit 0" in etcd_journal
     assert "etcd started" in etcd_journal

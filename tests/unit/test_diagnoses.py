@@ -116,10 +116,21 @@ def test_a_network_on_one_host_only_means_no_shared_store():
     assert "node2: none" in found.seen
 
 
+LISTENING_IPAM_ONLY = said("u_str LISTEN 0 128 /run/docker/plugins/calico-ipam.sock 41231 * 0\n")
+
+
 def test_missing_plugin_sockets():
-    view = fake_view({"node2": {r"test -S /run/docker/plugins/calico.sock": said("", 1)}})
+    view = fake_view({"node2": {r"test -S /run/docker/plugins/calico.sock": said("", 1),
+                                r"^ss -xl": LISTENING_IPAM_ONLY}})
     found = finding(view, "libnetwork plugin", "node2")
-    assert found.diagnosis.name == "plugin sockets missing" and "calico.sock" in found.seen
+    assert found.diagnosis.name == "plugin sockets missing" and found.seen == "calico.sock missing"
+
+
+def test_stale_plugin_socket_without_listener():
+    # A SIGKILLed plugin (docker stop of calico/node) leaves its socket file: still unusable.
+    view = fake_view({"node2": {r"^ss -xl": LISTENING_IPAM_ONLY}})
+    found = finding(view, "libnetwork plugin", "node2")
+    assert found.diagnosis.name == "plugin sockets missing" and found.seen == "calico.sock stale (no listener)"
 
 
 CALICO_DOWN = {r"systemctl is-active calico-node": said("failed\n", 3),
