@@ -60,3 +60,48 @@ def minors_between(current: str, target: str) -> list[tuple[int, int]]:
     if goal[0] != here[0]:
         raise ValueError(f"etcd {current} -> {target} changes the major version")
     return [(here[0], m) for m in range(here[1] + 1, goal[1] + 1)] or ([goal] if current != target else [])
+
+
+# -- Upstream Calico 2.6.1, not printed by the guide (the double is measured against these) ------
+# calico/node startup (projectcalico/calico@v2.6.1:calico_node/startup/startup.go configureIPPools,
+# createIPPool): the default pools, NAT outgoing on for IPv4, off for IPv6; IPv6 only where the
+# host has /proc/sys/net/ipv6. Values as libcalico-go's etcd v2 backend stores them.
+DEFAULT_POOL_KEY = "/calico/v1/ipam/v4/pool/192.168.0.0-16"
+DEFAULT_POOL = {"cidr": "192.168.0.0/16", "ipip": "", "ipip_mode": "", "masquerade": True, "ipam": True,
+                "disabled": False}
+IPV6_POOL_KEY = "/calico/v1/ipam/v6/pool/fd80:24e2:f998:72d6::-64"
+IPV6_POOL = {"cidr": "fd80:24e2:f998:72d6::/64", "ipip": "", "ipip_mode": "", "masquerade": False, "ipam": True,
+             "disabled": False}
+# startup.go ensureDefaultConfig: cluster keys, and per host DefaultEndpointToHostAction=RETURN;
+# CalicoVersion is rewritten on every start; InterfacePrefix is never written (felix's default).
+CLUSTER_KEYS = {"/calico/v1/Ready": "true", "/calico/v1/config/CalicoVersion": "v2.6.1",
+                "/calico/v1/config/ReportingIntervalSecs": "0", "/calico/v1/config/LogSeverityScreen": "info"}
+HOST_CONFIG = {"DefaultEndpointToHostAction": "RETURN"}
+NEVER_WRITTEN = ("/calico/v1/config/InterfacePrefix",)
+# calico/node's runit services (calico_node/filesystem/etc/service/available) and their svlogd files.
+CALICO_SERVICES = ("felix", "bird", "bird6", "confd", "libnetwork")
+CALICO_LOG_DIR = "/var/log/calico"
+# Process names as `ps` shows them (comm, at most 15 characters); BIRD runs with -R.
+CALICO_PROCESSES = ("calico-felix", "bird", "bird6")
+
+
+def profile(network: str) -> dict[str, object]:
+    """libnetwork-plugin v1.1.0 (driver CreateEndpoint): the profile named after the network,
+    allowing ingress only from its own tag, egress to anywhere."""
+    return {"rules": {"inbound_rules": [{"action": "allow", "src_tag": network}],
+                      "outbound_rules": [{"action": "allow"}]},
+            "tags": [network], "labels": {}}
+
+
+# Calico 2.6's policy model (felix 2.6.0 rules/, default profiles as above), from first
+# principles: a workload accepts traffic from workloads of its own network only; its own host
+# may reach it (felix does not police host -> local workload); other hosts may not (no tag);
+# workloads reach any host, and leave the pool NATed to their host's address (masquerade).
+def allowed(src: tuple[str, str, str | None], dst: tuple[str, str, str | None]) -> bool:
+    """(kind, node, network) of source and destination, kind 'workload' or 'host'."""
+    (skind, snode, snet), (dkind, dnode, dnet) = src, dst
+    if dkind == "host":
+        return True
+    if skind == "host":
+        return snode == dnode
+    return snet == dnet

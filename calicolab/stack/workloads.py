@@ -134,6 +134,41 @@ def stop_background_ping(src: Workload) -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
+HTTP_PORT = 8080  # busybox httpd in a workload, the TCP target of reachability probes
+PROTOCOLS = ("icmp", "tcp")
+
+
+def serve_http(w: Workload) -> None:
+    """busybox httpd on HTTP_PORT inside the workload (it daemonizes), serving one page."""
+    w.node.run(f"docker exec {shlex.quote(w.name)} sh -c 'mkdir -p /tmp/www && echo ok > /tmp/www/index.html "
+               f"&& httpd -p {HTTP_PORT} -h /tmp/www'", check=True)
+
+
+def reachable(node: Node, workload: str | None, targets: dict[str, str], proto: str,
+              wait: int = 2) -> dict[str, bool]:
+    """From a workload on `node` (or the node itself when `workload` is None): which targets
+    (label -> IPv4) answer, all probed at once. icmp: one ping; tcp: an HTTP GET on HTTP_PORT
+    (wget in busybox, curl on a host)."""
+    if proto not in PROTOCOLS:
+        raise ValueError(f"protocol {proto!r}: use one of {PROTOCOLS}")
+    parts = []
+    for label, ip in targets.items():
+        if proto == "icmp":
+            probe = f"ping -c 1 -W {wait} {ip}"
+        elif workload is not None:
+            probe = f"wget -q -T {wait} -O /dev/null http://{ip}:{HTTP_PORT}/"
+        else:
+            probe = f"curl -s -f -m {wait} -o /dev/null http://{ip}:{HTTP_PORT}/"
+        parts.append(f"( {probe} >/dev/null 2>&1 && echo {shlex.quote(label)}=ok || echo {shlex.quote(label)}=no ) &")
+    script = " ".join(parts) + " wait"
+    command = f"sh -c {shlex.quote(script)}"
+    if workload is not None:
+        command = f"docker exec {shlex.quote(workload)} {command}"
+    out = node.run(command, timeout=wait * 4 + 30).stdout
+    seen = dict(line.rsplit("=", 1) for line in out.split() if "=" in line)
+    return {label: seen.get(label) == "ok" for label in targets}
+
+
 def remove(nodes: Sequence[Node], names: Iterable[str], network: str | None = None) -> None:
     """Remove the named workloads wherever they are, then the network (leftovers included)."""
     quoted = " ".join(shlex.quote(n) for n in names)

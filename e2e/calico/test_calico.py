@@ -79,14 +79,94 @@ def test_bgp_address_key_is_the_node_ip(node, spec):
     expect.equal(f"/calico/bgp/v1/host/{spec.name}/ip_addr_v4", seen, spec.ip, diagnoses.BGP_WRONG_IP.text())
 
 
-def test_default_pool_exists(node, spec):
-    value = json.loads(etcd_query.v2_get(node, spec.ip, "/calico/v1/ipam/v4/pool/192.168.0.0-16") or "{}")
-    expect.equal("default pool /calico/v1/ipam/v4/pool/192.168.0.0-16", value.get("cidr"), "192.168.0.0/16",
-                 "calico-node did not create its default pool (NO_DEFAULT_POOLS set?)")
+def _json(node, spec, key: str):
+    text = etcd_query.v2_get(node, spec.ip, key)
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return text
 
 
-def test_libnetwork_plugin_sockets_exist(node):
+def test_default_pool_is_calicos(node, spec):
+    expect.equal(guide.DEFAULT_POOL_KEY, _json(node, spec, guide.DEFAULT_POOL_KEY), guide.DEFAULT_POOL,
+                 "calico-node did not create its default pool as startup.go does (NAT outgoing on, IPIP off); "
+                 "NO_DEFAULT_POOLS or CALICO_IPV4POOL_* set?")
+
+
+def test_ipv6_pool_where_the_host_has_ipv6(node, spec):
+    has_ipv6 = node.run("test -d /proc/sys/net/ipv6").ok
+    expected = guide.IPV6_POOL if has_ipv6 else None
+    expect.equal(f"{guide.IPV6_POOL_KEY} (host has IPv6: {has_ipv6})", _json(node, spec, guide.IPV6_POOL_KEY),
+                 expected, "startup.go creates the IPv6 pool exactly when /proc/sys/net/ipv6 exists")
+
+
+def test_calicoctl_lists_the_pools_with_nat_outgoing(node):
+    res = node.run("calicoctl get ippool -o yaml")
+    expect.command_ok(res, "calicoctl cannot read the pools from etcd")
+    # calicoctl v1.6.1 prints v1 ipPool resources; false fields are omitted (omitempty).
+    blocks = [b for b in res.stdout.split("- apiVersion: v1") if b.strip()]
+    seen = {}
+    for block in blocks:
+        cidr = next((line.split(":", 1)[1].strip() for line in block.splitlines() if "cidr:" in line), "?")
+        seen[cidr] = "nat-outgoing: true" in block
+    expect.equal(f"{node.name}: calicoctl get ippool -o yaml (cidr: nat-outgoing)", seen.get("192.168.0.0/16"),
+                 True, f"the default pool has no NAT outgoing (seen {seen})")
+
+
+def test_startup_wrote_calicos_cluster_and_host_keys(node, spec):
+    for key, want in guide.CLUSTER_KEYS.items():
+        expect.equal(key, etcd_query.v2_get(node, spec.ip, key), want, "calico-node's startup did not run to the end")
+    for name, want in guide.HOST_CONFIG.items():
+        key = f"/calico/v1/host/{spec.name}/config/{name}"
+        expect.equal(key, etcd_query.v2_get(node, spec.ip, key), want, "startup.go writes it for every node")
+    for key in (f"/calico/v1/host/{spec.name}/bird_ip", f"/calico/bgp/v1/host/{spec.name}/network_v4"):
+        want = spec.ip if key.endswith("bird_ip") else f"{spec.ip}/32"  # IP given without a mask
+        expect.equal(key, etcd_query.v2_get(node, spec.ip, key), want, "the node's registration differs from "
+                     "what calico/node v2.6.1 writes for IP=<address>")
+    for key in guide.NEVER_WRITTEN:
+        expect.equal(key, etcd_query.v2_get(node, spec.ip, key), None, "calico/node never writes this key")
+
+
+def test_libnetwork_plugin_sockets_listen(node):
     for sock in ("calico", "calico-ipam"):
-        res = node.run(f"test -S /run/docker/plugins/{sock}.sock")
-        expect.true(f"{node.name}: /run/docker/plugins/{sock}.sock", res.ok, "a socket", "missing",
+        path = f"/run/docker/plugins/{sock}.sock"
+        listening = path in node.run("ss -xl").stdout.split()
+        expect.true(f"{node.name}: {path} listening", listening, "a listening socket",
+                    "stale file" if node.run(f"test -S {path}").ok else "missing",
                     'without it Docker says `plugin "calico" not found`: calico-node is not running')
+
+
+def test_calico_services_run_as_separate_processes(node):
+    # calico/node runs felix, BIRD and bird6 under runit: separate processes, BIRD with -R.
+    top = node.run("docker top calico-node -eo pid,comm,args").stdout
+    names = {line.split()[1] for line in top.splitlines()[1:] if len(line.split()) > 1}
+    for name in guide.CALICO_PROCESSES:
+        expect.true(f"{node.name}: process {name} in calico-node", name in names, "running", sorted(names),
+                    "a calico/node service is not running (see /var/log/calico/<service>/current)")
+    bird = [line for line in top.splitlines() if " bird " in f" {line} " and "bird.ctl" in line]
+    expect.true(f"{node.name}: BIRD's command line", any(" -R " in f" {line} " for line in bird),
+                "bird -R -s /var/run/calico/bird.ctl -d -c .../bird.cfg", bird,
+                "BIRD without -R drops the kernel routes' graceful-restart recovery")
+
+
+def test_each_service_logs_to_var_log_calico(node):
+    for service in guide.CALICO_SERVICES:
+        path = f"{guide.CALICO_LOG_DIR}/{service}/current"
+        size = node.run(f"stat -c %s {path} 2>/dev/null").stdout.strip()
+        expect.true(f"{node.name}: {path}", size.isdigit() and int(size) > 0, "a non-empty svlogd file",
+                    size or "missing", "the service never started, or its log folder is not mounted "
+                    "(-v /var/log/calico:/var/log/calico)")
+
+
+def test_felix_programs_calicos_chains(node):
+    rules = node.run("iptables-save").stdout.splitlines()
+    for chain in ("FORWARD", "INPUT", "OUTPUT"):
+        # Felix inserts its jump at the top; a restarted Docker may sit above it until felix's refresh.
+        jump = next((r for r in rules if r.startswith(f"-A {chain} ") and r.endswith(f"-j cali-{chain}")), "")
+        expect.true(f"{node.name}: {chain} jumps to cali-{chain}", bool(jump), f"-A {chain} ... -j cali-{chain}",
+                    [r for r in rules if r.startswith(f"-A {chain} ")][:3] or "no rules",
+                    "felix is not running or lost its rules")
+    nat = node.run("iptables-save -t nat").stdout
+    expect.true(f"{node.name}: nat cali-nat-outgoing", "-A cali-nat-outgoing" in nat and "MASQUERADE" in nat,
+                "a MASQUERADE rule for the masquerade pool", "absent",
+                "felix does no NAT outgoing: workload traffic leaves with its pool address")

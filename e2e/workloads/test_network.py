@@ -8,12 +8,14 @@ together on one xdist worker (group "network"); everything is removed afterwards
 from __future__ import annotations
 
 import ipaddress
+import json
 
 import pytest
 
 from calicolab.core.polling import Timeout, wait_for
+from calicolab.core.tables import render
 from calicolab.diagnose import diagnoses
-from calicolab.stack import parsers, workloads
+from calicolab.stack import etcd_query, parsers, workloads
 from calicolab.stack.workloads import WorkloadFailed
 from e2e import expect, guide
 
@@ -22,6 +24,9 @@ pytestmark = [pytest.mark.creates]
 NETWORK = guide.NETWORK
 ROUTE_DEADLINE = 30
 NAMES = {"A": "workload-A", "B": "workload-B"}
+# Not in the guide: a second Calico network, to show that profiles isolate networks.
+OTHER_NETWORK, OTHER_NAME = "net2", "workload-C"
+POLICY_DEADLINE = 30
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +54,175 @@ def test_net1_is_visible_with_the_same_id_on_every_node(workloads_ab, nodes):
                  "Docker has no cluster store on one node, so the network stays local" + f" (seen: {ids})")
     expect.true(f"{NETWORK} scope", next(iter(ids.values())).endswith(" global"), "global",
                 next(iter(ids.values())), "the calico driver did not declare global scope")
+
+
+@pytest.mark.parametrize("which", ["A", "B"])
+def test_workload_gets_the_guides_address(workloads_ab, which):
+    w = workloads_ab[which]
+    want = guide.WORKLOAD_ADDRESSES[w.name]
+    expect.equal(f"{w.name} on {w.node.name}: address", w.ip, want,
+                 "IPAM chose another block: Calico 2.6.1 seeds its block choice with the FNV-1 hash of the "
+                 "host name (libcalico-go randomBlockGenerator), so a host not named node1/node2, or blocks "
+                 "left in etcd by an earlier cluster, give other addresses")
+
+
+def _endpoint(node, spec_ip: str, host: str, name: str) -> tuple[str, dict] | None:
+    """This workload's endpoint key and value (keyed by libnetwork's host name and Docker's endpoint id)."""
+    endpoint_id = node.run(f"docker inspect -f '{{{{.NetworkSettings.Networks.{NETWORK}.EndpointID}}}}' {name}"
+                           ).stdout.strip()
+    key = f"/calico/v1/host/{host}/workload/libnetwork/libnetwork/endpoint/{endpoint_id}"
+    text = etcd_query.v2_get(node, spec_ip, key)
+    return (key, json.loads(text)) if text else None
+
+
+@pytest.mark.parametrize("which", ["A", "B"])
+def test_endpoint_and_profile_are_named_after_the_network(workloads_ab, cluster, which):
+    w = workloads_ab[which]
+    ip = cluster.node(w.node.name).ip
+    host = w.node.run("hostname").stdout.strip()
+    found = _endpoint(w.node, ip, host, w.name)
+    expect.true(f"{w.name}: endpoint key under /calico/v1/host/{host}/workload/libnetwork/libnetwork/endpoint/",
+                found is not None, "present", "absent", "the plugin keys endpoints by HOSTNAME and Docker's "
+                "endpoint id (libnetwork-plugin v1.1.0)")
+    key, value = found
+    iface = "cali" + key.rsplit("/", 1)[1][:11]
+    want = {"state": "active", "name": iface, "mac": guide.WORKLOAD_MAC, "profile_ids": [NETWORK],
+            "ipv4_nets": [f"{w.ip}/32"], "ipv6_nets": []}
+    expect.equal(key, value, want, "libnetwork-plugin v1.1.0's endpoint value (profile = network name)")
+    for part, want_part in guide.profile(NETWORK).items():
+        text = etcd_query.v2_get(w.node, ip, f"/calico/v1/policy/profile/{NETWORK}/{part}")
+        expect.equal(f"/calico/v1/policy/profile/{NETWORK}/{part}", json.loads(text) if text else None, want_part,
+                     "the profile is not the one libnetwork-plugin creates for a network")
+
+
+@pytest.mark.parametrize("which", ["A", "B"])
+def test_felix_programs_the_workloads_host_side(workloads_ab, cluster, which):
+    w = workloads_ab[which]
+    host = w.node.run("hostname").stdout.strip()
+    key, _ = _endpoint(w.node, cluster.node(w.node.name).ip, host, w.name) or ("", {})
+    iface = "cali" + key.rsplit("/", 1)[-1][:11]
+    neigh = w.node.run(f"ip neigh show dev {iface}").stdout
+    expect.true(f"{w.node.name}: neighbour entry on {iface}",
+                f"{w.ip} lladdr {guide.WORKLOAD_MAC} PERMANENT" in neigh,
+                f"{w.ip} lladdr {guide.WORKLOAD_MAC} PERMANENT", neigh.strip() or "none",
+                "felix did not program the workload's static ARP entry (felix down?)")
+    for setting, want in (("proxy_arp", "1"), ("rp_filter", "1"), ("route_localnet", "1")):
+        seen = w.node.run(f"cat /proc/sys/net/ipv4/conf/{iface}/{setting}").stdout.strip()
+        expect.equal(f"{w.node.name}: {iface} {setting}", seen, want, "felix sets it on every workload interface")
+    chains = w.node.run("iptables-save -t filter").stdout
+    for chain in (f"cali-tw-{iface}", f"cali-fw-{iface}", f"cali-pri-{NETWORK}", f"cali-pro-{NETWORK}"):
+        expect.true(f"{w.node.name}: chain {chain}", f":{chain} " in chains, "present", "absent",
+                    "felix has not programmed the endpoint's or the profile's chains")
+
+
+@pytest.fixture(scope="module")
+def isolated(workloads_ab, nodes, cluster):
+    """workload-C on the second node, on a second Calico network; every workload serves HTTP."""
+    second = nodes[cluster.nodes[1].name]
+    workloads.remove([second], [OTHER_NAME], OTHER_NETWORK)
+    try:
+        try:
+            workloads.create_network(second, OTHER_NETWORK)
+            other = workloads.start(second, OTHER_NAME, OTHER_NETWORK)
+            for w in (*workloads_ab.values(), other):
+                workloads.serve_http(w)
+        except WorkloadFailed as err:
+            expect.fail(err.what, "created", err.result.describe(), "the calico drivers refused a second network")
+        yield {**workloads_ab, "C": other}
+    finally:
+        workloads.remove([second], [OTHER_NAME], OTHER_NETWORK)
+
+
+def _members(isolated, cluster, nodes):
+    """label -> (kind, node, network, ip, node object, workload name or None)."""
+    found = {}
+    for w in isolated.values():
+        net = OTHER_NETWORK if w.name == OTHER_NAME else NETWORK
+        found[w.name] = ("workload", w.node.name, net, w.ip, w.node, w.name)
+    for spec in cluster.nodes:
+        found[f"host {spec.name}"] = ("host", spec.name, None, spec.ip, nodes[spec.name], None)
+    return found
+
+
+def _matrix(members, proto: str) -> dict[tuple[str, str], bool]:
+    seen = {}
+    for src, (_, _, _, _, node, wname) in members.items():
+        # Hosts serve no HTTP: tcp goes to workloads only.
+        targets = {dst: m[3] for dst, m in members.items() if dst != src and (proto == "icmp" or m[0] == "workload")}
+        for dst, ok in workloads.reachable(node, wname, targets, proto).items():
+            seen[(src, dst)] = ok
+    return seen
+
+
+def _show(members, expected, seen, proto: str) -> str:
+    labels = list(members)
+    rows = []
+    for src in labels:
+        cells = []
+        for dst in labels:
+            if (src, dst) not in seen:
+                cells.append("-")
+                continue
+            word, want = ("allow" if seen[(src, dst)] else "deny"), ("allow" if expected[(src, dst)] else "deny")
+            cells.append(word if word == want else f"{word} (want {want})")
+        rows.append([src, *cells])
+    return f"{proto} reachability (rows: from, columns: to)\n" + render([f"{proto}: from \\ to", *labels], rows)
+
+
+@pytest.mark.parametrize("proto", workloads.PROTOCOLS)
+def test_profiles_isolate_networks_matrix(isolated, cluster, nodes, proto):
+    members = _members(isolated, cluster, nodes)
+    expected = {}
+    for src, s in members.items():
+        for dst, d in members.items():
+            expected[(src, dst)] = guide.allowed((s[0], s[1], s[2]), (d[0], d[1], d[2]))
+    allowed_pairs = lambda seen: all(seen[k] for k in seen if expected[k])  # noqa: E731
+    try:
+        seen = wait_for(lambda: _matrix(members, proto), allowed_pairs, f"{proto}: every allowed pair answers",
+                        timeout=POLICY_DEADLINE, interval=1)
+    except Timeout as err:
+        seen = err.last if isinstance(err.last, dict) else _matrix(members, proto)
+    table = _show(members, expected, seen, proto)
+    print(table)
+    wrong = [f"{s} -> {d}" for (s, d), ok in seen.items() if ok != expected[(s, d)]]
+    expect.equal(f"{proto}: pairs whose reachability differs from Calico 2.6's profiles", wrong, [],
+                 "felix does not enforce the profiles (a workload on another network or another host "
+                 "got through), or an allowed path is broken (BGP routes, FORWARD, NAT):\n" + table)
+
+
+def test_workload_egress_leaves_natted_to_its_host(isolated, cluster, nodes):
+    a = isolated["A"]
+    here, there = cluster.node(a.node.name), cluster.nodes[1]
+    far = nodes[there.name]
+    marks = {"host": f"-p icmp -s {here.ip} -d {there.ip}", "workload": f"-p icmp -s {a.ip} -d {there.ip}"}
+    for spec in marks.values():  # counting rules (no target) in raw PREROUTING on the far host
+        far.run(f"iptables -t raw -I PREROUTING {spec}", check=True)
+    try:
+        a.exec(f"ping -c 3 -W 2 {there.ip}")
+        listing = far.run("iptables -t raw -L PREROUTING -v -n -x").stdout
+    finally:
+        for spec in marks.values():
+            far.run(f"iptables -t raw -D PREROUTING {spec}")
+    counts = {}
+    for kind, spec in marks.items():
+        src = spec.split("-s ")[1].split()[0]
+        line = next((ln for ln in listing.splitlines() if f" {src} " in f" {ln} " and " icmp " in f" {ln} "), "")
+        counts[kind] = int(line.split()[0]) if line.split() and line.split()[0].isdigit() else 0
+    expect.true(f"{a.name} -> host {there.name}: source seen there", counts["host"] > 0 and counts["workload"] == 0,
+                f"the source is {here.ip} (NAT outgoing of the masquerade pool)",
+                f"packets from {here.ip}: {counts['host']}, from {a.ip}: {counts['workload']}",
+                "felix does no NAT outgoing for the pool (masquerade true)")
+
+
+def test_profile_survives_network_rm(isolated, cluster):
+    c = isolated["C"]
+    ip = cluster.node(c.node.name).ip
+    workloads.remove([c.node], [OTHER_NAME], OTHER_NETWORK)
+    for part in guide.profile(OTHER_NETWORK):
+        key = f"/calico/v1/policy/profile/{OTHER_NETWORK}/{part}"
+        expect.true(f"{key} after docker network rm {OTHER_NETWORK}",
+                    etcd_query.v2_get(c.node, ip, key) is not None, "still there", "deleted",
+                    "libnetwork-plugin v1.1.0 never deletes a profile (DeleteNetwork is a no-op)")
 
 
 @pytest.mark.parametrize("which", ["A", "B"])
