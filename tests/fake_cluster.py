@@ -66,8 +66,10 @@ def bird_protocols(peer_ip: str, state: str = "up", info: str = "Established") -
             f"Mesh_{peer_ip.replace('.', '_')} BGP      master   {state}     09:31:18    {info}\n")
 
 
-def top(bird: bool = True, bird_age: int = 895, felix_age: int = 900) -> str:
-    rows = [f"946  {felix_age}  calico-felix"] + ([f"972  {bird_age}  bird"] if bird else [])
+def top(bird: bool = True, bird_age: int = 895, felix_age: int = 900, felix: bool = True) -> str:
+    """`docker top calico-node -eo pid,etimes,comm` of calico/node 2.6.1: runsvdir and its services."""
+    rows = ["931  900  runsvdir"] + ([f"946  {felix_age}  calico-felix"] if felix else []) + (
+        [f"972  {bird_age}  bird", f"973  {bird_age}  bird6"] if bird else [])
     return "PID  ELAPSED  COMMAND\n" + "\n".join(rows) + "\n"
 
 

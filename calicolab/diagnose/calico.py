@@ -18,6 +18,8 @@ from calicolab.diagnose.diagnoses import (
     CALICO_NOT_RUNNING,
     CALICO_STARTED_BEFORE_ETCD,
     DOCKER_DOWN,
+    FELIX_DOWN,
+    FELIX_RESTARTED,
     HOST_UNREACHABLE,
     PLUGIN_SOCKETS_MISSING,
     WARN,
@@ -76,6 +78,19 @@ def check_plugin_sockets(view: ClusterView, node: NodeLike) -> Finding:
 def bird_processes(node: NodeLike) -> tuple[list[probes.Process] | None, list[probes.Process]]:
     procs = probes.container_processes(node, "calico-node")
     return procs, [p for p in procs or [] if p.command == "bird"]
+
+def check_felix(view: ClusterView, node: NodeLike) -> Finding:
+    procs = probes.container_processes(node, "calico-node")
+    if procs is None:
+        return failed("felix", node.name, "calico-node container not running", calico_down_cause(view, node))
+    felixes = [p for p in procs if p.command == "calico-felix"]
+    if not felixes:
+        return failed("felix", node.name, "no calico-felix process inside calico-node", FELIX_DOWN.at(node.name))
+    felix, oldest = min(felixes, key=lambda p: p.age), max(p.age for p in procs)
+    if felix.age < BIRD_RECENT and oldest - felix.age > BIRD_START_SLACK:
+        return Finding("felix", node.name, WARN, f"calico-felix (pid {felix.pid}) up {felix.age} s, "
+                       f"calico-node up {oldest} s", FELIX_RESTARTED.at(node.name))
+    return passed("felix", node.name, f"calico-felix pid {felix.pid}, up {felix.age} s")
 
 def check_bird(view: ClusterView, node: NodeLike) -> Finding:
     procs, birds = bird_processes(node)

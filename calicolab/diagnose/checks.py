@@ -24,6 +24,7 @@ CHECKS: tuple[Check, ...] = (
     Check("calico networks shared", cluster=docker.check_networks_shared),
     Check("calico-node", per_node=calico.check_calico_node),
     Check("libnetwork plugin", per_node=calico.check_plugin_sockets),
+    Check("felix", per_node=calico.check_felix),
     Check("BIRD", per_node=calico.check_bird),
     Check("BGP mesh", per_node=calico.check_bgp_mesh),
     Check("BGP port 179", per_node=calico.check_bgp_port),

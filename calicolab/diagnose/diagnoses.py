@@ -87,11 +87,20 @@ CALICO_STARTED_BEFORE_ETCD = Diagnosis(
     "After=etcd.service or give it more start attempts")
 BIRD_DOWN = Diagnosis(
     "BIRD down", "BIRD is not running inside calico-node: no BGP sessions, no routes to the other host's "
-    "blocks (routes already learnt persist)", "BIRD is restarted by calico-node's supervisor; if it stays down, "
-    "`docker logs calico-node` and `systemctl restart calico-node`")
+    "blocks (routes already learnt persist)", "runit inside calico-node restarts it; if it stays down, read "
+    "/var/log/calico/bird/current and `systemctl restart calico-node`")
 BIRD_RESTARTED = Diagnosis(
     "BIRD restarted", "BIRD inside calico-node died and was restarted after calico-node started: its BGP "
-    "sessions started over", "find why it exited (`docker logs calico-node`, `dmesg`); sessions come back on their own")
+    "sessions started over (graceful restart keeps the routes meanwhile)",
+    "find why it exited (/var/log/calico/bird/current, `dmesg`); sessions come back on their own")
+FELIX_DOWN = Diagnosis(
+    "felix down", "felix is not running inside calico-node: new workloads get no route, neighbour entry or "
+    "policy chains, and `calicoctl node status` says `Calico process is not running.`",
+    "runit inside calico-node restarts it; if it keeps exiting, read /var/log/calico/felix/current "
+    "(rp_filter=2 makes it exit at start)")
+FELIX_RESTARTED = Diagnosis(
+    "felix restarted", "felix inside calico-node died and was restarted after calico-node started",
+    "find why it exited in /var/log/calico/felix/current; it resyncs the dataplane on its own")
 BGP_PORT_BLOCKED = Diagnosis(
     "BGP port blocked", "BGP (TCP 179) to the peer gets no answer: a firewall drops it between the nodes",
     "allow TCP 179 both ways between the nodes (the guide turns firewalld off)")

@@ -166,6 +166,15 @@ def test_bird_killed_and_bird_restarted():
     assert found.ok  # a warning does not fail the doctor
 
 
+def test_felix_killed_and_felix_restarted():
+    down = fake_view({"node1": {r"^docker top calico-node": said(top(felix=False))}})
+    assert finding(down, "felix", "node1").diagnosis.name == "felix down"
+    again = fake_view({"node1": {r"^docker top calico-node": said(top(felix_age=12))}})
+    found = finding(again, "felix", "node1")
+    assert found.result == WARN and found.diagnosis.name == "felix restarted" and found.ok
+    assert finding(fake_view({}), "felix", "node1").diagnosis is None  # healthy: passes
+
+
 def _session_down(info: str = "Active") -> dict:
     return {"node1": {r"^calicoctl node status": said(node_status(NODE2.ip, "start", info))}}
 
