@@ -22,6 +22,7 @@ from .bird_config import BirdInputs, gather_inputs, render_all, write_config
 from .config import Config
 from .etcd import EtcdClient, EtcdError
 from .registration import BGP_HOSTS
+from .runsv import set_process_name
 
 log = logging.getLogger("confd")
 
@@ -82,6 +83,7 @@ def render_once(etcd: EtcdClient, cfg: Config, router_id: IPv4Address, reload: b
 
 
 def main() -> int:
+    set_process_name("confd")
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s [%(levelname)s] confd: %(message)s")
     cfg = Config.from_env(os.environ)

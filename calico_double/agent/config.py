@@ -17,6 +17,13 @@ def _flag(value: str | None, default: bool) -> bool:
     return value.strip().lower() in TRUE_WORDS
 
 
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """startup.go evaluateENVBool: set (even empty) and not a false word means true."""
+    if name not in env:
+        return default
+    return env[name].lower() not in {"false", "0", "no", "n", "f"}
+
+
 def _opt(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
@@ -45,6 +52,20 @@ class Config:
     bird_config_dir: Path = Path("/etc/calico/confd/config")
     log_dir: Path = Path("/var/log/calico")
     poll_interval: float = 1.0
+    # The libnetwork plugin's host name (utils/os GetHostname: HOSTNAME, else the OS host
+    # name; never NODENAME): it keys workload endpoints and IPAM block affinities.
+    plugin_hostname: str = ""
+    libnetwork_create_profiles: bool = True
+    ip_autodetection_method: str = ""
+    ip6_autodetection_method: str = ""
+    disable_node_ip_check: bool = False
+    ipv4pool_cidr: str = ""
+    ipv4pool_ipip: str = ""
+    ipv4pool_nat_outgoing: bool = True
+    ipv6pool_cidr: str = ""
+    ipv6pool_nat_outgoing: bool = False
+    felix_ipv6support: bool = True
+    cluster_type: str = ""
 
     @property
     def bird_socket(self) -> Path:
@@ -78,7 +99,8 @@ class Config:
             ip6=_opt(env, "IP6"),
             backend=backend,
             as_num=as_num,
-            no_default_pools=_flag(env.get("NO_DEFAULT_POOLS"), False),
+            # startup.go: only the value "true" (any case) turns the default pools off.
+            no_default_pools=env.get("NO_DEFAULT_POOLS", "").lower() == "true",
             libnetwork_enabled=_flag(env.get("CALICO_LIBNETWORK_ENABLED"), False),
             etcd_endpoints=endpoints,
             etcd_ca_file=_opt(env, "ETCD_CA_CERT_FILE"),
@@ -91,4 +113,16 @@ class Config:
                 _opt(env, "CALICO_DOUBLE_BIRD_DIR") or "/etc/calico/confd/config"
             ),
             log_dir=Path(_opt(env, "CALICO_DOUBLE_LOG_DIR") or "/var/log/calico"),
+            plugin_hostname=env.get("HOSTNAME") or socket.gethostname(),
+            libnetwork_create_profiles=env.get("CALICO_LIBNETWORK_CREATE_PROFILES", "").lower() != "false",
+            ip_autodetection_method=env.get("IP_AUTODETECTION_METHOD", ""),
+            ip6_autodetection_method=env.get("IP6_AUTODETECTION_METHOD", ""),
+            disable_node_ip_check=env.get("DISABLE_NODE_IP_CHECK", "") == "true",
+            ipv4pool_cidr=env.get("CALICO_IPV4POOL_CIDR", ""),
+            ipv4pool_ipip=env.get("CALICO_IPV4POOL_IPIP", "").lower(),
+            ipv4pool_nat_outgoing=env_bool(env, "CALICO_IPV4POOL_NAT_OUTGOING", True),
+            ipv6pool_cidr=env.get("CALICO_IPV6POOL_CIDR", ""),
+            ipv6pool_nat_outgoing=env_bool(env, "CALICO_IPV6POOL_NAT_OUTGOING", False),
+            felix_ipv6support=env_bool(env, "FELIX_IPV6SUPPORT", True),
+            cluster_type=env.get("CLUSTER_TYPE", ""),
         )

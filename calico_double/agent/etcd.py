@@ -203,6 +203,22 @@ class EtcdClient:
         except EtcdKeyNotFound:
             return False
 
+    def create_dir(self, key: str) -> bool:
+        """Create an empty directory; False when it exists."""
+        try:
+            self._keys("PUT", key, {"dir": True, "prevExist": False})
+            return True
+        except EtcdConflict:
+            return False
+
+    def delete_empty_dir(self, key: str) -> bool:
+        """Delete a directory only if it is empty (etcd refuses a full one); False when absent."""
+        try:
+            self._keys("DELETE", key, {"dir": True})
+            return True
+        except EtcdKeyNotFound:
+            return False
+
     def children(self, key: str) -> list[EtcdNode]:
         """Direct children of a directory ([] when it does not exist)."""
         try:
@@ -216,6 +232,45 @@ class EtcdClient:
             return list(self.get(key, recursive=True).leaves())
         except EtcdKeyNotFound:
             return []
+
+    def snapshot(self, key: str) -> tuple[list[tuple[str, str]], int]:
+        """Every (key, value) below `key` and the etcd index they were read at (X-Etcd-Index),
+        from which `wait_for_change` can continue without missing a write."""
+        path = "/v2/keys" + urllib.parse.quote(key) + "?recursive=true"
+        status, body, headers = self._open("GET", path, None, self.timeout)
+        index = int({k.lower(): v for k, v in headers.items()}.get("x-etcd-index", "0") or 0)
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            payload = {}
+        if status == 404 and payload.get("errorCode") == KEY_NOT_FOUND:
+            return [], int(payload.get("index", index) or index)
+        if status >= 300:
+            raise EtcdError(f"GET {key}: HTTP {status} {payload.get('message', body[:200])}")
+        node = EtcdNode.from_json(payload.get("node", {}))
+        return [(n.key, n.value or "") for n in node.leaves() if n.value is not None], index
+
+    def wait_for_change(self, key: str, after_index: int, timeout: float) -> int | None:
+        """Block until something below `key` changes after `after_index` (a v2 watch with
+        waitIndex); the change's index, or None when `timeout` passes quietly. Raises
+        EtcdError when etcd no longer holds that history (error 401): read a new snapshot."""
+        endpoint = self.endpoints[self._preferred]
+        query = urllib.parse.urlencode({"wait": "true", "recursive": "true", "waitIndex": after_index + 1})
+        req = urllib.request.Request(f"{endpoint}/v2/keys{urllib.parse.quote(key)}?{query}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout, context=self._ssl) as resp:
+                payload = json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise EtcdError(f"watch {key}: HTTP {exc.code}") from None
+        except (TimeoutError, OSError, urllib.error.URLError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError) or "timed out" in str(reason):
+                return None
+            raise EtcdUnavailable(f"watch {key} on {endpoint}: {reason}") from None
+        if "errorCode" in payload:
+            raise EtcdError(f"watch {key}: {payload.get('message')} ({payload.get('cause', '')})")
+        node = payload.get("node") or {}
+        return int(node.get("modifiedIndex", after_index + 1))
 
     def wait_until_ready(self, timeout: float, interval: float = 1.0) -> dict:
         """Poll until a v2 read works; raise the last error after `timeout` seconds."""

@@ -1,29 +1,46 @@
-"""Calico 2.6's block IPAM over etcd v2 (the model libcalico-go used), IPv4 only.
+"""Calico's block IPAM over etcd v2, IPv4, as libnetwork-plugin v1.1.0 runs it.
 
-A pool is cut into /26 blocks. A host claims a block (affinity "host:<node>") and hands
-out addresses from it; peers reach the whole block through one BGP route to that host.
-Every write is a compare-and-swap, so two hosts racing for a block or an address see a
-conflict and retry instead of sharing it.
+The plugin vendors projectcalico/libcalico-go@f87d397; this follows its
+lib/client/ipam.go, ipam_block.go and ipam_block_reader_writer.go:
+
+- a pool is cut into /26 blocks; a host claims a block by creating its affinity key
+  (/calico/ipam/v2/host/<host>/ipv4/block/<cidr>, value `{}`) and then the block itself
+  with prevExist=false, so exactly one host wins a block;
+- a host's search for a free block starts at an index drawn from Go's math/rand seeded
+  with the FNV-1 hash of the host name (gorand.py) and walks on with wrap-around;
+- addresses come from the host's affine blocks first, then from a newly claimed block,
+  and, once no block is left unclaimed, from other hosts' blocks (non-strict affinity);
+- every block write is a compare-and-swap on the etcd index, retried up to 100 times.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 
 from .etcd import EtcdClient, EtcdConflict, EtcdKeyNotFound
+from .gorand import host_start_index
 
 log = logging.getLogger(__name__)
 
 BLOCK_PREFIX = 26
 BLOCK_SIZE = 2 ** (32 - BLOCK_PREFIX)
+IPAM_RETRIES = 100  # libcalico-go ipamEtcdRetries
 POOL_DIR = "/calico/v1/ipam/v4/pool"
+POOL_DIR_V6 = "/calico/v1/ipam/v6/pool"
 BLOCK_DIR = "/calico/ipam/v2/assignment/ipv4/block"
+IPAM_CONFIG_KEY = "/calico/ipam/v2/config"
+AFFINITY_VALUE = "{}"  # model.BlockAffinityValue
 DEFAULT_POOL = IPv4Network("192.168.0.0/16")
+NO_ATTRIBUTE = {"handle_id": None, "secondary": None}  # libnetwork passes no handle or attrs
+
+
+def go_json(value: object) -> str:
+    """Compact JSON as Go's encoding/json writes it (no spaces)."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def host_affinity_dir(node: str) -> str:
@@ -36,30 +53,32 @@ def cidr_to_name(net: IPv4Network) -> str:
 
 
 def name_to_cidr(name: str) -> IPv4Network:
-    return IPv4Network(name.replace("-", "/"))
+    return IPv4Network(name.replace("-", "/", 1))
 
 
 def block_of(ip: IPv4Address) -> IPv4Network:
     return IPv4Network(f"{ip}/{BLOCK_PREFIX}", strict=False)
 
 
-def pool_json(cidr: IPv4Network) -> str:
-    """A v1 pool value as calicoctl/calico-node 2.6 wrote it."""
-    return json.dumps({"cidr": str(cidr), "ipip": "", "masquerade": False, "ipam": True, "disabled": False})
+def pool_json(cidr: IPv4Network, masquerade: bool = True, ipip_mode: str = "") -> str:
+    """A v1 pool value as calico/node v2.6.1 writes it (libcalico-go v1.7.1 model.IPPool)."""
+    return go_json({"cidr": str(cidr), "ipip": "tunl0" if ipip_mode else "", "ipip_mode": ipip_mode,
+                    "masquerade": masquerade, "ipam": True, "disabled": False})
 
 
 class IpamError(Exception):
-    """An address cannot be assigned or released."""
+    """An address cannot be assigned or released (the message is libcalico-go's)."""
 
 
-class PoolExhausted(IpamError):
-    """No free address in this host's blocks and no unclaimed block left in the pools."""
+class AffinityClaimed(IpamError):
+    """Another host created the block between our affinity write and our block write."""
 
 
 @dataclass(frozen=True)
 class Pool:
     cidr: IPv4Network
     ipip: str = ""
+    ipip_mode: str = ""
     masquerade: bool = False
     disabled: bool = False
 
@@ -69,42 +88,55 @@ class Pool:
         return cls(
             cidr=IPv4Network(data["cidr"]),
             ipip=data.get("ipip") or "",
+            ipip_mode=data.get("ipip_mode") or "",
             masquerade=bool(data.get("masquerade", False)),
             disabled=bool(data.get("disabled", False)),
         )
 
 
+@dataclass(frozen=True)
+class IpamConfig:
+    """/calico/ipam/v2/config; absent means auto-allocate on, strict affinity off."""
+
+    strict_affinity: bool = False
+    auto_allocate_blocks: bool = True
+
+
 @dataclass
 class Block:
-    """One /26 allocation block, stored as one JSON value (libcalico-go's AllocationBlock)."""
+    """One /26 allocation block, stored as one JSON value (model.AllocationBlock)."""
 
     cidr: IPv4Network
     affinity: str | None
     allocations: list[int | None]
     unallocated: list[int]
-    attributes: list[dict] = field(default_factory=list)
+    # None until the first assignment: Go marshals the new block's nil slice as null.
+    attributes: list[dict] | None = None
     strict_affinity: bool = False
 
     @classmethod
-    def new(cls, cidr: IPv4Network, node: str) -> Block:
-        size = cidr.num_addresses
-        return cls(cidr=cidr, affinity=f"host:{node}", allocations=[None] * size,
-                   unallocated=list(range(size)))
+    def new(cls, cidr: IPv4Network, node: str, strict_affinity: bool = False) -> Block:
+        return cls(cidr=cidr, affinity=f"host:{node}", allocations=[None] * BLOCK_SIZE,
+                   unallocated=list(range(BLOCK_SIZE)), strict_affinity=strict_affinity)
 
     @classmethod
     def from_json(cls, text: str) -> Block:
         data = json.loads(text)
+        affinity = data.get("affinity")
+        if affinity is None and data.get("hostAffinity"):
+            affinity = "host:" + data["hostAffinity"]  # the deprecated field older releases wrote
+        attributes = data.get("attributes")
         return cls(
             cidr=IPv4Network(data["cidr"]),
-            affinity=data.get("affinity"),
-            allocations=list(data.get("allocations", [])),
-            unallocated=list(data.get("unallocated", [])),
-            attributes=list(data.get("attributes") or []),
+            affinity=affinity,
+            allocations=list(data.get("allocations") or []),
+            unallocated=list(data.get("unallocated") or []),
+            attributes=None if attributes is None else list(attributes),
             strict_affinity=bool(data.get("strictAffinity", False)),
         )
 
     def to_json(self) -> str:
-        return json.dumps({
+        return go_json({
             "cidr": str(self.cidr),
             "affinity": self.affinity,
             "strictAffinity": self.strict_affinity,
@@ -114,75 +146,111 @@ class Block:
         })
 
     def _attribute_index(self) -> int:
-        # The libnetwork driver assigns without a handle or extra attributes, so every
-        # allocation shares one {"handle_id": null, "secondary": null} entry.
-        wanted = {"handle_id": None, "secondary": None}
-        if wanted not in self.attributes:
-            self.attributes.append(wanted)
-        return self.attributes.index(wanted)
-
-    def assign_next(self) -> IPv4Address | None:
-        """Take the first unallocated ordinal (Calico's order), or None when full."""
-        if not self.unallocated:
-            return None
-        ordinal = self.unallocated.pop(0)
-        self.allocations[ordinal] = self._attribute_index()
-        return self.cidr.network_address + ordinal
-
-    def assign(self, ip: IPv4Address) -> None:
-        ordinal = int(ip) - int(self.cidr.network_address)
-        if ordinal not in self.unallocated:
-            raise IpamError(f"Address {ip} is already assigned in block {self.cidr}")
-        self.unallocated.remove(ordinal)
-        self.allocations[ordinal] = self._attribute_index()
-
-    def release(self, ip: IPv4Address) -> bool:
-        ordinal = int(ip) - int(self.cidr.network_address)
-        if not 0 <= ordinal < len(self.allocations) or self.allocations[ordinal] is None:
-            return False
-        self.allocations[ordinal] = None
-        self.unallocated.append(ordinal)
-        if all(a is None for a in self.allocations):
+        """findOrAddAttribute: every libnetwork allocation shares one attribute entry."""
+        if self.attributes is None:
             self.attributes = []
-        return True
+        if NO_ATTRIBUTE not in self.attributes:
+            self.attributes.append(dict(NO_ATTRIBUTE))
+        return self.attributes.index(NO_ATTRIBUTE)
+
+    def affine_to(self, host: str) -> bool:
+        return self.affinity == f"host:{host}"
+
+    def auto_assign(self, num: int, host: str, affinity_check: bool) -> list[IPv4Address]:
+        """Take the first `num` unallocated ordinals (Calico's order)."""
+        if (self.strict_affinity or affinity_check) and self.affinity is not None and not self.affine_to(host):
+            raise IpamError(f"Block affinity ({self.affinity}) does not match provided ({host})")
+        ips = []
+        while self.unallocated and len(ips) < num:
+            ordinal = self.unallocated.pop(0)
+            self.allocations[ordinal] = self._attribute_index()
+            ips.append(self.cidr.network_address + ordinal)
+        return ips
+
+    def assign(self, ip: IPv4Address, host: str) -> None:
+        if self.strict_affinity and self.affinity is not None and not self.affine_to(host):
+            raise IpamError("Block host affinity does not match")
+        ordinal = int(ip) - int(self.cidr.network_address)
+        if self.allocations[ordinal] is not None:
+            raise IpamError("Address already assigned in block")
+        self.allocations[ordinal] = self._attribute_index()
+        if ordinal in self.unallocated:
+            self.unallocated.remove(ordinal)
+
+    def release(self, ips: list[IPv4Address]) -> list[IPv4Address]:
+        """Free the addresses; returns those that were not assigned.
+
+        An attribute entry is dropped once no allocation refers to it any more and the
+        remaining indexes are renumbered, as allocationBlock.release does.
+        """
+        not_assigned = []
+        ordinals = []
+        for ip in ips:
+            ordinal = int(ip) - int(self.cidr.network_address)
+            if self.allocations[ordinal] is None:
+                not_assigned.append(ip)
+            else:
+                ordinals.append(ordinal)
+        released: dict[int, int] = {}
+        for ordinal in ordinals:
+            index = self.allocations[ordinal]
+            assert index is not None
+            released[index] = released.get(index, 0) + 1
+        in_use: dict[int, int] = {}
+        for index in self.allocations:
+            if index is not None:
+                in_use[index] = in_use.get(index, 0) + 1
+        drop = {index for index, count in released.items() if in_use[index] == count}
+        if drop:
+            kept = [i for i in range(len(self.attributes or [])) if i not in drop]
+            renumber = {old: new for new, old in enumerate(kept)}
+            self.attributes = [(self.attributes or [])[i] for i in kept]
+            self.allocations = [None if a is None or a in drop else renumber[a] for a in self.allocations]
+        for ordinal in ordinals:
+            self.allocations[ordinal] = None
+            self.unallocated.append(ordinal)
+        return not_assigned
+
+    @property
+    def empty(self) -> bool:
+        return len(self.unallocated) == BLOCK_SIZE
 
     @property
     def in_use(self) -> int:
         return sum(1 for a in self.allocations if a is not None)
 
 
-def candidate_blocks(pool: IPv4Network, node: str) -> Iterator[IPv4Network]:
-    """All /26 blocks of a pool, starting at a point derived from the node name.
+def candidate_blocks(pool: IPv4Network, host: str) -> Iterator[IPv4Network]:
+    """randomBlockGenerator: every /26 of the pool, from the host's seeded start, wrapping.
 
-    Like libcalico-go, a host's first block is deterministic but different hosts start in
-    different places, so they rarely even try the same block.
+    Different hosts start in different places, so they rarely even try the same block;
+    node1 starts at 192.168.166.128/26 and node2 at 192.168.104.0/26 in 192.168.0.0/16.
     """
-    if pool.prefixlen > BLOCK_PREFIX:
-        return
-    count = 2 ** (BLOCK_PREFIX - pool.prefixlen)
-    start = int.from_bytes(hashlib.sha256(node.encode()).digest()[:8], "big") % count
+    count = pool.num_addresses // BLOCK_SIZE
+    start = host_start_index(host, count)
     base = int(pool.network_address)
     for i in range(count):
         yield IPv4Network((base + ((start + i) % count) * BLOCK_SIZE, BLOCK_PREFIX))
 
 
 class Ipam:
-    """Assigns and releases workload IPv4 addresses for one node."""
+    """libcalico-go's IPAM client for one host name (the name libnetwork passes)."""
 
-    def __init__(self, etcd: EtcdClient, node: str, max_retries: int = 20) -> None:
+    def __init__(self, etcd: EtcdClient, node: str, max_retries: int = IPAM_RETRIES) -> None:
         self.etcd = etcd
         self.node = node
         self.max_retries = max_retries
 
     # -- reading -----------------------------------------------------------------------------
     def pools(self) -> list[Pool]:
+        """IPv4 pools in key order (libcalico-go lists etcd with sort=true)."""
         pools = []
-        for node in self.etcd.children(POOL_DIR):
+        for node in sorted(self.etcd.children(POOL_DIR), key=lambda n: n.key):
             try:
                 pools.append(Pool.from_json(node.value or ""))
             except (ValueError, KeyError) as exc:
                 log.warning("Ignoring unreadable pool %s: %s", node.key, exc)
-        return sorted(pools, key=lambda p: p.cidr)
+        return pools
 
     def find_pool(self, cidr: IPv4Network) -> Pool | None:
         return next((p for p in self.pools() if p.cidr == cidr), None)
@@ -195,131 +263,215 @@ class Ipam:
                 return pool
         return None
 
+    def config(self) -> IpamConfig:
+        text = self.etcd.get_value(IPAM_CONFIG_KEY)
+        if text is None:
+            return IpamConfig()
+        data = json.loads(text)
+        # Both fields are omitempty in the model: a missing field is false.
+        return IpamConfig(strict_affinity=bool(data.get("strict_affinity", False)),
+                          auto_allocate_blocks=bool(data.get("auto_allocate_blocks", False)))
+
     def own_blocks(self) -> list[IPv4Network]:
-        """Blocks affine to this host (what BIRD blackholes and advertises)."""
+        """Blocks affine to this host, in key order (what BIRD blackholes and advertises)."""
         blocks = []
-        for node in self.etcd.children(host_affinity_dir(self.node)):
+        for node in sorted(self.etcd.children(host_affinity_dir(self.node)), key=lambda n: n.key):
             try:
-                blocks.append(name_to_cidr(node.name))
+                blocks.append(name_to_cidr(node.key.rsplit("/", 1)[-1]))
             except ValueError:
                 log.warning("Ignoring malformed affinity key %s", node.key)
-        return sorted(blocks)
+        return blocks
 
     # -- assignment --------------------------------------------------------------------------
-    def auto_assign(self, pools: list[IPv4Network] | None = None) -> IPv4Address:
-        """Assign one address: from this host's blocks first, else from a newly claimed block."""
-        enabled = [p.cidr for p in self.pools() if not p.disabled]
-        # A network created with --subnet assigns only inside that subnet, which must lie
-        # inside an enabled Calico pool.
-        active = enabled if pools is None else [r for r in pools if any(r.subnet_of(e) for e in enabled)]
-        if not active:
-            raise IpamError("No configured Calico pools" if pools is None else
-                            f"The requested pool(s) {', '.join(map(str, pools))} are not configured Calico pools")
-        for _ in range(self.max_retries):
-            for block in self.own_blocks():
-                if not any(block.subnet_of(p) for p in active):
-                    continue
-                ip = self._update_block(block, lambda b: b.assign_next())
-                if ip is not None:
-                    log.info("Assigned %s from block %s", ip, block)
-                    return ip
-            if self._claim_block(active) is None:
+    def auto_assign(self, num: int = 1, pools: list[IPv4Network] | None = None) -> list[IPv4Address]:
+        """AutoAssign for IPv4: may return fewer than `num` addresses (none left) without error."""
+        log.info("Auto-assign %d ipv4, 0 ipv6 addrs for host '%s'", num, self.node)
+        given = list(pools or [])
+        ips: list[IPv4Address] = []
+        for block in self.own_blocks():
+            if len(ips) >= num:
                 break
-        raise PoolExhausted(f"No more free addresses in pools {', '.join(map(str, active))}")
+            if given and not any(block.network_address in p for p in given):
+                continue
+            try:
+                ips = self._assign_from_block(block, num, affinity_check=True)
+            except (IpamError, EtcdKeyNotFound):
+                ips = []  # upstream ignores errors from its own blocks and moves on
+        if len(ips) < num:
+            log.info("Ran out of existing affine blocks for host '%s'", self.node)
+        config = self.config()
+        if config.auto_allocate_blocks:
+            retries = self.max_retries
+            while len(ips) < num and retries > 0:
+                retries -= 1
+                block = self._claim_new_affine_block(given, config)
+                if block is None:
+                    break  # no free block left
+                log.info("Claimed new block %s - assigning %d addresses", block, num - len(ips))
+                try:
+                    ips += self._assign_from_block(block, num - len(ips), config.strict_affinity)
+                except (IpamError, EtcdKeyNotFound) as exc:
+                    log.warning("Failed to assign IPs: %s", exc)
+                    break
+            if retries == 0:
+                raise IpamError("Max retries hit")
+        if not config.strict_affinity and len(ips) < num:
+            log.info("Attempting to assign %d more addresses from non-affine blocks", num - len(ips))
+            for pool in given or [p.cidr for p in self.pools() if not p.disabled]:
+                for block in candidate_blocks(pool, self.node):
+                    if len(ips) >= num:
+                        break
+                    try:
+                        ips += self._assign_from_block(block, num - len(ips), affinity_check=False)
+                    except (IpamError, EtcdKeyNotFound) as exc:
+                        # The walk stops at the first block that does not exist.
+                        log.warning("Failed to assign IPs in pool %s: %s", pool, exc)
+                        break
+        log.info("Auto-assigned %d out of %d IPv4s: %s", len(ips), num, [str(ip) for ip in ips])
+        return ips
 
     def assign_ip(self, ip: IPv4Address) -> None:
-        """Reserve a specific address (docker run --ip)."""
-        if self.pool_containing(ip) is None:
-            raise IpamError(f"The requested IP address {ip} is not in any configured Calico pool")
+        """AssignIP (docker run --ip): claims the address's block for this host if nobody has."""
+        log.info("Assigning IP %s to host: %s", ip, self.node)
+        if not self._within_configured_pools(ip):
+            raise IpamError("The provided IP address is not in a configured pool\n")
         block = block_of(ip)
+        key = f"{BLOCK_DIR}/{cidr_to_name(block)}"
         for _ in range(self.max_retries):
             try:
-                self._update_block(block, lambda b: b.assign(ip) or True, missing_ok=False)
-                log.info("Assigned requested address %s in block %s", ip, block)
-                return
+                current = self.etcd.get(key)
             except EtcdKeyNotFound:
-                # Nobody owns the block yet: claim it for this host, then assign.
-                self._try_claim(block)
-        raise IpamError(f"Could not assign {ip}: too many concurrent updates to {block}")
+                self._claim_block_affinity(block, self.config())
+                log.info("Claimed new block: %s", block)
+                continue
+            value = Block.from_json(current.value or "")
+            value.assign(ip, self.node)
+            try:
+                self.etcd.set(key, value.to_json(), prev_index=current.modified_index)
+            except EtcdConflict as exc:
+                # Unlike auto-assignment, AssignIP gives up on its first lost compare-and-swap.
+                raise IpamError(f"update conflict: BlockKey(cidr={block})") from exc
+            return
+        raise IpamError("Max retries hit")
 
     def release(self, ip: IPv4Address) -> bool:
-        """Free an address; True when it was assigned. Releasing a free address is a no-op."""
-        try:
-            released = self._update_block(block_of(ip), lambda b: b.release(ip) or None, missing_ok=False)
-        except EtcdKeyNotFound:
-            log.info("Release %s: block %s does not exist", ip, block_of(ip))
-            return False
-        if released:
-            log.info("Released %s", ip)
-        return bool(released)
+        """ReleaseIPs for one address; True when it was assigned. Releasing a free address is a no-op.
+
+        A block left empty without affinity is deleted; otherwise the block is updated.
+        """
+        log.info("Releasing IP addresses: [%s]", ip)
+        block = block_of(ip)
+        key = f"{BLOCK_DIR}/{cidr_to_name(block)}"
+        for attempt in range(self.max_retries):
+            try:
+                current = self.etcd.get(key)
+            except EtcdKeyNotFound:
+                return False
+            value = Block.from_json(current.value or "")
+            if value.release([ip]):
+                return False
+            try:
+                if value.empty and value.affinity is None:
+                    self.etcd.delete(key, prev_index=current.modified_index)
+                else:
+                    self.etcd.set(key, value.to_json(), prev_index=current.modified_index)
+            except EtcdConflict:
+                log.warning("Failed to update block '%s' - retry #%d", block, attempt)
+                continue
+            return True
+        raise IpamError("Max retries hit")
 
     def reconcile_affinities(self) -> None:
-        """Recreate this host's affinity keys from block values (heals a crash between the two writes)."""
+        """Recreate this host's affinity keys from block values.
+
+        Not in libcalico-go: a repair for affinity keys deleted by hand. Real claims write
+        the affinity before the block, so a crash never leaves a block without one.
+        """
         for node in self.etcd.children(BLOCK_DIR):
             try:
                 block = Block.from_json(node.value or "")
             except (ValueError, KeyError):
                 continue
-            if block.affinity == f"host:{self.node}":
+            if block.affine_to(self.node):
                 key = f"{host_affinity_dir(self.node)}/{cidr_to_name(block.cidr)}"
-                if self.etcd.create_if_absent(key, "{}"):
+                if self.etcd.create_if_absent(key, AFFINITY_VALUE):
                     log.info("Restored affinity of block %s to %s", block.cidr, self.node)
 
     # -- internals ---------------------------------------------------------------------------
-    def _update_block(self, cidr: IPv4Network, change: Callable[[Block], object],
-                      missing_ok: bool = True) -> object:
-        """Read-modify-write one block with prevIndex; retry when another writer got there first.
+    def _within_configured_pools(self, ip: IPv4Address) -> bool:
+        return any(ip in p.cidr for p in self.pools() if not p.disabled)
 
-        `change` mutates the block and returns a result; a falsy result means "nothing to
-        write" (block full, address not assigned).
+    def _assign_from_block(self, cidr: IPv4Network, num: int, affinity_check: bool) -> list[IPv4Address]:
+        """assignFromExistingBlock: read, assign, compare-and-swap; retry on conflict.
+
+        Raises EtcdKeyNotFound when the block does not exist; [] when it is full.
         """
         key = f"{BLOCK_DIR}/{cidr_to_name(cidr)}"
-        for attempt in range(self.max_retries):
-            try:
-                current = self.etcd.get(key)
-            except EtcdKeyNotFound:
-                if missing_ok:
-                    return None
-                raise
+        ips: list[IPv4Address] = []
+        for _ in range(self.max_retries):
+            current = self.etcd.get(key)
             block = Block.from_json(current.value or "")
-            result = change(block)
-            if not result:
-                return result
+            ips = block.auto_assign(num, self.node, affinity_check)
+            if not ips:
+                log.info("Block %s is full", cidr)
+                return []
             try:
                 self.etcd.set(key, block.to_json(), prev_index=current.modified_index)
-                return result
             except EtcdConflict:
-                log.info("Block %s changed under us (attempt %d), retrying", cidr, attempt + 1)
-        raise IpamError(f"Too many concurrent updates to block {cidr}")
+                log.info("Failed to update block '%s' - try again", cidr)
+                continue
+            break
+        return ips
 
-    def _claim_block(self, pools: list[IPv4Network]) -> IPv4Network | None:
-        existing = {node.name for node in self.etcd.children(BLOCK_DIR)}
+    def _claim_new_affine_block(self, given: list[IPv4Network], config: IpamConfig) -> IPv4Network | None:
+        """claimNewAffineBlock: the first block of the host's walk that does not exist yet.
+
+        None when every block of every pool exists; AffinityClaimed when another host
+        created the chosen block first (the assignment then fails, as upstream).
+        """
+        if given:
+            enabled = {p.cidr for p in self.pools() if not p.disabled}
+            for pool in given:
+                if pool not in enabled:
+                    raise IpamError(f"The given pool ({pool}) does not exist")
+            pools = given
+        else:
+            pools = [p.cidr for p in self.pools() if not p.disabled]
+        if not pools:
+            raise IpamError("No configured Calico pools")
+        log.info("Claiming a new affine block for host '%s'", self.node)
         for pool in pools:
             for block in candidate_blocks(pool, self.node):
-                if cidr_to_name(block) in existing:
-                    continue
-                if self._try_claim(block):
+                if self.etcd.get_value(f"{BLOCK_DIR}/{cidr_to_name(block)}") is None:
+                    self._claim_block_affinity(block, config)
                     return block
         return None
 
-    def _try_claim(self, block: IPv4Network) -> bool:
+    def _claim_block_affinity(self, block: IPv4Network, config: IpamConfig) -> None:
+        """Affinity key first (an existing one is fine), then the block with prevExist=false."""
+        if not self.node:
+            raise IpamError("Hostname must be sepcified to claim block affinity")  # sic, upstream
+        log.info("Host %s claiming block affinity for %s", self.node, block)
+        affinity_key = f"{host_affinity_dir(self.node)}/{cidr_to_name(block)}"
+        self.etcd.create_if_absent(affinity_key, AFFINITY_VALUE)
         key = f"{BLOCK_DIR}/{cidr_to_name(block)}"
         try:
-            # prevExist=false is the claim: exactly one host can create the block.
-            self.etcd.create(key, Block.new(block, self.node).to_json())
+            self.etcd.create(key, Block.new(block, self.node, config.strict_affinity).to_json())
+            return
         except EtcdConflict:
-            log.info("Block %s was claimed by another host first", block)
-            return False
-        self.etcd.set(f"{host_affinity_dir(self.node)}/{cidr_to_name(block)}", "{}")
-        log.info("Claimed block %s for host %s", block, self.node)
-        return True
+            log.warning("Problem claiming block affinity: %s exists", block)
+        existing = Block.from_json(self.etcd.get(key).value or "")
+        if existing.affine_to(self.node):
+            return  # another process on this host claimed it
+        self.etcd.delete_if_present(affinity_key)
+        raise AffinityClaimed(f"{block} already claimed by {existing.affinity}")
 
 
 def parse_ipv4(text: str) -> IPv4Address:
     """Accept '1.2.3.4' or '1.2.3.4/32' (Docker sends both forms)."""
     value = ip_address(text.split("/", 1)[0])
     if not isinstance(value, IPv4Address):
-        raise IpamError(f"{text} is not an IPv4 address (IPv6 is not implemented by the Calico double)")
+        raise IpamError(f"{text} is not an IPv4 address")
     return value
 
 

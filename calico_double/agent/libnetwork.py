@@ -19,20 +19,24 @@ from .ipam_driver import IpamDriver
 from .netdev import NetDev
 from .network_driver import NetworkDriver
 from .plugin_server import PluginServer
+from .runsv import set_process_name
 
 log = logging.getLogger("libnetwork")
 
 
 def main() -> int:
+    set_process_name("libnetwork-plugin")
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s [%(levelname)s] libnetwork-plugin: %(message)s")
     cfg = Config.from_env(os.environ)
     etcd = EtcdClient(cfg.etcd_endpoints, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
     mtu_text = os.environ.get("CALICO_LIBNETWORK_VETH_MTU", "").strip()
-    network = NetworkDriver(etcd, cfg.nodename, NetDev(), int(mtu_text) if mtu_text else None)
+    # libnetwork-plugin v1.1.0 keys endpoints and IPAM affinity by HOSTNAME, not NODENAME.
+    network = NetworkDriver(etcd, cfg.plugin_hostname, NetDev(), int(mtu_text) if mtu_text else None,
+                            create_profiles=cfg.libnetwork_create_profiles)
     servers = [
         PluginServer(cfg.plugin_dir / "calico.sock", network.routes(), "calico"),
-        PluginServer(cfg.plugin_dir / "calico-ipam.sock", IpamDriver(Ipam(etcd, cfg.nodename)).routes(),
+        PluginServer(cfg.plugin_dir / "calico-ipam.sock", IpamDriver(Ipam(etcd, cfg.plugin_hostname)).routes(),
                      "calico-ipam"),
     ]
     for server in servers:

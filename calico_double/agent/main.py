@@ -18,7 +18,7 @@ from .config import Config, ConfigError
 from .etcd import EtcdClient, EtcdError
 from .netdev import NetDev
 from .runsv import Service, Supervisor
-from .startup import StartupFailed, run, setup_logging
+from .startup import StartupError, run, setup_logging
 
 PY = (sys.executable or "python3", "-m")
 
@@ -52,14 +52,15 @@ def main() -> int:
         etcd = EtcdClient(cfg.etcd_endpoints, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
         router_id = run(cfg, etcd, NetDev())
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        if cfg.backend == "bird":
+        if cfg.backend == "bird" and router_id is not None:
             # rc.local runs confd once so BIRD starts with a working configuration.
             render_once(etcd, cfg, router_id, reload=False)
         else:
             print("CALICO_NETWORKING_BACKEND is none - no BGP daemon running")
-    except (StartupFailed, EtcdError) as exc:
-        if isinstance(exc, EtcdError):
-            print("ERROR: Unable to access datastore to query node configuration\nTerminating")
+    except (StartupError, EtcdError) as exc:
+        if isinstance(exc, EtcdError):  # an etcd error outside startup.go's own checks
+            print(f"ERROR: Unable to set node resource configuration: {exc}")
+        print("Terminating", flush=True)
         print("Calico node failed to start", file=sys.stderr, flush=True)
         return 1
     if cfg.libnetwork_enabled:

@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 from collections.abc import Callable, Sequence
-from ipaddress import IPv4Address, IPv4Interface
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[[Sequence[str]], subprocess.CompletedProcess]
 
-# Interfaces Calico's "first-found" autodetection skips.
-SKIPPED_PREFIXES = ("lo", "docker", "cbr", "dummy", "virbr", "lxcbr", "veth", "cali", "tunl",
-                    "flannel", "kube-ipvs", "cni", "br-", "tmp", "temp")
+# startup.go DEFAULT_INTERFACES_TO_EXCLUDE (calico v2.6.1). Go joins them into one regexp
+# and uses MatchString, which is unanchored: "lo" skips any name containing "lo".
+DEFAULT_INTERFACES_TO_EXCLUDE = ("docker.*", "cbr.*", "dummy.*", "virbr.*", "lxcbr.*", "veth.*", "lo",
+                                 "cali.*", "tunl.*", "flannel.*")
+
+IPInterface = IPv4Interface | IPv6Interface
+
+
+@dataclass(frozen=True)
+class HostInterface:
+    """One interface as Go's net.Interfaces/Addrs see it: kernel index, name, addresses in order."""
+
+    index: int
+    name: str
+    cidrs: tuple[IPInterface, ...] = field(default=())
+
+
+def is_global_unicast(addr: IPInterface) -> bool:
+    """Go's net.IP.IsGlobalUnicast: private ranges count, link-local and loopback do not."""
+    ip = addr.ip
+    if isinstance(ip, IPv4Address) and ip == IPv4Address("255.255.255.255"):
+        return False
+    return not (ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local)
+
+
+def _combined_regex(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    return re.compile("(" + ")|(".join(patterns) + ")")
 
 
 class CommandError(RuntimeError):
@@ -93,12 +121,56 @@ class NetDev:
             found.append((iface, IPv4Interface(parts[parts.index("inet") + 1])))
         return found
 
-    def autodetect_ipv4(self) -> tuple[str, IPv4Interface]:
-        for iface, addr in self.global_ipv4_addresses():
-            if iface.startswith(SKIPPED_PREFIXES):
+    def interfaces(self, version: int = 4) -> list[HostInterface]:
+        """Every interface holding an address of this IP version, in kernel index order."""
+        out = self._ip(f"-{version}", "-o", "addr", "show")
+        found: dict[int, tuple[str, list[IPInterface]]] = {}
+        for line in out.splitlines():
+            parts = line.split()
+            family = "inet" if version == 4 else "inet6"
+            if len(parts) < 4 or family not in parts or not parts[0].rstrip(":").isdigit():
                 continue
-            return iface, addr
-        raise CommandError("no global IPv4 address found to autodetect the node IP")
+            index = int(parts[0].rstrip(":"))
+            name = parts[1].split("@", 1)[0]
+            text = parts[parts.index(family) + 1]
+            if "peer" in parts:  # point-to-point: the local address, the peer's prefix
+                text = text.split("/", 1)[0] + "/" + parts[parts.index("peer") + 1].split("/", 1)[-1]
+            try:
+                addr = ip_interface(text)
+            except ValueError:
+                continue
+            found.setdefault(index, (name, []))[1].append(addr)
+        return [HostInterface(i, name, tuple(cidrs)) for i, (name, cidrs) in sorted(found.items())]
+
+    def autodetect(self, version: int = 4, include: Sequence[str] = (),
+                   exclude: Sequence[str] = DEFAULT_INTERFACES_TO_EXCLUDE) -> tuple[str, IPInterface]:
+        """autodetection.FilteredEnumeration: interfaces in *reverse* index order, the first
+        global unicast address of the first interface passing the name filters.
+        """
+        incl, excl = _combined_regex(include), _combined_regex(exclude)
+        candidates = [i for i in reversed(self.interfaces(version))
+                      if (incl is None or incl.search(i.name)) and not (excl is not None and excl.search(i.name))]
+        if not candidates:
+            raise CommandError("no valid host interfaces found")
+        for iface in candidates:
+            for addr in iface.cidrs:
+                if is_global_unicast(addr):
+                    return iface.name, addr
+        raise CommandError(f"no valid IPv{version} addresses found on the host interfaces")
+
+    def autodetect_ipv4(self) -> tuple[str, IPv4Interface]:
+        """first-found for IPv4 (the guide's case: eth1 of a VM with eth0 NAT and eth1 private)."""
+        name, addr = self.autodetect(4)
+        assert isinstance(addr, IPv4Interface)
+        return name, addr
+
+    def find_address(self, ip: IPv4Address | IPv6Address) -> tuple[str, IPInterface] | None:
+        """validateIP: the interface holding this address, any scope."""
+        for iface in self.interfaces(ip.version):
+            for addr in iface.cidrs:
+                if addr.ip == ip:
+                    return iface.name, addr
+        return None
 
     def interface_for(self, ip: IPv4Address) -> IPv4Interface | None:
         for _, addr in self.global_ipv4_addresses():

@@ -1,27 +1,36 @@
-"""Docker NetworkDriver `calico`: workload endpoints in etcd, veths, /32 routes, proxy ARP.
+"""Docker NetworkDriver `calico`, as projectcalico/libnetwork-plugin v1.1.0 driver/network_driver.go.
 
-Follows projectcalico/libnetwork-plugin for the protocol answers. What felix did on the
-host for an endpoint (host route, proxy ARP) happens here at Join time.
+CreateEndpoint writes the workload endpoint under the plugin's host name (HOSTNAME, else
+the OS host name) and, named after the Docker network's *name* (asked from Docker), a
+profile allowing traffic from the same network; profiles are never deleted. Join creates
+the veth pair only: the host route, proxy ARP and sysctls are felix's work.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from ipaddress import IPv4Address
+import os
+from ipaddress import IPv4Interface
+from typing import Protocol
 
-from .etcd import EtcdClient, EtcdKeyNotFound
-from .ipam import parse_ipv4
+from .docker_api import DockerClient, DockerError
+from .etcd import EtcdClient, EtcdConflict, EtcdError, EtcdKeyNotFound
+from .ipam import go_json
 from .netdev import CommandError, NetDev
 from .plugin_server import Handler, PluginError
 
 log = logging.getLogger(__name__)
 
-FIXED_MAC = "ee:ee:ee:ee:ee:ee"
+FIXED_MAC = "EE:EE:EE:EE:EE:EE"  # as the plugin answers Docker; etcd holds the lower-case form
 GATEWAY = "169.254.1.1"
 ROUTE_CONNECTED = 1
 IF_PREFIX = "cali"
-KNOWN_OPTIONS = {"com.docker.network.enable_ipv6"}
+ORCHESTRATOR = "libnetwork"
+WORKLOAD = "libnetwork"
+
+
+class NetworkNames(Protocol):
+    def network_name(self, network_id: str) -> str: ...
 
 
 def host_ifname(endpoint_id: str) -> str:
@@ -32,38 +41,39 @@ def temp_ifname(endpoint_id: str) -> str:
     return "temp" + endpoint_id[:11]
 
 
-def endpoint_key(node: str, endpoint_id: str) -> str:
-    return f"/calico/v1/host/{node}/workload/libnetwork/libnetwork/endpoint/{endpoint_id}"
+def endpoint_key(host: str, endpoint_id: str) -> str:
+    return f"/calico/v1/host/{host}/workload/{ORCHESTRATOR}/{WORKLOAD}/endpoint/{endpoint_id}"
 
 
-def profile_key(network_id: str) -> str:
-    return f"/calico/v1/policy/profile/{network_id}"
+def profile_key(name: str) -> str:
+    return f"/calico/v1/policy/profile/{name}"
 
 
-def _reject_options(options: dict) -> None:
-    """Refuse docker network create flags Calico does not implement (--internal, -o ...)."""
-    for key, value in sorted(options.items()):
-        if key in KNOWN_OPTIONS:
-            continue
-        if isinstance(value, bool):
-            if value:
-                flag = key.removeprefix("com.docker.network.")
-                raise PluginError(f"Calico driver does not support the flag --{flag}.")
-        elif isinstance(value, dict):
-            if value:
-                flags = sorted(value)
-                word = "flags" if len(flags) > 1 else "flag"
-                raise PluginError(f"Calico driver does not support the {word} {', '.join(flags)}.")
-        elif value not in (None, ""):
-            raise PluginError(f"Calico driver does not support the flag {key} ({value}).")
+def profile_values(name: str) -> list[tuple[str, str]]:
+    """The profile the plugin creates for a network, in the order libcalico-go writes it."""
+    rules = {"inbound_rules": [{"action": "allow", "src_tag": name}], "outbound_rules": [{"action": "allow"}]}
+    base = profile_key(name)
+    return [(f"{base}/tags", go_json([name])), (f"{base}/labels", go_json({})), (f"{base}/rules", go_json(rules))]
+
+
+def _parse_mac(text: str) -> str:
+    """net.ParseMAC for the 6-byte forms Docker passes; returns Go's lower-case String()."""
+    parts = text.replace("-", ":").split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+        raise PluginError(f"Error parsing MAC address: address {text}: invalid MAC address")
+    return ":".join(p.lower() for p in parts)
 
 
 class NetworkDriver:
-    def __init__(self, etcd: EtcdClient, node: str, netdev: NetDev, veth_mtu: int | None = None) -> None:
+    def __init__(self, etcd: EtcdClient, hostname: str, netdev: NetDev, veth_mtu: int | None = None,
+                 docker: NetworkNames | None = None, create_profiles: bool = True) -> None:
         self.etcd = etcd
-        self.node = node
+        self.hostname = hostname
         self.netdev = netdev
         self.veth_mtu = veth_mtu
+        self.docker: NetworkNames = docker if docker is not None else DockerClient.from_env(os.environ)
+        # CALICO_LIBNETWORK_CREATE_PROFILES=false turns profiles off (endpoint profile_ids: null).
+        self.create_profiles = create_profiles
 
     def routes(self) -> dict[str, Handler]:
         def empty(_: dict) -> dict:
@@ -89,32 +99,23 @@ class NetworkDriver:
 
     # -- networks ----------------------------------------------------------------------------
     def create_network(self, req: dict) -> dict:
+        """Validation only: nothing is written to etcd for a network."""
         log.info("CreateNetwork %s", req)
-        network_id = _required(req, "NetworkID")
-        _reject_options(req.get("Options") or {})
+        options = req.get("Options") or {}
+        generic = options.get("com.docker.network.generic")
+        if isinstance(generic, dict) and generic:
+            raise PluginError("Arbitrary options are not supported")
+        if options.get("com.docker.network.internal") is True:
+            raise PluginError("Calico driver does not support the --internal flag.")
         for data in req.get("IPv4Data") or []:
-            # Only our IPAM answers RequestPool with the dummy 0.0.0.0/0 gateway.
+            # Only calico-ipam answers RequestPool with this dummy gateway.
             if data.get("Gateway") != "0.0.0.0/0":
-                raise PluginError("Non-Calico IPAM driver is used. Use --ipam-driver calico-ipam")
-        for data in req.get("IPv6Data") or []:
-            if data.get("AddressSpace") != "CalicoGlobalAddressSpace":
                 raise PluginError("Non-Calico IPAM driver is used")
-        self.ensure_profile(network_id)
         return {}
-
-    def ensure_profile(self, network_id: str) -> None:
-        """One profile per network: allow from the network's own tag, allow all outbound."""
-        base = profile_key(network_id)
-        rules = {"inbound_rules": [{"action": "allow", "src_tag": network_id}],
-                 "outbound_rules": [{"action": "allow"}]}
-        self.etcd.create_if_absent(f"{base}/rules", json.dumps(rules))
-        self.etcd.create_if_absent(f"{base}/tags", json.dumps([network_id]))
-        self.etcd.create_if_absent(f"{base}/labels", json.dumps({}))
 
     def delete_network(self, req: dict) -> dict:
         log.info("DeleteNetwork %s", req)
-        self.etcd.delete_if_present(profile_key(_required(req, "NetworkID")), recursive=True)
-        return {}
+        return {}  # the profile stays (libnetwork-plugin never deletes it)
 
     # -- endpoints ---------------------------------------------------------------------------
     def create_endpoint(self, req: dict) -> dict:
@@ -122,49 +123,68 @@ class NetworkDriver:
         network_id = _required(req, "NetworkID")
         endpoint_id = _required(req, "EndpointID")
         iface = req.get("Interface") or {}
-        if not iface.get("Address") and not iface.get("AddressIPv6"):
+        address = iface.get("Address") or ""
+        if not address:
             raise PluginError("No address assigned for endpoint")
-        ipv4_nets = []
-        if iface.get("Address"):
-            try:
-                ipv4_nets.append(f"{parse_ipv4(iface['Address'])}/32")  # Calico always uses /32
-            except ValueError as exc:
-                raise PluginError(f"Parsing {iface['Address']} as CIDR failed: {exc}") from exc
-        ipv6_nets = [iface["AddressIPv6"]] if iface.get("AddressIPv6") else []
+        try:
+            ip = IPv4Interface(address).ip  # Calico ignores the prefix: always /32
+        except ValueError:
+            raise PluginError(f"Parsing {address} as CIDR failed: invalid CIDR address: {address}") from None
         user_mac = iface.get("MacAddress") or ""
-        self.ensure_profile(network_id)
+        mac = _parse_mac(user_mac) if user_mac else FIXED_MAC.lower()
+        try:
+            name = self.docker.network_name(network_id)
+        except DockerError as exc:
+            raise PluginError(f"Network {network_id} inspection error: {exc}") from exc
+        profiles: list[str] | None = None
+        if self.create_profiles:
+            profiles = [name]
+            self.ensure_profile(name)
         endpoint = {
             "state": "active",
             "name": host_ifname(endpoint_id),
-            "mac": (user_mac or FIXED_MAC).lower(),
-            "profile_ids": [network_id],
-            "ipv4_nets": ipv4_nets,
-            "ipv6_nets": ipv6_nets,
-            "labels": {},
+            "mac": mac,
+            "profile_ids": profiles,
+            "ipv4_nets": [f"{ip}/32"],
+            "ipv6_nets": [],
         }
-        self.etcd.set(endpoint_key(self.node, endpoint_id), json.dumps(endpoint))
-        # Docker refuses a driver that sets a MAC or address it already chose: only fill the gap.
-        if user_mac:
-            return {}
-        return {"Interface": {"MacAddress": FIXED_MAC}}
+        key = endpoint_key(self.hostname, endpoint_id)
+        try:
+            self.etcd.create(key, go_json(endpoint))
+        except EtcdConflict as exc:
+            raise PluginError(f"Workload endpoints creation error: resource already exists: {key}") from exc
+        # Docker refuses a driver that sets a MAC it already has: an empty MAC means "keep the user's".
+        return {"Interface": {"Address": "", "AddressIPv6": "", "MacAddress": "" if user_mac else FIXED_MAC}}
+
+    def ensure_profile(self, name: str) -> None:
+        """Profiles().Create: tags, labels, rules, each prevExist=false; an existing profile is kept."""
+        for key, value in profile_values(name):
+            if not self.etcd.create_if_absent(key, value):
+                log.debug("Profile %s already exists", name)
+                return
+        log.info("Created profile %s", name)
 
     def delete_endpoint(self, req: dict) -> dict:
+        """Only the etcd key: the veth went at Leave, the host route goes with it (felix)."""
         log.info("DeleteEndpoint %s", req)
         endpoint_id = _required(req, "EndpointID")
-        ip = self._endpoint_ip(endpoint_id)
-        if ip is not None:
-            self.netdev.delete_host_route(ip, host_ifname(endpoint_id))
-        self.netdev.delete_link(host_ifname(endpoint_id))
-        self.etcd.delete_if_present(endpoint_key(self.node, endpoint_id))
-        return {}
-
-    def _endpoint_ip(self, endpoint_id: str) -> IPv4Address | None:
+        key = endpoint_key(self.hostname, endpoint_id)
         try:
-            value = self.etcd.get(endpoint_key(self.node, endpoint_id)).value or "{}"
-            nets = json.loads(value).get("ipv4_nets") or []
-            return parse_ipv4(nets[0]) if nets else None
-        except (EtcdKeyNotFound, ValueError, IndexError):
-            return None
+            self.etcd.delete(key)
+        except EtcdKeyNotFound as exc:
+            raise PluginError(
+                f"Endpoint {endpoint_id} removal error: resource does not exist: WorkloadEndpoint("
+                f"node={self.hostname}, orchestrator={ORCHESTRATOR}, workload={WORKLOAD}, name={endpoint_id})"
+            ) from exc
+        # As libcalico-go: drop the now empty endpoint/ and workload directories.
+        workload = key.rsplit("/endpoint/", 1)[0]
+        for parent in (f"{workload}/endpoint", workload):
+            try:
+                if not self.etcd.delete_empty_dir(parent):
+                    break
+            except EtcdError:
+                break
+        return {}
 
     # -- sandbox -----------------------------------------------------------------------------
     def join(self, req: dict) -> dict:
@@ -172,33 +192,26 @@ class NetworkDriver:
         endpoint_id = _required(req, "EndpointID")
         host_if, temp_if = host_ifname(endpoint_id), temp_ifname(endpoint_id)
         try:
-            self.netdev.create_veth(host_if, temp_if, FIXED_MAC, self.veth_mtu)
-            # The host side answers the workload's ARP for 169.254.1.1 (and everything else).
-            self.netdev.write_sysctl(f"net/ipv4/conf/{host_if}/proxy_arp", "1")
-            self.netdev.write_sysctl(f"net/ipv4/neigh/{host_if}/proxy_delay", "0")
-            self.netdev.write_sysctl(f"net/ipv4/conf/{host_if}/forwarding", "1")
-            ip = self._endpoint_ip(endpoint_id)
-            if ip is None:
-                log.warning("Endpoint %s has no IPv4 address in etcd: no host route", endpoint_id)
-            else:
-                self.netdev.replace_host_route(ip, host_if)
+            # Docker gives the container side the MAC from CreateEndpoint; setting it here too is harmless.
+            self.netdev.create_veth(host_if, temp_if, FIXED_MAC.lower(), self.veth_mtu)
         except CommandError as exc:
-            self.netdev.delete_link(host_if)
-            raise PluginError(f"Veth setup failed for {host_if}: {exc}") from exc
+            raise PluginError(f"Veth creation error, hostInterfaceName={host_if}, "
+                              f"tempInterfaceName={temp_if}: {exc}") from exc
         return {
             "InterfaceName": {"SrcName": temp_if, "DstPrefix": IF_PREFIX},
             "Gateway": GATEWAY,
+            "GatewayIPv6": "",
             "StaticRoutes": [{"Destination": f"{GATEWAY}/32", "RouteType": ROUTE_CONNECTED, "NextHop": ""}],
-            "DisableGatewayService": True,
+            "DisableGatewayService": False,
         }
 
     def leave(self, req: dict) -> dict:
         log.info("Leave %s", req)
         endpoint_id = _required(req, "EndpointID")
-        ip = self._endpoint_ip(endpoint_id)
-        if ip is not None:
-            self.netdev.delete_host_route(ip, host_ifname(endpoint_id))
-        self.netdev.delete_link(host_ifname(endpoint_id))
+        try:
+            self.netdev.delete_link(host_ifname(endpoint_id))
+        except CommandError as exc:
+            raise PluginError(f"Veth removal error: {exc}") from exc
         return {}
 
 

@@ -11,6 +11,7 @@ plugin leaves its sockets behind, as they do under real calico/node.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
 import os
 import signal
@@ -20,6 +21,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def set_process_name(name: str) -> None:
+    """Give a service calico/node's process name (`comm`, 15 characters at most): calicoctl
+    v1.6.1 decides "running" by a process named `calico-felix`, operators grep for the rest."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, ctypes.c_char_p(name[:15].encode()), 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
 
 # runsv waits a second before restarting a service that exited (runit's sv docs).
 RESTART_DELAY = 1.0

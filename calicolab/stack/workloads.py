@@ -148,7 +148,7 @@ def reachable(node: Node, workload: str | None, targets: dict[str, str], proto: 
               wait: int = 2) -> dict[str, bool]:
     """From a workload on `node` (or the node itself when `workload` is None): which targets
     (label -> IPv4) answer, all probed at once. icmp: one ping; tcp: an HTTP GET on HTTP_PORT
-    (wget in busybox, curl on a host)."""
+    whose page must come back (busybox nc in a workload: its wget crashes; curl on a host)."""
     if proto not in PROTOCOLS:
         raise ValueError(f"protocol {proto!r}: use one of {PROTOCOLS}")
     parts = []
@@ -156,7 +156,7 @@ def reachable(node: Node, workload: str | None, targets: dict[str, str], proto: 
         if proto == "icmp":
             probe = f"ping -c 1 -W {wait} {ip}"
         elif workload is not None:
-            probe = f"wget -q -T {wait} -O /dev/null http://{ip}:{HTTP_PORT}/"
+            probe = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {wait} {ip} {HTTP_PORT} | grep -q ok"
         else:
             probe = f"curl -s -f -m {wait} -o /dev/null http://{ip}:{HTTP_PORT}/"
         parts.append(f"( {probe} >/dev/null 2>&1 && echo {shlex.quote(label)}=ok || echo {shlex.quote(label)}=no ) &")
@@ -165,7 +165,7 @@ def reachable(node: Node, workload: str | None, targets: dict[str, str], proto: 
     if workload is not None:
         command = f"docker exec {shlex.quote(workload)} {command}"
     out = node.run(command, timeout=wait * 4 + 30).stdout
-    seen = dict(line.rsplit("=", 1) for line in out.split() if "=" in line)
+    seen = dict(line.rsplit("=", 1) for line in out.splitlines() if "=" in line)  # labels may hold spaces
     return {label: seen.get(label) == "ok" for label in targets}
 
 

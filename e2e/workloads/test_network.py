@@ -29,8 +29,28 @@ OTHER_NETWORK, OTHER_NAME = "net2", "workload-C"
 POLICY_DEADLINE = 30
 
 
+def _next_address(node, etcd_ip: str, address: str) -> str:
+    """The address Calico 2.6.1's IPAM hands out next in this address's /26 block, from first
+    principles of libcalico-go's blocks: ordinal 0 in a block not yet claimed, else the head of
+    the block's `unallocated` list (released ordinals go to its tail)."""
+    block = ipaddress.ip_network(guide.block_of(address))
+    key = f"/calico/ipam/v2/assignment/ipv4/block/{block.network_address}-{block.prefixlen}"
+    text = etcd_query.v2_get(node, etcd_ip, key)
+    if text is None:
+        return str(block.network_address)
+    free = json.loads(text).get("unallocated") or []
+    return str(block.network_address + free[0]) if free else "none (block full)"
+
+
 @pytest.fixture(scope="module")
-def workloads_ab(nodes, cluster):
+def expected_addresses(nodes, cluster) -> dict[str, str]:
+    """Read before the workloads exist: on a fresh cluster these are the guide's addresses."""
+    first = nodes[cluster.nodes[0].name]
+    return {name: _next_address(first, cluster.nodes[0].ip, ip) for name, ip in guide.WORKLOAD_ADDRESSES.items()}
+
+
+@pytest.fixture(scope="module")
+def workloads_ab(nodes, cluster, expected_addresses):
     first, second = nodes[cluster.nodes[0].name], nodes[cluster.nodes[1].name]
     ordered = [first, second]
     workloads.remove(ordered, NAMES.values(), NETWORK)  # leftovers of an interrupted earlier run
@@ -57,13 +77,17 @@ def test_net1_is_visible_with_the_same_id_on_every_node(workloads_ab, nodes):
 
 
 @pytest.mark.parametrize("which", ["A", "B"])
-def test_workload_gets_the_guides_address(workloads_ab, which):
+def test_workload_gets_the_guides_address(workloads_ab, expected_addresses, which):
     w = workloads_ab[which]
-    want = guide.WORKLOAD_ADDRESSES[w.name]
-    expect.equal(f"{w.name} on {w.node.name}: address", w.ip, want,
-                 "IPAM chose another block: Calico 2.6.1 seeds its block choice with the FNV-1 hash of the "
-                 "host name (libcalico-go randomBlockGenerator), so a host not named node1/node2, or blocks "
-                 "left in etcd by an earlier cluster, give other addresses")
+    want = expected_addresses[w.name]
+    fresh = " (the guide's: a fresh block)" if want == guide.WORKLOAD_ADDRESSES[w.name] else (
+        f" (the guide's block {guide.block_of(guide.WORKLOAD_ADDRESSES[w.name])} was used before; "
+        "the guide's run got its first address)")
+    print(f"{w.name}: {w.ip}, expected {want}{fresh}")
+    expect.equal(f"{w.name} on {w.node.name}: address{fresh}", w.ip, want,
+                 "IPAM chose another block or ordinal: Calico 2.6.1 seeds its block choice with the FNV-1 "
+                 "hash of the host name (libcalico-go randomBlockGenerator) and hands out a block's "
+                 "`unallocated` ordinals in order, so a host not named node1/node2 gives other addresses")
 
 
 def _endpoint(node, spec_ip: str, host: str, name: str) -> tuple[str, dict] | None:
@@ -190,28 +214,61 @@ def test_profiles_isolate_networks_matrix(isolated, cluster, nodes, proto):
                  "got through), or an allowed path is broken (BGP routes, FORWARD, NAT):\n" + table)
 
 
-def test_workload_egress_leaves_natted_to_its_host(isolated, cluster, nodes):
+def _icmp_sources(far, sources: dict[str, str], dst: str, send) -> dict[str, int]:
+    """Echo requests to `dst` counted by source on the far host (raw PREROUTING counting rules
+    without a target), while `send` runs."""
+    specs = {label: f"-p icmp -s {src} -d {dst} -m comment --comment calicolab-nat-{label}"
+             for label, src in sources.items()}
+    for spec in specs.values():
+        far.run(f"iptables -w -t raw -I PREROUTING {spec}", check=True)
+    try:
+        send()
+        listing = far.run("iptables -w -t raw -S PREROUTING -v").stdout
+    finally:
+        for spec in specs.values():
+            far.run(f"iptables -w -t raw -D PREROUTING {spec}")
+    counts = {}
+    for label in specs:  # `-S -v` prints `-c <packets> <bytes>` on each rule
+        line = next((ln for ln in listing.splitlines() if f"calicolab-nat-{label}" in ln), "")
+        words = line.split()
+        counts[label] = int(words[words.index("-c") + 1]) if "-c" in words else 0
+    return counts
+
+
+def _address_outside_pools(node) -> str | None:
+    for line in node.run("ip -4 -o addr show scope global").stdout.splitlines():
+        words = line.split()
+        addr = ipaddress.ip_interface(words[3]).ip if len(words) > 3 else None
+        if addr and addr not in guide.POOL and not words[1].startswith(("docker", "cali")):
+            return str(addr)
+    return None
+
+
+def test_workload_egress_is_natted_only_outside_the_pools(isolated, cluster, nodes):
+    """felix 2.6's cali-nat-outgoing: MASQUERADE from a masquerade pool to destinations outside
+    every pool. The guide's hosts (192.168.223.0/24) lie inside 192.168.0.0/16, so traffic to them
+    keeps the workload's source; an address of the other node outside the pools gets the source
+    of the path out (`ip route get`)."""
     a = isolated["A"]
     here, there = cluster.node(a.node.name), cluster.nodes[1]
     far = nodes[there.name]
-    marks = {"host": f"-p icmp -s {here.ip} -d {there.ip}", "workload": f"-p icmp -s {a.ip} -d {there.ip}"}
-    for spec in marks.values():  # counting rules (no target) in raw PREROUTING on the far host
-        far.run(f"iptables -t raw -I PREROUTING {spec}", check=True)
-    try:
-        a.exec(f"ping -c 3 -W 2 {there.ip}")
-        listing = far.run("iptables -t raw -L PREROUTING -v -n -x").stdout
-    finally:
-        for spec in marks.values():
-            far.run(f"iptables -t raw -D PREROUTING {spec}")
-    counts = {}
-    for kind, spec in marks.items():
-        src = spec.split("-s ")[1].split()[0]
-        line = next((ln for ln in listing.splitlines() if f" {src} " in f" {ln} " and " icmp " in f" {ln} "), "")
-        counts[kind] = int(line.split()[0]) if line.split() and line.split()[0].isdigit() else 0
-    expect.true(f"{a.name} -> host {there.name}: source seen there", counts["host"] > 0 and counts["workload"] == 0,
-                f"the source is {here.ip} (NAT outgoing of the masquerade pool)",
-                f"packets from {here.ip}: {counts['host']}, from {a.ip}: {counts['workload']}",
-                "felix does no NAT outgoing for the pool (masquerade true)")
+    inside = _icmp_sources(far, {"workload": a.ip, "host": here.ip}, there.ip,
+                           lambda: a.exec(f"ping -c 3 -W 2 {there.ip}"))
+    expect.true(f"{a.name} -> {there.name} {there.ip} (inside the pool): sources seen there",
+                inside["workload"] > 0 and inside["host"] == 0, f"from {a.ip} (no NAT inside the pools)",
+                inside, "felix masquerades traffic whose destination is in a pool (the all-pools set?)")
+    outside = _address_outside_pools(far)
+    if outside is None:
+        pytest.skip(f"{there.name} has no address outside {guide.POOL} to show NAT outgoing with")
+    route = a.node.run(f"ip -4 route get {outside}").stdout.split()
+    nat_src = route[route.index("src") + 1] if "src" in route else ""
+    if not nat_src:
+        pytest.skip(f"{a.node.name} has no route to {there.name}'s {outside}")
+    seen = _icmp_sources(far, {"workload": a.ip, "host": nat_src}, outside,
+                         lambda: a.exec(f"ping -c 3 -W 2 {outside}"))
+    expect.true(f"{a.name} -> {there.name} {outside} (outside the pools): sources seen there",
+                seen["host"] > 0 and seen["workload"] == 0, f"from {nat_src} (MASQUERADE)", seen,
+                "felix does no NAT outgoing for the masquerade pool")
 
 
 def test_profile_survives_network_rm(isolated, cluster):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import threading
@@ -22,12 +23,13 @@ from calico_double.agent.etcd import (
     EtcdKeyNotFound,
     EtcdUnavailable,
 )
-from calico_double.agent.felix import Felix, choose_iptables
+from calico_double.agent.felix import choose_iptables
 from calico_double.agent.registration import (
     NodeConflict,
     Registration,
-    ensure_cluster_config,
-    ensure_default_pool,
+    check_conflicting_nodes,
+    configure_ip_pools,
+    ensure_default_config,
     register_node,
 )
 
@@ -149,21 +151,22 @@ def test_config_rejects_unusable_values() -> None:
     assert Config.from_env({**GUIDE_ENV, "AS": "64999"}).as_num == 64999
 
 
-# -- registration --------------------------------------------------------------------------------
-def test_cluster_config_and_default_pool(etcd) -> None:
+# -- registration ---------------------------------------------------------------------------------
+def test_cluster_config_and_default_pool(etcd, tmp_path) -> None:
     etcd.put("/calico/bgp/v1/global/as_num", "65000")  # set by an admin: must survive
-    ensure_cluster_config(etcd)
-    ensure_default_pool(etcd, no_default_pools=False)
+    etcd.create_dir = lambda _key: True
+    ensure_default_config(etcd, "node1")
+    configure_ip_pools(etcd, Config.from_env(GUIDE_ENV), proc_sys=tmp_path)
     assert etcd.get_value("/calico/v1/config/CalicoVersion") == "v2.6.1"
-    assert etcd.get_value("/calico/v1/Ready") == "true"
     assert etcd.get_value("/calico/bgp/v1/global/as_num") == "65000"
-    assert json.loads(etcd.get_value("/calico/bgp/v1/global/node_mesh")) == {"enabled": True}
-    pool = json.loads(etcd.get_value("/calico/v1/ipam/v4/pool/192.168.0.0-16"))
-    assert pool["cidr"] == "192.168.0.0/16" and pool["ipip"] == "" and pool["masquerade"] is False
+    assert etcd.get_value("/calico/bgp/v1/global/node_mesh") == '{"enabled":true}'
+    # startup.go@v2.6.1: NAT outgoing defaults to true (CALICO_IPV4POOL_NAT_OUTGOING).
+    assert etcd.get_value("/calico/v1/ipam/v4/pool/192.168.0.0-16") == (
+        '{"cidr":"192.168.0.0/16","ipip":"","ipip_mode":"","masquerade":true,"ipam":true,"disabled":false}')
 
 
-def test_no_default_pools(etcd) -> None:
-    ensure_default_pool(etcd, no_default_pools=True)
+def test_no_default_pools(etcd, tmp_path) -> None:
+    configure_ip_pools(etcd, Config.from_env({**GUIDE_ENV, "NO_DEFAULT_POOLS": "true"}), proc_sys=tmp_path)
     assert etcd.children("/calico/v1/ipam/v4/pool") == []
 
 
@@ -171,15 +174,21 @@ def test_register_node_and_as_override(etcd) -> None:
     register_node(etcd, Registration("node1", IPv4Interface("192.168.223.131/24"), None, 64999))
     assert etcd.get_value("/calico/v1/host/node1/metadata") == "{}"
     assert etcd.get_value("/calico/bgp/v1/host/node1/ip_addr_v4") == "192.168.223.131"
+    assert etcd.get_value("/calico/bgp/v1/host/node1/network_v4") == "192.168.223.0/24"
     assert etcd.get_value("/calico/bgp/v1/host/node1/as_num") == "64999"
-    register_node(etcd, Registration("node1", IPv4Interface("192.168.223.131/24"), None, None))
+    register_node(etcd, Registration("node1", IPv4Interface("192.168.223.131/32"), None, None))
     assert etcd.get_value("/calico/bgp/v1/host/node1/as_num") is None
+    assert etcd.get_value("/calico/bgp/v1/host/node1/network_v4") == "192.168.223.131/32"
 
 
-def test_same_ip_under_another_name_is_refused(etcd) -> None:
+def test_same_ip_under_another_name_is_refused(etcd, caplog) -> None:
+    caplog.set_level(logging.INFO)
     register_node(etcd, Registration("node1", IPv4Interface("192.168.223.131/24"), None, None))
-    with pytest.raises(NodeConflict, match="Calico node 'node1' is already using the IPv4 address 192.168.223.131"):
-        register_node(etcd, Registration("node9", IPv4Interface("192.168.223.131/24"), None, None))
+    with pytest.raises(NodeConflict):
+        check_conflicting_nodes(etcd, Registration("node9", IPv4Interface("192.168.223.131/24"), None, None))
+    # startup.go@v2.6.1 checkConflictingNodes' words.
+    assert "Calico node 'node1' is already using the IPv4 address 192.168.223.131:" in caplog.messages
+    assert " -  Check the node configuration to remove the IP address conflict" in caplog.messages
 
 
 # -- felix stand-in ------------------------------------------------------------------------------
@@ -203,17 +212,6 @@ def test_iptables_backend_follows_the_host() -> None:
     assert choose_iptables(FakeRunner(legacy_rules=0, nft_rules=4)) == "iptables-nft"
 
 
-def test_forward_rules_inserted_once(netdev) -> None:
-    runner = FakeRunner()
-    Felix(netdev, runner, iptables="iptables-nft").ensure_forward_rules()
-    inserts = [c for c in runner.calls if "-I" in c]
-    assert [c[c.index("FORWARD") + 2:c.index("FORWARD") + 4] for c in inserts] == [["-o", "cali+"], ["-i", "cali+"]]
-    assert all(c[c.index("-I") + 1:c.index("-I") + 3] == ["FORWARD", "1"] for c in inserts)
-    present = FakeRunner(present=True)
-    Felix(netdev, present, iptables="iptables-nft").ensure_forward_rules()
-    assert not [c for c in present.calls if "-I" in c]
-
-
 def test_sysctl_write_is_skipped_when_already_set(tmp_path) -> None:
     from calico_double.agent.netdev import CommandError, NetDev
 
@@ -230,7 +228,7 @@ def test_autodetect_skips_docker_and_loopback_interfaces() -> None:
     from calico_double.agent.netdev import NetDev
 
     out = ("1: lo    inet 127.0.0.1/8 scope host lo\n"
-           "3: docker0    inet 172.17.0.1/16 brd 172.17.255.255 scope global docker0\n"
-           "5: eth1@if9    inet 192.168.223.131/24 brd 192.168.223.255 scope global eth1\n")
+           "3: eth1@if9    inet 192.168.223.131/24 brd 192.168.223.255 scope global eth1\n"
+           "5: docker0    inet 172.17.0.1/16 brd 172.17.255.255 scope global docker0\n")
     netdev = NetDev(runner=lambda argv: subprocess.CompletedProcess(argv, 0, out, ""))
     assert netdev.autodetect_ipv4() == ("eth1", IPv4Interface("192.168.223.131/24"))

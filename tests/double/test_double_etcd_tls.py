@@ -110,7 +110,8 @@ def test_calicoctl_cfg_carries_the_tls_files_and_wins_over_the_environment(tmp_p
         '  etcdEndpoints: "https://10.0.0.1:2379,https://10.0.0.2:2379"\n'
         '  etcdKeyFile: "/etc/calico/certs/client-key.pem"\n  etcdCertFile: "/etc/calico/certs/client.pem"\n'
         '  etcdCACertFile: "/etc/calico/certs/ca.pem"\n')
-    store = ctl.datastore({"ETCD_ENDPOINTS": "http://elsewhere:2379", "ETCD_CA_CERT_FILE": "/x"}, tmp_path)
+    store = ctl.datastore({"ETCD_ENDPOINTS": "http://elsewhere:2379", "ETCD_CA_CERT_FILE": "/x"},
+                          tmp_path / "calicoctl.cfg")
     assert store == ctl.Datastore(["https://10.0.0.1:2379", "https://10.0.0.2:2379"], "/etc/calico/certs/ca.pem",
                                   "/etc/calico/certs/client.pem", "/etc/calico/certs/client-key.pem")
 
@@ -118,18 +119,18 @@ def test_calicoctl_cfg_carries_the_tls_files_and_wins_over_the_environment(tmp_p
 def test_calicoctl_environment_when_there_is_no_cfg(tmp_path: Path) -> None:
     env = {"ETCD_ENDPOINTS": "https://10.0.0.1:2379", "ETCD_CA_CERT_FILE": "/c/ca.pem",
            "ETCD_CERT_FILE": "/c/client.pem", "ETCD_KEY_FILE": "/c/key.pem"}
-    assert ctl.datastore(env, tmp_path) == ctl.Datastore(["https://10.0.0.1:2379"], "/c/ca.pem", "/c/client.pem",
-                                                         "/c/key.pem")
+    cfg = tmp_path / "calicoctl.cfg"
+    assert ctl.datastore(env, cfg) == ctl.Datastore(["https://10.0.0.1:2379"], "/c/ca.pem", "/c/client.pem",
+                                                    "/c/key.pem")
     # ETCD_AUTHORITY/ETCD_SCHEME, the older pair, still make an endpoint.
-    assert ctl.datastore({"ETCD_AUTHORITY": "10.0.0.9:2379", "ETCD_SCHEME": "https"}, tmp_path).endpoints == [
+    assert ctl.datastore({"ETCD_AUTHORITY": "10.0.0.9:2379", "ETCD_SCHEME": "https"}, cfg).endpoints == [
         "https://10.0.0.9:2379"]
 
 
-def test_calicoctl_falls_back_to_the_guides_calico_env(tmp_path: Path) -> None:
-    (tmp_path / "calico.env").write_text('ETCD_ENDPOINTS="https://10.0.0.1:2379"\nETCD_CA_FILE="/c/ca.pem"\n'
-                                         'ETCD_CERT_FILE="/c/client.pem"\nETCD_KEY_FILE="/c/key.pem"\n')
-    assert ctl.datastore({}, tmp_path) == ctl.Datastore(["https://10.0.0.1:2379"], "/c/ca.pem", "/c/client.pem",
-                                                        "/c/key.pem")
+def test_calicoctl_never_reads_the_guides_calico_env(tmp_path: Path) -> None:
+    # calicoctl v1.6.1: calicoctl.cfg or the environment, else libcalico-go's 127.0.0.1:2379.
+    (tmp_path / "calico.env").write_text('ETCD_ENDPOINTS="https://10.0.0.1:2379"\nETCD_CA_FILE="/c/ca.pem"\n')
+    assert ctl.datastore({}, tmp_path / "calicoctl.cfg") == ctl.Datastore(["http://127.0.0.1:2379"])
 
 
 def test_calicoctl_reads_etcd_over_tls(tls_etcd: str, pki: Path) -> None:
@@ -148,4 +149,5 @@ def test_calicoctl_with_a_missing_key_file_says_so(monkeypatch, capsys, pki: Pat
     store = ctl.Datastore(["https://127.0.0.1:2379"], str(pki / "ca.pem"), str(pki / "client.pem"), "/nonexistent")
     monkeypatch.setattr(ctl, "datastore", lambda: store)
     assert ctl.main(["get", "node"]) == 1
-    assert "Failed to create Calico API client" in capsys.readouterr().err
+    # calicoctl v1.6.1 get.go: a client that cannot be made is `Failed to get resources: ...` on stdout.
+    assert capsys.readouterr().out.startswith("Failed to get resources: Failed to create Calico API client")

@@ -1,18 +1,22 @@
-"""Block IPAM of the Calico double against an in-memory etcd."""
+"""Block IPAM of the Calico double against an in-memory etcd, checked against libcalico-go@f87d397."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 
+from calico_double.agent.gorand import GoRandSource, big_int_rand, fnv1_32, host_start_index
 from calico_double.agent.ipam import (
     BLOCK_DIR,
+    AffinityClaimed,
     Block,
     Ipam,
     IpamError,
-    PoolExhausted,
     candidate_blocks,
     cidr_to_name,
     host_affinity_dir,
@@ -22,123 +26,216 @@ from calico_double.agent.ipam import (
 POOL = IPv4Network("192.168.0.0/16")
 
 
-def add_pool(etcd, cidr: str) -> None:
-    etcd.put(f"/calico/v1/ipam/v4/pool/{cidr.replace('/', '-')}", pool_json(IPv4Network(cidr)))
+def add_pool(etcd, cidr: str, disabled: bool = False) -> None:
+    value = json.loads(pool_json(IPv4Network(cidr)))
+    value["disabled"] = disabled
+    etcd.put(f"/calico/v1/ipam/v4/pool/{cidr.replace('/', '-')}", json.dumps(value))
+
+
+def block_key(block: IPv4Network) -> str:
+    return f"{BLOCK_DIR}/{cidr_to_name(block)}"
 
 
 def block_value(etcd, block: IPv4Network) -> Block:
-    return Block.from_json(etcd.get_value(f"{BLOCK_DIR}/{cidr_to_name(block)}"))
+    return Block.from_json(etcd.get_value(block_key(block)))
 
 
-def test_candidate_blocks_are_deterministic_distinct_and_per_host() -> None:
-    first = list(candidate_blocks(POOL, "node1"))
-    assert first == list(candidate_blocks(POOL, "node1"))
-    assert len(first) == len(set(first)) == 1024
-    assert all(b.prefixlen == 26 and b.subnet_of(POOL) for b in first)
-    assert first[0] != next(candidate_blocks(POOL, "node2"))
+# -- Go's generator ------------------------------------------------------------------------------
+def test_guide_hosts_start_where_real_calico_puts_them() -> None:
+    # calico-2.6-facts.md (IPAM): node1 -> index 666 = 192.168.166.128/26 (workload-A),
+    # node2 -> index 416 = 192.168.104.0/26 (workload-B), for 1024 blocks of 192.168.0.0/16.
+    assert host_start_index("node1", 1024) == 666
+    assert host_start_index("node2", 1024) == 416
+    assert next(candidate_blocks(POOL, "node1")) == IPv4Network("192.168.166.128/26")
+    assert next(candidate_blocks(POOL, "node2")) == IPv4Network("192.168.104.0/26")
 
 
-def test_first_assignment_claims_a_block_with_affinity(etcd) -> None:
+def test_go_rand_known_values() -> None:
+    # Go's documented first value for rand.NewSource(1), and FNV-1 test vectors (hash/fnv).
+    source = GoRandSource(1)
+    assert source.int63() == 5577006791947779410
+    assert source.int63() == 8674665223082153551
+    assert fnv1_32(b"") == 0x811C9DC5
+    assert fnv1_32(b"a") == 0x050C5D7E  # FNV-1a would give 0xe40c292c
+
+
+GO_PROGRAM = """package main
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math/big"
+	"math/rand"
+	"os"
+	"strconv"
+)
+
+func main() {
+	n, _ := strconv.ParseInt(os.Args[1], 10, 64)
+	for _, host := range os.Args[2:] {
+		h := fnv.New32()
+		h.Write([]byte(host))
+		r := rand.New(rand.NewSource(int64(h.Sum32())))
+		i := new(big.Int)
+		i.Rand(r, big.NewInt(n))
+		fmt.Println(i.Int64())
+	}
+}
+"""
+HOSTS = ["node1", "node2", "calico-node-1", "centos7", "", "a", "host-with-a-long-name.example.com"]
+
+
+@pytest.mark.parametrize("count", [1, 4, 1024, 4096, 2**58])
+def test_start_index_matches_real_go(tmp_path: Path, count: int) -> None:
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("needs the Go toolchain (`go` on PATH, e.g. Debian's golang-go) to compare with real Go")
+    (tmp_path / "main.go").write_text(GO_PROGRAM)
+    result = subprocess.run([go, "run", "main.go", str(count), *HOSTS], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env={"GO111MODULE": "off", "GOCACHE": str(tmp_path / "cache"),
+                                                         "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert [int(x) for x in result.stdout.split()] == [host_start_index(h, count) for h in HOSTS]
+
+
+def test_big_int_rand_rejects_draws_outside_the_limit() -> None:
+    # 1024 has 11 bits: draws are masked to 11 bits and those >= 1024 are redrawn.
+    source, replay = GoRandSource(fnv1_32(b"node1")), GoRandSource(fnv1_32(b"node1"))
+    value = big_int_rand(source, 1024)
+    draws = []
+    while True:
+        word = (replay.uint32() | replay.uint32() << 32) & 0x7FF
+        draws.append(word)
+        if word < 1024:
+            break
+    assert value == draws[-1]
+    assert big_int_rand(GoRandSource(7), 0) == 0
+
+
+# -- claiming ------------------------------------------------------------------------------------
+def test_first_assignment_claims_the_hosts_block_affinity_first(etcd) -> None:
     add_pool(etcd, "192.168.0.0/16")
+    writes: list[str] = []
+    original = etcd.set
+
+    def recording_set(key: str, value: str, **kwargs: object) -> object:
+        writes.append(key)
+        return original(key, value, **kwargs)
+
+    etcd.set = recording_set
     ipam = Ipam(etcd, "node1")
-    ip = ipam.auto_assign()
-    block = next(candidate_blocks(POOL, "node1"))
-    assert ip == block.network_address  # Calico hands out ordinal 0 first
-    assert etcd.get_value(f"{host_affinity_dir('node1')}/{cidr_to_name(block)}") == "{}"
-    stored = json.loads(etcd.get_value(f"{BLOCK_DIR}/{cidr_to_name(block)}"))
-    assert stored["cidr"] == str(block)
-    assert stored["affinity"] == "host:node1"
-    assert stored["allocations"][0] == 0 and stored["allocations"][1] is None
-    assert len(stored["allocations"]) == 64 and 0 not in stored["unallocated"]
-    assert stored["attributes"] == [{"handle_id": None, "secondary": None}]
-    assert ipam.auto_assign() == ip + 1
+    assert ipam.auto_assign() == [IPv4Address("192.168.166.128")]  # ordinal 0 first
+    block = IPv4Network("192.168.166.128/26")
+    affinity = f"{host_affinity_dir('node1')}/192.168.166.128-26"
+    assert writes[:3] == [affinity, block_key(block), block_key(block)]  # affinity, create, assign
+    assert etcd.get_value(affinity) == "{}"
+    expected = ('{"cidr":"192.168.166.128/26","affinity":"host:node1","strictAffinity":false,'
+                '"allocations":[0' + ",null" * 63 + '],"unallocated":[' + ",".join(map(str, range(1, 64)))
+                + '],"attributes":[{"handle_id":null,"secondary":null}]}')
+    assert etcd.get_value(block_key(block)) == expected
+    assert ipam.auto_assign() == [IPv4Address("192.168.166.129")]
     assert ipam.own_blocks() == [block]
 
 
-def test_hosts_get_different_blocks_even_when_preferences_collide(etcd) -> None:
+def test_walk_skips_existing_blocks_and_wraps_around(etcd) -> None:
+    add_pool(etcd, "10.10.0.0/24")  # 4 blocks; node1 starts at index 2 (real Go, test above)
+    assert host_start_index("node1", 4) == 2
+    for index in (2, 3):
+        taken = IPv4Network(f"10.10.0.{index * 64}/26")
+        etcd.put(block_key(taken), Block.new(taken, "node2").to_json())
+    assert Ipam(etcd, "node1").auto_assign() == [IPv4Address("10.10.0.0")]
+
+
+def test_losing_the_block_race_fails_the_request_and_drops_our_affinity(etcd) -> None:
     add_pool(etcd, "192.168.0.0/16")
-    node2_first = next(candidate_blocks(POOL, "node2"))
-    # node1 already owns the block node2 would start with.
-    etcd.put(f"{BLOCK_DIR}/{cidr_to_name(node2_first)}", Block.new(node2_first, "node1").to_json())
-    ip = Ipam(etcd, "node2").auto_assign()
-    assert ip not in node2_first
-    assert block_value(etcd, IPv4Network(f"{ip}/26", strict=False)).affinity == "host:node2"
+    wanted = IPv4Network("192.168.166.128/26")
 
-
-def test_claim_lost_to_a_racing_host_moves_to_the_next_block(etcd) -> None:
-    add_pool(etcd, "192.168.0.0/16")
-    wanted = list(candidate_blocks(POOL, "node1"))
-
-    def rival_claims(key: str, _args: dict) -> None:
-        etcd.put(key, Block.new(wanted[0], "node2").to_json())
+    def rival_claims(key: str, args: dict) -> None:
+        if key == block_key(wanted):
+            etcd.put(key, Block.new(wanted, "node2").to_json())
+        else:
+            etcd.before_write = rival_claims  # wait for the block write
 
     etcd.before_write = rival_claims
-    ip = Ipam(etcd, "node1").auto_assign()
-    assert ip in wanted[1]
-    assert block_value(etcd, wanted[0]).affinity == "host:node2"
+    with pytest.raises(AffinityClaimed, match=r"192\.168\.166\.128/26 already claimed by host:node2"):
+        Ipam(etcd, "node1").auto_assign()
+    assert etcd.get_value(f"{host_affinity_dir('node1')}/192.168.166.128-26") is None
+    assert block_value(etcd, wanted).affinity == "host:node2"
 
 
 def test_assignment_retries_after_a_compare_and_swap_conflict(etcd) -> None:
     add_pool(etcd, "192.168.0.0/16")
     ipam = Ipam(etcd, "node1")
-    first = ipam.auto_assign()
+    [first] = ipam.auto_assign()
     block = IPv4Network(f"{first}/26", strict=False)
-    key = f"{BLOCK_DIR}/{cidr_to_name(block)}"
 
     def rival_assigns(_key: str, _args: dict) -> None:
         rival = block_value(etcd, block)
-        rival.assign_next()  # takes ordinal 1 behind our back
-        etcd.put(key, rival.to_json())
+        rival.auto_assign(1, "node1", True)  # takes ordinal 1 behind our back
+        etcd.put(block_key(block), rival.to_json())
 
     etcd.before_write = rival_assigns
-    ours = ipam.auto_assign()
-    assert ours == first + 2
-    stored = block_value(etcd, block)
-    assert stored.in_use == 3  # nobody's allocation was lost
+    assert ipam.auto_assign() == [first + 2]
+    assert block_value(etcd, block).in_use == 3  # nobody's allocation was lost
 
 
 def test_full_block_moves_on_to_a_new_block(etcd) -> None:
     add_pool(etcd, "10.10.0.0/25")  # two blocks
     ipam = Ipam(etcd, "node1")
-    ips = [ipam.auto_assign() for _ in range(65)]
+    ips = [ip for _ in range(65) for ip in ipam.auto_assign()]
     assert len(set(ips)) == 65
-    assert len(ipam.own_blocks()) == 2
     assert {IPv4Network(f"{ip}/26", strict=False) for ip in ips} == set(ipam.own_blocks())
+    assert len(ipam.own_blocks()) == 2
 
 
-def test_exhausted_pool_raises(etcd) -> None:
+def test_no_free_block_borrows_from_another_hosts_block_then_runs_dry(etcd) -> None:
+    add_pool(etcd, "10.10.0.0/26")  # one block, owned by node2
+    theirs = IPv4Network("10.10.0.0/26")
+    etcd.put(block_key(theirs), Block.new(theirs, "node2").to_json())
+    node1 = Ipam(etcd, "node1")
+    assert node1.auto_assign() == [IPv4Address("10.10.0.0")]  # non-strict affinity
+    assert block_value(etcd, theirs).affinity == "host:node2"
+    assert node1.own_blocks() == []
+    for _ in range(63):
+        assert len(node1.auto_assign()) == 1
+    assert node1.auto_assign() == []  # AutoAssign's "no address": no error, an empty list
+
+
+def test_strict_affinity_does_not_borrow(etcd) -> None:
     add_pool(etcd, "10.10.0.0/26")
-    ipam = Ipam(etcd, "node1")
-    for _ in range(64):
-        ipam.auto_assign()
-    with pytest.raises(PoolExhausted):
-        ipam.auto_assign()
+    theirs = IPv4Network("10.10.0.0/26")
+    etcd.put(block_key(theirs), Block.new(theirs, "node2").to_json())
+    etcd.put("/calico/ipam/v2/config", '{"strict_affinity":true,"auto_allocate_blocks":true}')
+    assert Ipam(etcd, "node1").auto_assign() == []
 
 
-def test_no_pool_is_an_error(etcd) -> None:
-    with pytest.raises(IpamError, match="No configured Calico pools"):
+def test_pool_errors(etcd) -> None:
+    with pytest.raises(IpamError, match="^No configured Calico pools$"):
         Ipam(etcd, "node1").auto_assign()
-
-
-def test_requested_subnet_limits_assignment(etcd) -> None:
     add_pool(etcd, "192.168.0.0/16")
     ipam = Ipam(etcd, "node1")
-    ip = ipam.auto_assign([IPv4Network("192.168.7.0/24")])
-    assert ip in IPv4Network("192.168.7.0/24")
-    with pytest.raises(IpamError, match="not configured Calico pools"):
-        ipam.auto_assign([IPv4Network("10.0.0.0/24")])
+    assert ipam.auto_assign(1, [POOL]) == [IPv4Address("192.168.166.128")]
+    with pytest.raises(IpamError, match=r"^The given pool \(10\.0\.0\.0/24\) does not exist$"):
+        Ipam(etcd, "node2").auto_assign(1, [IPv4Network("10.0.0.0/24")])
+    add_pool(etcd, "10.9.0.0/16", disabled=True)
+    with pytest.raises(IpamError, match="does not exist"):
+        Ipam(etcd, "node2").auto_assign(1, [IPv4Network("10.9.0.0/16")])
 
 
-def test_release_frees_the_address_once(etcd) -> None:
+def test_release_frees_the_address_once_and_drops_unused_attributes(etcd) -> None:
     add_pool(etcd, "192.168.0.0/16")
     ipam = Ipam(etcd, "node1")
-    ip = ipam.auto_assign()
-    ipam.auto_assign()
+    [ip] = ipam.auto_assign()
+    [second] = ipam.auto_assign()
     assert ipam.release(ip) is True
     assert ipam.release(ip) is False
     block = block_value(etcd, IPv4Network(f"{ip}/26", strict=False))
     assert block.allocations[0] is None
     assert block.unallocated[-1] == 0  # a freed ordinal goes to the back, as in Calico
+    assert block.attributes == [{"handle_id": None, "secondary": None}]
+    assert ipam.release(second) is True
+    block = block_value(etcd, IPv4Network(f"{ip}/26", strict=False))
+    assert block.attributes == [] and block.affinity == "host:node1"  # kept: it has affinity
     assert ipam.release(IPv4Address("10.1.2.3")) is False  # no such block
 
 
@@ -149,15 +246,16 @@ def test_specific_address_claims_its_block_and_cannot_be_taken_twice(etcd) -> No
     ipam.assign_ip(ip)
     block = block_value(etcd, IPv4Network("192.168.50.64/26"))
     assert block.affinity == "host:node1" and block.allocations[6] == 0
-    with pytest.raises(IpamError, match="already assigned"):
+    assert etcd.get_value(f"{host_affinity_dir('node1')}/192.168.50.64-26") == "{}"
+    with pytest.raises(IpamError, match="^Address already assigned in block$"):
         ipam.assign_ip(ip)
-    with pytest.raises(IpamError, match="not in any configured Calico pool"):
+    with pytest.raises(IpamError, match="^The provided IP address is not in a configured pool\n$"):
         ipam.assign_ip(IPv4Address("10.0.0.1"))
 
 
 def test_reconcile_restores_missing_affinity_keys(etcd) -> None:
     block = IPv4Network("192.168.1.0/26")
-    etcd.put(f"{BLOCK_DIR}/{cidr_to_name(block)}", Block.new(block, "node1").to_json())
+    etcd.put(block_key(block), Block.new(block, "node1").to_json())
     ipam = Ipam(etcd, "node1")
     assert ipam.own_blocks() == []
     ipam.reconcile_affinities()

@@ -5,11 +5,16 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
 
+from calico_double.agent.docker_api import DockerClient, DockerError
 from calico_double.agent.ipam import Ipam, pool_json
 from calico_double.agent.ipam_driver import IpamDriver
 from calico_double.agent.network_driver import NetworkDriver, endpoint_key
@@ -19,6 +24,7 @@ from calico_double.agent.plugin_server import (
     PluginServer,
     dispatch,
 )
+from conftest import FakeEtcd
 
 NET_ID = "4b1f6b6d2e8c0a9f3d7e5c1b2a4f6e8d0c2b4a6f8e0d2c4b6a8f0e2d4c6b8a0f"
 EP_ID = "d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"
@@ -34,9 +40,69 @@ def ipam_routes(etcd) -> dict:
     return IpamDriver(Ipam(etcd, "node1")).routes()
 
 
+class DirEtcd(FakeEtcd):
+    """FakeEtcd plus etcd's empty directories (created and deleted with dir=true)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dirs: set[str] = set()
+
+    def _has_children(self, key: str) -> bool:
+        prefix = key.rstrip("/") + "/"
+        return any(k.startswith(prefix) for k in self.data) or any(d.startswith(prefix) for d in self.dirs)
+
+    def create_dir(self, key: str) -> bool:
+        if key in self.dirs or key in self.data or self._has_children(key):
+            return False
+        self.dirs.add(key)
+        return True
+
+    def delete_empty_dir(self, key: str) -> bool:
+        if self._has_children(key):
+            return False
+        if key in self.dirs:
+            self.dirs.discard(key)
+            return True
+        return False
+
+    def delete(self, key: str, *, recursive: bool = False, prev_index: int | None = None) -> None:
+        super().delete(key, recursive=recursive, prev_index=prev_index)
+        # Deleting a key leaves its parent directories in etcd.
+        parts = key.strip("/").split("/")
+        for i in range(1, len(parts)):
+            self.dirs.add("/" + "/".join(parts[:i]))
+
+
+class FakeDocker:
+    """Docker's NetworkInspect: network id -> name."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+        self.asked: list[str] = []
+
+    def network_name(self, network_id: str) -> str:
+        self.asked.append(network_id)
+        if network_id not in self.names:
+            raise DockerError(f"Error response from daemon: network {network_id} not found")
+        return self.names[network_id]
+
+
+NET_NAME = "calico-net1"
+
+
 @pytest.fixture
-def net_routes(etcd, netdev) -> dict:
-    return NetworkDriver(etcd, "node1", netdev).routes()
+def docker() -> FakeDocker:
+    return FakeDocker({NET_ID: NET_NAME})
+
+
+@pytest.fixture
+def store() -> DirEtcd:
+    return DirEtcd()
+
+
+@pytest.fixture
+def net_routes(store, netdev, docker) -> dict:
+    return NetworkDriver(store, "node1", netdev, docker=docker).routes()
 
 
 # -- server plumbing ---------------------------------------------------------------------------
@@ -100,53 +166,70 @@ def test_request_pool_default_and_v6(ipam_routes) -> None:
     req = {"AddressSpace": "CalicoGlobalAddressSpace", "Pool": "", "SubPool": "", "Options": {}, "V6": False}
     assert call(ipam_routes, "/IpamDriver.RequestPool", req) == (200, {
         "PoolID": "CalicoPoolIPv4", "Pool": "0.0.0.0/0", "Data": {"com.docker.network.gateway": "0.0.0.0/0"}})
-    status, body = call(ipam_routes, "/IpamDriver.RequestPool", {**req, "V6": True})
-    assert status == 200 and body["PoolID"] == "CalicoPoolIPv6" and body["Pool"] == "::/0"
+    # libnetwork-plugin@v1.1.0 driver/ipam_driver.go refuses IPv6 networks outright.
+    assert call(ipam_routes, "/IpamDriver.RequestPool", {**req, "V6": True}) == (500, {"Err": "IPv6 isn't supported"})
 
 
-def test_request_pool_with_subnet(ipam_routes) -> None:
+def test_request_pool_with_subnet_must_equal_a_pool(ipam_routes) -> None:
     status, body = call(ipam_routes, "/IpamDriver.RequestPool", {"Pool": "192.168.0.0/16"})
     assert status == 200 and body["PoolID"] == body["Pool"] == "192.168.0.0/16"
     assert body["Data"] == {"com.docker.network.gateway": "0.0.0.0/0"}
-    status, body = call(ipam_routes, "/IpamDriver.RequestPool", {"Pool": "10.0.0.0/24"})
-    assert status == 500 and "configured Calico IP Pool" in body["Err"]
+    refused = (500, {"Err": "The requested subnet must match the CIDR of a configured Calico IP Pool."})
+    assert call(ipam_routes, "/IpamDriver.RequestPool", {"Pool": "192.168.7.0/24"}) == refused  # inside, not equal
+    assert call(ipam_routes, "/IpamDriver.RequestPool", {"Pool": "10.0.0.0/24"}) == refused
+    assert call(ipam_routes, "/IpamDriver.RequestPool", {"Pool": "bogus"}) == (500, {"Err": "Invalid CIDR"})
 
 
 @pytest.mark.parametrize("req, message", [
-    ({"SubPool": "192.168.1.0/24"}, "sub pool"),
-    ({"Options": {"foo": "bar"}}, "Arbitrary options"),
+    ({"SubPool": "192.168.1.0/24"}, "Calico IPAM does not support sub pool configuration on 'docker create network'. "
+     "Calico IP Pools should be configured first and IP assignment is from those pre-configured pools."),
+    ({"Options": {"foo": "bar"}}, "Arbitrary options are not supported"),
 ])
 def test_request_pool_refusals(ipam_routes, req: dict, message: str) -> None:
-    status, body = call(ipam_routes, "/IpamDriver.RequestPool", req)
-    assert status == 500 and message in body["Err"]
+    assert call(ipam_routes, "/IpamDriver.RequestPool", req) == (500, {"Err": message})
 
 
 def test_request_and_release_address(ipam_routes, etcd) -> None:
     status, body = call(ipam_routes, "/IpamDriver.RequestAddress",
                         {"PoolID": "CalicoPoolIPv4", "Address": "", "Options": {}})
-    assert status == 200 and body["Address"].endswith("/32")
+    assert (status, body) == (200, {"Address": "192.168.166.128/32", "Data": {}})  # node1's first block
+    assert etcd.get_value("/calico/ipam/v2/host/node1/ipv4/block/192.168.166.128-26") == "{}"
     ip = body["Address"].split("/")[0]
     assert call(ipam_routes, "/IpamDriver.ReleaseAddress", {"PoolID": "CalicoPoolIPv4", "Address": ip}) == (200, {})
+    assert call(ipam_routes, "/IpamDriver.ReleaseAddress", {"PoolID": "CalicoPoolIPv4", "Address": ip}) == (200, {})
     status, body = call(ipam_routes, "/IpamDriver.RequestAddress", {"PoolID": "CalicoPoolIPv4"})
-    assert body["Address"] != f"{ip}/32"  # freed ordinals go to the back of the list
+    assert body["Address"] == "192.168.166.129/32"  # freed ordinals go to the back of the list
+
+
+def test_a_full_pool_is_upstreams_unexpected_number_error(etcd) -> None:
+    etcd.put("/calico/v1/ipam/v4/pool/10.10.0.0-26", pool_json(IPv4Network("10.10.0.0/26")))
+    routes = IpamDriver(Ipam(etcd, "node1")).routes()
+    for _ in range(64):
+        assert call(routes, "/IpamDriver.RequestAddress", {"PoolID": "CalicoPoolIPv4"})[0] == 200
+    assert call(routes, "/IpamDriver.RequestAddress", {"PoolID": "CalicoPoolIPv4"}) == (500, {
+        "Err": "Unexpected number of assigned IP addresses. A single address should be assigned. Got []"})
 
 
 def test_request_specific_address_and_gateway(ipam_routes) -> None:
     status, body = call(ipam_routes, "/IpamDriver.RequestAddress",
                         {"PoolID": "CalicoPoolIPv4", "Address": "192.168.9.9"})
     assert (status, body) == (200, {"Address": "192.168.9.9/32", "Data": {}})
-    status, body = call(ipam_routes, "/IpamDriver.RequestAddress",
-                        {"PoolID": "CalicoPoolIPv4", "Address": "192.168.9.9"})
-    assert status == 500 and "already assigned" in body["Err"]
+    assert call(ipam_routes, "/IpamDriver.RequestAddress", {"PoolID": "CalicoPoolIPv4", "Address": "192.168.9.9"}) == (
+        500, {"Err": "IP assignment error, data: {IP:192.168.9.9 HandleID:<nil> Attrs:map[] Hostname:node1}: "
+                     "Address already assigned in block"})
     status, body = call(ipam_routes, "/IpamDriver.RequestAddress", {
         "PoolID": "CalicoPoolIPv4", "Options": {"RequestAddressType": "com.docker.network.gateway"}})
     assert status == 500 and body["Err"] == "Calico IPAM does not support specifying a gateway."
 
 
-def test_request_address_from_subnet_pool_id(ipam_routes) -> None:
+def test_request_address_from_subnet_pool_id(ipam_routes, etcd) -> None:
     status, body = call(ipam_routes, "/IpamDriver.RequestAddress", {"PoolID": "192.168.0.0/16"})
-    assert status == 200 and body["Address"].startswith("192.168.")
+    assert (status, body["Address"]) == (200, "192.168.166.128/32")
     assert call(ipam_routes, "/IpamDriver.ReleasePool", {"PoolID": "CalicoPoolIPv4"}) == (200, {})
+    etcd.delete("/calico/v1/ipam/v4/pool/192.168.0.0-16")
+    assert call(ipam_routes, "/IpamDriver.RequestAddress", {"PoolID": "192.168.0.0/16"}) == (500, {
+        "Err": "The network references a Calico pool which has been deleted. "
+               "Please re-instate the Calico pool before using the network."})
 
 
 # -- NetworkDriver -----------------------------------------------------------------------------
@@ -157,6 +240,9 @@ CREATE_NETWORK = {
                   "Gateway": "0.0.0.0/0", "AuxAddresses": None}],
     "IPv6Data": [],
 }
+CREATE_ENDPOINT = {"NetworkID": NET_ID, "EndpointID": EP_ID,
+                   "Interface": {"Address": "192.168.166.128/32", "AddressIPv6": "", "MacAddress": ""}, "Options": {}}
+PROFILE = f"/calico/v1/policy/profile/{NET_NAME}"
 
 
 def test_network_handshake(net_routes) -> None:
@@ -167,57 +253,72 @@ def test_network_handshake(net_routes) -> None:
     assert call(net_routes, "/NetworkDriver.EndpointOperInfo", {"EndpointID": EP_ID}) == (200, {"Value": {}})
 
 
-def test_create_and_delete_network_manage_the_profile(net_routes, etcd) -> None:
+def test_networks_write_nothing_and_the_profile_outlives_the_network(net_routes, store, docker) -> None:
     assert call(net_routes, "/NetworkDriver.CreateNetwork", CREATE_NETWORK) == (200, {})
-    base = f"/calico/v1/policy/profile/{NET_ID}"
-    assert json.loads(etcd.get_value(f"{base}/tags")) == [NET_ID]
-    assert json.loads(etcd.get_value(f"{base}/labels")) == {}
-    rules = json.loads(etcd.get_value(f"{base}/rules"))
-    assert rules["inbound_rules"] == [{"action": "allow", "src_tag": NET_ID}]
-    assert rules["outbound_rules"] == [{"action": "allow"}]
-    assert call(net_routes, "/NetworkDriver.CreateNetwork", CREATE_NETWORK) == (200, {})  # idempotent
+    assert store.data == {} and docker.asked == []  # no profile at CreateNetwork
+    assert call(net_routes, "/NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)[0] == 200
+    assert docker.asked == [NET_ID]
+    # libnetwork-plugin@v1.1.0: profile named after the network NAME, exact values (calico-2.6-facts.md).
+    assert store.get_value(f"{PROFILE}/tags") == '["calico-net1"]'
+    assert store.get_value(f"{PROFILE}/labels") == "{}"
+    assert store.get_value(f"{PROFILE}/rules") == (
+        '{"inbound_rules":[{"action":"allow","src_tag":"calico-net1"}],"outbound_rules":[{"action":"allow"}]}')
+    assert store.get_value(f"/calico/v1/policy/profile/{NET_ID}/tags") is None
     assert call(net_routes, "/NetworkDriver.DeleteNetwork", {"NetworkID": NET_ID}) == (200, {})
-    assert etcd.get_value(f"{base}/tags") is None
+    assert store.get_value(f"{PROFILE}/tags") == '["calico-net1"]'  # never deleted
+
+
+def test_an_existing_profile_is_left_as_it_is(net_routes, store) -> None:
+    store.put(f"{PROFILE}/tags", '["calico-net1","extra"]')
+    assert call(net_routes, "/NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)[0] == 200
+    assert store.get_value(f"{PROFILE}/tags") == '["calico-net1","extra"]'
+    assert store.get_value(f"{PROFILE}/rules") is None  # Create stops at the first existing key
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"IPv4Data": [{"Gateway": "192.168.1.1/24"}]}, "Non-Calico IPAM driver"),
-    ({"Options": {"com.docker.network.internal": True}}, "does not support the flag --internal"),
-    ({"Options": {"com.docker.network.generic": {"mtu": "1400"}}}, "does not support the flag mtu"),
+    ({"IPv4Data": [{"Gateway": "192.168.1.1/24"}]}, "Non-Calico IPAM driver is used"),
+    ({"Options": {"com.docker.network.internal": True}}, "Calico driver does not support the --internal flag."),
+    ({"Options": {"com.docker.network.generic": {"mtu": "1400"}}}, "Arbitrary options are not supported"),
 ])
 def test_create_network_refusals(net_routes, change: dict, message: str) -> None:
-    status, body = call(net_routes, "/NetworkDriver.CreateNetwork", {**CREATE_NETWORK, **change})
-    assert status == 500 and message in body["Err"]
+    assert call(net_routes, "/NetworkDriver.CreateNetwork", {**CREATE_NETWORK, **change}) == (500, {"Err": message})
 
 
-def test_create_endpoint_writes_the_workload_endpoint(net_routes, etcd) -> None:
-    req = {"NetworkID": NET_ID, "EndpointID": EP_ID,
-           "Interface": {"Address": "192.168.166.128/32", "AddressIPv6": "", "MacAddress": ""}, "Options": {}}
-    assert call(net_routes, "/NetworkDriver.CreateEndpoint", req) == (
-        200, {"Interface": {"MacAddress": "ee:ee:ee:ee:ee:ee"}})
-    endpoint = json.loads(etcd.get_value(endpoint_key("node1", EP_ID)))
-    assert endpoint_key("node1", EP_ID) == (
-        f"/calico/v1/host/node1/workload/libnetwork/libnetwork/endpoint/{EP_ID}")
-    assert endpoint["state"] == "active"
-    assert endpoint["name"] == "cali" + EP_ID[:11]
-    assert endpoint["mac"] == "ee:ee:ee:ee:ee:ee"
-    assert endpoint["profile_ids"] == [NET_ID]
-    assert endpoint["ipv4_nets"] == ["192.168.166.128/32"]
-    assert endpoint["ipv6_nets"] == []
+def test_create_endpoint_writes_the_workload_endpoint(net_routes, store) -> None:
+    assert call(net_routes, "/NetworkDriver.CreateEndpoint", CREATE_ENDPOINT) == (
+        200, {"Interface": {"Address": "", "AddressIPv6": "", "MacAddress": "EE:EE:EE:EE:EE:EE"}})
+    key = f"/calico/v1/host/node1/workload/libnetwork/libnetwork/endpoint/{EP_ID}"
+    assert endpoint_key("node1", EP_ID) == key
+    # The exact value of calico-2.6-facts.md (libnetwork-plugin v1.1.0): no labels.
+    assert store.get_value(key) == (
+        '{"state":"active","name":"cali' + EP_ID[:11] + '","mac":"ee:ee:ee:ee:ee:ee",'
+        '"profile_ids":["calico-net1"],"ipv4_nets":["192.168.166.128/32"],"ipv6_nets":[]}')
+    status, body = call(net_routes, "/NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)
+    assert status == 500 and "Workload endpoints creation error" in body["Err"]
 
 
-def test_create_endpoint_keeps_a_user_mac_and_needs_an_address(net_routes) -> None:
-    req = {"NetworkID": NET_ID, "EndpointID": EP_ID,
-           "Interface": {"Address": "192.168.166.129/32", "MacAddress": "02:42:c0:a8:00:02"}}
-    assert call(net_routes, "/NetworkDriver.CreateEndpoint", req) == (200, {})
-    status, body = call(net_routes, "/NetworkDriver.CreateEndpoint",
-                        {"NetworkID": NET_ID, "EndpointID": EP_ID, "Interface": {}})
-    assert status == 500 and body["Err"] == "No address assigned for endpoint"
+def test_create_endpoint_errors_and_a_user_mac(net_routes, store) -> None:
+    user = {**CREATE_ENDPOINT, "Interface": {"Address": "192.168.166.129/32", "MacAddress": "02:42:C0:A8:00:02"}}
+    assert call(net_routes, "/NetworkDriver.CreateEndpoint", user) == (
+        200, {"Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ""}})
+    assert json.loads(store.get_value(endpoint_key("node1", EP_ID)))["mac"] == "02:42:c0:a8:00:02"
+    assert call(net_routes, "/NetworkDriver.CreateEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID,
+                                                              "Interface": {"AddressIPv6": "fd00::5/64"}}) == (
+        500, {"Err": "No address assigned for endpoint"})
+    other = {**CREATE_ENDPOINT, "NetworkID": "f" * 64, "EndpointID": "a" * 64}
+    status, body = call(net_routes, "/NetworkDriver.CreateEndpoint", other)
+    assert status == 500 and body["Err"].startswith(f"Network {'f' * 64} inspection error: ")
+    assert store.get_value(endpoint_key("node1", "a" * 64)) is None
 
 
-def test_join_sets_up_veth_route_and_proxy_arp(net_routes, netdev) -> None:
-    call(net_routes, "/NetworkDriver.CreateEndpoint", {
-        "NetworkID": NET_ID, "EndpointID": EP_ID, "Interface": {"Address": "192.168.166.128/32"}})
+def test_endpoints_are_keyed_by_the_plugin_host_name(store, netdev, docker) -> None:
+    routes = NetworkDriver(store, "centos-host", netdev, docker=docker).routes()
+    assert call(routes, "/NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)[0] == 200
+    assert store.get_value(endpoint_key("centos-host", EP_ID)) is not None
+
+
+def test_join_creates_the_veth_only(net_routes, netdev) -> None:
+    call(net_routes, "/NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)
     status, body = call(net_routes, "/NetworkDriver.Join", {
         "NetworkID": NET_ID, "EndpointID": EP_ID, "SandboxKey": "/var/run/docker/netns/abc", "Options": {}})
     host_if, temp_if = "cali" + EP_ID[:11], "temp" + EP_ID[:11]
@@ -225,24 +326,89 @@ def test_join_sets_up_veth_route_and_proxy_arp(net_routes, netdev) -> None:
     assert body == {
         "InterfaceName": {"SrcName": temp_if, "DstPrefix": "cali"},
         "Gateway": "169.254.1.1",
+        "GatewayIPv6": "",
         "StaticRoutes": [{"Destination": "169.254.1.1/32", "RouteType": 1, "NextHop": ""}],
-        "DisableGatewayService": True,
+        "DisableGatewayService": False,
     }
     assert len(host_if) <= 15 and len(temp_if) <= 15  # Linux interface name limit
-    assert ("create_veth", host_if, temp_if, "ee:ee:ee:ee:ee:ee", None) in netdev.calls
-    assert ("sysctl", f"net/ipv4/conf/{host_if}/proxy_arp", "1") in netdev.calls
-    assert ("sysctl", f"net/ipv4/neigh/{host_if}/proxy_delay", "0") in netdev.calls
-    assert ("replace_host_route", "192.168.166.128", host_if) in netdev.calls
+    # The host route, proxy ARP and sysctls are felix's (calico-2.6-facts.md, Join).
+    assert netdev.calls == [("create_veth", host_if, temp_if, "ee:ee:ee:ee:ee:ee", None)]
 
 
-def test_leave_and_delete_endpoint_clean_up(net_routes, netdev, etcd) -> None:
-    call(net_routes, "/NetworkDriver.CreateEndpoint", {
-        "NetworkID": NET_ID, "EndpointID": EP_ID, "Interface": {"Address": "192.168.166.128/32"}})
+def test_leave_removes_the_veth_and_delete_endpoint_the_key(net_routes, netdev, store) -> None:
+    call(net_routes, "/NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)
     host_if = "cali" + EP_ID[:11]
     assert call(net_routes, "/NetworkDriver.Leave", {"NetworkID": NET_ID, "EndpointID": EP_ID}) == (200, {})
-    assert ("delete_host_route", "192.168.166.128", host_if) in netdev.calls
-    assert ("delete_link", host_if) in netdev.calls
+    assert netdev.calls == [("delete_link", host_if)]
     assert call(net_routes, "/NetworkDriver.DeleteEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID}) == (200, {})
-    assert etcd.get_value(endpoint_key("node1", EP_ID)) is None
-    # Deleting again (Docker retries after errors) still succeeds.
-    assert call(net_routes, "/NetworkDriver.DeleteEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID}) == (200, {})
+    assert netdev.calls == [("delete_link", host_if)]
+    assert store.get_value(endpoint_key("node1", EP_ID)) is None
+    # As libcalico-go: the emptied endpoint/ and workload directories go too, the host's stays.
+    assert "/calico/v1/host/node1/workload/libnetwork/libnetwork" not in store.dirs
+    assert "/calico/v1/host/node1/workload/libnetwork/libnetwork/endpoint" not in store.dirs
+    assert "/calico/v1/host/node1/workload/libnetwork" in store.dirs
+    status, body = call(net_routes, "/NetworkDriver.DeleteEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID})
+    assert status == 500 and body["Err"] == (
+        f"Endpoint {EP_ID} removal error: resource does not exist: WorkloadEndpoint(node=node1, "
+        f"orchestrator=libnetwork, workload=libnetwork, name={EP_ID})")
+
+
+# -- the Docker API client ---------------------------------------------------------------------
+class _DockerStub(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    paths: list[str] = []
+
+    def do_GET(self) -> None:
+        self.paths.append(self.path)
+        if self.path == f"/networks/{NET_ID}":
+            status, body = 200, {"Name": NET_NAME, "Id": NET_ID, "Driver": "calico"}
+        else:
+            status, body = 404, {"message": f"network {self.path.rsplit('/', 1)[-1]} not found"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def address_string(self) -> str:
+        return "docker"
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):
+        sock, _ = super().get_request()
+        return sock, ("", 0)
+
+
+@pytest.fixture
+def docker_socket(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "docker.sock"
+    _DockerStub.paths = []
+    server = _UnixServer(str(path), _DockerStub)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield path
+    server.shutdown()
+    server.server_close()
+
+
+def test_docker_client_inspects_networks_over_the_unix_socket(docker_socket: Path) -> None:
+    client = DockerClient(docker_socket)
+    assert client.network_name(NET_ID) == NET_NAME
+    assert _DockerStub.paths == [f"/networks/{NET_ID}"]
+    with pytest.raises(DockerError, match="^Error response from daemon: network nope not found$"):
+        client.network_name("nope")
+    assert DockerClient.from_env({"DOCKER_HOST": f"unix://{docker_socket}"}).socket_path == docker_socket
+    assert DockerClient.from_env({}).socket_path == Path("/var/run/docker.sock")
+
+
+def test_docker_client_without_a_daemon(tmp_path: Path) -> None:
+    missing = tmp_path / "none.sock"
+    with pytest.raises(DockerError, match=f"^Cannot connect to the Docker daemon at unix://{missing}"):
+        DockerClient(missing).network_name(NET_ID)
