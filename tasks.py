@@ -3,6 +3,7 @@
     invoke e2e                  box -> up -> provision -> idempotence -> verify -> destroy
     invoke up / provision / verify / destroy / ssh node1
     invoke test                 lint + unit tests + the lab end-to-end run
+    invoke report [--history]   the run page (reports/index.html) again, or the runs' history
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from calicolab.core.tables import render
 from calicolab.diagnose.doctor import run_doctor
 from calicolab.infra import mirror as local_mirror
 from calicolab.infra.host_setup import setup as do_setup
+from calicolab.report import pages
+from calicolab.report.history import DEFAULT_LAST
 from calicolab.runs.bench import run_bench, run_lane_bench
-from calicolab.runs.lifecycle import Lifecycle
+from calicolab.runs.lifecycle import Lifecycle, reports_folder, write_refusal
 from calicolab.runs.matrix import run_matrix
 from calicolab.runs.passes import suite_passes
 from calicolab.runs.soak import parse_runs, run_soak
@@ -40,7 +43,7 @@ CLUSTER_HELP = {
     "calico_source": "upstream | double | auto: real Calico images or the project's double",
     "privileged": "true | false | auto: --privileged for node and calico-node containers",
     "run_dir": "run folder for state and Vagrant files (default .run)",
-    "reports_dir": "folder for JUnit files and timings (default reports)",
+    "reports_dir": "folder for JUnit files, timings and the run page index.html (default reports)",
     "prefix": "name prefix for containers, networks and images",
     "subnet": "private network of the nodes (default 192.168.223.0/24)",
     "etcd_tls": "true | false (default; the flag alone means true): etcd clients over TLS with client certificates",
@@ -78,8 +81,18 @@ def _raise_terminated(_signum, _frame):
     raise Terminated
 
 
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
 def _lifecycle(**flags):
-    return Lifecycle(_cfg(**flags), say=lambda m: print(m, flush=True))
+    say = _say
+    try:
+        cfg = _cfg(**flags)
+    except UserError as err:  # a refused flag or cluster.yaml still leaves a report to look at
+        write_refusal(reports_folder(flags.get("reports_dir")), str(err), say)
+        raise
+    return Lifecycle(cfg, say=say)
 
 
 @task
@@ -254,6 +267,9 @@ def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, repor
     cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir, subnet=subnet)
     only = [name.strip() for name in check.split(",") if name.strip()] or None
     report = run_doctor(cfg, json or None, only, say=lambda m: print(m, flush=True))
+    page = pages.add_doctor(cfg.reports_path, report.to_json())  # the run page shows the doctor's table
+    if page:
+        print(f"run page: {page}")
     if report.failed:
         raise StageFailed(f"{len(report.failed)} check(s) failed: " +
                           ", ".join(sorted({f"{f.check} ({f.node})" for f in report.failed})))
@@ -310,3 +326,17 @@ def soak(c, runs="10", suite="checks", provider=None, prefix=None, etcd=None, do
     result = run_soak(_cfg(**flags), parse_runs(runs), say=lambda m: print(m, flush=True), suite=suite)
     if result["failed"]:
         raise StageFailed(f"{result['failed']} of {result['runs_done']} soak runs failed (see the table above)")
+
+
+@task(help={"history": "instead: per lane pass rate, stage durations and outages with P50/P95 over the last "
+                       "runs (prints a table, writes history.html); runs outside them are flagged",
+            "last": f"how many runs per lane the history looks at (default {DEFAULT_LAST})",
+            "reports_dir": "the run's reports folder (default: reports_dir of cluster.yaml)",
+            "history_file": "the history file (default: history_file of cluster.yaml, "
+                            "else history.jsonl in the reports folder)"})
+@friendly
+def report(c, history=False, last=str(DEFAULT_LAST), reports_dir=None, history_file=None):
+    """Write the run page (index.html) again from the reports folder's JSON, or the history."""
+    cfg = config.load({"reports_dir": reports_dir, "history_file": history_file})
+    pages.report(cfg.reports_path, cfg.history_path, history, whole_number("--last", last, minimum=1),
+                 say=lambda m: print(m, flush=True))

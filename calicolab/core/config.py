@@ -76,6 +76,9 @@ class ClusterConfig:
     resources: Resources = field(default_factory=Resources)
     etcd_tls: bool = False  # etcd's client side over TLS with client certificates (calicolab/stack/etcd_tls.py)
     upstream: Upstream = field(default_factory=Upstream)
+    # One line per run (calicolab/report/history.py); empty: history.jsonl in the reports folder.
+    # A nightly runner points it outside the checkout so it survives between jobs.
+    history_file: str = ""
 
     # Derived values, so nothing downstream recomputes them differently.
     @property
@@ -94,6 +97,13 @@ class ClusterConfig:
     @property
     def reports_path(self) -> Path:
         path = Path(self.reports_dir)
+        return path if path.is_absolute() else ROOT / path
+
+    @property
+    def history_path(self) -> Path:
+        if not self.history_file:
+            return self.reports_path / "history.jsonl"
+        path = Path(self.history_file)
         return path if path.is_absolute() else ROOT / path
 
     @property
@@ -145,6 +155,7 @@ OVERRIDABLE = {
     "privileged": ("privileged",),
     "run_dir": ("run_dir",),
     "reports_dir": ("reports_dir",),
+    "history_file": ("history_file",),
     "etcd_tls": ("etcd_tls",),
     "registry_mirror": ("upstream", "registry_mirror"),
     "calico_node_image": ("upstream", "calico_node_image"),
@@ -231,6 +242,7 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
             nodes=nodes, versions=versions, calico_source=str(raw["calico_source"]),
             privileged=str(raw["privileged"]).lower(), run_dir=str(raw["run_dir"]),
             reports_dir=str(raw.get("reports_dir", "reports")),
+            history_file=str(raw.get("history_file") or ""),
             resources=res, etcd_tls=_boolean("etcd_tls", raw.get("etcd_tls", False)), upstream=upstream,
         )
     except (KeyError, TypeError) as err:

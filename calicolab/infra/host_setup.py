@@ -18,10 +18,12 @@ from calicolab.core.errors import UserError
 
 # vagrant-libvirt lets `vagrant validate` check the libvirt provider block here too.
 # docker-registry: the local stand-in for Docker Hub (calicolab/infra/mirror.py).
+# chromium: the run page is checked in a headless browser (tests/unit/test_report_browser.py).
 APT_PACKAGES = ("docker.io", "vagrant", "vagrant-libvirt", "packer", "debootstrap", "curl", "iproute2",
-                "ca-certificates", "docker-registry")
+                "ca-certificates", "docker-registry", "chromium")
 TOOLS = {"dockerd": "docker.io", "vagrant": "vagrant", "packer": "packer",
-         "debootstrap": "debootstrap", "curl": "curl", "ip": "iproute2", "docker-registry": "docker-registry"}
+         "debootstrap": "debootstrap", "curl": "curl", "ip": "iproute2", "docker-registry": "docker-registry",
+         "chromium": "chromium"}
 DOCKERD_LOG = "/var/log/calicolab-dockerd.log"
 
 

@@ -36,6 +36,7 @@ class StageRecord:
     status: str = "pending"  # passed | failed | skipped | pending
     detail: str = ""
     attachments: list[str] = field(default_factory=list)  # failure artifacts (calicolab/report/artifacts.py)
+    started: float = 0.0  # epoch seconds, for the run page's timeline
 
 
 @dataclass

@@ -1,24 +1,32 @@
 """The named stages box -> up -> provision -> idempotence -> verify -> destroy.
 
 Each stage is safe to repeat, keeps its state in the run folder, and is timed into the run
-report; asking for a later stage runs the missing earlier ones.
+report; asking for a later stage runs the missing earlier ones. Whatever way a task ends (passed,
+a failed stage, a refusal before the first stage, Ctrl-C, SIGTERM, a crash), finish() writes the
+lifecycle JUnit, timings.json, the run JSON and the run page (calicolab/report/pages.py), and an
+e2e run appends its line to the history (calicolab/report/history.py).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from calicolab.core import nodes, state
 from calicolab.core.config import ClusterConfig, write_effective
-from calicolab.core.errors import StageFailed, UserError
+from calicolab.core.errors import StageFailed, Terminated, UserError
+from calicolab.core.paths import ROOT
 from calicolab.core.remote import Node
+from calicolab.core.state import calico_label
 from calicolab.infra import images, lab, mirror, preflight, vm_box
 from calicolab.infra.vagrant_env import VagrantCluster
-from calicolab.report import artifacts, leak_scan
+from calicolab.report import artifacts, history, leak_scan, pages, run_data
 from calicolab.report.junit import RunReport, StageRecord
 from calicolab.runs import passes
 from calicolab.stack import upstream
@@ -39,6 +47,13 @@ class Lifecycle:
         self.report = RunReport(cluster=cfg.prefix, provider=cfg.provider)
         self._nodes: list[Node] | None = None
         self._done: set[str] = set()  # stages already run by this lifecycle
+        # What the run page says about the lane (suite, destroy policy, ...); `e2e` marks a whole
+        # lifecycle, the one kind of run the history compares.
+        self.lane: dict[str, object] = {
+            # A matrix names its lanes (CALICOLAB_LANE); a lone run is known by its prefix.
+            "name": os.environ.get("CALICOLAB_LANE") or cfg.prefix, "prefix": cfg.prefix,
+            "subnet": cfg.subnet, "provider": cfg.provider, "etcd_tls": str(cfg.etcd_tls).lower()}
+        self.command = ""
 
     # -- bookkeeping -------------------------------------------------------------------
     @contextmanager
@@ -47,6 +62,7 @@ class Lifecycle:
         self.report.stages.append(record)
         self.say(f"==> {name}")
         start = time.monotonic()
+        record.started = round(time.time(), 2)
         try:
             yield
             record.status = "passed"
@@ -70,15 +86,23 @@ class Lifecycle:
             self.say(f"    artifacts: {got.folder}")
 
     def finish(self) -> None:
-        """Print the timing table and write the lifecycle JUnit and timings JSON; fail loudly
-        when private key material shows up in the reports or the run's logs."""
+        """Print the timing table and write the lifecycle JUnit, timings JSON, the run JSON and
+        page, and the history line; fail loudly when private key material shows up in the reports
+        or the run's logs."""
         # Called from `finally:` blocks: a failure already on its way out stays the error.
         unwinding = sys.exc_info()[0] is not None
+        verdict, error, code = outcome(sys.exc_info()[1], self.report)
         if self.report.calico == "unknown":
             run_state = state.read(self.cfg)
             self.report.calico = run_state.get("calico_source", "unknown")
             self.report.calico_seen = run_state.get("calico_seen", "")
         leaks = self._scan_for_secrets()
+        if verdict != "passed" and not any(s.status == "failed" for s in self.report.stages):
+            # Refused or stopped outside any stage: the JUnit still says so (a refusal with no
+            # test case would look like nothing ran, and CI would upload nothing to look at).
+            name = "preflight" if not [s for s in self.report.stages if s.name != "destroy"] else "lifecycle"
+            record = StageRecord(name, status="failed", detail=error, started=round(time.time(), 2))
+            self.report.stages.insert(0 if name == "preflight" else len(self.report.stages), record)
         self.say("")
         self.say(self.report.table())
         try:
@@ -89,6 +113,9 @@ class Lifecycle:
             if not unwinding:
                 raise UserError(f"{self.cfg.reports_path} cannot be written ({err.strerror}): choose another "
                                 "folder with --reports-dir or CALICOLAB_REPORTS_DIR") from None
+        if leaks and verdict == "passed":
+            verdict, error, code = "failed", f"private key material in {len(leaks)} place(s)", 1
+        self._write_page(verdict, error, code, unwinding)
         if leaks:
             self.say("!!! SECRETS IN THE REPORTS OR LOGS: private key material found in:")
             for finding in leaks:
@@ -96,6 +123,37 @@ class Lifecycle:
             if not unwinding:
                 raise StageFailed(f"private key material in {len(leaks)} place(s), first {leaks[0]}: "
                                   "remove it and find what wrote it")
+
+    def run_facts(self, verdict: str, error: str, code: int) -> dict[str, object]:
+        """The lifecycle's part of the run JSON (calicolab/report/run_data.py); the rest is read
+        from the files the run wrote."""
+        asked = dict(vars(self.cfg.versions))
+        live = state.read(self.cfg).get("effective", {}).get("versions", {})  # an upgrade moves them
+        finished = time.time()
+        return {
+            "verdict": verdict, "exit": {"code": code, "error": error},
+            "command": self.command, "started": round(self.report.started, 2), "finished": round(finished, 2),
+            "seconds": round(finished - self.report.started, 1), "cluster": self.cfg.prefix,
+            "provider": self.cfg.provider, "calico": self.report.calico, "calico_seen": self.report.calico_seen,
+            "calico_label": calico_label(self.report.calico), "lane": dict(self.lane),
+            "versions": {"asked": asked, "after": {**asked, **{k: str(v) for k, v in live.items() if k in asked}}},
+            "machine": run_data.machine(), "pass_names": {p.junit: p.name for suite in passes.SUITES.values()
+                                                          for p in suite},
+            "stages": [dict(vars(s)) for s in self.report.stages]}
+
+    def _write_page(self, verdict: str, error: str, code: int, unwinding: bool) -> None:
+        folder = self.cfg.reports_path
+        try:
+            data, page = pages.write_run_page(folder, self.run_facts(verdict, error, code))
+            self.say(f"run page: {page}")
+            if self.command == "e2e":
+                history.append(self.cfg.history_path, history.entry(data, folder))
+        except OSError as err:
+            self.say(f"run page not written: {folder} ({err.strerror})")
+        except Exception:  # a fault in the page must not hide the run's own outcome
+            self.say("run page not written: " + traceback.format_exc().strip().splitlines()[-1])
+            if not unwinding:
+                raise
 
     def _scan_for_secrets(self) -> list[leak_scan.Finding]:
         # The reports folder whole, plus the run folder's logs (its key files are the secrets).
@@ -189,6 +247,7 @@ class Lifecycle:
             return changes
 
     def verify(self, pytest_args: list[str] | None = None, suite: str = "checks") -> None:
+        self.lane.update(suite=suite, pytest_args=" ".join(pytest_args or []))
         test_passes = passes.suite_passes(suite)
         if not state.read(self.cfg).get("provisioned") or not self.vagrant.is_running():
             self.provision()
@@ -218,10 +277,19 @@ class Lifecycle:
             shutil.rmtree(pki_folder(self.cfg), ignore_errors=True)
 
     def e2e(self, destroy: str, pytest_args: list[str] | None = None, suite: str = "checks") -> bool:
-        """The whole sequence; the destroy policy is enforced whatever happens."""
-        passes.suite_passes(suite)  # refuse an unknown suite before anything starts
-        if destroy not in DESTROY_POLICIES:
-            raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")
+        """The whole sequence; the destroy policy is enforced whatever happens, and the reports
+        are written whatever happens (a refused flag too)."""
+        self.command = "e2e"
+        self.lane.update(suite=suite, destroy=destroy, pytest_args=" ".join(pytest_args or []))
+        try:
+            passes.suite_passes(suite)  # refuse an unknown suite before anything starts
+            if destroy not in DESTROY_POLICIES:
+                raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")
+            return self._sequence(destroy, pytest_args, suite)
+        finally:
+            self.finish()
+
+    def _sequence(self, destroy: str, pytest_args: list[str] | None, suite: str) -> bool:
         passed = False
         try:
             self.up()  # checks before up, then the box, then up (box and up only when not running)
@@ -230,15 +298,54 @@ class Lifecycle:
             self.verify(pytest_args, suite)
             passed = True
         finally:
-            keep = destroy == "never" or (destroy == "passing" and not passed)
-            try:
-                if keep:
-                    self.say(f"==> destroy: skipped (--destroy {destroy}); reach the nodes with "
-                             f"`invoke ssh {self.cfg.nodes[0].name}`, remove with `invoke destroy`")
-                    self.report.stages.append(StageRecord("destroy", status="skipped",
-                                                          detail=f"--destroy {destroy}"))
-                else:
-                    self.destroy()
-            finally:
-                self.finish()
+            if destroy == "never" or (destroy == "passing" and not passed):
+                self.say(f"==> destroy: skipped (--destroy {destroy}); reach the nodes with "
+                         f"`invoke ssh {self.cfg.nodes[0].name}`, remove with `invoke destroy`")
+                self.report.stages.append(StageRecord("destroy", status="skipped", detail=f"--destroy {destroy}"))
+            else:
+                self.destroy()
         return passed
+
+
+def outcome(err: BaseException | None, report: RunReport) -> tuple[str, str, int]:
+    """(verdict, error line, exit code) of a run ending with err (None: it returned). The exit
+    code is tasks.py's for the exception; a stage that failed makes the verdict `failed` whatever
+    it raised (a UserError from `vagrant up` is a failed setup, not a refused flag)."""
+    failed = [s for s in report.stages if s.status == "failed"]
+    if err is None:
+        return ("failed", failed[0].detail, 1) if failed else ("passed", "", 0)
+    text = str(err) or err.__class__.__name__
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted", "interrupted (Ctrl-C)", 130
+    if isinstance(err, Terminated):
+        return "terminated", "terminated (SIGTERM: a cancelled job)", 143
+    if isinstance(err, UserError):
+        return ("failed" if failed else "refused"), text, 2
+    if isinstance(err, StageFailed):
+        return "failed", text, 1
+    return "crashed", f"{err.__class__.__name__}: {text}", 1
+
+
+def reports_folder(flag: str | None, environ: dict[str, str] | None = None) -> Path:
+    """Where a run's reports go when its configuration cannot even be read (the flag, the
+    environment, the default): the refusal is reported there."""
+    environ = os.environ if environ is None else environ
+    path = Path(flag or environ.get("CALICOLAB_REPORTS_DIR") or "reports")
+    return path if path.is_absolute() else ROOT / path
+
+
+def write_refusal(folder: Path, error: str, say: Callable[[str], None] = print) -> None:
+    """The reports of a run refused before it had a configuration (a malformed flag or
+    cluster.yaml): a lifecycle JUnit with one failed `preflight` case, run.json, index.html."""
+    report = RunReport(cluster="?", provider="?",
+                       stages=[StageRecord("preflight", status="failed", detail=error, started=round(time.time(), 2))])
+    try:
+        report.write(folder)
+        facts = {"verdict": "refused", "exit": {"code": 2, "error": error},
+                 "started": round(report.started, 2), "finished": round(time.time(), 2), "seconds": 0.0,
+                 "cluster": "?", "provider": "?", "calico": "unknown", "calico_label": calico_label("unknown"),
+                 "lane": {}, "versions": {}, "machine": run_data.machine(),
+                 "stages": [vars(s) for s in report.stages]}
+        say(f"run page: {pages.write_run_page(folder, facts)[1]}")
+    except OSError as err:
+        say(f"reports not written: {folder} ({err.strerror})")

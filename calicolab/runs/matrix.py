@@ -3,7 +3,8 @@
 Each lane is an `invoke e2e` in its own process with its own name prefix, subnet, run folder
 and reports folder, so lanes never share a container, a network or a file. The images are
 built once before the lanes start (they share them). At the end: one JUnit set per lane in
-its reports folder and a table of lanes x results x timings (also reports/matrix.json).
+its reports folder and a table of lanes x results x timings (also reports/matrix.json, and
+reports/index.html linking every lane's run page).
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.paths import ROOT
 from calicolab.core.tables import Column, render
+from calicolab.report import pages
 from calicolab.runs.lifecycle import DESTROY_POLICIES, Lifecycle
 from calicolab.runs.passes import suite_passes
 
 MATRIX_FILE = ROOT / "matrix.yaml"
 LANE_SUBNETS = ipaddress.ip_network("192.168.224.0/20")  # 16 lanes: .224.0/24 ... .239.0/24
-LANE_KEYS = set(config.OVERRIDABLE) - {"prefix", "run_dir", "reports_dir"}
+# Where a lane's files go is the matrix's to say; the history is shared by every lane.
+LANE_KEYS = set(config.OVERRIDABLE) - {"prefix", "run_dir", "reports_dir", "history_file"}
 
 
 @dataclass
@@ -118,7 +121,9 @@ def _env(base: ClusterConfig, lane: Lane) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_")}
     env.update({f"CALICOLAB_{k.upper()}": v for k, v in lane.settings.items()})
     env.update(CALICOLAB_PREFIX=lane.prefix, CALICOLAB_SUBNET=lane.subnet,
-               CALICOLAB_RUN_DIR=str(lane.run_dir(base)), CALICOLAB_REPORTS_DIR=str(lane.reports_dir(base)))
+               CALICOLAB_RUN_DIR=str(lane.run_dir(base)), CALICOLAB_REPORTS_DIR=str(lane.reports_dir(base)),
+               # The lane's name on its run page, and one history for all lanes.
+               CALICOLAB_LANE=lane.name, CALICOLAB_HISTORY_FILE=str(base.history_path))
     return env
 
 
@@ -220,11 +225,15 @@ def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str]
                 lane.proc.wait()
         for t in threads:  # let each lane's last lines (its destroy) reach the output
             t.join(timeout=10)
+        for lane in lanes:
+            if lane.rc is None and lane.proc:
+                lane.rc = lane.proc.returncode
+        write_reports(base, lanes, round(time.monotonic() - start, 1), say)
         raise
     wall = round(time.monotonic() - start, 1)
     say("")
     say(table(lanes, wall))
-    write_json(base, lanes, wall)
+    write_reports(base, lanes, wall, say)
     failed = [lane.name for lane in lanes if lane.rc != 0]
     if failed:
         raise StageFailed(f"lane(s) failed: {', '.join(failed)}; see reports/lanes/<lane>/output.log")
@@ -247,6 +256,13 @@ def table(lanes: list[Lane], wall: float) -> str:
                      f"{lane.seconds:.1f}"))
     return "\n".join([render(head, rows), f"wall clock for all lanes: {wall:.1f} s",
                       "calico: double = the project's Calico double (not real Calico); upstream = real calico/node"])
+
+
+def write_reports(base: ClusterConfig, lanes: list[Lane], wall: float, say: Callable[[str], None]) -> None:
+    """matrix.json and the index page linking every lane's run page."""
+    target = write_json(base, lanes, wall)
+    page = pages.write_index(base.reports_path, "matrix", json.loads(target.read_text()))
+    say(f"matrix page: {page}")
 
 
 def write_json(base: ClusterConfig, lanes: list[Lane], wall: float) -> Path:

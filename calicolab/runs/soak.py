@@ -2,7 +2,7 @@
 stages and see how much the timings spread. Every run keeps its own reports (and failure
 artifacts) under reports_dir/soak/run-NN/ with the full output in output.log; the soak prints a
 line per run, then passes, failures and min/median/max per stage and in total, and writes
-reports_dir/soak.json.
+reports_dir/soak.json and reports_dir/index.html (linking every run's page).
 
 The host's load average is recorded around every run: timings on a shared machine say as much
 about the neighbours as about the stack.
@@ -25,6 +25,7 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.state import calico_label
 from calicolab.core.tables import Column, render
+from calicolab.report import pages
 from calicolab.runs.lifecycle import Lifecycle
 from calicolab.runs.passes import suite_passes
 
@@ -70,7 +71,9 @@ LifecycleFactory = Callable[[ClusterConfig, Callable[[str], None]], Lifecycle]
 
 
 def one_run(cfg: ClusterConfig, index: int, suite: str, make: LifecycleFactory) -> SoakRun:
-    run_cfg = replace(cfg, reports_dir=str(cfg.reports_path / "soak" / f"run-{index:02d}"))
+    # Each run's own reports folder; the history stays the soak's (one line per run).
+    run_cfg = replace(cfg, reports_dir=str(cfg.reports_path / "soak" / f"run-{index:02d}"),
+                      history_file=str(cfg.history_path))
     run_cfg.reports_path.mkdir(parents=True, exist_ok=True)
     log_path = run_cfg.reports_path / "output.log"
     result = SoakRun(index, False, 0.0, reports=str(run_cfg.reports_path), load_before=_load())
@@ -208,17 +211,18 @@ def run_soak(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: s
             run = one_run(cfg, index, suite, make)
             done.append(run)
             say(describe(run, runs))
-            if not run.passed and not run.stages.keys() - {"destroy"}:
+            if not run.passed and not run.stages.keys() - {"destroy", "preflight"}:
                 # Nothing ran: bad settings or a missing tool; every further run would say the same.
                 raise UserError(f"soak stopped after run {index}: {run.error}")
     finally:
         calico = _calico_of(done)
         result = summarize(cfg, done, runs, calico)
         path = write(cfg.reports_path, result)
+        page = pages.write_index(cfg.reports_path, "soak", result)
         if done:
             say("")
             say(table(result))
-        say(f"written: {path}")
+        say(f"written: {path}, {page}")
     return result
 
 
