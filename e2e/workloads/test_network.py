@@ -193,6 +193,21 @@ def _show(members, expected, seen, proto: str) -> str:
     return f"{proto} reachability (rows: from, columns: to)\n" + render([f"{proto}: from \\ to", *labels], rows)
 
 
+def _record(cluster, proto: str, expected, seen) -> None:
+    """The matrix for the run page (calicolab/report/run_data.py: connectivity.json, a list of
+    {step, rows}); one step per protocol, replaced when a later pass measures it again."""
+    path = cluster.reports_path / "connectivity.json"
+    step = f"section 7 workloads + {OTHER_NETWORK} ({proto})"
+    try:
+        steps = [s for s in json.loads(path.read_text()) if s.get("step") != step]
+    except (OSError, ValueError, AttributeError):
+        steps = []
+    rows = [{"src": src, "dst": dst, "proto": proto, "expected": "ok" if expected[(src, dst)] else "blocked",
+             "seen": "ok" if ok else "blocked"} for (src, dst), ok in sorted(seen.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([*steps, {"step": step, "rows": rows}], indent=2) + "\n")
+
+
 @pytest.mark.parametrize("proto", workloads.PROTOCOLS)
 def test_profiles_isolate_networks_matrix(isolated, cluster, nodes, proto):
     members = _members(isolated, cluster, nodes)
@@ -208,6 +223,7 @@ def test_profiles_isolate_networks_matrix(isolated, cluster, nodes, proto):
         seen = err.last if isinstance(err.last, dict) else _matrix(members, proto)
     table = _show(members, expected, seen, proto)
     print(table)
+    _record(cluster, proto, expected, seen)
     wrong = [f"{s} -> {d}" for (s, d), ok in seen.items() if ok != expected[(s, d)]]
     expect.equal(f"{proto}: pairs whose reachability differs from Calico 2.6's profiles", wrong, [],
                  "felix does not enforce the profiles (a workload on another network or another host "
