@@ -10,8 +10,9 @@
 # image of the calico-node container, else calicolab/calico-node-double:v2.6.1.
 set -eu
 
-if [ "${1:-}" = "node" ] && [ "${2:-}" = "status" ] && [ "$(id -u)" != "0" ]; then
-    echo "This command must be run as root."
+# calicoctl v1.6.1's `node` commands need root (commands/node/permissions.go), in its words.
+if [ "${1:-}" = "node" ] && [ "$(id -u)" != "0" ]; then
+    echo "Need super user privileges: Operation not permitted"
     exit 1
 fi
 
