@@ -27,7 +27,7 @@ from calicolab.infra import mirror as local_mirror
 from calicolab.infra.host_setup import setup as do_setup
 from calicolab.report import pages
 from calicolab.report.history import DEFAULT_LAST
-from calicolab.runs.bench import run_bench, run_lane_bench
+from calicolab.runs.bench import run_bench, run_checker_bench, run_lane_bench
 from calicolab.runs.lifecycle import Lifecycle, reports_folder, write_refusal
 from calicolab.runs.matrix import run_matrix
 from calicolab.runs.passes import suite_passes
@@ -224,13 +224,19 @@ def matrix(c, lanes="ci", parallel="0", destroy="always", prefix=None, run_dir=N
 
 @task(help={"runs": "how many lifecycles to time (default 1)",
             "lanes": "instead: time 1 lane alone, then this many lanes side by side (read-only suite)",
+            "checker": "instead: time the linearizability checker on a synthetic history of this many "
+                       "operations over 10 keys (e.g. 5000); no cluster",
             "suite": SUITE_HELP, **CLUSTER_HELP}, optional=TLS_FLAG)
 @friendly
-def bench(c, runs="1", lanes="0", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
-          calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
+def bench(c, runs="1", lanes="0", checker="0", suite="checks", provider=None, prefix=None, etcd=None, docker=None,
+          calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
     """Time the lab lifecycle stage by stage (or lanes side by side); print a table, write JSON."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes", "suite")}
+    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes", "checker", "suite")}
     suite_passes(suite)  # an unknown suite is refused before anything is built
+    if whole_number("--checker", checker):
+        run_checker_bench(_cfg(**flags), whole_number("--checker", checker), keys=10, clients=4,
+                          say=lambda m: print(m, flush=True))
+        return
     if whole_number("--lanes", lanes):
         run_lane_bench(_cfg(**flags), whole_number("--lanes", lanes), say=lambda m: print(m, flush=True))
         return

@@ -20,7 +20,9 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.remote import Node
 from calicolab.core.state import calico_label
+from calicolab.core.tables import Column, render
 from calicolab.stack import keyspace, workloads
+from calicolab.upgrade import hazards, recording
 from calicolab.upgrade.upgrader import Hop, Upgrader
 
 NETWORK = "upgnet"
@@ -74,6 +76,8 @@ class RehearsalResult:
     pings_new: dict[str, int | None] = field(default_factory=dict)
     during: tuple[int, int] | None = None  # (sent, received) while the upgrade ran
     survivors: dict[str, str] = field(default_factory=dict)  # what must be the same object after
+    hazards: list[dict[str, object]] = field(default_factory=list)  # crossed on the path, with check results
+    history: recording.HistoryReport | None = None  # etcd clients' history while the upgrade ran
 
     def note_survivor(self, what: str, before: str, after: str) -> None:
         self.survivors[what] = "same" if before == after and before else f"{before or 'none'} -> {after or 'none'}"
@@ -85,6 +89,11 @@ class RehearsalResult:
         if not self.keys.clean:
             found.append(f"keyspace: {self.keys.summary()}")
         found += [f"{what} not kept: {how}" for what, how in self.survivors.items() if how != "same"]
+        found += [f"hazard {h['id']}: {h['result']}" for h in self.hazards if h.get("result")]
+        if self.history is None:
+            found.append("no etcd client history was recorded")
+        else:
+            found += self.history.problems
         for label, pings in (("before", self.pings_before), ("after", self.pings_after),
                              ("new workloads", self.pings_new)):
             failed = [pair for pair, ttl in pings.items() if ttl is None]
@@ -98,6 +107,15 @@ class RehearsalResult:
                  f"pings before: {self.pings_before}", f"pings after: {self.pings_after}",
                  f"pings from new workloads: {self.pings_new}",
                  f"kept across the upgrade: {self.survivors}"]
+        if self.history is not None:
+            lines.append(recording.summary(self.history))
+            lines.append(render(("api", Column("operations", align="right"), Column("ok", align="right"),
+                                 Column("failed", align="right"), Column("indeterminate", align="right"),
+                                 "linearizable", Column("lost writes", align="right")),
+                                self.history.table_rows()))
+        for h in self.hazards:
+            lines.append(f"hazard {h['id']}: {'REFUSED' if h['refused'] else h.get('result') or 'check passed'}"
+                         if h.get("check") or h["refused"] else f"hazard {h['id']}: noted")
         if self.during:
             sent, got = self.during
             lines.append(f"background ping during the upgrade: {got}/{sent} replies ({sent - got} lost, "
@@ -106,7 +124,8 @@ class RehearsalResult:
 
     def to_json(self, calico: str) -> dict[str, object]:
         return {"component": self.component, "target": self.target, "calico": calico, "problems": self.problems,
-                "hops": [asdict(h) for h in self.hops], "keys": asdict(self.keys), "during": self.during}
+                "hops": [asdict(h) for h in self.hops], "keys": asdict(self.keys), "during": self.during,
+                "hazards": self.hazards, "history": self.history.to_json() if self.history else None}
 
 
 def _pairs(running: list[workloads.Workload]) -> dict[str, int | None]:
@@ -125,12 +144,30 @@ def _identities(nodes: list[Node], running: list[workloads.Workload]) -> dict[st
     return seen
 
 
+def say_hazards(cfg: ClusterConfig, component: str, target: str, say: Callable[[str], None]) -> list[hazards.Hazard]:
+    found, lines = hazards.report_lines(component, getattr(cfg.versions, component), target, cfg.provider)
+    for line in lines:
+        say(line)
+    return found
+
+
 def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
-             say: Callable[[str], None] = print) -> tuple[RehearsalResult, ClusterConfig]:
-    """Upgrade one component to target with workloads and keys watched; the cluster config
-    after the upgrade comes back with the result."""
+             say: Callable[[str], None] = print, hazards_said: bool = False) -> tuple[RehearsalResult, ClusterConfig]:
+    """Upgrade one component to target with workloads, keys and an etcd client history watched;
+    the cluster config after the upgrade comes back with the result."""
+    if hazards_said:
+        found = hazards.report_lines(component, getattr(cfg.versions, component), target, cfg.provider)[0]
+    else:
+        found = say_hazards(cfg, component, target, say)
+    plant = recording.plant_from_env()
     upgrader = Upgrader(cfg, nodes, say)
     result = RehearsalResult(component, target)
+    result.hazards = [{"id": h.id, "what": h.what, "source": h.source, "refused": h.refused, "check": h.check,
+                       "result": ""} for h in found]
+    for hazard_id, problem in hazards.run_checks(found, cfg, nodes, before=True).items():
+        next(h for h in result.hazards if h["id"] == hazard_id)["result"] = problem
+        if problem:
+            raise StageFailed(f"{component} -> {target}: hazard {hazard_id} applies: {problem}")
     old_names = [f"upg-{n.name}" for n in nodes]
     new_names = [f"upg-new-{n.name}" for n in nodes]
     workloads.remove(nodes, old_names + new_names, NETWORK)  # leftovers of an interrupted run
@@ -144,9 +181,17 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         result.expected = expected_keys(component, result.before, result.restarted)
         if KEEPS_RUNNING[component]:
             workloads.start_background_ping(old[0], old[1], seconds=600)
-        getattr(upgrader, component)(target)
-        if KEEPS_RUNNING[component]:
-            result.during = workloads.stop_background_ping(old[0])
+        clients = recording.Recording(cfg, cfg.reports_path / "histories", f"{component}-{target}", plant)
+        clients.start()
+        try:
+            getattr(upgrader, component)(target)
+            if KEEPS_RUNNING[component]:  # the ping's window is the upgrade's, as before clients ran
+                result.during = workloads.stop_background_ping(old[0])
+        finally:
+            result.history = clients.stop()
+        say(recording.summary(result.history))
+        for hazard_id, problem in hazards.run_checks(found, upgrader.cfg, nodes, before=False).items():
+            next(h for h in result.hazards if h["id"] == hazard_id)["result"] = problem
         result.hops, result.hop_table = list(upgrader.hops), upgrader.table()
         for what, after_id in _identities(nodes, old).items():
             result.note_survivor(what, identities.get(what, ""), after_id)
@@ -158,7 +203,20 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         result.pings_new = {k: v for k, v in _pairs(old + new).items() if "upg-new-" in k.split("->")[0]}
     finally:
         workloads.remove(nodes, old_names + new_names, NETWORK)
+    append_report(cfg, result)
     return result, upgrader.cfg
+
+
+def append_report(cfg: ClusterConfig, result: RehearsalResult) -> None:
+    """Add a rehearsal to reports/upgrade.json (the e2e suite's rehearsals land there too)."""
+    path = cfg.reports_path / "upgrade.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        done = json.loads(path.read_text()) if path.is_file() else []
+    except ValueError:
+        done = []
+    calico = calico_label(state.read(cfg).get("calico_source", "unknown"))
+    path.write_text(json.dumps([*done, result.to_json(calico)], indent=2) + "\n")
 
 
 ORDER = ("etcd", "docker", "calico")  # the store first, then its clients
@@ -171,6 +229,9 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
     asked = [(c, targets[c]) for c in ORDER if targets.get(c)]
     if not asked:
         raise UserError("nothing to upgrade: give --etcd, --docker and/or --calico with a target version")
+    recording.plant_from_env()  # a bad setting is refused before anything starts
+    for component, target in asked:  # every known hazard on the way, before anything starts
+        say_hazards(cfg, component, target, say)
     # The compatibility rules before the cluster is even reached: a refusal needs no nodes.
     config.with_overrides(cfg, versions=replace(cfg.versions, **dict(asked)))
     nodes = list(cluster_nodes.from_run(cfg).values())
@@ -178,7 +239,7 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
     try:
         for component, target in asked:
             say(f"==> upgrade {component} to {target}")
-            result, cfg = rehearse(cfg, nodes, component, target, say)
+            result, cfg = rehearse(cfg, nodes, component, target, say, hazards_said=True)
             results.append(result)
             say(result.summary())
     finally:

@@ -5,7 +5,10 @@ broken cases (IPAM wiped, a key rewritten, a lost peer)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from calicolab.core.config import ClusterConfig
+from calicolab.upgrade import history, recording
 from calicolab.upgrade.rehearsal import RehearsalResult
 from e2e import expect, guide
 
@@ -38,3 +41,33 @@ def grade(result: RehearsalResult, cluster: ClusterConfig) -> None:
                  [k for k in own if after.get(k) != before[k]], [],
                  "the upgrade rewrote or dropped etcd data Calico or Docker wrote" +
                  (f" (restarted endpoints exempt: {sorted(gone)})" if gone else ""))
+
+
+def grade_history(result: RehearsalResult, apis: tuple[str, ...] = ("v2", "v3")) -> None:
+    """The etcd clients' history while the upgrade ran, checked again from the raw file (not
+    from the rehearsal's own report): both APIs exercised, each linearizable per key, no
+    acknowledged write lost, local reads possible, the watches complete and in order. A
+    failure carries the offending sub-histories."""
+    what = f"{result.component} rehearsal: etcd client history"
+    expect.true(f"{what} recorded", result.history is not None and bool(result.history.raw),
+                "a history file", result.history, "the clients did not start")
+    hist = history.read_dump(Path(result.history.raw))
+    report = recording.evaluate(hist, recording.final_reads(hist))
+    for api in apis:
+        answered = [op for op in hist.of_api(api) if op.outcome == "ok"]
+        expect.true(f"{what}: {api} operations answered", len(answered) >= 20 and any(op.applied for op in answered),
+                    "at least 20 answered operations, writes among them", f"{len(answered)}",
+                    "the clients could not reach etcd's client URLs from the host")
+    expect.true(f"{what}: watch events", report.watch_events > 0, "the v2 watches saw the writes",
+                report.watch_events, "the watchers never got an event")
+    offending = report.failure_text or "(none)"
+    for api in apis:
+        expect.true(f"{what}: {api} linearizable", report.linearizable.get(api, False),
+                    "every read a value a linearizable register could return",
+                    f"not linearizable:\n{offending}", "etcd served a stale or lost value during the upgrade")
+    expect.equal(f"{what}: acknowledged writes lost", report.lost, [],
+                 f"a write etcd acknowledged is gone after the upgrade:\n{offending}")
+    expect.equal(f"{what}: local (non-quorum) reads", report.local_reads, [],
+                 f"a member served a value nobody wrote or went back:\n{offending}")
+    expect.equal(f"{what}: watches see every change in order", report.watch, [],
+                 f"a watch missed, reordered or invented a change:\n{offending}")

@@ -18,7 +18,7 @@ from calicolab.core import config, paths, versions
 from calicolab.stack import workloads
 from calicolab.upgrade.rehearsal import rehearse
 from e2e import expect, guide
-from e2e.upgrade.grading import grade
+from e2e.upgrade.grading import grade, grade_history
 
 pytestmark = [pytest.mark.upgrade]
 
@@ -28,18 +28,24 @@ def _current(cluster_json) -> config.ClusterConfig:
     return config.from_effective(cluster_json)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fresh_upgrade_report(cluster_json):
+    """reports/upgrade.json gathers this pass's rehearsals only."""
+    (_current(cluster_json).reports_path / "upgrade.json").unlink(missing_ok=True)
+
+
 @pytest.fixture
 def ordered_nodes(nodes, cluster):
     return [nodes[n.name] for n in cluster.nodes]
 
 
-@pytest.mark.parametrize("flag,version,reason", [
-    ("--etcd", "3.6.0", "etcd 3.6 removed the v2 API"),
-    ("--docker", "24.0.7", "Docker 23 removed cluster-store"),
-    ("--calico", "v3.0.1", "Calico 3 dropped the Docker libnetwork driver"),
-    ("--etcd", "3.4.99", "is not available for the docker provider"),
+@pytest.mark.parametrize("flag,version,reason,hazard", [
+    ("--etcd", "3.6.0", "etcd 3.6 removed the v2 API", "[REFUSED] etcd-3.6-no-v2"),
+    ("--docker", "24.0.7", "Docker 23 removed cluster-store", "[REFUSED] docker-23-no-cluster-store"),
+    ("--calico", "v3.0.1", "Calico 3 dropped the Docker libnetwork driver", "[REFUSED] calico-3-data-migration"),
+    ("--etcd", "3.4.99", "is not available for the docker provider", ""),
 ])
-def test_refused_upgrade_is_refused_with_its_reason_and_changes_nothing(cluster_json, flag, version, reason):
+def test_refused_upgrade_is_refused_with_its_reason_and_changes_nothing(cluster_json, flag, version, reason, hazard):
     before = _current(cluster_json).versions
     env_run = {"CALICOLAB_RUN_DIR": str(cluster_json.parent),
                "CALICOLAB_PREFIX": _current(cluster_json).prefix}
@@ -51,6 +57,8 @@ def test_refused_upgrade_is_refused_with_its_reason_and_changes_nothing(cluster_
                  "the compatibility rules did not stop the upgrade")
     expect.true("the refusal names its reason", reason in res.stderr, reason, res.stderr.strip(),
                 "the refusal rule's reason is missing from the message")
+    expect.true("the hazard report names the refused hazard first", hazard in res.stdout, hazard or "(any)",
+                res.stdout.strip()[-500:], "the hazard report was not printed before the refusal")
     expect.equal("versions after a refused upgrade", _current(cluster_json).versions, before,
                  "a refused upgrade touched the cluster")
 
@@ -67,11 +75,21 @@ def _rehearse(cluster_json, nodes, cluster, component: str):
     expect.equal(f"{component} after the rehearsal", getattr(after.versions, component), target,
                  "the rolling upgrade stopped early")
     grade(result, cluster)
+    grade_history(result)
     return result, running, target
 
 
 def test_etcd_rolling_upgrade_keeps_keys_and_traffic(cluster_json, ordered_nodes, cluster):
     result, before, target = _rehearse(cluster_json, ordered_nodes, cluster, "etcd")
+    # The hazards the path crosses, from the versions (etcd's upgrade guides: 3.4 turned v2 off
+    # by default; 3.5 changed auth's WAL entries and removed `etcdctl migrate`).
+    crossing = {"etcd-3.4-v2-off": (3, 4), "etcd-3.5-auth-wal": (3, 5), "etcd-3.5-no-migrate": (3, 5)}
+    want_hazards = {h for h, at in crossing.items()
+                    if versions.parse(before)[:2] < at <= versions.parse(target)[:2]}
+    expect.equal("hazards named for the path", {h["id"] for h in result.hazards}, want_hazards,
+                 "the hazard table or its crossing rule is wrong")
+    expect.equal("hazard checks that failed", {h["id"]: h["result"] for h in result.hazards if h["result"]}, {},
+                 "a known hazard bit this cluster")
     # One minor version at a time, every member at each: from first principles, not the upgrader.
     want = [(n.name, m) for m in guide.minors_between(before, target) for n in ordered_nodes]
     seen = [(h.node, guide.minor(h.after)) for h in result.hops]
@@ -97,6 +115,7 @@ def test_calico_node_rolling_restart_reestablishes_bgp_and_traffic(cluster_json,
     result, _ = rehearse(cfg, ordered_nodes, "calico", cfg.versions.calico, say=print)
     print(result.summary())
     grade(result, cluster)
+    grade_history(result)
     expect.equal("calico-node restarts, one per node, in order", [h.node for h in result.hops],
                  [n.name for n in ordered_nodes], "the rolling restart skipped a node")
     sent, got = result.during
