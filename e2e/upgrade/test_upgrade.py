@@ -119,9 +119,12 @@ def test_calico_node_rolling_restart_reestablishes_bgp_and_traffic(cluster_json,
     expect.equal("calico-node restarts, one per node, in order", [h.node for h in result.hops],
                  [n.name for n in ordered_nodes], "the rolling restart skipped a node")
     sent, got = result.during
-    # BIRD's Cease on shutdown makes the peer withdraw routes until the session is back
-    # (~5 s per node, as with real Calico 2.6); more than that means a slow re-establish.
-    lost_seconds = (sent - got) * workloads.BACKGROUND_INTERVAL
-    expect.true("traffic lost during the rolling restart", sent > 0 and lost_seconds <= 10 * len(ordered_nodes),
-                f"at most {10 * len(ordered_nodes)} s", f"{lost_seconds:.1f} s ({got}/{sent} replies)",
-                "BGP took long to re-establish after a restart")
+    # `docker stop` of calico/node SIGKILLs BIRD (runsvdir -P): no Cease, so the peer keeps the
+    # routes by graceful restart and the restarted node's kernel keeps its own (persist, -R);
+    # the workloads' data path never stops. One reply of slack per node for a reply in flight.
+    lost = sent - got
+    budget = len(ordered_nodes)
+    expect.true("pings lost during the rolling restart", sent > 0 and lost <= budget, f"at most {budget}",
+                f"{lost} ({got}/{sent} replies, {lost * workloads.BACKGROUND_INTERVAL:.1f} s)",
+                "routes were withdrawn during the restart: BIRD sent a Cease (stopped by TERM, not killed), "
+                "or graceful restart / kernel `persist` is off")
