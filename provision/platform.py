@@ -63,6 +63,22 @@ def detect(node: Node) -> Platform:
                     "use the lab image or a CentOS 7 box")
 
 
+# A package from a newer suite may ship a sysusers.d line with `u!` (create the user with its
+# password locked; systemd 257), which the lab's bookworm systemd-sysusers refuses, failing
+# the package's postinst. Read as `u` (the account is then created without that lock; the
+# daemon never logs in either way), the package configures and runs.
+SYSUSERS_MODIFIER = re.compile(r"^(/usr/lib/sysusers\.d/[\w.+-]+\.conf):\d+: Unknown modifier 'u!'", re.M)
+
+
+def _configure_with_older_sysusers(node: Node, res):
+    found = SYSUSERS_MODIFIER.findall(res.stdout + res.stderr)
+    if not found:
+        return res
+    files = " ".join(sorted(set(found)))
+    return node.run(f"sed -i 's/^u! /u /' {files} && DEBIAN_FRONTEND=noninteractive dpkg --configure -a",
+                    timeout=300)
+
+
 def _apt_install(node: Node, component: str, suite: str) -> None:
     """Install from the given Debian suite, pinned low so nothing else moves to that suite."""
     # pkg/suite picks that suite's version even when it is older than the installed one
@@ -79,6 +95,8 @@ def _apt_install(node: Node, component: str, suite: str) -> None:
         "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && "
         f"apt-get install -y -q --allow-downgrades --no-install-recommends "
         f"-o Dpkg::Options::=--force-confold {packages}", timeout=900)
+    if not res.ok:
+        res = _configure_with_older_sysusers(node, res)
     if not res.ok:
         lines = (res.stderr + res.stdout).strip().splitlines()
         # apt's errors start with E:, among many warnings; the last line is often a warning.
