@@ -185,14 +185,3 @@ def test_bird_accepts_the_config(tmp_path: Path, variant: str) -> None:
     argv = [a.format(dir=tmp_path) for a in wrapper] + [script] if wrapper else ["sh", "-c", script]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr + result.stdout
-
-
-def test_bird_control_reply_parsing() -> None:
-    import io
-
-    from calico_double.agent.bird_daemon import read_reply
-
-    reply = read_reply(io.BytesIO(b"0002-Reading configuration from /etc/bird.cfg\n0003 Reconfigured\n"))
-    assert reply.code == 3 and reply.lines == ["Reading configuration from /etc/bird.cfg", "Reconfigured"]
-    error = read_reply(io.BytesIO(b"8002 /etc/bird.cfg, line 3: syntax error\n"))
-    assert error.code == 8002
