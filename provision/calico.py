@@ -168,7 +168,8 @@ def calicoctl(ctx: Context) -> Change:
         return ctx.change("calicoctl", cfg_changed, f"calicoctl {version} present, {CALICOCTL_CFG}")
     artifact = downloads.calicoctl_binary(version, ctx.cfg.upstream.download_base)
     staged = f"{CALICOCTL}.download"
-    how = fetch.file(ctx.node, artifact, staged, ctx.artifacts_lock(), ctx.cfg.upstream.strict, ctx.say)
+    how = fetch.file(ctx.node, artifact, staged, ctx.artifacts_lock(), ctx.cfg.upstream.strict, ctx.say,
+                     ctx.cfg.upstream.proxy_env(ctx.cfg.nodes))
     ctx.node.run(f"install -m 0755 {staged} {CALICOCTL} && rm -f {staged}", check=True)
     return ctx.change("calicoctl", True, f"calicoctl {version} from {artifact.source}, {how}")
 

@@ -62,7 +62,7 @@ def etcd_yum_commands(version: str) -> list[str]:
     ]
 
 
-def etcd_upstream_commands(version: str, download_base: str = "") -> list[str]:
+def etcd_upstream_commands(version: str, download_base: str = "", proxy: dict[str, str] | None = None) -> list[str]:
     art = downloads.etcd_archive(version, download_base)
     if art.pin is None:
         pinned = ", ".join(sorted(downloads.ETCD_PINS))
@@ -73,7 +73,7 @@ def etcd_upstream_commands(version: str, download_base: str = "") -> list[str]:
     return [
         # The CentOS package would put its own etcd back on the next yum update.
         "if rpm -q etcd >/dev/null 2>&1; then rpm -e etcd; fi",
-        downloads.fetch_and_verify(art.source, art.pin.sha256, path),
+        downloads.fetch_and_verify(art.source, art.pin.sha256, path, proxy),
         f"rm -rf {unpacked} && tar -xzf {path} -C /tmp",
         f"install -m 0755 {unpacked}/etcd {unpacked}/etcdctl /usr/bin/",
         f"rm -rf {unpacked} {path}",
@@ -111,7 +111,8 @@ def ensure_docker_repo(node: Node) -> bool:
     return ensure_file(node, DOCKER_REPO, render_docker_repo())
 
 
-def install(node: Node, component: str, version: str, source: str, download_base: str = "") -> None:
+def install(node: Node, component: str, version: str, source: str, download_base: str = "",
+            proxy: dict[str, str] | None = None) -> None:
     """Install component at version from source (versions.yaml's `vm` column)."""
     handlers = {("etcd", "centos-extras"): _etcd_yum, ("etcd", "upstream"): _etcd_upstream,
                 ("docker", "docker-ce"): _docker_ce}
@@ -120,7 +121,7 @@ def install(node: Node, component: str, version: str, source: str, download_base
         raise UserError(f"{node.name}: no CentOS installer for {component} from {source!r}: "
                         "check versions.yaml")
     if handler is _etcd_upstream:
-        _etcd_upstream(node, version, download_base)
+        _etcd_upstream(node, version, download_base, proxy)
     else:
         handler(node, version)
 
@@ -130,8 +131,8 @@ def _etcd_yum(node: Node, version: str) -> None:
     _run_all(node, etcd_yum_commands(version))
 
 
-def _etcd_upstream(node: Node, version: str, download_base: str = "") -> None:
-    commands = etcd_upstream_commands(version, download_base)   # refuses unpinned versions before any change
+def _etcd_upstream(node: Node, version: str, download_base: str = "", proxy: dict[str, str] | None = None) -> None:
+    commands = etcd_upstream_commands(version, download_base, proxy)   # refuses unpinned versions before any change
     ensure_vault_repos(node)                     # the node stays on the vault whatever runs next
     _run_all(node, commands)
     if ensure_file(node, ETCD_UNIT, render_etcd_unit()):

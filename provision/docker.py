@@ -9,10 +9,12 @@ from calicolab.core.polling import Timeout, wait_for
 from calicolab.stack import etcd_tls, parsers
 from provision.context import Context
 from provision.etcd_tls import DOCKER_RESTART
-from provision.steps import Change, ensure_file, unit_active
+from provision.steps import Change, ensure_absent, ensure_file, unit_active
 
 SECTION = "5 docker"
 DAEMON_JSON = "/etc/docker/daemon.json"
+# Docker's documented way to pull through a proxy: the daemon's environment, from a drop-in.
+PROXY_DROPIN = "/etc/systemd/system/docker.service.d/calicolab-proxy.conf"
 
 
 def render_daemon_json(node: NodeSpec, registry_mirrors: list[str] | None = None, tls: bool = False,
@@ -29,6 +31,11 @@ def render_daemon_json(node: NodeSpec, registry_mirrors: list[str] | None = None
     if insecure_registries:
         data["insecure-registries"] = insecure_registries
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def render_proxy_dropin(env: dict[str, str]) -> str:
+    lines = [f'Environment="{k.upper()}={v}"' for k, v in sorted(env.items())]
+    return "# Written by calicolab from cluster.yaml upstream.*_proxy.\n[Service]\n" + "\n".join(lines) + "\n"
 
 
 def cluster_store(node: NodeSpec) -> str:
@@ -50,6 +57,14 @@ def configure_and_restart(ctx: Context) -> Change:
                                      tls=ctx.cfg.etcd_tls,
                                      insecure_registries=[up.insecure_registry] if up.insecure_registry else None)
     changed = ensure_file(ctx.node, DAEMON_JSON, daemon_json)
+    env = up.proxy_env(ctx.cfg.nodes)
+    if env:
+        proxy_changed = ensure_file(ctx.node, PROXY_DROPIN, render_proxy_dropin(env))
+    else:
+        proxy_changed = ensure_absent(ctx.node, PROXY_DROPIN)
+    if proxy_changed:
+        ctx.node.run("systemctl daemon-reload", check=True)
+        changed = True
     certs_changed = ctx.node.run(f"test -e {DOCKER_RESTART}").ok  # new client certificates
     if changed or certs_changed or not unit_active(ctx.node, "docker"):
         ctx.node.run("systemctl enable docker >/dev/null 2>&1; systemctl restart docker",

@@ -18,11 +18,11 @@ _VERDICT = threading.Lock()
 
 
 def file(node: Node, artifact: downloads.Artifact, path: str, lock: downloads.Lock, strict: bool,
-         say: Callable[[str], None] = print) -> str:
+         say: Callable[[str], None] = print, proxy: dict[str, str] | None = None) -> str:
     """Download artifact to path on node and verify it; on a mismatch the file is removed and
     nothing is installed. Returns how it was verified."""
     downloads.refuse_unverifiable(artifact, lock, strict)
-    res = node.run(downloads.fetch_command(artifact.source, path), timeout=600)
+    res = node.run(downloads.fetch_command(artifact.source, path, proxy), timeout=600)
     lines = res.stdout.split()
     if not res.ok or not lines or len(lines[-1]) != 64:
         node.run(f"rm -f {shlex.quote(path)}")

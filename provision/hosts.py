@@ -1,9 +1,10 @@
-"""Guide section 3: host preparation (hostname, /etc/hosts, firewall, IP forwarding)."""
+"""Guide section 3: host preparation (hostname, /etc/hosts, firewall, IP forwarding), and the
+package managers' proxy where the site has one (upstream.http_proxy/https_proxy)."""
 
 from __future__ import annotations
 
 from provision.context import Context
-from provision.steps import Change, ensure_file, ensure_lines, unit_active
+from provision.steps import Change, ensure_absent, ensure_file, ensure_lines, unit_active
 
 SECTION = "3 hosts"
 SYSCTL = {"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.ip_forward": "1"}
@@ -47,4 +48,32 @@ def ip_forwarding(ctx: Context) -> Change:
     return ctx.change("ip_forward, rp_filter", changed, " ".join(f"{k}={v}" for k, v in SYSCTL.items()))
 
 
-STEPS = (hostname, hosts_file, firewall, ip_forwarding)
+APT_PROXY = "/etc/apt/apt.conf.d/80calicolab-proxy"
+YUM_CONF = "/etc/yum.conf"
+
+
+def render_apt_proxy(env: dict[str, str]) -> str:
+    lines = [f'Acquire::{scheme}::Proxy "{env[f"{scheme}_proxy"]}";' for scheme in ("http", "https")
+             if env.get(f"{scheme}_proxy")]
+    return "// Written by calicolab from cluster.yaml upstream.http_proxy/https_proxy.\n" + "\n".join(lines) + "\n"
+
+
+def package_proxy(ctx: Context) -> Change:
+    """apt or yum through the site's proxy; without one, nothing of ours is left behind."""
+    env = ctx.cfg.upstream.proxy_env(ctx.cfg.nodes)
+    if ctx.platform.family == "debian":
+        changed = ensure_file(ctx.node, APT_PROXY, render_apt_proxy(env)) if env else ensure_absent(ctx.node, APT_PROXY)
+    elif env:
+        # yum has one proxy for both schemes, in [main] (the only section of CentOS 7's yum.conf).
+        url = env.get("https_proxy") or env["http_proxy"]
+        current = ctx.node.read(YUM_CONF) or ""
+        changed = f"proxy={url}" not in current.splitlines()
+        if changed:
+            ctx.node.run(f"sed -i '/^proxy=/d' {YUM_CONF}", check=True)
+            ensure_lines(ctx.node, YUM_CONF, [f"proxy={url}"])
+    else:
+        changed = False
+    return ctx.change("package manager proxy", changed, env.get("https_proxy") or env.get("http_proxy") or "none")
+
+
+STEPS = (hostname, hosts_file, firewall, ip_forwarding, package_proxy)

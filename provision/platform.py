@@ -30,12 +30,13 @@ class Platform:
         m = re.search(r"(\d+\.\d+\.\d+)", res.stdout) if res.ok else None
         return m.group(1) if m else None
 
-    def install(self, node: Node, component: str, version: str, provider: str, download_base: str = "") -> None:
+    def install(self, node: Node, component: str, version: str, provider: str, download_base: str = "",
+                proxy: dict[str, str] | None = None) -> None:
         source = versions.source(component, version, provider)
         if self.family == "debian":
             _apt_install(node, component, source)
         else:
-            centos.install(node, component, version, source, download_base)
+            centos.install(node, component, version, source, download_base, proxy)
         seen = self.installed_version(node, component)
         if seen != version:
             raise UserError(f"{node.name}: installing {component} {version} from {source} gave "

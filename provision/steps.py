@@ -33,6 +33,14 @@ def ensure_file(node: Node, path: str, content: str, mode: str = "0644") -> bool
     return True
 
 
+def ensure_absent(node: Node, path: str) -> bool:
+    """Remove the file at path if it exists; True when it did."""
+    if node.read(path) is None:
+        return False
+    node.run(f"rm -f {shlex.quote(path)}", check=True)
+    return True
+
+
 def ensure_lines(node: Node, path: str, lines: list[str]) -> bool:
     """Append the lines that are missing from path (keeping everything else)."""
     current = node.read(path) or ""

@@ -60,6 +60,19 @@ class Upstream:
     insecure_registry: str = ""  # host:port of a registry served over plain http (daemon.json insecure-registries)
     lock_file: str = "artifacts.lock"  # hashes recorded on first use; commit it
     strict: bool = False  # refuse any download neither pinned nor locked
+    http_proxy: str = ""  # the nodes' proxy for http:// (apt/yum, curl downloads, Docker pulls)
+    https_proxy: str = ""  # ... and for https://
+    no_proxy: str = ""  # more hosts that bypass the proxy (the nodes and loopback always do)
+
+    def proxy_env(self, nodes: tuple[Node, ...] = ()) -> dict[str, str]:
+        """The proxy variables for the nodes' tools (empty when no proxy is set). The nodes and
+        loopback always bypass it: etcd's clients and Docker's cluster store must not be proxied."""
+        if not (self.http_proxy or self.https_proxy):
+            return {}
+        bypass = ["localhost", "127.0.0.1", *(n.ip for n in nodes), *(h for h in self.no_proxy.split(",") if h)]
+        env = {"http_proxy": self.http_proxy, "https_proxy": self.https_proxy,
+               "no_proxy": ",".join(dict.fromkeys(h.strip() for h in bypass))}
+        return {k: v for k, v in env.items() if v}
 
 
 @dataclass(frozen=True)
@@ -164,6 +177,9 @@ OVERRIDABLE = {
     "insecure_registry": ("upstream", "insecure_registry"),
     "lock_file": ("upstream", "lock_file"),
     "strict_artifacts": ("upstream", "strict"),
+    "http_proxy": ("upstream", "http_proxy"),
+    "https_proxy": ("upstream", "https_proxy"),
+    "no_proxy": ("upstream", "no_proxy"),
     "etcd": ("versions", "etcd"),
     "docker": ("versions", "docker"),
     "calico": ("versions", "calico"),
@@ -312,6 +328,13 @@ def _validate_upstream(up: Upstream) -> None:
         value = getattr(up, key)
         if value and not _URL.match(value):
             raise UserError(f"{key} {value!r} must be an http(s) URL, e.g. https://mirror.example.com")
+    for key in ("http_proxy", "https_proxy"):
+        value = getattr(up, key)
+        if value and not _URL.match(value):
+            raise UserError(f"{key} {value!r} must be an http(s) URL, e.g. http://proxy.example.com:3128")
+    if up.no_proxy and not re.match(r"^[A-Za-z0-9.:/*_-]+(,[A-Za-z0-9.:/*_-]+)*$", up.no_proxy):
+        raise UserError(f"no_proxy {up.no_proxy!r} must be hosts or domains separated by commas, "
+                        "e.g. .example.com,10.0.0.5")
     if up.insecure_registry and not re.match(r"^[a-z0-9.-]+:[0-9]+$", up.insecure_registry):
         raise UserError(f"insecure_registry {up.insecure_registry!r} must be host:port, e.g. 10.0.0.5:5000")
     for key in ("calico_node_image", "busybox_image"):

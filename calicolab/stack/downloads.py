@@ -159,14 +159,21 @@ def check(artifact: Artifact, lock: Lock, strict: bool, seen: str, say=print) ->
 
 # ---- commands run on a node (pure) --------------------------------------------------------
 
-def fetch_command(url: str, path: str) -> str:
+def _curl(proxy: dict[str, str] | None) -> str:
+    # curl reads the proxy from these variables; `env` sets them for this command only.
+    if not proxy:
+        return "curl"
+    return "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(proxy.items())) + " curl"
+
+
+def fetch_command(url: str, path: str, proxy: dict[str, str] | None = None) -> str:
     """Download to path and print its sha256 (the caller verifies before installing)."""
-    return (f"curl -fsSL --retry 3 -o {shlex.quote(path)} {shlex.quote(url)} && "
+    return (f"{_curl(proxy)} -fsSL --retry 3 -o {shlex.quote(path)} {shlex.quote(url)} && "
             f"sha256sum {shlex.quote(path)} | cut -d' ' -f1")
 
 
-def fetch_and_verify(url: str, sha256: str, path: str) -> str:
+def fetch_and_verify(url: str, sha256: str, path: str, proxy: dict[str, str] | None = None) -> str:
     """One command: download, then fail unless the sha256 matches (the file is removed then)."""
-    return (f"curl -fsSL --retry 3 -o {shlex.quote(path)} {shlex.quote(url)} && "
+    return (f"{_curl(proxy)} -fsSL --retry 3 -o {shlex.quote(path)} {shlex.quote(url)} && "
             f"{{ echo {shlex.quote(f'{sha256}  {path}')} | sha256sum -c --quiet - || "
             f"{{ rm -f {shlex.quote(path)}; exit 1; }}; }}")

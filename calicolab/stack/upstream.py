@@ -32,10 +32,14 @@ class HttpSeen:
 Probe = Callable[[str, bool], HttpSeen]  # (url, follow redirects) -> what came back
 
 
-def http_probe(url: str, follow: bool = False) -> HttpSeen:
+def http_probe(url: str, follow: bool = False, proxy: dict[str, str] | None = None) -> HttpSeen:
     """HEAD-like GET from the host with curl: the status and headers, whatever the status is
-    (curl exits 0 on a 401 or a 503; the status is what counts)."""
+    (curl exits 0 on a 401 or a 503; the status is what counts). With the nodes' proxy settings,
+    through the same proxy the nodes will use."""
     args = ["curl", "-sS", "-m", "10", "-o", "/dev/null", "-D", "-", "-w", "\nhttp-status=%{http_code}"]
+    via = (proxy or {}).get("https_proxy" if url.startswith("https:") else "http_proxy")
+    if via:
+        args += ["--proxy", via, "--noproxy", (proxy or {}).get("no_proxy", "")]
     out = shell.run([*args, *(["-L"] if follow else []), url], check=False, timeout=30)
     headers: dict[str, str] = {}
     for line in out.stdout.splitlines():
@@ -116,8 +120,11 @@ def missing_parts(cfg: ClusterConfig, lock: downloads.Lock, probe: Probe) -> lis
     return missing
 
 
-def decide(cfg: ClusterConfig, lock: downloads.Lock, probe: Probe = http_probe) -> Decision:
+def decide(cfg: ClusterConfig, lock: downloads.Lock, probe: Probe | None = None) -> Decision:
     """calico_source resolved for this run; a choice that cannot complete is refused here."""
+    if probe is None:
+        env = cfg.upstream.proxy_env(cfg.nodes)
+        probe = lambda url, follow=False: http_probe(url, follow, env)  # noqa: E731
     if cfg.calico_source == "double":
         if not cfg.is_lab:
             raise UserError("the Calico double runs on the lab only (provider docker); the VM providers test "

@@ -1,9 +1,12 @@
 """Provisioning steps report changes, and a second pass changes nothing."""
 
+import pytest
 from fakes import FakeNode
 
 from calicolab.core import config
-from provision import hosts, platform
+from calicolab.core.errors import UserError
+from calicolab.stack import downloads
+from provision import docker, hosts, platform
 from provision.context import Context
 from provision.steps import ensure_file, ensure_lines
 
@@ -50,10 +53,67 @@ def test_hosts_section_is_idempotent():
     node.files.update({"/etc/hosts": "127.0.0.1 localhost\n", "/etc/sysctl.conf": "# defaults\n"})
     ctx = _ctx(node)
     first = [step(ctx) for step in hosts.STEPS]
-    assert [c.changed for c in first] == [True, True, False, True]
+    assert [c.changed for c in first] == [True, True, False, True, False]  # no proxy set: nothing
     assert "iptables -F" not in node.commands  # no firewall ran, nothing to flush
     second = [step(ctx) for step in hosts.STEPS]
     assert not any(c.changed for c in second), [c.line() for c in second if c.changed]
+
+
+PROXY = {"CALICOLAB_HTTP_PROXY": "http://proxy.example.com:3128",
+         "CALICOLAB_HTTPS_PROXY": "http://proxy.example.com:3128", "CALICOLAB_NO_PROXY": ".corp.example.com"}
+
+
+def _proxied(node: FakeNode, plat=platform.DEBIAN, environ: dict | None = None) -> Context:
+    cfg = config.load(environ=PROXY if environ is None else environ)
+    return Context(cfg, node, cfg.node(node.name), plat, section=hosts.SECTION)
+
+
+def test_proxy_env_always_lets_the_nodes_and_loopback_bypass_it():
+    cfg = config.load(environ=PROXY)
+    env = cfg.upstream.proxy_env(cfg.nodes)
+    assert env == {"http_proxy": "http://proxy.example.com:3128", "https_proxy": "http://proxy.example.com:3128",
+                   "no_proxy": "localhost,127.0.0.1,192.168.223.131,192.168.223.130,.corp.example.com"}
+    assert config.load(environ={}).upstream.proxy_env(cfg.nodes) == {}
+
+
+def test_a_proxy_that_is_not_a_url_is_refused_in_one_line():
+    with pytest.raises(UserError, match=r"^http_proxy 'proxy:3128' must be an http\(s\) URL, e.g. "):
+        config.load(environ={"CALICOLAB_HTTP_PROXY": "proxy:3128"})
+
+
+def test_apt_goes_through_the_proxy_and_forgets_it_when_unset():
+    node = FakeNode(rules={r"^rm -f /etc/apt/apt.conf.d/80calicolab-proxy$": (0, "")})
+    assert hosts.package_proxy(_proxied(node)).changed
+    assert node.files[hosts.APT_PROXY].splitlines()[1:] == [
+        'Acquire::http::Proxy "http://proxy.example.com:3128";',
+        'Acquire::https::Proxy "http://proxy.example.com:3128";']
+    assert not hosts.package_proxy(_proxied(node)).changed
+    assert hosts.package_proxy(_proxied(node, environ={})).changed  # unset: our file goes
+    assert "rm -f /etc/apt/apt.conf.d/80calicolab-proxy" in node.commands
+
+
+def test_yum_gets_one_proxy_line():
+    node = FakeNode(rules={r"^sed -i '/\^proxy=/d' /etc/yum.conf$":
+                           lambda _c: (node.files.update({"/etc/yum.conf": "[main]\ngpgcheck=1\n"}) or (0, ""))})
+    node.files["/etc/yum.conf"] = "[main]\ngpgcheck=1\nproxy=http://old:8080\n"
+    assert hosts.package_proxy(_proxied(node, platform.CENTOS)).changed
+    assert node.files["/etc/yum.conf"] == "[main]\ngpgcheck=1\nproxy=http://proxy.example.com:3128\n"
+    assert not hosts.package_proxy(_proxied(node, platform.CENTOS)).changed
+
+
+def test_docker_pulls_through_the_proxy_with_the_nodes_bypassing_it():
+    cfg = config.load(environ=PROXY)
+    text = docker.render_proxy_dropin(cfg.upstream.proxy_env(cfg.nodes))
+    assert text.splitlines()[1:] == ["[Service]", 'Environment="HTTP_PROXY=http://proxy.example.com:3128"',
+                                     'Environment="HTTPS_PROXY=http://proxy.example.com:3128"',
+                                     'Environment="NO_PROXY=localhost,127.0.0.1,192.168.223.131,192.168.223.130,'
+                                     '.corp.example.com"']
+
+
+def test_downloads_carry_the_proxy_for_curl_only():
+    cmd = downloads.fetch_command("https://github.com/x", "/tmp/x", {"https_proxy": "http://p:3128", "no_proxy": "a,b"})
+    assert cmd.startswith("env https_proxy=http://p:3128 no_proxy=a,b curl -fsSL ")
+    assert downloads.fetch_command("https://github.com/x", "/tmp/x").startswith("curl -fsSL ")
 
 
 def test_firewall_step_stops_a_running_firewalld_and_flushes():

@@ -113,6 +113,26 @@ def test_the_probe_reads_the_status_and_the_headers_not_curls_exit_code(monkeypa
     assert seen.status == 401 and seen.headers["docker-distribution-api-version"] == "registry/2.0"
 
 
+def test_preflight_probes_go_through_the_nodes_proxy(monkeypatch, tmp_path):
+    from calicolab.core import shell
+
+    asked = []
+
+    def run(argv, **_k):
+        asked.append(list(argv))
+        return shell.Outcome(tuple(argv), 0, "\nhttp-status=503", "")
+
+    monkeypatch.setattr(shell, "run", run)
+    proxied = cfg(tmp_path, https_proxy="http://proxy.example.com:3128", calico_source="auto")
+    upstream.decide(proxied, lock(tmp_path))
+    first = asked[0]
+    assert first[first.index("--proxy") + 1] == "http://proxy.example.com:3128"
+    assert "192.168.223.131" in first[first.index("--noproxy") + 1]
+    asked.clear()
+    upstream.decide(cfg(tmp_path, calico_source="auto"), lock(tmp_path))
+    assert asked and "--proxy" not in asked[0]
+
+
 def test_a_strict_vm_run_stops_in_preflight_on_an_unlocked_calicoctl_and_passes_once_locked(tmp_path):
     vm = cfg(tmp_path, provider="virtualbox", etcd="3.4.23", docker="20.10.21", strict_artifacts="true")
     with pytest.raises(UserError) as err:
