@@ -285,7 +285,8 @@ def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, repor
             **{k: CLUSTER_HELP[k] for k in ("prefix", "run_dir")}})
 @friendly
 def mirror(c, stop=False, status=False, prefix=None, run_dir=None):
-    """Start a local registry and file server standing in for Docker Hub and GitHub (the upstream path, offline)."""
+    """Start a local registry, file server and proxy standing in for Docker Hub, GitHub and a site's
+    proxy (the upstream path, offline)."""
     cfg = config.load({"prefix": prefix, "run_dir": run_dir})
     if stop:
         if not local_mirror.stop(cfg):
@@ -293,13 +294,16 @@ def mirror(c, stop=False, status=False, prefix=None, run_dir=None):
         return
     if status:
         up = local_mirror.running(cfg)
-        print(f"registry {up.registry}, files http://{up.host_ip}:{up.files_port}" if up
-              else f"no mirror in {cfg.run_path}")
+        print(f"registry {up.registry}, files http://{up.host_ip}:{up.files_port}, proxy "
+              f"http://{up.host_ip}:{up.proxy_port}" if up else f"no mirror in {cfg.run_path}")
         return
     served = local_mirror.start(cfg, say=lambda m: print(m, flush=True))
     print("point a run at it with:")
     for key, value in served.settings().items():
         print(f"  export {key}={value}")
+    print("and to send the nodes through its proxy as well:")
+    for key, value in served.proxy_settings().items():
+        print(f"  proxy {key}={value}")
 
 
 @task(help={"forget": "remove this entry (e.g. 'calicoctl v1.6.1') so its next download is locked again",

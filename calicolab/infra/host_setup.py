@@ -12,18 +12,20 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from calicolab.core import shell
 from calicolab.core.errors import UserError
 
 # vagrant-libvirt lets `vagrant validate` check the libvirt provider block here too.
 # docker-registry: the local stand-in for Docker Hub (calicolab/infra/mirror.py).
+# tinyproxy: the local stand-in for a site's HTTP proxy (the same mirror).
 # chromium: the run page is checked in a headless browser (tests/unit/test_report_browser.py).
 APT_PACKAGES = ("docker.io", "vagrant", "vagrant-libvirt", "packer", "debootstrap", "curl", "iproute2",
-                "ca-certificates", "docker-registry", "chromium")
+                "ca-certificates", "docker-registry", "tinyproxy", "chromium")
 TOOLS = {"dockerd": "docker.io", "vagrant": "vagrant", "packer": "packer",
          "debootstrap": "debootstrap", "curl": "curl", "ip": "iproute2", "docker-registry": "docker-registry",
-         "chromium": "chromium"}
+         "tinyproxy": "tinyproxy", "chromium": "chromium"}
 DOCKERD_LOG = "/var/log/calicolab-dockerd.log"
 
 
@@ -46,6 +48,11 @@ def install_packages(say: Callable[[str], None]) -> None:
     shell.run(["apt-get", "update", "-q"], env=env, timeout=600)
     shell.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES],
               env=env, timeout=1800)
+    started = [pkg for pkg in ("tinyproxy", "docker-registry") if pkg in missing]
+    if started and Path("/run/systemd/system").is_dir():
+        # Installing them just started their services; the mirror runs its own instances on free
+        # ports, so the ones this set-up brought in are stopped again.
+        shell.run(["systemctl", "disable", "--now", *started], check=False, timeout=60)
     still = missing_tools()
     if still:
         raise UserError(f"apt-get did not provide {', '.join(still)}: install them by hand")

@@ -4,7 +4,9 @@ docker-registry, the reference distribution registry) and a plain HTTP file serv
 reachable from the lab nodes through Docker's default bridge. They serve what the project
 builds: the double's image pushed as calico/node:<tag>, the busybox image, and the double's
 calicoctl as the calicoctl release file. Which Calico ran is still read off the image
-(calicolab/stack/upstream.py): the double, served as calico/node.
+(calicolab/stack/upstream.py): the double, served as calico/node. Beside them a real HTTP
+proxy (Debian's tinyproxy), for runs that send the nodes through a proxy (upstream.http_proxy):
+its log shows what went through it.
 
     invoke mirror            start it; prints the CALICOLAB_* settings that point a run at it
     invoke mirror --stop     (also done by `invoke destroy` of the same run folder)
@@ -31,6 +33,7 @@ from calicolab.infra import lab
 from calicolab.stack import parsers
 
 REGISTRY = "docker-registry"
+PROXY = "tinyproxy"
 START_DEADLINE = 30
 
 
@@ -41,6 +44,17 @@ class Mirror:
     files_port: int
     registry_pid: int
     files_pid: int
+    proxy_port: int
+    proxy_pid: int
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return (self.registry_pid, self.files_pid, self.proxy_pid)
+
+    def proxy_settings(self) -> dict[str, str]:
+        """The CALICOLAB_* variables that send the nodes through this mirror's proxy."""
+        url = f"http://{self.host_ip}:{self.proxy_port}"
+        return {"CALICOLAB_HTTP_PROXY": url, "CALICOLAB_HTTPS_PROXY": url}
 
     @property
     def registry(self) -> str:
@@ -87,7 +101,24 @@ def _alive(pid: int) -> bool:
 
 def running(cfg: ClusterConfig) -> Mirror | None:
     found = read(cfg)
-    return found if found and _alive(found.registry_pid) and _alive(found.files_pid) else None
+    return found if found and all(_alive(pid) for pid in found.pids) else None
+
+
+def proxy_log(cfg: ClusterConfig) -> Path:
+    return folder(cfg) / "proxy.log"
+
+
+def bridge_subnet() -> str:
+    out = shell.run(["docker", "network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"],
+                    check=False, timeout=30)
+    return out.stdout.strip() or "172.16.0.0/12"
+
+
+def render_proxy_conf(port: int, log: Path, allowed: list[str]) -> str:
+    """tinyproxy in the foreground, logging each request, open to the host and the nodes only."""
+    lines = [f"Port {port}", "Timeout 120", f'LogFile "{log}"', "LogLevel Info", "MaxClients 64",
+             *(f"Allow {a}" for a in allowed), "ViaProxyName \"calicolab-mirror\""]
+    return "\n".join(lines) + "\n"
 
 
 def bridge_gateway() -> str:
@@ -114,12 +145,13 @@ def start(cfg: ClusterConfig, say: Callable[[str], None] = print) -> Mirror:
         say(f"mirror already running: registry {up.registry}, files http://{up.host_ip}:{up.files_port}")
         return up
     shell.require(REGISTRY, "run `invoke setup` (apt-get install docker-registry)")
+    shell.require(PROXY, "run `invoke setup` (apt-get install tinyproxy)")
     host_ip = bridge_gateway()
     base = folder(cfg)
     shutil.rmtree(base, ignore_errors=True)
     (base / "registry").mkdir(parents=True)
     files_root(cfg).mkdir(parents=True)
-    reg_port, files_port = lab.free_port(), lab.free_port()
+    reg_port, files_port, proxy_port = lab.free_port(), lab.free_port(), lab.free_port()
     config = base / "registry.yml"
     config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: "
                       f"{base / 'registry'}\n  delete:\n    enabled: true\nhttp:\n  addr: 0.0.0.0:{reg_port}\n")
@@ -130,17 +162,26 @@ def start(cfg: ClusterConfig, say: Callable[[str], None] = print) -> Mirror:
         files = subprocess.Popen([sys.executable, "-m", "http.server", str(files_port), "--bind", "0.0.0.0",
                                   "--directory", str(files_root(cfg))], stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
-    mirror = Mirror(host_ip, reg_port, files_port, registry.pid, files.pid)
+    proxy_conf = base / "tinyproxy.conf"
+    proxy_conf.write_text(render_proxy_conf(proxy_port, proxy_log(cfg), ["127.0.0.1", bridge_subnet()]))
+    with (base / "proxy.out").open("w") as log:
+        proxy = subprocess.Popen([PROXY, "-d", "-c", str(proxy_conf)], stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    mirror = Mirror(host_ip, reg_port, files_port, registry.pid, files.pid, proxy_port, proxy.pid)
     (base / "mirror.json").write_text(json.dumps(asdict(mirror), indent=2) + "\n")
     try:
         for url in (f"http://127.0.0.1:{reg_port}/v2/", f"http://127.0.0.1:{files_port}/"):
             wait_for(lambda u=url: shell.run(["curl", "-sf", "-o", "/dev/null", u], check=False).ok, bool,
                      f"mirror {url}", timeout=START_DEADLINE)
+        via = ["curl", "-sf", "-o", "/dev/null", "--proxy", f"http://127.0.0.1:{proxy_port}",
+               f"http://127.0.0.1:{files_port}/"]
+        wait_for(lambda: shell.run(via, check=False).ok, bool, "mirror proxy", timeout=START_DEADLINE)
     except Timeout:
         stop(cfg, say=lambda _m: None)
         raise UserError(f"the local mirror did not answer within {START_DEADLINE} s: see {base}/*.log") from None
     publish(cfg, mirror, say)
-    say(f"mirror: registry {mirror.registry}, files http://{host_ip}:{files_port} (run folder {cfg.run_path})")
+    say(f"mirror: registry {mirror.registry}, files http://{host_ip}:{files_port}, proxy "
+        f"http://{host_ip}:{proxy_port} (run folder {cfg.run_path})")
     return mirror
 
 
@@ -165,14 +206,13 @@ def stop(cfg: ClusterConfig, say: Callable[[str], None] = print) -> bool:
     found = read(cfg)
     if found is None:
         return False
-    for pid in (found.registry_pid, found.files_pid):
+    for pid in found.pids:
         if _alive(pid):
             os.killpg(pid, signal.SIGTERM)
     try:
-        wait_for(lambda: not (_alive(found.registry_pid) or _alive(found.files_pid)), bool, "mirror stops",
-                 timeout=15)
+        wait_for(lambda: not any(_alive(pid) for pid in found.pids), bool, "mirror stops", timeout=15)
     except Timeout:
-        for pid in (found.registry_pid, found.files_pid):
+        for pid in found.pids:
             if _alive(pid):
                 os.killpg(pid, signal.SIGKILL)
     shutil.rmtree(folder(cfg), ignore_errors=True)

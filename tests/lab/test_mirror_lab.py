@@ -28,8 +28,9 @@ def _ok(res, code: int = 0) -> str:
 
 
 def test_the_upstream_path_through_a_local_registry_and_file_server(lane, tmp_path):
-    if not shell.which_or_none("docker-registry"):
-        pytest.skip("the local mirror needs Debian's docker-registry: run `invoke setup`")
+    for tool in ("docker-registry", "tinyproxy"):
+        if not shell.which_or_none(tool):
+            pytest.skip(f"the local mirror needs Debian's {tool}: run `invoke setup`")
     out = _ok(lane.invoke("mirror"))
     settings = dict(line.split("export ", 1)[1].split("=", 1) for line in out.splitlines() if "export " in line)
     assert set(settings) == {"CALICOLAB_CALICO_NODE_IMAGE", "CALICOLAB_BUSYBOX_IMAGE", "CALICOLAB_INSECURE_REGISTRY",
@@ -51,12 +52,18 @@ def test_the_upstream_path_through_a_local_registry_and_file_server(lane, tmp_pa
     assert locked[image]["digest"] in props["calico_seen"]
     assert json.loads((lane.reports_dir / "timings.json").read_text())["calico"] == "double"
 
-    # Second run: verified against the lock, images pulled by digest.
-    second = _ok(lane.invoke("e2e", "--suite", "read-only", timeout=900, **env))
+    # Second run: verified against the lock, images pulled by digest, and the nodes sent through
+    # the mirror's real proxy (tinyproxy): its log shows Docker's pulls and curl's download.
+    cfg = config.load({"run_dir": str(lane.run_dir)}, environ={})
+    served_by = mirror.read(cfg)
+    assert served_by is not None
+    second = _ok(lane.invoke("e2e", "--suite", "read-only", timeout=900, **env, **served_by.proxy_settings()))
     assert "first use" not in second and "pulled by digest" in second and "verified, locked in" in second
+    proxied = mirror.proxy_log(cfg).read_text()
+    assert f"GET http://{served_by.registry}/v2/" in proxied, proxied[-2000:]
+    assert "/projectcalico/calicoctl/releases/download/v1.6.1/calicoctl" in proxied, proxied[-2000:]
 
     # A tampered calicoctl on the server: refused in one line, nothing installed, nothing left.
-    cfg = config.load({"run_dir": str(lane.run_dir)}, environ={})
     served = mirror.calicoctl_file(cfg)
     good = served.read_bytes()
     served.write_bytes(good + b"\n# tampered\n")
