@@ -108,10 +108,14 @@ def proxy_log(cfg: ClusterConfig) -> Path:
     return folder(cfg) / "proxy.log"
 
 
-def bridge_subnet() -> str:
+def proxy_clients() -> list[str]:
+    """Who may use the proxy: the nodes (Docker's default bridge) and this host, which reaches
+    the bridge's address from its own addresses."""
     out = shell.run(["docker", "network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"],
                     check=False, timeout=30)
-    return out.stdout.strip() or "172.16.0.0/12"
+    own = shell.run(["ip", "-j", "addr", "show"], check=False, timeout=30)
+    mine = [a.address for a in parsers.ip_json_addresses(own.stdout if own.ok else "[]") if ":" not in a.address]
+    return list(dict.fromkeys(["127.0.0.1", out.stdout.strip() or "172.16.0.0/12", *mine]))
 
 
 def render_proxy_conf(port: int, log: Path, allowed: list[str]) -> str:
@@ -163,7 +167,7 @@ def start(cfg: ClusterConfig, say: Callable[[str], None] = print) -> Mirror:
                                   "--directory", str(files_root(cfg))], stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
     proxy_conf = base / "tinyproxy.conf"
-    proxy_conf.write_text(render_proxy_conf(proxy_port, proxy_log(cfg), ["127.0.0.1", bridge_subnet()]))
+    proxy_conf.write_text(render_proxy_conf(proxy_port, proxy_log(cfg), proxy_clients()))
     with (base / "proxy.out").open("w") as log:
         proxy = subprocess.Popen([PROXY, "-d", "-c", str(proxy_conf)], stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
@@ -173,8 +177,9 @@ def start(cfg: ClusterConfig, say: Callable[[str], None] = print) -> Mirror:
         for url in (f"http://127.0.0.1:{reg_port}/v2/", f"http://127.0.0.1:{files_port}/"):
             wait_for(lambda u=url: shell.run(["curl", "-sf", "-o", "/dev/null", u], check=False).ok, bool,
                      f"mirror {url}", timeout=START_DEADLINE)
-        via = ["curl", "-sf", "-o", "/dev/null", "--proxy", f"http://127.0.0.1:{proxy_port}",
-               f"http://127.0.0.1:{files_port}/"]
+        # Through the proxy as the nodes will reach it (the bridge's address), so a refused client shows here.
+        via = ["curl", "-sf", "-o", "/dev/null", "--proxy", f"http://{host_ip}:{proxy_port}",
+               f"http://{host_ip}:{files_port}/"]
         wait_for(lambda: shell.run(via, check=False).ok, bool, "mirror proxy", timeout=START_DEADLINE)
     except Timeout:
         stop(cfg, say=lambda _m: None)
