@@ -72,7 +72,8 @@ SYSUSERS_MODIFIER = re.compile(r"^(/usr/lib/sysusers\.d/[\w.+-]+\.conf):\d+: Unk
 
 
 def _configure_with_older_sysusers(node: Node, res):
-    found = SYSUSERS_MODIFIER.findall(res.stdout + res.stderr)
+    # Each stream on its own: dpkg's messages come on stderr, after stdout's last line.
+    found = SYSUSERS_MODIFIER.findall(res.stdout) + SYSUSERS_MODIFIER.findall(res.stderr)
     if not found:
         return res
     files = " ".join(sorted(set(found)))

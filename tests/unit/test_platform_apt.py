@@ -44,3 +44,15 @@ def test_a_configure_that_still_fails_says_so() -> None:
     n = node((100, SID_POSTINST), (1, "dpkg: error: dpkg frontend lock was locked\n"))
     with pytest.raises(UserError, match="apt could not install"):
         platform._apt_install(n, "etcd", "sid")
+
+
+def test_the_sysusers_message_is_found_on_stderr_after_stdout() -> None:
+    # As apt runs on a node: dpkg's messages on stderr, stdout ending without a newline.
+    from calicolab.core.remote import CommandResult
+
+    failed = CommandResult("node1", "apt-get install", 100, "Setting up etcd-server (3.5.30-2) ...",
+                           "/usr/lib/sysusers.d/etcd-server.conf:1: Unknown modifier 'u!'.\n"
+                           "E: Sub-process /usr/bin/dpkg returned an error code (1)\n")
+    n = FakeNode(rules={r"^sed -i ": (0, "")})
+    assert platform._configure_with_older_sysusers(n, failed).ok
+    assert n.commands[0].startswith("sed -i 's/^u! /u /' /usr/lib/sysusers.d/etcd-server.conf && ")
