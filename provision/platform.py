@@ -68,7 +68,9 @@ def detect(node: Node) -> Platform:
 # password locked; systemd 257), which the lab's bookworm systemd-sysusers refuses, failing
 # the package's postinst. Read as `u` (the account is then created without that lock; the
 # daemon never logs in either way), the package configures and runs.
-SYSUSERS_MODIFIER = re.compile(r"^(/usr/lib/sysusers\.d/[\w.+-]+\.conf):\d+: Unknown modifier 'u!'", re.M)
+# systemd colours the message when it thinks it writes to a terminal (seen on the lab nodes).
+SYSUSERS_MODIFIER = re.compile(r"^(?:\x1b\[[0-9;]*m)?(/usr/lib/sysusers\.d/[\w.+-]+\.conf):\d+: "
+                               r"Unknown modifier 'u!'", re.M)
 
 
 def _configure_with_older_sysusers(node: Node, res):

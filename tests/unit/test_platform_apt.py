@@ -46,6 +46,17 @@ def test_a_configure_that_still_fails_says_so() -> None:
         platform._apt_install(n, "etcd", "sid")
 
 
+def test_the_coloured_message_as_a_lab_node_prints_it() -> None:
+    from calicolab.core.remote import CommandResult
+
+    seen = ("Setting up etcd-server (3.5.30-2) ...\n"
+            "\x1b[0;1;31m/usr/lib/sysusers.d/etcd-server.conf:1: Unknown modifier 'u!'.\x1b[0m\n"
+            "dpkg: error processing package etcd-server (--configure):\n")
+    n = FakeNode(rules={r"^sed -i ": (0, "")})
+    assert platform._configure_with_older_sysusers(n, CommandResult("node1", "apt-get", 100, seen, "")).ok
+    assert " /usr/lib/sysusers.d/etcd-server.conf && " in n.commands[0]
+
+
 def test_the_sysusers_message_is_found_on_stderr_after_stdout() -> None:
     # As apt runs on a node: dpkg's messages on stderr, stdout ending without a newline.
     from calicolab.core.remote import CommandResult
