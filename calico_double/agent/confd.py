@@ -87,7 +87,7 @@ def main() -> int:
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s [%(levelname)s] confd: %(message)s")
     cfg = Config.from_env(os.environ)
-    etcd = EtcdClient(cfg.etcd_endpoints, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
+    etcd = EtcdClient.for_config(cfg)
     interval = float(os.environ.get("CALICO_DOUBLE_CONFD_POLL", "1"))
     while True:
         try:

@@ -16,6 +16,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for the annotation: config.py needs nothing from here
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,11 @@ class EtcdClient:
                                 f"ETCD_CERT_FILE={cert_file or ''}, ETCD_KEY_FILE={key_file or ''}): {exc}") from None
 
     # -- transport -------------------------------------------------------------------------
+    @classmethod
+    def for_config(cls, cfg: Config) -> EtcdClient:
+        """The client every service of the double uses: calico/node's ETCD_* settings."""
+        return cls(cfg.etcd_endpoints, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
+
     def _open(self, method: str, path: str, data: bytes | None, timeout: float) -> tuple[int, bytes, dict]:
         """Try each endpoint, starting with the last one that answered."""
         errors: list[str] = []

@@ -255,7 +255,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     setup_logging()
     try:
         cfg = Config.from_env(env)
-        etcd = EtcdClient(cfg.etcd_endpoints, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
+        etcd = EtcdClient.for_config(cfg)
     except (ConfigError, EtcdError, ValueError) as exc:
         log.critical("Felix cannot start: %s", exc)
         return 1

@@ -29,7 +29,7 @@ def main() -> int:
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s [%(levelname)s] libnetwork-plugin: %(message)s")
     cfg = Config.from_env(os.environ)
-    etcd = EtcdClient(cfg.etcd_endpoints, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
+    etcd = EtcdClient.for_config(cfg)
     mtu_text = os.environ.get("CALICO_LIBNETWORK_VETH_MTU", "").strip()
     # libnetwork-plugin v1.1.0 keys endpoints and IPAM affinity by HOSTNAME, not NODENAME.
     network = NetworkDriver(etcd, cfg.plugin_hostname, NetDev(), int(mtu_text) if mtu_text else None,

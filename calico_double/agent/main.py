@@ -49,7 +49,7 @@ def main() -> int:
         print("Calico node failed to start", file=sys.stderr, flush=True)
         return 1
     try:
-        etcd = EtcdClient(cfg.etcd_endpoints, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
+        etcd = EtcdClient.for_config(cfg)
         router_id = run(cfg, etcd, NetDev())
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.backend == "bird" and router_id is not None:

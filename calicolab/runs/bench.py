@@ -64,9 +64,7 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: 
     if memory:
         say(f"lab memory after verify (host MemAvailable drop): mean {statistics.mean(memory):.0f} MiB, "
             f"max {max(memory):.0f} MiB")
-    cfg.reports_path.mkdir(parents=True, exist_ok=True)
-    (cfg.reports_path / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    say(f"written: {cfg.reports_path / 'bench.json'}")
+    _write(cfg, "bench.json", result, say)
     return result
 
 
@@ -93,9 +91,7 @@ def run_lane_bench(cfg: ClusterConfig, lanes: int, say: Callable[[str], None]) -
                [("1 lane alone", f"{one:.1f}"), *((f"{lane.name} (side by side)", f"{lane.seconds:.1f}")
                                                   for lane in many)]))
     say(f"{lanes} lanes wall / 1 lane: {result['ratio']:.2f}x on {result['cpus']} CPUs; calico: {result['calico']}")
-    cfg.reports_path.mkdir(parents=True, exist_ok=True)
-    (cfg.reports_path / "bench-lanes.json").write_text(json.dumps(result, indent=2) + "\n")
-    say(f"written: {cfg.reports_path / 'bench-lanes.json'}")
+    _write(cfg, "bench-lanes.json", result, say)
     return result
 
 
@@ -120,7 +116,12 @@ def run_checker_bench(cfg: ClusterConfig, ops: int, keys: int, clients: int, say
               "max_key_steps": max(k.steps for k in verdict.keys)}
     say(f"checker: {ops} operations over {keys} keys by {clients} clients ({result['indeterminate']} indeterminate): "
         f"linearizable, {seconds:.3f} s, {steps} search steps")
-    cfg.reports_path.mkdir(parents=True, exist_ok=True)
-    (cfg.reports_path / "bench-checker.json").write_text(json.dumps(result, indent=2) + "\n")
-    say(f"written: {cfg.reports_path / 'bench-checker.json'}")
+    _write(cfg, "bench-checker.json", result, say)
     return result
+
+
+def _write(cfg: ClusterConfig, name: str, result: dict, say: Callable[[str], None]) -> None:
+    """The benchmark's JSON under the reports folder, and where it went."""
+    cfg.reports_path.mkdir(parents=True, exist_ok=True)
+    (cfg.reports_path / name).write_text(json.dumps(result, indent=2) + "\n")
+    say(f"written: {cfg.reports_path / name}")
