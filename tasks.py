@@ -25,15 +25,16 @@ from calicolab.core.tables import render
 from calicolab.diagnose.doctor import run_doctor
 from calicolab.infra import mirror as local_mirror
 from calicolab.infra.host_setup import setup as do_setup
+from calicolab.infra.vm_preflight import vm_lane_missing
 from calicolab.report import pages
 from calicolab.report.history import DEFAULT_LAST
-from calicolab.runs.bench import run_bench, run_checker_bench, run_lane_bench
+from calicolab.runs.bench import run_against_lab, run_bench, run_checker_bench, run_lane_bench
 from calicolab.runs.lifecycle import Lifecycle, reports_folder, write_refusal
 from calicolab.runs.matrix import run_matrix
 from calicolab.runs.passes import suite_passes
 from calicolab.runs.soak import parse_runs, run_soak
 from calicolab.stack import downloads
-from calicolab.upgrade.rehearsal import run_upgrades
+from calicolab.upgrade.rehearsal import run_drill, run_restore, run_upgrades
 
 CLUSTER_HELP = {
     "provider": "docker (local lab, default) | virtualbox | libvirt",
@@ -47,11 +48,13 @@ CLUSTER_HELP = {
     "prefix": "name prefix for containers, networks and images",
     "subnet": "private network of the nodes (default 192.168.223.0/24)",
     "etcd_tls": "true | false (default; the flag alone means true): etcd clients over TLS with client certificates",
+    "os": "VM box flavour: centos7 (default; the guide's hosts) | debian12 (libvirt; runs under KVM or TCG)",
 }
 TLS_FLAG = ["etcd_tls"]  # --etcd-tls alone means true
 
 
 def _cfg(**flags: str | None) -> config.ClusterConfig:
+    flags = {("vm_os" if k == "os" else k): v for k, v in flags.items()}  # --os is the box flavour
     asked = {k: v for k, v in flags.items() if k in config.OVERRIDABLE}
     return running_config(config.load(asked), asked)
 
@@ -105,8 +108,8 @@ def setup(c):
 @task(help=CLUSTER_HELP, optional=TLS_FLAG)
 @friendly
 def box(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
-        privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
-    """Build the node image (lab) or the CentOS 7 box (VMs) unless its inputs are unchanged."""
+        privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
+    """Build the node image (lab) or the VM box (CentOS 7, or Debian 12 for libvirt) unless its inputs are unchanged."""
     lc = _lifecycle(**locals())
     try:
         lc.box()
@@ -117,7 +120,7 @@ def box(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, cali
 @task(help=CLUSTER_HELP, optional=TLS_FLAG)
 @friendly
 def up(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
-       privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
+       privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
     """Bring node1 and node2 up (builds the image first when needed)."""
     lc = _lifecycle(**locals())
     try:
@@ -129,7 +132,7 @@ def up(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calic
 @task(help=CLUSTER_HELP, optional=TLS_FLAG)
 @friendly
 def provision(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
-              privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
+              privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
     """Apply the guide's sections 3-6 to both nodes; a second run reports no changes."""
     lc = _lifecycle(**locals())
     try:
@@ -146,7 +149,7 @@ SUITE_HELP = ("checks (default: read-only checks, then fault injection) | read-o
       optional=TLS_FLAG)
 @friendly
 def verify(c, pytest_args="", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
-           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
+           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
     """Run the e2e tests (e2e/) against the running cluster."""
     flags = {k: v for k, v in locals().items() if k not in ("c", "pytest_args", "suite")}
     lc = _lifecycle(**flags)
@@ -156,9 +159,9 @@ def verify(c, pytest_args="", suite="checks", provider=None, prefix=None, etcd=N
         lc.finish()
 
 
-@task(help={k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir", "reports_dir", "subnet")})
+@task(help={k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir", "reports_dir", "subnet", "os")})
 @friendly
-def destroy(c, provider=None, prefix=None, run_dir=None, reports_dir=None, subnet=None):
+def destroy(c, provider=None, prefix=None, run_dir=None, reports_dir=None, subnet=None, os=None):
     """Remove the nodes and their network, and leftovers of earlier runs (idempotent)."""
     lc = _lifecycle(**locals())
     try:
@@ -192,7 +195,7 @@ def ssh(c, node, command="", provider=None, prefix=None, run_dir=None):
 @friendly
 def e2e(c, destroy="always", pytest_args="", suite="checks", provider=None, prefix=None, etcd=None,
         docker=None, calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None,
-        subnet=None, etcd_tls=None):
+        subnet=None, etcd_tls=None, os=None):
     """Replay the whole guide: box, up, provision, idempotence, verify, destroy."""
     flags = {k: v for k, v in locals().items() if k not in ("c", "destroy", "pytest_args", "suite")}
     lc = _lifecycle(**flags)
@@ -201,12 +204,30 @@ def e2e(c, destroy="always", pytest_args="", suite="checks", provider=None, pref
 
 @task(help={"etcd": "target etcd version (passes every minor on the way)",
             "docker": "target Docker version", "calico": "target calico/node version (rolling restart)",
+            "budgets": "disruption budgets per step (YAML; default budgets.yaml)",
+            "dwell": "etcd only: move the first member one minor towards --etcd and stay there (mixed "
+                     "versions): checks, each member killed in turn, the client history",
+            "rollback": "with --dwell: then roll that member back (before the cluster version moves)",
+            "restore": "the disaster drill instead: back up (v2 keys, a v3 snapshot from 3.4), stop etcd "
+                       "everywhere and remove its data, restore, check Calico and Docker",
             **{k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir", "reports_dir")}})
 @friendly
-def upgrade(c, etcd=None, docker=None, calico=None, provider=None, prefix=None, run_dir=None, reports_dir=None):
-    """Rehearse upgrades on the running cluster: rolling, gated, workloads and etcd keys checked."""
+def upgrade(c, etcd=None, docker=None, calico=None, budgets=None, dwell=False, rollback=False, restore=False,
+            provider=None, prefix=None, run_dir=None, reports_dir=None):
+    """Rehearse upgrades on the running cluster: rolling, gated, workloads, etcd keys and budgets checked."""
     cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir)
-    run_upgrades(cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=lambda m: print(m, flush=True))
+    say = lambda m: print(m, flush=True)  # noqa: E731
+    if restore:
+        if etcd or docker or calico or budgets or dwell or rollback:
+            raise UserError("--restore drills the running cluster alone: drop the other flags")
+        run_restore(cfg, say=say)
+        return
+    if dwell or rollback:
+        if docker or calico or budgets:
+            raise UserError("--dwell and --rollback drill etcd alone: drop --docker, --calico and --budgets")
+        run_drill(cfg, etcd, rollback, say=say)
+        return
+    run_upgrades(cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=say, budgets_file=budgets)
 
 
 @task(help={"lanes": "a lane set from matrix.yaml (ci, versions, upgrades) or inline lanes: "
@@ -226,13 +247,20 @@ def matrix(c, lanes="ci", parallel="0", destroy="always", prefix=None, run_dir=N
             "lanes": "instead: time 1 lane alone, then this many lanes side by side (read-only suite)",
             "checker": "instead: time the linearizability checker on a synthetic history of this many "
                        "operations over 10 keys (e.g. 5000); no cluster",
+            "against_lab": "with a VM provider: the VM lane, then the lab, in one run; per stage both timings "
+                           "and the ratio",
             "suite": SUITE_HELP, **CLUSTER_HELP}, optional=TLS_FLAG)
 @friendly
-def bench(c, runs="1", lanes="0", checker="0", suite="checks", provider=None, prefix=None, etcd=None, docker=None,
-          calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
+def bench(c, runs="1", lanes="0", checker="0", suite="checks", against_lab=False, provider=None, prefix=None,
+          etcd=None, docker=None, calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None,
+          subnet=None, etcd_tls=None,
+          os=None):
     """Time the lab lifecycle stage by stage (or lanes side by side); print a table, write JSON."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes", "checker", "suite")}
+    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes", "checker", "suite", "against_lab")}
     suite_passes(suite)  # an unknown suite is refused before anything is built
+    if against_lab:
+        run_against_lab(_cfg(**flags), say=lambda m: print(m, flush=True), suite=suite)
+        return
     if whole_number("--checker", checker):
         run_checker_bench(_cfg(**flags), whole_number("--checker", checker), keys=10, clients=4,
                           say=lambda m: print(m, flush=True))
@@ -244,11 +272,14 @@ def bench(c, runs="1", lanes="0", checker="0", suite="checks", provider=None, pr
               suite=suite)
 
 
-@task(help={"lab": "also run the lab end-to-end (default true)"})
-def test(c, lab=True):
+@task(help={"lab": "also run the lab end-to-end (default true)",
+            "vm": "also run the VM lane: the read-only suite on two Debian 12 VMs under libvirt (KVM or TCG); "
+                  "off by default: under TCG it exceeds CI's 30 minutes (docs/vm-runners.md); skipped with the "
+                  "reason where libvirt's tools are missing"})
+def test(c, lab=True, vm=False):
     """The project's own checks: ruff, unit tests, the lab end-to-end run (read-only checks and
     fault injection), the CI lanes side by side (etcd 3.3 -> 3.5 upgrade rehearsals, etcd 3.5
-    over TLS) and a two-run soak."""
+    over TLS), a two-run soak, and with --vm the VM lane (matrix.yaml's `vm`)."""
     env = dict(os.environ)
     if lab:  # tests/lab bring clusters up in a lane of their own (before the e2e run, so free)
         cfg = config.load()
@@ -262,6 +293,12 @@ def test(c, lab=True):
         c.run(f"{sys.executable} -m invoke matrix --lanes ci", pty=False, env=env)
         # The soak task itself, kept short here; `invoke soak` (10 runs) is the real measure.
         c.run(f"{sys.executable} -m invoke soak --runs 2 --suite read-only", pty=False, env=env)
+    if lab and vm:
+        missing = vm_lane_missing()
+        if missing:
+            print(f"VM lane skipped: {missing}", flush=True)
+        else:  # last: its two emulated VMs take both cores of a small machine
+            c.run(f"{sys.executable} -m invoke matrix --lanes vm", pty=False, env=env)
 
 
 @task(help={"json": "also write the findings as JSON to this path",
@@ -330,7 +367,7 @@ def lock(c, forget="", lock_file=None):
       optional=TLS_FLAG)
 @friendly
 def soak(c, runs="10", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
-         calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None):
+         calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
     """Run the e2e lifecycle N times in a row; print passes, failures and timing spread, write soak.json."""
     flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "suite")}
     result = run_soak(_cfg(**flags), parse_runs(runs), say=lambda m: print(m, flush=True), suite=suite)

@@ -47,7 +47,7 @@ def install(ctx: Context) -> Change:
     have = ctx.platform.installed_version(ctx.node, "docker")
     if have == want:
         return ctx.change("install docker", False, f"docker {want} present")
-    ctx.platform.install(ctx.node, "docker", want, ctx.cfg.provider)
+    ctx.platform.install(ctx.node, "docker", want, ctx.cfg.install_target)
     return ctx.change("install docker", True, f"docker {have or 'none'} -> {want}")
 
 

@@ -47,7 +47,7 @@ def install(ctx: Context) -> Change:
     have = ctx.platform.installed_version(ctx.node, "etcd")
     if have == want:
         return ctx.change("install etcd", False, f"etcd {want} present")
-    ctx.platform.install(ctx.node, "etcd", want, ctx.cfg.provider, ctx.cfg.upstream.download_base,
+    ctx.platform.install(ctx.node, "etcd", want, ctx.cfg.install_target, ctx.cfg.upstream.download_base,
                          ctx.cfg.upstream.proxy_env(ctx.cfg.nodes))
     return ctx.change("install etcd", True, f"etcd {have or 'none'} -> {want}")
 

@@ -27,6 +27,10 @@ def busybox(ctx: Context) -> Change:
             ctx.node.run(f"docker tag {reference} {IMAGE}", check=True)
         return ctx.change("busybox image", True, f"{reference} ({how})")
     src = f"{IMAGE_NAMESPACE}/busybox:debian"
+    if ctx.node.run(f"docker image inspect {src} >/dev/null").ok:
+        # Already in the node's Docker (the Debian box carries it loaded): naming it is enough.
+        ctx.node.run(f"docker tag {src} {IMAGE}", check=True)
+        return ctx.change("busybox image", True, f"docker tag {src} {IMAGE}")
     cmd = f"docker load -i {NODE_IMAGES}/busybox.tar && docker tag {src} {IMAGE}"
     res = ctx.node.run(cmd, timeout=300)
     if not res.ok:

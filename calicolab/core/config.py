@@ -21,6 +21,9 @@ from calicolab.core.paths import CLUSTER_FILE, ROOT
 from calicolab.core.versions import check_versions
 
 PROVIDERS = ("docker", "virtualbox", "libvirt")
+# The VM providers' box flavours: CentOS 7 as the guide is written (users' runners), Debian 12 as
+# built and run on this project's own machines (libvirt, TCG or KVM; calicolab/infra/vm_debian.py).
+VM_OSES = ("centos7", "debian12")
 CALICO_SOURCES = ("upstream", "double", "auto")
 PRIVILEGED = ("true", "false", "auto")
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -92,6 +95,8 @@ class ClusterConfig:
     # One line per run (calicolab/report/history.py); empty: history.jsonl in the reports folder.
     # A nightly runner points it outside the checkout so it survives between jobs.
     history_file: str = ""
+    vm_os: str = "centos7"  # the VM providers' box flavour (VM_OSES); the lab ignores it
+    time_scale: str = "auto"  # deadlines multiplied by this; auto: longer for VMs under software emulation
 
     # Derived values, so nothing downstream recomputes them differently.
     @property
@@ -127,6 +132,22 @@ class ClusterConfig:
     @property
     def is_lab(self) -> bool:
         return self.provider == "docker"
+
+    @property
+    def is_debian_vm(self) -> bool:
+        return self.provider == "libvirt" and self.vm_os == "debian12"
+
+    @property
+    def carries_double(self) -> bool:
+        """The nodes hold the Calico double's image (side-loaded): the lab's node image and the
+        Debian VM box bake it in; a CentOS box does not."""
+        return self.is_lab or self.is_debian_vm
+
+    @property
+    def install_target(self) -> str:
+        """What versions.yaml's columns are chosen by: the provider, and the box flavour on VMs
+        (Debian VMs install from Debian's archive, as the lab does)."""
+        return f"{self.provider}:{self.vm_os}" if not self.is_lab else self.provider
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -170,6 +191,10 @@ OVERRIDABLE = {
     "reports_dir": ("reports_dir",),
     "history_file": ("history_file",),
     "etcd_tls": ("etcd_tls",),
+    "vm_os": ("vm_os",),
+    "time_scale": ("time_scale",),
+    "vm_cpus": ("resources", "cpus"),
+    "vm_memory": ("resources", "memory"),
     "registry_mirror": ("upstream", "registry_mirror"),
     "calico_node_image": ("upstream", "calico_node_image"),
     "busybox_image": ("upstream", "busybox_image"),
@@ -249,7 +274,7 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
         nodes = tuple(Node(name=str(n["name"]), ip=str(n["ip"])) for n in raw["nodes"])
         v = raw["versions"]
         versions = Versions(**{k: str(v[k]) for k in ("etcd", "docker", "calico", "calicoctl")})
-        res = Resources(**raw.get("resources", {}))
+        res = Resources(**{k: _whole("resources." + k, v) for k, v in (raw.get("resources") or {}).items()})
         up = dict(raw.get("upstream") or {})
         upstream = Upstream(**{k: str(v) for k, v in up.items() if k != "strict"},
                             strict=_boolean("strict_artifacts", up.get("strict", False)))
@@ -260,9 +285,20 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
             reports_dir=str(raw.get("reports_dir", "reports")),
             history_file=str(raw.get("history_file") or ""),
             resources=res, etcd_tls=_boolean("etcd_tls", raw.get("etcd_tls", False)), upstream=upstream,
+            vm_os=str(raw.get("vm_os") or "centos7"), time_scale=str(raw.get("time_scale") or "auto"),
         )
     except (KeyError, TypeError) as err:
         raise UserError(f"{path}: missing or malformed setting {err}: compare with git") from None
+
+
+def _whole(key: str, value: Any) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise UserError(f"{key} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise UserError(f"{key} must be at least 1, not {number}")
+    return number
 
 
 def _boolean(key: str, value: Any) -> bool:
@@ -314,7 +350,17 @@ def validate(cfg: ClusterConfig) -> ClusterConfig:
     for component, version in asdict(cfg.versions).items():
         if not _VERSION.match(version):
             raise UserError(f"malformed {component} version {version!r}: write it like 3.4.23")
-    check_versions(asdict(cfg.versions), cfg.provider)
+    if cfg.vm_os not in VM_OSES:
+        raise UserError(f"unknown VM box flavour {cfg.vm_os!r}: use one of {', '.join(VM_OSES)}")
+    if cfg.vm_os == "debian12" and cfg.provider == "virtualbox":
+        raise UserError("the debian12 box is built for libvirt only: use --provider libvirt, or --os centos7")
+    if cfg.time_scale != "auto":
+        try:
+            if float(cfg.time_scale) < 1:
+                raise ValueError
+        except ValueError:
+            raise UserError(f"time_scale must be auto or a number of at least 1, not {cfg.time_scale!r}") from None
+    check_versions(asdict(cfg.versions), cfg.install_target)
     _validate_upstream(cfg.upstream)
     return cfg
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from calicolab.core.deadlines import deadline_factor
 from calicolab.core.errors import UserError
 from calicolab.core.remote import RemoteCommandFailed
 
@@ -34,6 +35,7 @@ def wait_for(probe: Callable[[], T], ok: Callable[[T], bool], what: str,
     any other exception propagates. The interval grows gently so fast conditions are seen at
     once and slow ones do not spin.
     """
+    timeout *= deadline_factor()
     deadline = time.monotonic() + timeout
     last: object = None
     while True:

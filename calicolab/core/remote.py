@@ -17,6 +17,7 @@ from fabric import Config, Connection
 from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut
 
+from calicolab.core.deadlines import deadline_factor
 from calicolab.core.errors import UserError
 
 T = TypeVar("T")
@@ -84,6 +85,7 @@ class Node:
         return f"Node({self.name})"
 
     def run(self, cmd: str, *, check: bool = False, timeout: float = 120) -> CommandResult:
+        timeout *= deadline_factor()  # emulated VMs: every command takes longer
         """Run a shell command as root; check=True raises on a non-zero exit."""
         wrapped = f"sudo -n sh -c {shlex.quote(cmd)}"
         try:
@@ -128,6 +130,7 @@ class Node:
 
 def in_parallel(nodes: Sequence[Node], fn: Callable[[Node], T], timeout: float = 600) -> dict[str, T]:
     """Run fn on every node at once (the guide's "start all members together")."""
+    timeout *= deadline_factor()  # a whole section on emulated VMs (a 255 MB `docker load`: minutes)
     with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
         futures = {node.name: pool.submit(fn, node) for node in nodes}
         return {name: fut.result(timeout=timeout) for name, fut in futures.items()}

@@ -41,7 +41,10 @@ def catalogue() -> dict[str, dict[str, dict[str, str]]]:
 
 
 def family(provider: str) -> str:
-    return "lab" if provider == "docker" else "vm"
+    """The versions.yaml column: "lab" for the docker provider and for Debian VMs
+    ("libvirt:debian12", ClusterConfig.install_target: both install from Debian's archive), "vm" for
+    the CentOS 7 VMs."""
+    return "lab" if provider == "docker" or provider.endswith(":debian12") else "vm"
 
 
 def source(component: str, version: str, provider: str) -> str:
@@ -71,6 +74,15 @@ def upgrade_path(component: str, current: str, target: str, provider: str) -> li
     """The versions to pass through, one minor at a time (etcd supports rolling upgrades
     only between adjacent minors); within a minor, straight to the target patch."""
     if parse(target) < parse(current):
+        if component == "etcd" and parse(target)[:2] < parse(current)[:2]:
+            # etcd's own rule: a member below the cluster version refuses to start ("cluster cannot
+            # be downgraded"; etcdserver/api/membership, mustDetectDowngrade), and the cluster
+            # version moved when every member ran the newer minor.
+            raise UserError(f"etcd {target} is older than the running {current}: etcd forbids the downgrade "
+                            f"once the cluster version moved to {parse(current)[0]}.{parse(current)[1]} (a member "
+                            "below it refuses to start: 'cluster cannot be downgraded'); roll one member back "
+                            "before the last one upgrades (invoke upgrade --etcd ... --rollback) or restore a "
+                            "backup taken before the upgrade")
         raise UserError(f"{component} {target} is older than the running {current}: downgrades "
                         "are not rehearsed (rebuild the cluster at that version instead)")
     fam = family(provider)

@@ -12,6 +12,7 @@ from calicolab.diagnose.diagnoses import (
     BGP_CONNECTING,
     BGP_PEER_DOWN,
     BGP_PORT_BLOCKED,
+    BGP_SESSION_NEW,
     BGP_WRONG_IP,
     BIRD_DOWN,
     BIRD_RESTARTED,
@@ -38,6 +39,11 @@ CALICOCTL_SECONDS = 15  # it answers in well under a second when it works
 BIRD_RECENT = 600  # a BIRD restart younger than this is worth a warning
 
 BIRD_START_SLACK = 20  # BIRD starts a few seconds after the container's first process
+
+# BIRD's default graceful-restart time (calico/node keeps it): a session younger than this may
+# still be replacing the routes the peer kept while it was down. Long enough that a restart which
+# is over in two seconds is still seen by a doctor run that starts after it.
+SESSION_NEW = 120
 
 def calico_down_cause(view: ClusterView, node: NodeLike) -> Diagnosis:
     """Why calico-node does not run on this node."""
@@ -131,7 +137,13 @@ def check_bgp_mesh(view: ClusterView, node: NodeLike) -> Finding:
     peers = view.peers(node)
     problems = parsers.mesh_problems(status, [p.ip for p in peers])
     if not problems:
-        return passed("BGP mesh", node.name, "Established with " + ", ".join(p.ip for p in peers) + note)
+        seen = "Established with " + ", ".join(p.ip for p in peers)
+        young = new_sessions(node, status)
+        if young:
+            ages = "; ".join(f"{row.address} up {age} s" for row, age in young)
+            return Finding("BGP mesh", node.name, WARN, f"{seen} ({ages}){note}", BGP_SESSION_NEW.at(
+                "; ".join(f"{node.name} <-> {row.address} Established since {row.since}" for row, _ in young)))
+        return passed("BGP mesh", node.name, seen + note)
     rows = {p.address: p for p in status.ipv4_peers}
     # The cause of the first expected peer that is not Established; an extra row alone is a wrong address.
     peer = next((p for p in peers if not (p.ip in rows and rows[p.ip].established)), None)
@@ -141,6 +153,14 @@ def check_bgp_mesh(view: ClusterView, node: NodeLike) -> Finding:
     row = rows.get(peer.ip)
     return failed("BGP mesh", node.name, "; ".join(problems) + note,
                   session_cause(view, node, peer, row.info if row else ""))
+
+def new_sessions(node: NodeLike, status: parsers.CalicoNodeStatus) -> list[tuple[parsers.BgpPeer, int]]:
+    """The Established sessions younger than SESSION_NEW, with their age, by BIRD's own clock."""
+    clock = probes.container_clock(node, "calico-node")
+    if clock is None:
+        return []
+    aged = [(row, parsers.since_age(row.since, clock)) for row in status.ipv4_peers]
+    return [(row, age) for row, age in aged if age is not None and age < SESSION_NEW]
 
 def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec, info: str = "") -> Diagnosis:
     """Why the BGP session from node to peer is not Established, from what the two ends see:

@@ -112,8 +112,14 @@ BGP_WRONG_IP = Diagnosis(
     "compare /calico/bgp/v1/host/<node>/ip_addr_v4 with the node's IP; fix CALICO_IP in calico.env")
 BGP_CONNECTING = Diagnosis(
     "BGP session starting", "both BIRDs listen and the port is open: the session is (re)starting",
-    "wait a connect-retry interval (the double: 5 s, Calico: up to 120 s); if it stays, see `birdcl show "
-    "protocols all`")
+    "wait BIRD's start delay (5 s) or connect-retry time (120 s; BIRD's defaults, which calico/node keeps); "
+    "if it stays, see `birdcl show protocols all`")
+BGP_SESSION_NEW = Diagnosis(
+    "BGP session new", "the session came up within BIRD's graceful-restart time (120 s): one end's BIRD or "
+    "calico-node (re)started, or the connection dropped and came back; the peer's routes may still be "
+    "refreshing",
+    "nothing if it stays up; if SINCE keeps moving in `calicoctl node status`, the session flaps: read "
+    "/var/log/calico/bird/current on both nodes")
 HOST_UNREACHABLE = Diagnosis(
     "peer unreachable", "the other node does not answer ping on the private network",
     "check the nodes' private network (eth1 / the VM's host-only network) and `ip addr`")

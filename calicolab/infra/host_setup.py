@@ -21,11 +21,17 @@ from calicolab.core.errors import UserError
 # docker-registry: the local stand-in for Docker Hub (calicolab/infra/mirror.py).
 # tinyproxy: the local stand-in for a site's HTTP proxy (the same mirror).
 # chromium: the run page is checked in a headless browser (tests/unit/test_report_browser.py).
+# The VM lane (libvirt, Debian 12 box): mmdebstrap and fdisk build the disk image natively, QEMU
+# runs it (KVM or TCG), libvirt with its dnsmasq runs the nodes (calicolab/infra/vm_debian.py).
+VM_PACKAGES = ("mmdebstrap", "fdisk", "qemu-system-x86", "qemu-utils", "libvirt-daemon-system", "libvirt-clients",
+               "dnsmasq-base")
 APT_PACKAGES = ("docker.io", "vagrant", "vagrant-libvirt", "packer", "debootstrap", "curl", "iproute2",
-                "ca-certificates", "docker-registry", "tinyproxy", "chromium")
+                "ca-certificates", "docker-registry", "tinyproxy", "chromium", *VM_PACKAGES)
 TOOLS = {"dockerd": "docker.io", "vagrant": "vagrant", "packer": "packer",
          "debootstrap": "debootstrap", "curl": "curl", "ip": "iproute2", "docker-registry": "docker-registry",
-         "tinyproxy": "tinyproxy", "chromium": "chromium"}
+         "tinyproxy": "tinyproxy", "chromium": "chromium", "mmdebstrap": "mmdebstrap", "sfdisk": "fdisk",
+         "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "libvirtd": "libvirt-daemon-system",
+         "virsh": "libvirt-clients", "dnsmasq": "dnsmasq-base"}
 DOCKERD_LOG = "/var/log/calicolab-dockerd.log"
 
 
@@ -48,11 +54,13 @@ def install_packages(say: Callable[[str], None]) -> None:
     shell.run(["apt-get", "update", "-q"], env=env, timeout=600)
     shell.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES],
               env=env, timeout=1800)
-    started = [pkg for pkg in ("tinyproxy", "docker-registry") if pkg in missing]
+    started = [pkg for pkg in ("tinyproxy", "docker-registry", "libvirt-daemon-system") if pkg in missing]
     if started and Path("/run/systemd/system").is_dir():
         # Installing them just started their services; the mirror runs its own instances on free
-        # ports, so the ones this set-up brought in are stopped again.
-        shell.run(["systemctl", "disable", "--now", *started], check=False, timeout=60)
+        # ports, and a VM run starts libvirtd when it needs it, so the ones this set-up brought in
+        # are stopped again.
+        units = {"libvirt-daemon-system": "libvirtd"}
+        shell.run(["systemctl", "disable", "--now", *(units.get(p, p) for p in started)], check=False, timeout=60)
     still = missing_tools()
     if still:
         raise UserError(f"apt-get did not provide {', '.join(still)}: install them by hand")

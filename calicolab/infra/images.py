@@ -2,6 +2,7 @@
 
     calicolab/debian:bookworm        debootstrap minbase + docker import (no registry needed)
     calicolab/busybox:debian         busybox from Debian's busybox-static, for workloads
+    calicolab/probe:debian           the disruption probe (workloads/probe/), python3-minimal
     calicolab/calico-node-double     the Calico double (calico_double/), when upstream is not used
     calicolab/lab-node:<hash>        Packer docker builder: systemd, sshd, vagrant user, baked packages
 
@@ -17,11 +18,14 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from calicolab.core import shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.paths import CACHE, IMAGE_NAMESPACE, ROOT
+
+T = TypeVar("T")
 
 LABEL = "calicolab.inputs"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -33,6 +37,7 @@ VAGRANT_KEY_GLOB = "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagr
 class ImageNames:
     base: str
     busybox: str
+    probe: str
     calico_double: str
     lab_node_repo: str
 
@@ -40,7 +45,7 @@ class ImageNames:
     def for_config(cls, cfg: ClusterConfig) -> ImageNames:
         # One namespace for every cluster prefix: matrix lanes share the images they build.
         p = IMAGE_NAMESPACE
-        return cls(base=f"{p}/debian:{BASE_SUITE}", busybox=f"{p}/busybox:debian",
+        return cls(base=f"{p}/debian:{BASE_SUITE}", busybox=f"{p}/busybox:debian", probe=f"{p}/probe:debian",
                    calico_double=f"{p}/calico-node-double:{cfg.versions.calico}",
                    lab_node_repo=f"{p}/lab-node")
 
@@ -126,42 +131,66 @@ def baked_packages(cfg: ClusterConfig) -> str:
     return "docker.io etcd-server etcd-client"
 
 
-def build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
-    """Make every image the lab needs; return their names for the effective configuration.
-    One build at a time on this machine: parallel lanes share the images and the cache."""
+def _one_build_at_a_time(build: Callable[[ClusterConfig, Callable[[str], None]], T], cfg: ClusterConfig,
+                         say: Callable[[str], None]) -> T:
+    """Parallel lanes share the images and the cache: one build at a time on this machine."""
     shell.require("docker", "run `invoke setup`")
     CACHE.mkdir(parents=True, exist_ok=True)
     with (CACHE / "build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_all(cfg, say)
+        return build(cfg, say)
 
 
-def _build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
+def build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
+    """Make every image the lab needs; return their names for the effective configuration.
+    One build at a time on this machine: parallel lanes share the images and the cache."""
+    return _one_build_at_a_time(_build_all, cfg, say)
+
+
+def side_loaded(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, Path]:
+    """The images the nodes load instead of pulling (busybox, the Calico double), built and
+    saved as tarballs; the lab's node image and the Debian VM box both carry them."""
+    return _one_build_at_a_time(_side_loaded, cfg, say)
+
+
+def _side_loaded(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, Path]:
     names = ImageNames.for_config(cfg)
     base_inputs = hash_inputs(BASE_SUITE, DEBIAN_MIRROR, "minbase")
     ensure(names.base, base_inputs, lambda: build_base(names, base_inputs), say)
-    base_id = image_id(names.base)
 
     bb_dir = ROOT / "workloads" / "busybox"
-    bb_inputs = hash_inputs(base_id, bb_dir)
+    bb_inputs = hash_inputs(image_id(names.base), bb_dir)
     ensure(names.busybox, bb_inputs,
            lambda: build_with_docker(bb_dir, names.busybox, bb_inputs, names.base), say)
 
+    probe_dir = ROOT / "workloads" / "probe"
+    probe_inputs = hash_inputs(image_id(names.base), probe_dir)
+    ensure(names.probe, probe_inputs,
+           lambda: build_with_docker(probe_dir, names.probe, probe_inputs, names.base), say)
+
     dbl_dir = ROOT / "calico_double"
-    dbl_inputs = hash_inputs(base_id, dbl_dir)
+    dbl_inputs = hash_inputs(image_id(names.base), dbl_dir)
     ensure(names.calico_double, dbl_inputs,
            lambda: build_with_docker(dbl_dir, names.calico_double, dbl_inputs, names.base), say)
 
-    # The node image carries the saved workload and double images for offline runs.
     images_dir = CACHE / "node-images"
-    tarballs = {names.busybox: images_dir / "busybox.tar",
+    tarballs = {names.busybox: images_dir / "busybox.tar", names.probe: images_dir / "probe.tar",
                 names.calico_double: images_dir / "calico-node-double.tar"}
     for image, tar in tarballs.items():
         stamp = tar.with_suffix(".id")
         if not tar.exists() or not stamp.exists() or stamp.read_text() != image_id(image):
-            say(f"{image}: saving for the node image")
+            say(f"{image}: saving for the nodes")
             save(image, tar)
             stamp.write_text(image_id(image))
+    return tarballs
+
+
+def _build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
+    names = ImageNames.for_config(cfg)
+    # The node image carries the saved workload and double images for offline runs.
+    tarballs = _side_loaded(cfg, say)
+    images_dir = CACHE / "node-images"
+    base_id = image_id(names.base)
 
     template_dir = ROOT / "packer" / "lab-node"
     packages = baked_packages(cfg)

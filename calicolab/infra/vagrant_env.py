@@ -18,6 +18,7 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import Terminated, UserError
 from calicolab.core.paths import ROOT
 from calicolab.core.remote import SshTarget
+from calicolab.infra import libvirt_host
 
 # An interrupted `vagrant up` finishes or undoes what it started (destroy_on_error) before
 # anything cleans up after it; this long at most, then it is killed.
@@ -31,10 +32,10 @@ class VagrantCluster:
         env = dict(os.environ, CALICOLAB_CONFIG=str(cfg.run_path / "cluster.json"),
                    VAGRANT_DOTFILE_PATH=str(self.dotfile), VAGRANT_DEFAULT_PROVIDER=cfg.provider,
                    VAGRANT_CHECKPOINT_DISABLE="1")
-        if cfg.is_lab:
-            # Vagrant's machine index (in VAGRANT_HOME) is locked per machine name across
-            # processes: lanes running side by side each get their own. The lab needs no boxes.
-            env["VAGRANT_HOME"] = str(cfg.run_path / "vagrant.d")
+        # Vagrant's machine index (in VAGRANT_HOME) is locked per machine name across processes:
+        # lanes running side by side each get their own. The lab needs no boxes; a VM run adds its
+        # box there (from the box cache), so no run sees another's boxes.
+        env["VAGRANT_HOME"] = str(cfg.run_path / "vagrant.d")
         self.env = env
         self.err_log = cfg.run_path / "vagrant-up.stderr.log"
         self.v = _python_vagrant().Vagrant(root=str(ROOT), env=env, quiet_stdout=True, err_cm=self._err_file)
@@ -68,7 +69,7 @@ class VagrantCluster:
             assert proc.stdout is not None
             try:
                 for raw in iter(proc.stdout.readline, b""):
-                    line = raw.decode(errors="replace").rstrip()
+                    line = _last_progress(raw.decode(errors="replace").rstrip())
                     if line:
                         tail.append(line)
                         say(line)
@@ -143,6 +144,9 @@ class VagrantCluster:
             removed = remove_lab_nodes(self.cfg, say, self._container_ids(), every_run=leftovers)
         else:
             failed = False
+            libvirt = self.cfg.provider == "libvirt" and libvirt_host.touched(self.cfg)
+            if libvirt:  # vagrant destroy talks to libvirtd, which an earlier stage may have stopped
+                libvirt_host.ensure_daemons(self.cfg, say)
             if known and shell.which_or_none("vagrant"):
                 try:
                     self._stream("destroy", ["destroy", "-f"], say)
@@ -150,9 +154,25 @@ class VagrantCluster:
                     say(f"{err}; removing leftovers directly")
                     failed = True
             removed = remove_leftovers(self.cfg, say) if leftovers or failed else 0
+            if libvirt:
+                # Whatever vagrant destroy left (an interrupted up), the pool, the networks' leftovers,
+                # the daemons this run started and the iptables chains libvirt leaves behind.
+                removed += libvirt_host.teardown(self.cfg, say)
         shutil.rmtree(self.dotfile, ignore_errors=True)
         if not known and not removed:
             say(f"nothing to remove for prefix {self.cfg.prefix} (subnet {self.cfg.subnet})")
+
+
+def _last_progress(line: str) -> str:
+    """vagrant-libvirt redraws `Progress: N%` in place (ESC[K, no newline) while it uploads the
+    box volume: keep the last state of such a line, not thousands of them."""
+    if "Progress:" not in line or "\x1b[K" not in line:
+        return line
+    parts = [p for p in line.split("\x1b[K") if p.strip()]
+    last = parts[-1] if parts else ""
+    if not last.startswith("Progress:") and len(parts) > 1:  # the next message follows the last redraw
+        return f"{parts[-2].strip()} {last}"
+    return last
 
 
 def _python_vagrant():

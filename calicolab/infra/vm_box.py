@@ -93,8 +93,8 @@ def is_current(p: BoxPlan) -> bool:
     return p.box_file.exists() and p.stamp.exists() and p.stamp.read_text().strip() == p.inputs
 
 
-def box_added(name: str, provider: str) -> bool:
-    out = shell.run(["vagrant", "box", "list", "--machine-readable"], check=False, timeout=120)
+def box_added(name: str, provider: str, env: dict[str, str] | None = None) -> bool:
+    out = shell.run(["vagrant", "box", "list", "--machine-readable"], check=False, timeout=120, env=env)
     return out.ok and _listed(out.stdout, name, provider)
 
 
@@ -120,12 +120,13 @@ def detect_vars(provider: str) -> dict[str, str]:
     return {"vbox_nat_localhost_reachable": "true" if vbox_is_7_or_newer(out.stdout) else "false"}
 
 
-def build_box(cfg: ClusterConfig, provider: str, say: Callable[[str], None]) -> Path:
+def build_box(cfg: ClusterConfig, provider: str, say: Callable[[str], None],
+              vagrant_env: dict[str, str] | None = None) -> Path:
     """Build and add the box unless its inputs are unchanged; return the box file."""
     check_tools(provider)
     p = plan(cfg, provider, detect_vars(provider))
     if is_current(p):
-        if box_added(p.name, provider):
+        if box_added(p.name, provider, vagrant_env):
             say(f"{p.name} ({provider}): up to date ({p.inputs})")
             return p.box_file
         say(f"{p.name} ({provider}): box file current, adding it to Vagrant")
@@ -141,7 +142,7 @@ def build_box(cfg: ClusterConfig, provider: str, say: Callable[[str], None]) -> 
         if not p.box_file.exists():
             raise UserError(f"packer finished but {p.box_file} is missing: see "
                             f"{CACHE / f'build-centos7-{provider}.log'}")
-    shell.run(p.add_cmd, timeout=1800)
+    shell.run(p.add_cmd, timeout=1800, env=vagrant_env)
     p.stamp.write_text(p.inputs + "\n")
     return p.box_file
 

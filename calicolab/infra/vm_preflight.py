@@ -17,6 +17,7 @@ from pathlib import Path
 from calicolab.core import shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
+from calicolab.infra import vm_debian
 from calicolab.stack import parsers
 
 NETWORKS_CONF = Path("/etc/vbox/networks.conf")
@@ -87,11 +88,12 @@ def check_virtualbox() -> tuple[int, int, int]:
     return version
 
 
-def check_libvirt() -> None:
+def check_libvirt(software_ok: bool = False) -> None:
+    """software_ok: the Debian box, small enough to run under emulation (TCG) where KVM is absent."""
     if not shell.which_or_none("virsh"):
         raise UserError("libvirt is not installed (no virsh on PATH): apt-get install libvirt-daemon-system "
                         "libvirt-clients, or use --provider virtualbox or docker")
-    if not KVM_DEVICE.exists():
+    if not KVM_DEVICE.exists() and not software_ok:
         raise UserError(f"{KVM_DEVICE} is missing: enable KVM (VT-x/AMD-V) on this runner; CentOS VMs without "
                         "KVM are too slow for the suite")
     out = shell.run(["vagrant", "plugin", "list"], check=False, timeout=120)
@@ -135,5 +137,20 @@ def preflight(cfg: ClusterConfig) -> None:
         check_subnet_free(cfg)
         check_networks_conf(cfg, version)
     elif cfg.provider == "libvirt":
-        check_libvirt()
+        check_libvirt(software_ok=cfg.is_debian_vm)
         check_subnet_free(cfg)
+        if cfg.is_debian_vm:
+            vm_debian.check_tools()
+
+
+def vm_lane_missing() -> str | None:
+    """Why the Debian VM lane cannot run on this host (a tool missing), or None."""
+    for tool, package in (("virsh", "libvirt-clients"), ("libvirtd", "libvirt-daemon-system"),
+                          ("qemu-system-x86_64", "qemu-system-x86"), ("mmdebstrap", "mmdebstrap"),
+                          ("vagrant", "vagrant")):
+        if not shell.which_or_none(tool):
+            return f"{tool} is not installed (run `invoke setup`: apt-get install {package})"
+    out = shell.run(["vagrant", "plugin", "list"], check=False, timeout=120)
+    if not plugin_listed(out.stdout, "vagrant-libvirt"):
+        return "the vagrant-libvirt plugin is not installed (apt-get install vagrant-libvirt)"
+    return None

@@ -124,7 +124,7 @@ def run_page(data: dict[str, Any]) -> str:
     verdict = data.get("verdict", "failed")
     title = f"{HEADLINE.get(verdict, verdict.upper())}: {data.get('cluster', '')} run {_when(data.get('started'))}"
     parts = [_verdict(data), _failures(data), _what(data), _timeline_section(data), _stages(data), _tests(data),
-             _connectivity(data), _probe_gaps(data), _upgrades(data), _doctor(data), _files(data)]
+             _connectivity(data), _probe_gaps(data), _upgrades(data), _drills(data), _doctor(data), _files(data)]
     return _page(title, "\n".join(p for p in parts if p))
 
 
@@ -481,6 +481,31 @@ def _upgrades(data: dict[str, Any]) -> str:
                    + _key_list("new keys", keys.get("added") or [], "skip")
                    + _key_list("lost keys", keys.get("lost") or [], "bad")
                    + _key_list("changed unexpectedly", keys.get("changed") or [], "bad") + "</div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _drills(data: dict[str, Any]) -> str:
+    drills = data.get("drills") or []
+    if not drills:
+        return ""
+    out = ['<section id="drills"><h2>Drills: dwell, rollback, restore</h2>']
+    for d in drills:
+        problems = d.get("problems") or []
+        rows = [(_e(c.get("what")), pill("passed" if c.get("ok") else "failed"), _e(c.get("seen")))
+                for c in d.get("checks", [])]
+        rows += [(_e(f.get("what")), pill("passed"), f"down {_e(f.get('down_s'))} s, healthy "
+                  f"{_e(f.get('recovered_s'))} s after the start") for f in d.get("faults", [])]
+        rows += [(_e(i.get("what")), pill("passed"), f"{_e(i.get('dropped'))} of {_e(i.get('seen'))} packets "
+                  f"dropped over {_e(i.get('seconds'))} s") for i in d.get("impairments", [])]
+        during = d.get("during") or [0, 0]
+        out.append(f'<div class="card drill" data-drill="{_e(d.get("name"))}">'
+                   f'<h3>{_e(d.get("name"))} {pill("failed" if problems else "passed")} '
+                   f'{seconds(d.get("seconds"))}</h3>'
+                   + "".join(f'<div class="flag">{_e(p)}</div>' for p in problems)
+                   + _table(("observed", "result", "seen"), rows)
+                   + f"<div>background ping across the drill: {_e(during[1])}/{_e(during[0])} replies; keys "
+                     f"{_e(d.get('keys_before'))} before, {_e(d.get('keys_after'))} after</div></div>")
     out.append("</section>")
     return "".join(out)
 

@@ -30,8 +30,9 @@ Shape of run.json (schema 1); times are seconds, `start` is seconds after `start
            attachments: [path]}],
   events: [{row, label, start, seconds, status}],
   connectivity: [{step, rows: [{src, dst, proto, expected, seen}]}],
-  probe_gaps: [{step, direction, start, seconds}],
-  upgrade: [upgrade.json's entries], doctor: doctor.json | null,
+  probe_gaps: [{step, direction, start, seconds}]   (probes.json may give `at`, the wall clock,
+                             instead of `start`: the writer does not know when the run began),
+  upgrade: [upgrade.json's entries], drills: [drills.json's entries], doctor: doctor.json | null,
   sources: [file name]       (the files above this page was made from),
   outages: {name: seconds}   (the history's outage figures: longest probe gap per step, traffic
                               lost during each rehearsal),
@@ -272,6 +273,9 @@ def collect(folder: Path, base: dict[str, Any] | None = None) -> dict[str, Any]:
         data["versions"]["members"] = [
             {k: hop.get(k) for k in ("node", "component", "before", "after", "seconds", "gate")}
             for rehearsal in data["upgrade"] for hop in rehearsal.get("hops", [])]
+    drills = read_json(folder / "drills.json") if _fresh(folder / "drills.json", started, sources, True) else None
+    data["drills"] = drills if isinstance(drills, list) else []
+    used += ["drills.json"] if data["drills"] else []
     doctor = read_json(folder / "doctor.json") if _fresh(folder / "doctor.json", started, sources, True) else None
     data["doctor"] = doctor if isinstance(doctor, dict) else None
     for key, name in (("connectivity", "connectivity.json"), ("probe_gaps", "probes.json"),
@@ -279,6 +283,9 @@ def collect(folder: Path, base: dict[str, Any] | None = None) -> dict[str, Any]:
         found = read_json(folder / name) if _fresh(folder / name, started, sources) else None
         data[key] = found if isinstance(found, list) else data.get(key) or []
         used += [name] if isinstance(found, list) else []
+    for gap in data["probe_gaps"]:
+        if isinstance(gap, dict) and gap.get("start") is None and gap.get("at") is not None and started:
+            gap["start"] = round(float(gap["at"]) - started, 1)
     used += [name for name, value in (("upgrade.json", upgrade), ("doctor.json", doctor)) if value]
     if data.get("calico_seen") is None:
         data["calico_seen"] = ""

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from calicolab.core import config
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.state import calico_label
@@ -65,6 +66,32 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: 
         say(f"lab memory after verify (host MemAvailable drop): mean {statistics.mean(memory):.0f} MiB, "
             f"max {max(memory):.0f} MiB")
     _write(cfg, "bench.json", result, say)
+    return result
+
+
+def run_against_lab(cfg: ClusterConfig, say: Callable[[str], None], suite: str = "read-only") -> dict:
+    """The VM lane and the lab, one after the other in the same run (same suite, subnet and
+    versions where both offer them): per stage the two timings and their ratio
+    (reports/bench-vm-vs-lab.json)."""
+    if cfg.is_lab:
+        raise UserError("--against-lab compares a VM provider with the lab: add --provider libvirt (or virtualbox)")
+    lab_cfg = config.with_overrides(cfg, provider="docker", prefix=f"{cfg.prefix}-lab"[:31].rstrip("-"),
+                                    run_dir=str(cfg.run_path / "lab"), reports_dir=str(cfg.reports_path / "lab"))
+    say(f"== VM lane ({cfg.provider}, {cfg.vm_os})")
+    vm = run_bench(cfg, 1, say, suite=suite)
+    say("== lab (provider docker)")
+    lab = run_bench(lab_cfg, 1, say, suite=suite)
+    names = list(dict.fromkeys([*vm["stages"], *lab["stages"]]))
+    rows = []
+    for name in names:
+        v, c = vm["stages"].get(name, {}).get("mean"), lab["stages"].get(name, {}).get("mean")
+        rows.append((name, f"{c:.1f}" if c is not None else "-", f"{v:.1f}" if v is not None else "-",
+                     f"{v / c:.1f}x" if v and c else "-"))
+    vt, ct = vm["total_seconds"]["mean"], lab["total_seconds"]["mean"]
+    say(render(("stage", *(Column(n, align="right") for n in ("lab s", "vm s", "vm / lab"))), rows,
+               footer=[("total", f"{ct:.1f}", f"{vt:.1f}", f"{vt / ct:.1f}x" if ct else "-")]))
+    result = {"suite": suite, "vm": vm, "lab": lab, "ratio_total": round(vt / ct, 2) if ct else None}
+    _write(cfg, "bench-vm-vs-lab.json", result, say)
     return result
 
 

@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from calicolab.core import nodes, state
+from calicolab.core import deadlines, nodes, state
 from calicolab.core.config import ClusterConfig, write_effective
 from calicolab.core.errors import StageFailed, Terminated, UserError
 from calicolab.core.paths import ROOT
 from calicolab.core.remote import Node
 from calicolab.core.state import calico_label
-from calicolab.infra import images, lab, mirror, preflight, vm_box
+from calicolab.infra import images, kvm, lab, libvirt_host, mirror, preflight, vm_box, vm_debian
 from calicolab.infra.vagrant_env import VagrantCluster
 from calicolab.report import artifacts, history, leak_scan, pages, run_data
 from calicolab.report.junit import RunReport, StageRecord
@@ -42,6 +42,9 @@ class Lifecycle:
     def __init__(self, cfg: ClusterConfig, say: Callable[[str], None] = print) -> None:
         self.cfg = cfg
         self.say = say
+        # Deadlines for this run and its child processes (the e2e tests): longer under emulation.
+        self.deadline_factor = deadlines.resolve(cfg.time_scale, not cfg.is_lab and kvm.accelerator() == "tcg")
+        deadlines.apply(self.deadline_factor)
         self.vagrant = VagrantCluster(cfg)
         # Which Calico is known once provisioning chose it (or from the running cluster's state).
         self.report = RunReport(cluster=cfg.prefix, provider=cfg.provider)
@@ -183,15 +186,24 @@ class Lifecycle:
                 preflight.check_lab_tools()
                 built = images.build_all(self.cfg, lambda m: self.say(f"    {m}"))
                 self._effective({"images": built, **lab.provider_settings(self.cfg, built)})
+            elif self.cfg.is_debian_vm:
+                built = vm_debian.build_box(self.cfg, lambda m: self.say(f"    {m}"), self.vagrant.env)
+                self._effective({"images": {"vm_box": built.name}, **lab.provider_settings(self.cfg, {}),
+                                 **libvirt_host.vagrant_settings(self.cfg, kvm.libvirt_driver(), kvm.cpu_model())})
             else:
-                vm_box.build_box(self.cfg, self.cfg.provider, lambda m: self.say(f"    {m}"))
+                vm_box.build_box(self.cfg, self.cfg.provider, lambda m: self.say(f"    {m}"), self.vagrant.env)
+                extra = (libvirt_host.vagrant_settings(self.cfg, kvm.libvirt_driver(), kvm.cpu_model())
+                         if self.cfg.provider == "libvirt" else {})
                 self._effective({"images": {"vm_box": f"{self.cfg.prefix}/centos7"},
-                                 **lab.provider_settings(self.cfg, {})})
+                                 **lab.provider_settings(self.cfg, {}), **extra})
 
     def up(self) -> None:
         if "up" in self._done:
             return
         self._done.add("up")
+        if self.deadline_factor != 1:
+            self.say(f"    deadlines x{self.deadline_factor:g} (time_scale {self.cfg.time_scale}: "
+                     f"{'software emulation' if kvm.accelerator() == 'tcg' else 'as set'})")
         if self.vagrant.is_running():
             self.say("==> up: cluster already running")
             self._remember_targets()
@@ -201,6 +213,10 @@ class Lifecycle:
         self._remember_calico(preflight.before_up(self.cfg))
         self.box()
         with self.stage("up"):
+            if self.cfg.provider == "libvirt":
+                # Started here, not in preflight: nothing runs until a box exists to boot.
+                libvirt_host.ensure_daemons(self.cfg, lambda m: self.say(f"    {m}"))
+                libvirt_host.ensure_pool(self.cfg, lambda m: self.say(f"    {m}"))
             self.vagrant.up(lambda line: self.say(f"    {line}"))
             self._remember_targets()
 

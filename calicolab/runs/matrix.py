@@ -118,7 +118,9 @@ def plan(base: ClusterConfig, lanes: list[Lane]) -> list[Lane]:
 
 
 def _env(base: ClusterConfig, lane: Lane) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_")}
+    # The lane's settings are its own; where the images and boxes live stays the caller's.
+    keep = ("CALICOLAB_IMAGE_NAMESPACE", "CALICOLAB_BOX_CACHE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_") or k in keep}
     env.update({f"CALICOLAB_{k.upper()}": v for k, v in lane.settings.items()})
     env.update(CALICOLAB_PREFIX=lane.prefix, CALICOLAB_SUBNET=lane.subnet,
                CALICOLAB_RUN_DIR=str(lane.run_dir(base)), CALICOLAB_REPORTS_DIR=str(lane.reports_dir(base)),
@@ -193,7 +195,7 @@ def run_matrix(base: ClusterConfig, spec: str, destroy: str, say: Callable[[str]
     say(f"matrix: {len(lanes)} lane(s), {parallel or len(lanes)} at a time")
     for lane in lanes:
         say(f"  {lane.name}: {lane.label()} (prefix {lane.prefix}, subnet {lane.subnet})")
-    if base.is_lab:
+    if base.is_lab and any(lane.settings.get("provider", base.provider) == "docker" for lane in lanes):
         # Build the shared images once, before the lanes race for them.
         builder = Lifecycle(base, say=lambda m: say(f"[images] {m}"))
         builder.box()

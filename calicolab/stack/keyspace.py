@@ -18,7 +18,13 @@ TREES = ("/calico", "/docker")
 
 def snapshot(node: Node, ip: str, trees: tuple[str, ...] = TREES) -> dict[str, str]:
     """Every key under the trees with its value (directories are implied by their keys)."""
+    return read_trees(node, ip, trees)[0]
+
+
+def read_trees(node: Node, ip: str, trees: tuple[str, ...] = TREES) -> tuple[dict[str, str], list[str]]:
+    """Every key under the trees with its value, and the empty directories (no key implies them)."""
     keys: dict[str, str] = {}
+    empty: list[str] = []
     for tree in trees:
         # https with the client certificate on etcd_tls clusters (etcd_query.curl_command)
         res = node.run(etcd_query.curl_command(ip, f"/v2/keys{tree}?recursive=true&sorted=true", "-sS -m 10"),
@@ -30,14 +36,17 @@ def snapshot(node: Node, ip: str, trees: tuple[str, ...] = TREES) -> dict[str, s
             continue
         if "node" not in data:
             raise RuntimeError(f"{node.name}: unexpected answer for {tree}: {res.stdout[:200]}")
-        _walk(data["node"], keys)
-    return keys
+        _walk(data["node"], keys, empty)
+    return keys, sorted(empty)
 
 
-def _walk(item: dict, out: dict[str, str]) -> None:
+def _walk(item: dict, out: dict[str, str], empty: list[str]) -> None:
     if item.get("dir"):
-        for child in item.get("nodes", []):
-            _walk(child, out)
+        children = item.get("nodes", [])
+        if not children and item.get("key"):
+            empty.append(item["key"])
+        for child in children:
+            _walk(child, out, empty)
     else:
         out[item["key"]] = item.get("value", "")
 

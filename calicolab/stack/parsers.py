@@ -237,6 +237,21 @@ def mesh_established(status: CalicoNodeStatus, expected_peers: Iterable[str]) ->
     return not mesh_problems(status, expected_peers)
 
 
+_CLOCK = re.compile(r"^(\d\d):(\d\d):(\d\d)$")
+
+
+def since_age(since: str, clock: str) -> int | None:
+    """Seconds since a BGP row's SINCE, given BIRD's clock (`date +%H:%M:%S` where BIRD runs):
+    BIRD 1.6 prints a state change younger than 20 hours as `%T` (time of day, BIRD's own time
+    zone), an older one as `%F` (a date), which is old enough to be None here."""
+    then, now = _CLOCK.match(since.strip()), _CLOCK.match(clock.strip())
+    if then is None or now is None:
+        return None
+    def seconds(m: re.Match[str]) -> int:
+        return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
+    return (seconds(now) - seconds(then)) % 86400  # a session that came up before midnight
+
+
 @dataclass(frozen=True)
 class Route:
     dest: str

@@ -132,6 +132,13 @@ def container_processes(node: NodeLike, container: str) -> list[Process] | None:
     return found
 
 
+def container_clock(node: NodeLike, container: str) -> str | None:
+    """The time of day inside a container (HH:MM:SS in its own time zone, which is the one BIRD
+    prints its SINCE times in; a host's TZ may differ from calico/node's UTC); None when down."""
+    res = node.run(f"docker exec {shlex.quote(container)} date +%H:%M:%S 2>/dev/null")
+    return res.stdout.strip() if res.ok else None
+
+
 def container_running(node: NodeLike, container: str) -> bool:
     res = node.run(f"docker inspect -f '{{{{.State.Running}}}}' {shlex.quote(container)} 2>/dev/null")
     return res.stdout.strip() == "true"

@@ -83,7 +83,7 @@ def upstream_files(cfg: ClusterConfig) -> list[tuple[downloads.Artifact, bool]]:
     upstream) must be pinned."""
     base = cfg.upstream.download_base
     files = [(downloads.calicoctl_binary(cfg.versions.calicoctl, base), True)]
-    if not cfg.is_lab and versions.source("etcd", cfg.versions.etcd, cfg.provider) == "upstream":
+    if not cfg.is_lab and versions.source("etcd", cfg.versions.etcd, cfg.install_target) == "upstream":
         files.append((downloads.etcd_archive(cfg.versions.etcd, base), False))
     return files
 
@@ -126,18 +126,19 @@ def decide(cfg: ClusterConfig, lock: downloads.Lock, probe: Probe | None = None)
         env = cfg.upstream.proxy_env(cfg.nodes)
         probe = lambda url, follow=False: http_probe(url, follow, env)  # noqa: E731
     if cfg.calico_source == "double":
-        if not cfg.is_lab:
-            raise UserError("the Calico double runs on the lab only (provider docker); the VM providers test "
-                            "real Calico: use calico_source upstream or auto")
-        return Decision("double", "asked for (calico_source double)")
+        if not cfg.carries_double:
+            raise UserError("the Calico double runs where its image is baked in: the lab (provider docker) and "
+                            "the Debian 12 VM box (--provider libvirt --os debian12); a CentOS box tests real "
+                            "Calico: use calico_source upstream or auto")
+        return Decision("double", "asked for (calico_source double, its image side-loaded on the nodes)")
     missing = missing_parts(cfg, lock, probe)
     if not missing:
         return Decision("upstream", f"every upstream part answers ({cfg.upstream.calico_node_image}:"
                                     f"{cfg.versions.calico}, calicoctl {cfg.versions.calicoctl})")
-    if cfg.calico_source == "auto" and cfg.is_lab:
+    if cfg.calico_source == "auto" and cfg.carries_double:
         return Decision("double", f"upstream cannot complete: {missing[0]}")
     raise UserError(f"calico_source {cfg.calico_source} cannot complete on the {cfg.provider} provider: "
-                    f"{missing[0]}" + ("" if cfg.is_lab else " (the VM providers have no Calico double)"))
+                    f"{missing[0]}" + ("" if cfg.carries_double else " (a CentOS box has no Calico double)"))
 
 
 DOUBLE_TITLE = "calico-node double"  # the double image's org.opencontainers.image.title label

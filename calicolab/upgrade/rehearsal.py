@@ -9,25 +9,43 @@ and new workloads start and reach the old ones.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
-from calicolab.core import config, state
+from calicolab.core import config, state, versions
 from calicolab.core import nodes as cluster_nodes
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.remote import Node
 from calicolab.core.state import calico_label
 from calicolab.core.tables import Column, render
-from calicolab.stack import keyspace, workloads
-from calicolab.upgrade import hazards, recording
+from calicolab.stack import disruption, impairments, keyspace, workloads
+from calicolab.upgrade import budgets as budget_rules
+from calicolab.upgrade import drills, hazards, leader, recording
+from calicolab.upgrade import steps as step_figures
 from calicolab.upgrade.upgrader import Hop, Upgrader
 
 NETWORK = "upgnet"
 # Workloads stay up through etcd and calico-node upgrades; Docker's upgrade restarts them.
 KEEPS_RUNNING = {"etcd": True, "calico": True, "docker": False}
+PROBE_PLANT_ENV = "CALICOLAB_PROBE_PLANT"
+PROBE_PLANTS = ("", "blackhole")
+PLANT_SECONDS = 2.0  # the planted blackhole: node1 -> node2 workload traffic, as the upgrade starts
+LOG_SLACK = 0.5  # seconds: datagrams sent this long before the logs are read have arrived
+
+
+def probe_plant_from_env() -> str:
+    plant = os.environ.get(PROBE_PLANT_ENV, "")
+    if plant not in PROBE_PLANTS:
+        raise UserError(f"{PROBE_PLANT_ENV}={plant!r} is not known: use blackhole (or leave it unset)")
+    return plant
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,15 @@ class RehearsalResult:
     survivors: dict[str, str] = field(default_factory=dict)  # what must be the same object after
     hazards: list[dict[str, object]] = field(default_factory=list)  # crossed on the path, with check results
     history: recording.HistoryReport | None = None  # etcd clients' history while the upgrade ran
+    steps: list[step_figures.StepFigures] = field(default_factory=list)  # the probes' figures, hop by hop
+    whole: dict[str, int | None] = field(default_factory=dict)  # figures of the rehearsal as a whole
+    budgets: list[budget_rules.Verdict] = field(default_factory=list)
+    budget_entry: str = ""  # the budgets file's entry they came from (budgets.entry)
+    probe_raw: str = ""  # the probes', route monitors' and leader watcher's raw records (JSON)
+    probe_gaps: list[dict[str, object]] = field(default_factory=list)
+    planted: str = ""
+    probe_seconds: float = 0.0  # what the probes add to a rehearsal: start, read back, remove
+    impairments: list[dict[str, object]] = field(default_factory=list)  # impairments.Applied.to_json
 
     def note_survivor(self, what: str, before: str, after: str) -> None:
         self.survivors[what] = "same" if before == after and before else f"{before or 'none'} -> {after or 'none'}"
@@ -90,6 +117,7 @@ class RehearsalResult:
             found.append(f"keyspace: {self.keys.summary()}")
         found += [f"{what} not kept: {how}" for what, how in self.survivors.items() if how != "same"]
         found += [f"hazard {h['id']}: {h['result']}" for h in self.hazards if h.get("result")]
+        found += [f"over budget: {v.line()}" for v in self.budgets if not v.ok]
         if self.history is None:
             found.append("no etcd client history was recorded")
         else:
@@ -120,12 +148,43 @@ class RehearsalResult:
             sent, got = self.during
             lines.append(f"background ping during the upgrade: {got}/{sent} replies ({sent - got} lost, "
                          f"~{(sent - got) * workloads.BACKGROUND_INTERVAL:.1f} s without traffic)")
+        if self.steps:
+            lines.append(f"disruption per step (UDP every {disruption.INTERVAL * 1000:.0f} ms both ways, "
+                         f"one TCP connection, etcd leader{'; PLANTED: ' + self.planted if self.planted else ''}; "
+                         f"the probes took {self.probe_seconds:.1f} s to start, read and remove):")
+            lines.append(steps_table(self.steps))
+        lines += [f"impairment {i['what']} on {', '.join(i['nodes'])} for {i['seconds']} s: {i['dropped']} of "
+                  f"{i['seen']} packets dropped" for i in self.impairments]
+        if self.budgets:
+            over = [v for v in self.budgets if not v.ok]
+            lines.append(f"budgets ({self.budget_entry!r} in {self.budgets[0].source}): "
+                         f"{len(self.budgets) - len(over)} of "
+                         f"{len(self.budgets)} within")
+            lines += [f"  OVER BUDGET: {v.line()}" for v in over]
         return "\n".join(lines)
 
     def to_json(self, calico: str) -> dict[str, object]:
         return {"component": self.component, "target": self.target, "calico": calico, "problems": self.problems,
                 "hops": [asdict(h) for h in self.hops], "keys": asdict(self.keys), "during": self.during,
-                "hazards": self.hazards, "history": self.history.to_json() if self.history else None}
+                "hazards": self.hazards, "history": self.history.to_json() if self.history else None,
+                "steps": [s.to_json() for s in self.steps], "whole": self.whole,
+                "budgets": [v.to_json() for v in self.budgets], "budget_entry": self.budget_entry,
+                "probe_raw": self.probe_raw,
+                "probe_gaps": self.probe_gaps, "planted": self.planted, "probe_seconds": self.probe_seconds,
+                "impairments": self.impairments}
+
+
+def directions_of(figures: list[step_figures.StepFigures]) -> list[str]:
+    return sorted({d for s in figures for d in s.longest_gap_s})
+
+
+def steps_table(figures: list[step_figures.StepFigures]) -> str:
+    dirs = directions_of(figures)
+    return render(("step", *(Column(f"gap {d} s", align="right") for d in dirs),
+                   Column("lost", align="right"), Column("reorders", align="right"),
+                   Column("reconnects", align="right"), Column("leader changes", align="right"),
+                   Column("leaderless s", align="right"), Column("BGP Established s", align="right"),
+                   Column("route back s", align="right")), step_figures.table_rows(figures, dirs))
 
 
 def _pairs(running: list[workloads.Workload]) -> dict[str, int | None]:
@@ -145,18 +204,23 @@ def _identities(nodes: list[Node], running: list[workloads.Workload]) -> dict[st
 
 
 def say_hazards(cfg: ClusterConfig, component: str, target: str, say: Callable[[str], None]) -> list[hazards.Hazard]:
-    found, lines = hazards.report_lines(component, getattr(cfg.versions, component), target, cfg.provider)
+    found, lines = hazards.report_lines(component, getattr(cfg.versions, component), target, cfg.install_target)
     for line in lines:
         say(line)
     return found
 
 
 def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
-             say: Callable[[str], None] = print, hazards_said: bool = False) -> tuple[RehearsalResult, ClusterConfig]:
-    """Upgrade one component to target with workloads, keys and an etcd client history watched;
-    the cluster config after the upgrade comes back with the result."""
+             say: Callable[[str], None] = print, hazards_said: bool = False,
+             budgets: tuple[budget_rules.Budgets, str] | None = None,
+             impair: impairments.Impairment | None = None) -> tuple[RehearsalResult, ClusterConfig]:
+    """Upgrade one component to target with workloads, keys, disruption probes and an etcd client
+    history watched, graded against the budgets; the cluster config after the upgrade comes back
+    with the result. With impair, that impairment holds between the nodes for the whole upgrade."""
+    budget_set, budget_file = budgets or budget_rules.load(os.environ.get(budget_rules.ENV) or None)
+    probe_plant = probe_plant_from_env()
     if hazards_said:
-        found = hazards.report_lines(component, getattr(cfg.versions, component), target, cfg.provider)[0]
+        found = hazards.report_lines(component, getattr(cfg.versions, component), target, cfg.install_target)[0]
     else:
         found = say_hazards(cfg, component, target, say)
     plant = recording.plant_from_env()
@@ -171,25 +235,63 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
     old_names = [f"upg-{n.name}" for n in nodes]
     new_names = [f"upg-new-{n.name}" for n in nodes]
     workloads.remove(nodes, old_names + new_names, NETWORK)  # leftovers of an interrupted run
+    probes: list[disruption.Probe] = []
     try:
         workloads.ensure_network(nodes[0], NETWORK)
         old = [workloads.start(n, name, NETWORK) for n, name in zip(nodes, old_names, strict=True)]
         result.pings_before = _pairs(old)
         identities = _identities(nodes, old)
+        # The probes' containers are workloads too: made before the snapshot, restarted by Docker's step.
+        started = time.monotonic()
+        probes = disruption.start(nodes, [w.block for w in old])
+        result.probe_seconds = time.monotonic() - started
         result.before = keyspace.snapshot(nodes[0], cfg.node(nodes[0].name).ip)
-        result.restarted = [] if KEEPS_RUNNING[component] else [endpoint_of(w) for w in old]
+        watched = old + [workloads.Workload(p.name, p.node, p.ip) for p in probes]
+        result.restarted = [] if KEEPS_RUNNING[component] else [endpoint_of(w) for w in watched]
         result.expected = expected_keys(component, result.before, result.restarted)
         if KEEPS_RUNNING[component]:
             workloads.start_background_ping(old[0], old[1], seconds=600)
-        clients = recording.Recording(cfg, cfg.reports_path / "histories", f"{component}-{target}", plant)
+        label = f"{component}-{target}"
+        clients = recording.Recording(cfg, cfg.reports_path / "histories", label, plant)
+        leaders = leader.Watcher(clients.endpoints)
+        disruption.start_route_monitors(nodes)
+        leaders.start()
         clients.start()
+        since = time.time()  # the probes' figures count from here (see disruption.Raw.since)
+        planted = _plant(probes) if probe_plant else None
+        result.planted = f"{PLANT_SECONDS:.0f} s blackhole {probes[0].node.name}->{probes[1].node.name}" \
+            if probe_plant else ""
         try:
-            getattr(upgrader, component)(target)
+            with contextlib.ExitStack() as stack:
+                if impair is not None:
+                    say(f"    impairment while it runs: {impair.describe()}")
+                    applied = stack.enter_context(impairments.held(cfg, nodes, impair))
+                getattr(upgrader, component)(target)
+            if impair is not None:
+                result.impairments.append(applied.to_json())
             if KEEPS_RUNNING[component]:  # the ping's window is the upgrade's, as before clients ran
                 result.during = workloads.stop_background_ping(old[0])
         finally:
+            if planted is not None:
+                planted.join()
+            samples = leaders.stop()
             result.history = clients.stop()
         say(recording.summary(result.history))
+        end = time.time()
+        started = time.monotonic()
+        raw = disruption.read(probes, end - LOG_SLACK, since)
+        result.probe_raw = _save_probe_raw(cfg, label, raw, samples, upgrader.hops, end)
+        figures = disruption.figures(raw)
+        result.steps = step_figures.build(upgrader.hops, figures, leader.analyze(samples), end)
+        result.probe_gaps = step_figures.gap_rows(result.steps, figures)
+        append_probe_gaps(cfg, result.probe_gaps)
+        result.probe_seconds += time.monotonic() - started
+        result.whole = {"icmp_lost": (result.during[0] - result.during[1]) if result.during else None,
+                        "lost_acknowledged_writes": len(result.history.lost)}
+        under = impair.key if impair is not None else ""
+        result.budget_entry = budget_rules.entry(budget_set, step_figures.KIND[component], under)
+        result.budgets = budget_rules.check(result.steps, step_figures.KIND[component], result.whole,
+                                            budget_set, budget_file, f"{component} -> {target}", under=under)
         for hazard_id, problem in hazards.run_checks(found, upgrader.cfg, nodes, before=False).items():
             next(h for h in result.hazards if h["id"] == hazard_id)["result"] = problem
         result.hops, result.hop_table = list(upgrader.hops), upgrader.table()
@@ -202,9 +304,57 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         new = [workloads.start(n, name, NETWORK) for n, name in zip(nodes, new_names, strict=True)]
         result.pings_new = {k: v for k, v in _pairs(old + new).items() if "upg-new-" in k.split("->")[0]}
     finally:
+        started = time.monotonic()
+        disruption.stop(probes)
+        result.probe_seconds = round(result.probe_seconds + time.monotonic() - started, 1)
         workloads.remove(nodes, old_names + new_names, NETWORK)
     append_report(cfg, result)
     return result, upgrader.cfg
+
+
+def _plant(probes: list[disruption.Probe]) -> threading.Thread:
+    """CALICOLAB_PROBE_PLANT=blackhole: drop node1 -> node2 workload traffic for PLANT_SECONDS as
+    the upgrade starts, on a connection of its own; every zero-loss budget must then fail."""
+    src, dst = probes
+    node = Node(dst.node.target, dst.node.ip)
+
+    def run() -> None:
+        try:
+            disruption.blackhole(node, dst.name, src.ip, PLANT_SECONDS)
+        finally:
+            node.close()
+
+    thread = threading.Thread(target=run, daemon=True, name="probe-plant")
+    thread.start()
+    return thread
+
+
+def _save_probe_raw(cfg: ClusterConfig, label: str, raw: disruption.Raw, samples: list[leader.Sample],
+                    hops: list[Hop], end: float) -> str:
+    """The raw records the step figures are made from: the e2e grading makes them again from this."""
+    folder = cfg.reports_path / "probes"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{label}.json"
+    path.write_text(json.dumps({"raw": raw.to_json(), "leader": leader.to_json(samples),
+                                "hops": [asdict(h) for h in hops], "end": end}) + "\n")
+    return str(path)
+
+
+def load_probe_raw(path: str) -> tuple[disruption.Raw, list[leader.Sample], list[Hop], float]:
+    data = json.loads(Path(path).read_text())
+    return (disruption.Raw.from_json(data["raw"]), leader.from_json(data["leader"]),
+            [Hop(**h) for h in data["hops"]], float(data["end"]))
+
+
+def append_probe_gaps(cfg: ClusterConfig, rows: list[dict[str, object]]) -> None:
+    """Add gaps to <reports>/probes.json (calicolab/report/run_data.py's probe_gaps)."""
+    path = cfg.reports_path / "probes.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        done = json.loads(path.read_text()) if path.is_file() else []
+    except ValueError:
+        done = []
+    path.write_text(json.dumps([*(done if isinstance(done, list) else []), *rows], indent=2) + "\n")
 
 
 def append_report(cfg: ClusterConfig, result: RehearsalResult) -> None:
@@ -223,13 +373,18 @@ ORDER = ("etcd", "docker", "calico")  # the store first, then its clients
 
 
 def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
-                 say: Callable[[str], None] = print) -> list[RehearsalResult]:
+                 say: Callable[[str], None] = print, budgets_file: str | None = None) -> list[RehearsalResult]:
     """`invoke upgrade`: rehearse each asked component on the running cluster, in ORDER;
-    write reports/upgrade.json; fail with the problems found."""
+    write reports/upgrade.json; fail with the problems found (over-budget figures among them)."""
     asked = [(c, targets[c]) for c in ORDER if targets.get(c)]
     if not asked:
         raise UserError("nothing to upgrade: give --etcd, --docker and/or --calico with a target version")
     recording.plant_from_env()  # a bad setting is refused before anything starts
+    probe_plant_from_env()
+    budgets = budget_rules.load(budgets_file or os.environ.get(budget_rules.ENV) or None)
+    for component, target in asked:  # a downgrade is refused before anything is said or done
+        if versions.parse(target) < versions.parse(getattr(cfg.versions, component)):
+            versions.upgrade_path(component, getattr(cfg.versions, component), target, cfg.install_target)
     for component, target in asked:  # every known hazard on the way, before anything starts
         say_hazards(cfg, component, target, say)
     # The compatibility rules before the cluster is even reached: a refusal needs no nodes.
@@ -239,7 +394,7 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
     try:
         for component, target in asked:
             say(f"==> upgrade {component} to {target}")
-            result, cfg = rehearse(cfg, nodes, component, target, say, hazards_said=True)
+            result, cfg = rehearse(cfg, nodes, component, target, say, hazards_said=True, budgets=budgets)
             results.append(result)
             say(result.summary())
     finally:
@@ -252,3 +407,41 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
     if problems:
         raise StageFailed("; ".join(problems))
     return results
+
+
+def run_drill(cfg: ClusterConfig, etcd: str | None, rollback: bool,
+              say: Callable[[str], None] = print) -> drills.DrillResult:
+    """`invoke upgrade --etcd X --dwell [--rollback]`: one member a minor ahead, checks and faults
+    there, optionally rolled back; reports/drills.json; fails with the problems found."""
+    if not etcd:
+        raise UserError("a dwell needs an etcd target: give --etcd with a newer version, e.g. --etcd "
+                        f"{versions.newest('etcd', cfg.install_target)}")
+    recording.plant_from_env()
+    drills.next_minor(cfg, etcd)  # a target that is not a minor above is refused before anything runs
+    say_hazards(cfg, "etcd", drills.next_minor(cfg, etcd), say)
+    nodes = list(cluster_nodes.from_run(cfg).values())
+    try:
+        result = drills.dwell(cfg, nodes, etcd, rollback=rollback, say=say)
+    finally:
+        cluster_nodes.close_all(nodes)
+    drills.append_report(cfg, result)
+    say(result.summary())
+    if result.problems:
+        raise StageFailed(f"drill {result.name}: " + "; ".join(result.problems))
+    return result
+
+
+def run_restore(cfg: ClusterConfig, say: Callable[[str], None] = print) -> drills.DrillResult:
+    """`invoke upgrade --restore`: the disaster drill on the running cluster (it stops etcd on
+    every node and removes its data); reports/drills.json; fails with the problems found."""
+    nodes = list(cluster_nodes.from_run(cfg).values())
+    try:
+        result = drills.restore(cfg, nodes, say=say)
+    finally:
+        cluster_nodes.close_all(nodes)
+    drills.append_report(cfg, result)
+    say(result.summary())
+    if result.problems:
+        raise StageFailed("drill restore: " + "; ".join(result.problems))
+    return result
+

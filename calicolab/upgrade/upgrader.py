@@ -40,6 +40,9 @@ class Hop:
     after: str
     seconds: float = 0.0
     gate: str = ""
+    started: float = 0.0  # wall clock: the probes' figures are sliced by these windows
+    ended: float = 0.0
+    bgp_seconds: float | None = None  # calico-node (re)started -> BGP Established on every node
 
 
 class Upgrader:
@@ -48,6 +51,7 @@ class Upgrader:
         self.nodes = nodes
         self.say = say
         self.hops: list[Hop] = []
+        self._bgp_seconds: float | None = None  # this hop's calico-node (re)start to BGP Established
 
     # -- bookkeeping -----------------------------------------------------------------
     def _spec(self, node: Node) -> config.Node:
@@ -62,12 +66,15 @@ class Upgrader:
     def _hop(self, component: str, node: Node, before: str, after: str,
              action: Callable[[], str]) -> None:
         self.say(f"    {component} {before} -> {after} on {node.name}")
-        hop = Hop(component, node.name, before, after)
+        hop = Hop(component, node.name, before, after, started=round(time.time(), 3))
         start = time.monotonic()
+        self._bgp_seconds = None
         try:
             hop.gate = action()
         finally:
             hop.seconds = round(time.monotonic() - start, 1)
+            hop.ended = round(time.time(), 3)
+            hop.bgp_seconds = None if self._bgp_seconds is None else round(self._bgp_seconds, 1)
             self.hops.append(hop)
         self.say(f"      gate passed in {hop.seconds:.1f} s: {hop.gate}")
 
@@ -81,16 +88,26 @@ class Upgrader:
         # The compatibility rules first: they say why (e.g. etcd 3.6 has no v2 API).
         config.with_overrides(self.cfg, versions=replace(self.cfg.versions, **{component: target}))
         current = getattr(self.cfg.versions, component)
-        for version in versions.upgrade_path(component, current, target, self.cfg.provider):
+        # A dwell (calicolab/upgrade/drills.py) may have left one etcd member a minor ahead.
+        members = state.read(self.cfg).get("etcd_members") or {} if component == "etcd" else {}
+        for version in versions.upgrade_path(component, current, target, self.cfg.install_target):
             before = getattr(self.cfg.versions, component)
             for node in self.nodes:
-                self._hop(component, node, before, version, lambda n=node, v=version: per_node(n, v))
+                self._hop(component, node, members.pop(node.name, before), version,
+                          lambda n=node, v=version: per_node(n, v))
             self._record(component, version)
+        if component == "etcd":
+            state.update(self.cfg, etcd_members={})
             if after_all:
                 after_all(version)
 
     def etcd(self, target: str) -> None:
         self._rolling("etcd", target, self._etcd_member, self._etcd_cluster_gate)
+
+    def etcd_member(self, node: Node, before: str, version: str) -> None:
+        """One member to `version` (up or, before the cluster version moved, back), gated; the
+        cluster's recorded version is left alone: a mixed cluster runs at the lowest one."""
+        self._hop("etcd", node, before, version, lambda: self._etcd_member(node, version))
 
     def _etcd_member(self, node: Node, version: str) -> str:
         cfg_after = replace(self.cfg, versions=replace(self.cfg.versions, etcd=version))
@@ -187,6 +204,7 @@ class Upgrader:
 
     def _restart_calico_node(self, node: Node, start_only: bool) -> str:
         started_before = node.run("docker inspect -f '{{.State.StartedAt}}' calico-node").stdout.strip()
+        restarted = time.monotonic()
         node.run("systemctl start calico-node" if start_only else "systemctl restart calico-node",
                  check=True, timeout=120)
         try:
@@ -197,18 +215,19 @@ class Upgrader:
         except Timeout:
             raise StageFailed(f"{node.name}: calico-node did not log '{calico_section.STARTED}' after "
                               "the restart; see `docker logs calico-node`") from None
-        seconds = self._bgp_gate()
+        seconds = self.bgp_gate()
+        self._bgp_seconds = time.monotonic() - restarted
         return f"calico-node started, BGP Established on every node after {seconds:.1f} s"
 
-    def _mesh_established(self, node: Node) -> bool:
+    def mesh_established(self, node: Node) -> bool:
         status = parsers.calicoctl_node_status(node.run("calicoctl node status").stdout)
         return parsers.mesh_established(status, [p.ip for p in self.cfg.peers_of(node.name)])
 
-    def _bgp_gate(self) -> float:
+    def bgp_gate(self) -> float:
         start = time.monotonic()
 
         def all_established() -> dict[str, bool]:
-            return {n.name: self._mesh_established(n) for n in self.nodes}
+            return {n.name: self.mesh_established(n) for n in self.nodes}
 
         try:
             wait_for(all_established, lambda s: all(s.values()), "BGP mesh Established", timeout=GATE_DEADLINE)

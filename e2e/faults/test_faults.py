@@ -28,6 +28,8 @@ from calicolab.diagnose.diagnoses import PASS, Finding
 from calicolab.diagnose.engine import ClusterView
 from calicolab.stack import etcd_query, probes, workloads
 from calicolab.stack.workloads import Workload, WorkloadFailed
+from calicolab.upgrade import budgets as budget_rules
+from calicolab.upgrade.fault_window import FaultProbes, Measured
 from e2e import expect
 
 pytestmark = [pytest.mark.disruptive]
@@ -73,14 +75,20 @@ def healthy(view: ClusterView, names: tuple[str, ...], what: str, deadline: floa
 
 
 def detect(view: ClusterView, names: tuple[str, ...], wanted: set[str], where: Iterable[str],
-           deadline: float = DETECT_DEADLINE) -> Finding:
+           deadline: float = DETECT_DEADLINE, before: Iterable[Finding] = ()) -> Finding:
     """Poll the named checks until one of them blames a wanted diagnosis on one of `where`
-    (node names or IPs, as they appear in the diagnosis)."""
+    (node names or IPs, as they appear in the diagnosis) that was not already among the
+    findings `before` the fault (a warning left by an earlier test is not this fault's)."""
     places = tuple(where)
+
+    def blame(f: Finding) -> tuple[str, str, str, str] | None:
+        return (f.check, f.node, f.diagnosis.name, f.diagnosis.where) if f.diagnosis else None
+
+    old = {blame(f) for f in before} - {None}
 
     def hit(found: list[Finding]) -> Finding | None:
         return next((f for f in found if f.result != PASS and f.diagnosis and f.diagnosis.name in wanted
-                     and any(p in f.diagnosis.where for p in places)), None)
+                     and any(p in f.diagnosis.where for p in places) and blame(f) not in old), None)
 
     try:
         found = wait_for(lambda: checks.run(view, names), lambda fs: hit(fs) is not None,
@@ -204,6 +212,28 @@ def _processes(node: Node, name: str) -> list[probes.Process]:
     return [p for p in probes.container_processes(node, "calico-node") or [] if p.command == name]
 
 
+@pytest.fixture(scope="module")
+def disruption_probes(cluster, nodes, traffic):
+    """UDP/TCP disruption probes between the traffic pair's blocks, for the module's faults."""
+    ordered = [nodes[n.name] for n in cluster.nodes[:2]]
+    measured = FaultProbes(cluster, ordered, [traffic.a.block, traffic.b.block])
+    try:
+        yield measured
+    finally:
+        measured.close()
+
+
+def judged(m: Measured) -> None:
+    """The fault's probe figures against budgets.yaml, measured vs budget for any over it."""
+    print(m.table)
+    expect.true(f"{m.step.step if m.step else 'fault'}: budgets apply", bool(m.verdicts), "budgets for the fault",
+                "none", "budgets.yaml has no entry for this fault")
+    if m.over:
+        causes = sorted({budget_rules.MEASURES[v.measure].cause for v in m.over})
+        expect.fail(f"{m.step.step if m.step else 'fault'}: disruption budgets", "every figure within its budget",
+                    "; ".join(v.line() for v in m.over), "; ".join(causes))
+
+
 def _lost(traffic: Traffic, seconds: int, action) -> tuple[int, int]:
     """(sent, lost) of a background ping a -> b at BACKGROUND_INTERVAL while `action` runs."""
     workloads.start_background_ping(traffic.a, traffic.b, seconds)
@@ -214,7 +244,7 @@ def _lost(traffic: Traffic, seconds: int, action) -> tuple[int, int]:
     return sent, sent - got
 
 
-def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, nodes, traffic):
+def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, nodes, traffic, disruption_probes):
     healthy(view, BGP_CHECKS, "before: BGP Established", BASELINE_DEADLINE)
     victim = nodes[cluster.nodes[0].name]
     birds = _birds(victim)
@@ -232,7 +262,9 @@ def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, 
         timing["established"] = time.monotonic() - began
 
     try:
-        sent, lost = _lost(traffic, 120, kill_and_recover)
+        with disruption_probes.window("bird-kill", victim.name, f"kill -9 bird on {victim.name}") as measured:
+            sent, lost = _lost(traffic, 120, kill_and_recover)
+        judged(measured)
         print(f"MEASURED: kill -9 bird on {victim.name}: {lost} of {sent} pings lost "
               f"({lost * workloads.BACKGROUND_INTERVAL:.1f} s), BGP Established again after "
               f"{timing.get('established', float('nan')):.1f} s")
@@ -250,7 +282,7 @@ def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, 
             victim.run("systemctl restart calico-node", timeout=120)
 
 
-def test_killed_felix_restarts_alone_and_bgp_stays_up(view, cluster, nodes, traffic):
+def test_killed_felix_restarts_alone_and_bgp_stays_up(view, cluster, nodes, traffic, disruption_probes):
     healthy(view, ("felix", *BGP_CHECKS), "before: felix running, BGP Established", BASELINE_DEADLINE)
     victim = nodes[cluster.nodes[1].name]
     felixes, birds = _processes(victim, "calico-felix"), _birds(victim)
@@ -258,10 +290,12 @@ def test_killed_felix_restarts_alone_and_bgp_stays_up(view, cluster, nodes, traf
                 "none", "calico-node runs without felix")
     old, bird_pids = felixes[0].pid, sorted(p.pid for p in birds)
     try:
-        victim.run(f"kill -9 {old}", check=True)
-        print(f"killed calico-felix (pid {old}) inside calico-node on {victim.name}")
-        detect(view, ("felix",), {"felix down", "felix restarted"}, [victim.name])
-        healthy(view, ("felix", *BGP_CHECKS), "after: felix back, BGP Established", BGP_DEADLINE)
+        with disruption_probes.window("felix-kill", victim.name, f"kill -9 felix on {victim.name}") as measured:
+            victim.run(f"kill -9 {old}", check=True)
+            print(f"killed calico-felix (pid {old}) inside calico-node on {victim.name}")
+            detect(view, ("felix",), {"felix down", "felix restarted"}, [victim.name])
+            healthy(view, ("felix", *BGP_CHECKS), "after: felix back, BGP Established", BGP_DEADLINE)
+        judged(measured)
         new = [p.pid for p in _processes(victim, "calico-felix")]
         expect.true(f"{victim.name}: a new calico-felix", bool(new) and old not in new, f"not pid {old}", new,
                     "runit did not restart felix")
@@ -313,15 +347,17 @@ def _started_at(node: Node) -> str:
 
 
 def test_restarted_calico_node_is_named_and_bgp_and_workloads_recover(view, cluster, nodes, traffic):
-    healthy(view, BGP_CHECKS, "before: BGP Established", BASELINE_DEADLINE)
+    before = healthy(view, BGP_CHECKS, "before: BGP Established", BASELINE_DEADLINE)
     spec = cluster.nodes[1]
     victim = nodes[spec.name]
     started = _started_at(victim)
     try:
-        # --no-block: the checks watch the restart while it happens instead of after it.
+        # --no-block: the checks watch the restart while it happens instead of after it. The
+        # restart can be over within one round of checks (2 s here); the new BGP session's SINCE
+        # still tells it afterwards.
         victim.run("systemctl --no-block restart calico-node", check=True)
-        detect(view, BGP_CHECKS, {"calico-node down", "BIRD down", "BGP peer not listening"},
-               [spec.name, spec.ip])
+        detect(view, BGP_CHECKS, {"calico-node down", "BIRD down", "BGP peer not listening", "BGP session new"},
+               [spec.name, spec.ip], before=before)
     finally:
         # A unit stuck in a transition is started below either way; recovery reports the rest.
         with contextlib.suppress(Timeout):

@@ -5,11 +5,15 @@ broken cases (IPAM wiped, a key rewritten, a lost peer)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from calicolab.core.config import ClusterConfig
-from calicolab.upgrade import history, recording
-from calicolab.upgrade.rehearsal import RehearsalResult
+from calicolab.stack import disruption
+from calicolab.upgrade import budgets as budget_rules
+from calicolab.upgrade import history, leader, recording
+from calicolab.upgrade import steps as step_figures
+from calicolab.upgrade.rehearsal import RehearsalResult, load_probe_raw
 from e2e import expect, guide
 
 
@@ -71,3 +75,43 @@ def grade_history(result: RehearsalResult, apis: tuple[str, ...] = ("v2", "v3"))
                  f"a member served a value nobody wrote or went back:\n{offending}")
     expect.equal(f"{what}: watches see every change in order", report.watch, [],
                  f"a watch missed, reordered or invented a change:\n{offending}")
+
+
+def grade_budgets(result: RehearsalResult, budgets: tuple[budget_rules.Budgets, str] | None = None) -> None:
+    """The disruption figures, made again from the raw records of the probes, route monitors and
+    leader watcher (not from the rehearsal's own verdicts), against the budgets file: every
+    budgeted figure within its limit, each over-budget one printed as measured vs budget."""
+    what = f"{result.component} rehearsal"
+    expect.true(f"{what}: disruption probe records", bool(result.probe_raw) and Path(result.probe_raw).is_file(),
+                "a raw probe file under reports/probes/", result.probe_raw or "(none)",
+                "the probes did not start (image missing from the node?)")
+    raw, samples, hops, end = load_probe_raw(result.probe_raw)
+    probes = disruption.figures(raw)
+    # A probe that never carried traffic would pass every zero-loss budget: both ways must have run.
+    carried = {d: f.received for d, f in probes.directions.items()}
+    expect.true(f"{what}: probe datagrams both ways", len(carried) == 2 and min(carried.values()) >= 100,
+                "at least 100 datagrams received in each direction", carried,
+                "the probes could not reach each other across the nodes")
+    figures = step_figures.build(hops, probes, leader.analyze(samples), end)
+    expect.true(f"{what}: etcd leader samples", len(samples) > 0, "the leader watcher polled the members",
+                len(samples), "etcd's client URLs are not reachable from the host")
+    whole = dict(result.whole)
+    if result.history is not None and result.history.raw:
+        hist = history.read_dump(Path(result.history.raw))
+        whole["lost_acknowledged_writes"] = len(recording.evaluate(hist, recording.final_reads(hist)).lost)
+    if result.during:
+        whole["icmp_lost"] = result.during[0] - result.during[1]
+    budget_set, source = budgets or budget_rules.load(os.environ.get(budget_rules.ENV) or None)
+    kind = step_figures.KIND[result.component]
+    under = str(result.impairments[0].get("key", "")) if result.impairments else ""
+    used = budget_rules.entry(budget_set, kind, under)
+    verdicts = budget_rules.check(figures, kind, whole, budget_set, source, f"{result.component} -> {result.target}",
+                                  under=under)
+    expect.true(f"{what}: budgets apply", bool(verdicts), f"budgets for {kind} in {source}", "none",
+                "the budgets file has no entry for this kind of step")
+    over = [v for v in verdicts if not v.ok]
+    causes = sorted({budget_rules.MEASURES[v.measure].cause for v in over})
+    print(f"{what}: {len(verdicts) - len(over)} of {len(verdicts)} budgeted figures within ({used!r} in {source})")
+    if over:
+        expect.fail(f"{what}: disruption budgets ({source})", "every figure within its budget",
+                    "; ".join(f"{v.line()}" for v in over), "; ".join(causes))

@@ -15,10 +15,15 @@ import sys
 import pytest
 
 from calicolab.core import config, paths, versions
-from calicolab.stack import workloads
+from calicolab.stack import impairments, workloads
+from calicolab.upgrade import drills
 from calicolab.upgrade.rehearsal import rehearse
 from e2e import expect, guide
-from e2e.upgrade.grading import grade, grade_history
+from e2e.upgrade.grading import grade, grade_budgets, grade_history
+
+# BIRD 1.6's `start delay time` default (its BGP options: first connect 5 s after start; seen here:
+# started 06:34:50.8, connected 06:34:55.9).
+BIRD_START_DELAY_S = 5
 
 pytestmark = [pytest.mark.upgrade]
 
@@ -66,7 +71,7 @@ def test_refused_upgrade_is_refused_with_its_reason_and_changes_nothing(cluster_
 def _rehearse(cluster_json, nodes, cluster, component: str):
     cfg = _current(cluster_json)
     running = getattr(cfg.versions, component)
-    target = versions.newest(component, cfg.provider)
+    target = versions.newest(component, cfg.install_target)
     if running == target:
         pytest.skip(f"{component} already runs {target}: bring the cluster up at an older version "
                     f"(e.g. invoke e2e --suite upgrade --etcd 3.3.25 --docker 20.10.5)")
@@ -76,6 +81,7 @@ def _rehearse(cluster_json, nodes, cluster, component: str):
                  "the rolling upgrade stopped early")
     grade(result, cluster)
     grade_history(result)
+    grade_budgets(result)
     return result, running, target
 
 
@@ -104,20 +110,51 @@ def test_etcd_rolling_upgrade_keeps_keys_and_traffic(cluster_json, ordered_nodes
                 "routes were withdrawn: calico-node lost etcd and restarted?")
 
 
+def test_etcd_downgrade_after_the_cluster_version_moved_is_refused(cluster_json):
+    # etcd's rule: once every member ran the newer minor the cluster version moved, and a member
+    # below it refuses to start; the suite says so before touching anything.
+    cfg = _current(cluster_json)
+    running = cfg.versions.etcd
+    column = versions.family(cfg.install_target)
+    older = [v for v, where in versions.catalogue()["etcd"].items()
+             if column in where and guide.minor(v) < guide.minor(running)]
+    if not older:
+        pytest.skip(f"no etcd minor below {running} on this provider to try a downgrade to")
+    target = max(older, key=versions.parse)
+    env_run = {"CALICOLAB_RUN_DIR": str(cluster_json.parent), "CALICOLAB_PREFIX": cfg.prefix}
+    res = subprocess.run([sys.executable, "-m", "invoke", "upgrade", "--etcd", target], cwd=paths.ROOT,
+                         capture_output=True, text=True, timeout=120, env={**os.environ, **env_run})
+    print(f"invoke upgrade --etcd {target}: {res.stderr.strip()}")
+    expect.equal(f"exit code of `invoke upgrade --etcd {target}` on etcd {running}", res.returncode, 2,
+                 "the suite let a downgrade past the cluster version start")
+    expect.true("the refusal gives etcd's reason", "cluster cannot be downgraded" in res.stderr,
+                "etcd's 'cluster cannot be downgraded'", res.stderr.strip(), "the downgrade rule's reason is missing")
+    expect.equal("versions after the refused downgrade", _current(cluster_json).versions, cfg.versions,
+                 "a refused downgrade touched the cluster")
+
+
 def test_docker_rolling_upgrade_keeps_containers_and_network(cluster_json, ordered_nodes, cluster):
     result, _, _ = _rehearse(cluster_json, ordered_nodes, cluster, "docker")
-    expect.equal("workloads Docker restarted", len(result.restarted), len(ordered_nodes),
-                 "the rehearsal did not watch one workload per node")
+    # A busybox workload and a disruption probe per node: Docker's upgrade restarts them all.
+    expect.equal("workloads Docker restarted", sorted(ep.workload for ep in result.restarted),
+                 sorted(f"upg-{kind}{n.name}" for n in ordered_nodes for kind in ("", "probe-")),
+                 "the rehearsal did not watch one workload and one probe per node")
 
 
-def test_calico_node_rolling_restart_reestablishes_bgp_and_traffic(cluster_json, ordered_nodes, cluster):
+def _rolling_restart(cluster_json, ordered_nodes, cluster, impair: impairments.Impairment | None):
     cfg = _current(cluster_json)
-    result, _ = rehearse(cfg, ordered_nodes, "calico", cfg.versions.calico, say=print)
+    result, _ = rehearse(cfg, ordered_nodes, "calico", cfg.versions.calico, say=print, impair=impair)
     print(result.summary())
     grade(result, cluster)
     grade_history(result)
+    grade_budgets(result)
     expect.equal("calico-node restarts, one per node, in order", [h.node for h in result.hops],
                  [n.name for n in ordered_nodes], "the rolling restart skipped a node")
+    return result
+
+
+def test_calico_node_rolling_restart_keeps_every_packet(cluster_json, ordered_nodes, cluster):
+    result = _rolling_restart(cluster_json, ordered_nodes, cluster, None)
     sent, got = result.during
     # `docker stop` of calico/node SIGKILLs BIRD (runsvdir -P): no Cease, so the peer keeps the
     # routes by graceful restart and the restarted node's kernel keeps its own (persist, -R);
@@ -128,3 +165,51 @@ def test_calico_node_rolling_restart_reestablishes_bgp_and_traffic(cluster_json,
                 f"{lost} ({got}/{sent} replies, {lost * workloads.BACKGROUND_INTERVAL:.1f} s)",
                 "routes were withdrawn during the restart: BIRD sent a Cease (stopped by TERM, not killed), "
                 "or graceful restart / kernel `persist` is off")
+
+
+def test_calico_node_rolling_restart_under_bgp_loss_reestablishes_sessions(cluster_json, ordered_nodes, cluster):
+    # Under 20 % random loss on BGP's TCP 179 between the nodes: sessions must still come back
+    # within their budget (TCP retransmits what is lost); what the data path may lose is the
+    # budgets file's `calico-node-restart under loss:179` entry, with its reason.
+    result = _rolling_restart(cluster_json, ordered_nodes, cluster, impairments.Impairment("loss", 179, percent=20))
+    expect.true("the 20 % loss on TCP 179 was on BGP's path", bool(result.impairments) and
+                result.impairments[0]["seen"] > 0, "BGP packets reached the loss rules", result.impairments,
+                "the impairment matched nothing: wrong addresses or port")
+    expect.equal("the budgets entry the restart under loss was held to", result.budget_entry,
+                 "calico-node-restart under loss:179", "budgets.yaml lost the entry for BGP loss")
+
+
+def test_restore_from_backups_after_the_cluster_broke(cluster_json, ordered_nodes, cluster):
+    """Last: the disaster drill on the upgraded cluster (etcd 3.4+ takes a v3 snapshot too)."""
+    cfg = _current(cluster_json)
+    result = drills.restore(cfg, ordered_nodes, say=print)
+    drills.append_report(cfg, result)
+    print(result.summary())
+    expect.true("keyspace snapshots", bool(result.before), "the /calico and /docker keys", len(result.before),
+                "etcd's v2 keyspace could not be read")
+    expect.equal("keys lost or changed by the break and restore",
+                 sorted(k for k in result.before if result.after.get(k) != result.before[k]), [],
+                 "the backup or the restore dropped or rewrote data Calico or Docker wrote")
+    empty = [c for c in result.checks if c.what.startswith("v2 keys in the rebuilt cluster")]
+    expect.equal("v2 keys in the cluster rebuilt from the v3 snapshot, before they were written back",
+                 [c.seen for c in empty], ["0"], "the data was not removed, or a v3 snapshot carried v2 keys")
+    expect.equal("etcd members after the restore", result.versions, {n.name: cfg.versions.etcd for n in ordered_nodes},
+                 "a member did not come back")
+    sent, got = result.during or (0, 0)
+    # calico-node is stopped on every node for the whole restore (25 s here) and started on all
+    # of them at once. While it is down the routes stay (no Cease, kernel `persist`). At the start
+    # the two BIRDs restart together: when the first session fails during graceful restart, BIRD
+    # ends the restart and prunes the peer's block route until the next session is up (BIRD's
+    # log: session down 06:34:55.9, up 06:34:59.7; 24 of 189 replies lost; CI: 28 of 177). So
+    # each node may cost one BGP start delay, plus a reply in flight; a data path that depended
+    # on etcd or calico-node would lose the whole stop instead.
+    slack = len(ordered_nodes) * (round(BIRD_START_DELAY_S / workloads.BACKGROUND_INTERVAL) + 1)
+    expect.true("background ping across the break and restore", sent > 0 and sent - got <= slack,
+                f"every reply but at most {slack}", f"{got}/{sent}",
+                "the data path depended on etcd: routes withdrawn while it was down?")
+    expect.equal("reply TTLs after the restore (old and new workloads)", sorted(set(result.pings.values()), key=str),
+                 [guide.TTL], "Calico or Docker did not work again after the restore")
+    addresses = next(c for c in result.checks if c.what.startswith("every workload's address"))
+    expect.equal("distinct workload addresses after the restore", addresses.seen, addresses.expected,
+                 "IPAM handed out an address twice: the restored blocks lost their allocations")
+

@@ -32,10 +32,14 @@ def _docker_problem() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def lane_settings() -> tuple[str, str]:
+def docker_engine() -> None:
     problem = _docker_problem()
     if problem:
         pytest.skip(f"lab tests need the Docker engine: {problem}")
+
+
+@pytest.fixture(scope="session")
+def lane_settings(docker_engine) -> tuple[str, str]:
     missing = [v for v in LANE_VARS if not os.environ.get(v)]
     if missing:
         pytest.skip(f"lab tests need a lane of their own: set {' and '.join(missing)} (a prefix and a free "

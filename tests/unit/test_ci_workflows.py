@@ -36,6 +36,9 @@ def test_github_nightly_is_scheduled_fail_fast_off_and_keeps_reports():
         uses = {s.get("uses", "").split("@")[0] for s in always}
         assert {"actions/upload-artifact", "mikepenz/action-junit-report"} <= uses, name
     assert set(wf["jobs"]["vm"]["strategy"]["matrix"]["provider"]) == {"virtualbox", "libvirt"}
+    # Beside the CentOS cells, the Debian 12 box on libvirt (the flavour CI boots for real).
+    assert wf["jobs"]["vm-debian"]["strategy"]["matrix"]["os"] == ["debian12"]
+    assert "--provider libvirt --os ${{ matrix.os }}" in GITHUB.read_text()
 
 
 def test_workflows_call_existing_tasks_and_lane_sets():

@@ -11,7 +11,7 @@ from calicolab.core.errors import UserError
 from calicolab.diagnose import checks
 from calicolab.diagnose import etcd as diag_etcd
 from calicolab.diagnose.diagnoses import FAIL, PASS, WARN
-from calicolab.stack import probes
+from calicolab.stack import parsers, probes
 
 NODE1, NODE2 = CFG.nodes[0], CFG.nodes[1]
 
@@ -338,3 +338,26 @@ def test_http_probe_splits_status_from_body():
     node = FakeNode(rules={"curl": said('{"health":"true"}\nhttp-status=200')})
     assert probes.http(node, "http://10.0.0.1:2379/health") == probes.HttpAnswer(200, '{"health":"true"}')
     assert not probes.http(FakeNode(rules={"curl": NO_ANSWER}), "http://x").answered
+
+
+@pytest.mark.parametrize("clock,result", [
+    ("09:31:48", WARN),   # up 30 s: a restart a doctor run just missed is still seen
+    ("09:33:17", WARN),   # 119 s
+    ("09:33:18", PASS),   # BIRD's graceful-restart time has passed
+    ("09:46:18", PASS),
+])
+def test_a_session_younger_than_the_graceful_restart_time_is_a_warning(clock, result):
+    view = fake_view({"node1": {r"^docker exec calico-node date": said(clock + "\n")}})
+    found = finding(view, "BGP mesh", "node1")
+    assert found.result == result, found
+    if result == WARN:
+        assert found.diagnosis.name == "BGP session new"
+        assert found.diagnosis.where == f"node1 <-> {NODE2.ip} Established since 09:31:18"
+    assert finding(view, "BGP mesh", "node2").result == PASS  # node2's clock is 15 minutes on
+
+
+def test_session_age_reads_birds_two_time_formats_and_midnight():
+    assert parsers.since_age("09:31:18", "09:31:48") == 30
+    assert parsers.since_age("23:59:50", "00:00:20") == 30  # came up before midnight
+    assert parsers.since_age("2026-11-30", "09:31:48") is None  # older than 20 h: BIRD prints a date
+    assert parsers.since_age("09:31:18", "") is None  # no clock (calico-node went away)

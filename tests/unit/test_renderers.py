@@ -2,7 +2,7 @@
 
 import json
 
-from calicolab.core import config
+from calicolab.core import config, paths
 from provision import calico, docker, etcd
 
 GUIDE_ETCD_NODE1 = """\
@@ -61,7 +61,8 @@ def test_calico_env_matches_the_guide():
 def test_calico_env_names_the_double_when_it_is_used():
     cfg = _cfg()
     art = calico.CalicoArtifacts.for_config(cfg, "double")
-    assert 'CALICO_DOUBLE_IMAGE="calicolab/calico-node-double:v2.6.1"' in calico.render_env(
+    # the image namespace is the checkout's own (CALICOLAB_IMAGE_NAMESPACE; calicolab by default)
+    assert f'CALICO_DOUBLE_IMAGE="{paths.IMAGE_NAMESPACE}/calico-node-double:v2.6.1"' in calico.render_env(
         cfg, cfg.node("node1"), art)
 
 

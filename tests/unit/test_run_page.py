@@ -173,6 +173,23 @@ def test_keyspace_diff_is_grouped(tmp_path):
     assert section.index("lost keys") < section.index("/calico/v1/host/node2/x")
 
 
+def test_the_drills_join_the_run_page_with_their_failures(tmp_path):
+    from calicolab.upgrade import drills
+
+    result = drills.DrillResult("rollback", checks=[drills.Check("cluster version after the rollback", "3.3.0",
+                                                                 "3.4.0")], during=(10, 10))
+    result.faults.append(drills.Fault("etcd on node2 killed", 3.1, 0.8))
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "drills.json").write_text(json.dumps([result.to_json()]))
+    data = run_data.collect(folder, {"started": time.time() - 60, "verdict": "failed", "stages": []})
+    assert "drills.json" in data["sources"]
+    section = html.run_page(data)[html.run_page(data).index('id="drills"'):]
+    assert "cluster version after the rollback: expected 3.3.0, seen 3.4.0" in section
+    assert "etcd on node2 killed" in section and "10/10 replies" in section
+    assert 'id="drills"' not in html.run_page({"verdict": "passed", "stages": [], "tests": [], "passes": []})
+
+
 def test_matrix_index_links_every_lane(tmp_path):
     for name, verdict in (("etcd33", "passed"), ("tls", "failed")):
         lane = tmp_path / "lanes" / name

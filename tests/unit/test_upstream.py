@@ -85,13 +85,24 @@ def test_the_mirror_settings_are_what_is_probed(tmp_path):
     assert upstream.decide(named, lock(tmp_path), probe(answers)).source == "upstream"
 
 
-def test_vms_have_no_double(tmp_path):
+def test_centos_vms_have_no_double(tmp_path):
     vm = cfg(tmp_path, provider="libvirt", etcd="3.4.23", docker="20.10.21")
-    with pytest.raises(UserError, match="the VM providers have no Calico double"):
+    with pytest.raises(UserError, match="a CentOS box has no Calico double"):
         upstream.decide(vm, lock(tmp_path), probe({}))
-    with pytest.raises(UserError, match="runs on the lab only"):
+    with pytest.raises(UserError, match="runs where its image is baked in"):
         upstream.decide(cfg(tmp_path, provider="libvirt", etcd="3.4.23", docker="20.10.21", calico_source="double"),
                         lock(tmp_path), probe(ONLINE))
+
+
+def test_the_debian_vm_box_carries_the_double(tmp_path):
+    # The Debian 12 box side-loads the double's image as the lab image does: `double` is allowed,
+    # and `auto` falls back to it offline instead of refusing.
+    asked = cfg(tmp_path, provider="libvirt", vm_os="debian12", calico_source="double")
+    assert upstream.decide(asked, lock(tmp_path), probe({})).source == "double"
+    offline = upstream.decide(cfg(tmp_path, provider="libvirt", vm_os="debian12"), lock(tmp_path), probe({}))
+    assert offline.source == "double" and "upstream cannot complete" in offline.reason
+    # Debian VMs install etcd from Debian's archive (versions.yaml's lab column): no etcd download.
+    assert [a.key for a, _ in upstream.upstream_files(asked)] == ["calicoctl v1.6.1"]
 
 
 def test_a_vm_run_checks_every_file_it_downloads(tmp_path):

@@ -113,3 +113,20 @@ def test_vault_repos_are_fixed_before_anything_else():
 def test_provisioning_scripts_parse(script):
     res = subprocess.run(["bash", "-n", str(TEMPLATE / "scripts" / script)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+PATH_ROOT_REF = re.compile(r'\$\{path\.root\}/([^"]+)"')
+
+
+@pytest.mark.parametrize("root", sorted({p.parent for p in Path("packer").glob("*/*.pkr.hcl")}), ids=str)
+def test_every_file_a_template_names_is_tracked(root):
+    """A fresh clone builds the box: a file the template reads but git ignores (say, a
+    `Vagrantfile.box` under a `*.box` rule) works on the author's machine and nowhere else."""
+    named = sorted({n for t in root.glob("*.pkr.hcl") for n in PATH_ROOT_REF.findall(t.read_text())})
+    assert named, f"{root} names no file under ${{path.root}}: the pattern no longer matches the template"
+    tracked = set(subprocess.run(["git", "ls-files", str(root)], capture_output=True, text=True,
+                                 check=True).stdout.split())
+    missing = [n for n in named if str(root / n) not in tracked and not any(t.startswith(f"{root / n}/")
+                                                                         for t in tracked)]
+    assert not missing, (f"{root} reads {missing}, which git does not track "
+                         f"(expected every one in `git ls-files {root}`; likely an ignore rule: git check-ignore -v)")

@@ -1,0 +1,381 @@
+"""The libvirt side of a VM run on this host: the daemons, the run's storage pool, and a teardown
+that leaves nothing behind.
+
+    daemons    libvirtd and virtlogd, started by the tasks where nothing else starts them (a host
+               without systemd: `virtlogd -d`, `libvirtd -d`) and stopped again at destroy if
+               the tasks started them
+    pool       <prefix>-pool, a transient dir pool for the box volume and the nodes' disks
+    teardown   domains, volumes, the pool, both networks (<prefix>-mgmt, <prefix>-private), their
+               bridges and dnsmasq, and the LIBVIRT_* iptables chains libvirt leaves after it stops
+               (only those that were not there before the run)
+
+What was started and what existed before is recorded in the run folder (libvirt.json), so a
+later `invoke destroy` undoes exactly what this run caused. Docker's own chains and networks are
+never touched: only chains named LIBVIRT_* and objects named with the run's prefix.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import re
+import signal
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from calicolab.core import shell
+from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import UserError
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.infra import kvm
+
+URI = "qemu:///system"
+# The NAT network (vagrant-libvirt's management network, named per prefix). Not its default
+# 192.168.121.0/24: that lies inside Calico 2.6's default pool 192.168.0.0/16, so the pool would
+# overlap a host network and NAT outgoing could not be shown (no node address outside the pool).
+MANAGEMENT_SUBNET = "10.121.0.0/24"
+TABLES = ("filter", "nat", "mangle")
+IPTABLES = ("iptables", "ip6tables")
+DAEMON_DEADLINE = 30.0
+PID_FILES = {"virtlogd": Path("/run/virtlogd.pid"), "libvirtd": Path("/run/libvirtd.pid")}
+DEFINITIONS = Path("/etc/libvirt/qemu")
+
+
+def names(cfg: ClusterConfig) -> dict[str, str]:
+    """The libvirt objects of a run, all named with its prefix (the Vagrantfile uses the same)."""
+    return {"pool": f"{cfg.prefix}-pool", "management_network": f"{cfg.prefix}-mgmt",
+            "private_network": f"{cfg.prefix}-private", "domain_prefix": f"{cfg.prefix}-"}
+
+
+def pool_path(cfg: ClusterConfig) -> Path:
+    # Under libvirt's own images folder: the qemu user must reach it (a checkout may not be).
+    return Path("/var/lib/libvirt/images") / names(cfg)["pool"]
+
+
+def vagrant_settings(cfg: ClusterConfig, driver: str, cpu_model: str) -> dict[str, object]:
+    """What the Vagrantfile's libvirt block reads from the effective configuration."""
+    return {"libvirt": {**names(cfg), "management_subnet": MANAGEMENT_SUBNET, "driver": driver,
+                        "cpu_model": cpu_model}}
+
+
+def _record_file(cfg: ClusterConfig) -> Path:
+    return cfg.run_path / "libvirt.json"
+
+
+def _read_record(cfg: ClusterConfig) -> dict:
+    try:
+        return json.loads(_record_file(cfg).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_record(cfg: ClusterConfig, record: dict) -> None:
+    cfg.run_path.mkdir(parents=True, exist_ok=True)
+    _record_file(cfg).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def touched(cfg: ClusterConfig) -> bool:
+    """The run folder has a record of libvirt use (daemons, chains): teardown has work to do."""
+    return _record_file(cfg).exists()
+
+
+def virsh(*args: str, check: bool = False, timeout: float = 60) -> shell.Outcome:
+    return shell.run(["virsh", "-q", "-c", URI, *args], check=check, timeout=timeout)
+
+
+def answers() -> bool:
+    return shell.which_or_none("virsh") is not None and virsh("uri", timeout=15).ok
+
+
+# ---- iptables ----------------------------------------------------------------------------
+
+def libvirt_chains(save_text: str) -> set[str]:
+    """Chains named LIBVIRT_* in `iptables-save` output, as table/chain."""
+    chains, table = set(), ""
+    for line in save_text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith(":LIBVIRT_"):
+            chains.add(f"{table}/{line[1:].split()[0]}")
+    return chains
+
+
+def chain_snapshot() -> dict[str, list[str]]:
+    snap: dict[str, list[str]] = {}
+    for tool in IPTABLES:
+        out = shell.run([f"{tool}-save"], check=False, timeout=30) if shell.which_or_none(f"{tool}-save") else None
+        snap[tool] = sorted(libvirt_chains(out.stdout)) if out and out.ok else []
+    return snap
+
+
+def jump_rules(rules_text: str, chain: str) -> list[list[str]]:
+    """The `-A ... -j chain` lines of `iptables -S`, as delete commands' arguments."""
+    found = []
+    for line in rules_text.splitlines():
+        parts = line.split()
+        jumps = [parts[i + 1] for i, word in enumerate(parts[:-1]) if word == "-j"]
+        if parts[:1] == ["-A"] and chain in jumps:
+            found.append(["-D", *parts[1:]])
+    return found
+
+
+def remove_chains(keep: dict[str, list[str]], say: Callable[[str], None]) -> list[str]:
+    """Remove LIBVIRT_* chains that were not there before (keep), with the rules jumping to them."""
+    removed = []
+    now = chain_snapshot()
+    for tool, chains in now.items():
+        extra = [c for c in chains if c not in set(keep.get(tool, []))]
+        for entry in extra:
+            table, chain = entry.split("/", 1)
+            rules = shell.run([tool, "-w", "-t", table, "-S"], check=False, timeout=30).stdout
+            for delete in jump_rules(rules, chain):
+                shell.run([tool, "-w", "-t", table, *delete], check=False, timeout=30)
+        for entry in extra:  # flushed first, then deleted: LIBVIRT chains jump to each other
+            table, chain = entry.split("/", 1)
+            shell.run([tool, "-w", "-t", table, "-F", chain], check=False, timeout=30)
+        for entry in extra:
+            table, chain = entry.split("/", 1)
+            if shell.run([tool, "-w", "-t", table, "-X", chain], check=False, timeout=30).ok:
+                removed.append(f"{tool} {entry}")
+    if removed:
+        say(f"removed {len(removed)} LIBVIRT_* iptables chain(s) the run caused")
+    return removed
+
+
+# ---- daemons -----------------------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _pid_of(name: str) -> int | None:
+    try:
+        pid = int(PID_FILES[name].read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def has_systemd() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
+def _kvm_device_for_qemu_user(record: dict, say: Callable[[str], None]) -> None:
+    """libvirt probes QEMU as root (KVM opens) but then checks /dev/kvm as its qemu user; where the
+    device is root-only (0600, no udev rule), it finds KVM "not available now", throws the probed
+    capabilities away and probes again on every call: `vagrant up` crawls. The kvm group's rw, as
+    udev gives it on a normal host, makes the two agree; the old mode is put back at teardown."""
+    if not kvm.KVM_DEVICE.exists() or "kvm_device" in record:
+        return
+    st = kvm.KVM_DEVICE.stat()
+    try:
+        kvm_gid = grp.getgrnam("kvm").gr_gid
+    except KeyError:
+        return
+    if st.st_gid == kvm_gid and st.st_mode & 0o060 == 0o060:
+        return
+    record["kvm_device"] = {"mode": stat.S_IMODE(st.st_mode), "gid": st.st_gid}
+    os.chown(kvm.KVM_DEVICE, -1, kvm_gid)
+    os.chmod(kvm.KVM_DEVICE, stat.S_IMODE(st.st_mode) | 0o060)
+    say(f"{kvm.KVM_DEVICE}: group kvm rw for libvirt's qemu user (put back at destroy)")
+
+
+def _restore_kvm_device(record: dict) -> None:
+    old = record.get("kvm_device")
+    if old and kvm.KVM_DEVICE.exists():
+        os.chown(kvm.KVM_DEVICE, -1, old["gid"])
+        os.chmod(kvm.KVM_DEVICE, old["mode"])
+
+
+def ensure_daemons(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
+    """libvirtd answering on qemu:///system; the chains and the daemons present before are recorded
+    once per run, so teardown removes only what the run caused."""
+    shell.require("virsh", "run `invoke setup` (apt-get install libvirt-clients)")
+    record = _read_record(cfg)
+    if "chains_before" not in record:
+        record = {"chains_before": chain_snapshot(), "started": []}
+    _kvm_device_for_qemu_user(record, say)
+    _write_record(cfg, record)
+    if answers():
+        return
+    started = list(record.get("started", []))
+    if has_systemd():
+        shell.run(["systemctl", "start", "libvirtd"], timeout=120)
+        started.append("systemd:libvirtd")
+    else:
+        for daemon in ("virtlogd", "libvirtd"):
+            if _pid_of(daemon) is None:
+                shell.require(daemon, "run `invoke setup` (apt-get install libvirt-daemon-system)")
+                # -d: daemonise (not -l: "Unable to initialize network sockets" here).
+                shell.run([daemon, "-d"], timeout=60)
+                pid = wait_for(lambda d=daemon: _pid_of(d), bool, f"{daemon} writes {PID_FILES[daemon]}",
+                               timeout=DAEMON_DEADLINE)
+                started.append(f"{daemon}:{pid}")
+                say(f"started {daemon} (pid {pid}); it is stopped again at destroy")
+    record["started"] = started
+    _write_record(cfg, record)
+    try:
+        wait_for(answers, bool, f"libvirtd answers on {URI}", timeout=DAEMON_DEADLINE)
+    except Timeout:
+        raise UserError(f"libvirtd does not answer on {URI} within {DAEMON_DEADLINE:.0f} s: see "
+                        "/var/log/libvirt/libvirtd.log") from None
+
+
+def stop_daemons(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
+    record = _read_record(cfg)
+    for entry in reversed(record.get("started", [])):
+        kind, _, ident = entry.partition(":")
+        if kind == "systemd":
+            shell.run(["systemctl", "stop", ident], check=False, timeout=120)
+        elif ident.isdigit() and _alive(int(ident)):
+            pid = int(ident)
+            os.kill(pid, signal.SIGTERM)
+            try:
+                wait_for(lambda p=pid: not _alive(p), bool, f"{kind} stops", timeout=DAEMON_DEADLINE)
+            except Timeout:
+                os.kill(pid, signal.SIGKILL)
+            say(f"stopped {kind} (pid {pid}), which this run started")
+    record["started"] = []
+    _write_record(cfg, record)
+
+
+# ---- the run's objects -------------------------------------------------------------------
+
+def ensure_pool(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
+    pool = names(cfg)["pool"]
+    if virsh("pool-info", pool).ok:
+        return
+    path = pool_path(cfg)
+    path.mkdir(parents=True, exist_ok=True)
+    # Transient: gone with pool-destroy, never written to libvirt's configuration.
+    out = virsh("pool-create-as", pool, "dir", "--target", str(path))
+    if not out.ok:
+        raise UserError(f"libvirt storage pool {pool} could not be created: {out.stderr.strip()[-200:]}")
+    say(f"storage pool {pool} at {path}")
+
+
+def domains(cfg: ClusterConfig) -> list[str]:
+    out = virsh("list", "--all", "--name")
+    return [d for d in out.stdout.split() if d.startswith(names(cfg)["domain_prefix"])] if out.ok else []
+
+
+def networks(cfg: ClusterConfig) -> list[str]:
+    out = virsh("net-list", "--all", "--name")
+    ours = {names(cfg)["management_network"], names(cfg)["private_network"]}
+    return [n for n in out.stdout.split() if n in ours] if out.ok else []
+
+
+def bridge_of(network: str) -> str | None:
+    m = re.search(r"<bridge name='([^']+)'", virsh("net-dumpxml", network).stdout)
+    return m.group(1) if m else None
+
+
+def teardown(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
+    """Remove every libvirt object of the run (whatever `vagrant destroy` left), stop the daemons
+    the run started and the chains it caused; returns how many things were removed."""
+    record = _read_record(cfg)
+    if not record and not answers():
+        return 0  # this run folder never touched libvirt
+    count = 0
+    if answers():
+        for domain in domains(cfg):
+            virsh("destroy", domain)
+            virsh("undefine", domain, "--nvram", "--remove-all-storage")
+            say(f"removed domain {domain}")
+            count += 1
+        bridges = record.get("bridges", [])
+        for network in networks(cfg):
+            bridges.append(bridge_of(network) or "")
+            virsh("net-destroy", network)
+            virsh("net-undefine", network)
+            say(f"removed network {network}")
+            count += 1
+        record["bridges"] = [b for b in dict.fromkeys(bridges) if b]
+        _write_record(cfg, record)
+        pool = names(cfg)["pool"]
+        if virsh("pool-info", pool).ok:
+            for vol in virsh("vol-list", pool, "--name").stdout.split():
+                virsh("vol-delete", vol, "--pool", pool)
+                count += 1
+            virsh("pool-destroy", pool)
+            virsh("pool-undefine", pool)
+            say(f"removed storage pool {pool}")
+            count += 1
+    path = pool_path(cfg)
+    if path.exists():
+        for leftover in path.iterdir():
+            leftover.unlink()
+        path.rmdir()
+    count += _kill_dnsmasq(cfg, say)
+    stop_daemons(cfg, say)
+    _restore_kvm_device(record)
+    for bridge in record.get("bridges", []):
+        if Path(f"/sys/class/net/{bridge}").exists():
+            shell.run(["ip", "link", "del", bridge], check=False, timeout=30)
+            say(f"removed bridge {bridge}")
+            count += 1
+    # libvirt leaves its chains after its networks and the daemon are gone.
+    count += len(remove_chains(record.get("chains_before", {}), say))
+    _record_file(cfg).unlink(missing_ok=True)
+    return count
+
+
+def _dnsmasq_pids(cfg: ClusterConfig) -> list[int]:
+    """dnsmasq processes libvirt started for the run's networks (their config file names them)."""
+    ours = (f"/{names(cfg)['management_network']}.conf", f"/{names(cfg)['private_network']}.conf")
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith("dnsmasq") and any(a.endswith(ours) for a in cmdline):
+            pids.append(int(proc.name))
+    return pids
+
+
+def _kill_dnsmasq(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
+    pids = [p for p in _dnsmasq_pids(cfg) if _alive(p)]
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+        say(f"stopped dnsmasq (pid {pid}) of the run's network")
+    return len(pids)
+
+
+def leftovers(cfg: ClusterConfig) -> list[str]:
+    """What of the run is still on the host, found without relying on libvirtd running."""
+    found = []
+    n = names(cfg)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "qemu-system" in cmdline.split("\0")[0] and f"guest={n['domain_prefix']}" in cmdline:
+            found.append(f"qemu process {proc.name}")
+    found += [f"dnsmasq process {p}" for p in _dnsmasq_pids(cfg)]
+    for xml in (*DEFINITIONS.glob(f"{n['domain_prefix']}*.xml"),
+                *(DEFINITIONS / "networks").glob(f"{n['domain_prefix']}*.xml")):
+        found.append(f"libvirt definition {xml}")
+    if pool_path(cfg).exists():
+        found.append(f"pool folder {pool_path(cfg)}")
+    if answers():
+        found += [f"domain {d}" for d in domains(cfg)] + [f"network {x}" for x in networks(cfg)]
+        if virsh("pool-info", n["pool"]).ok:
+            found.append(f"storage pool {n['pool']}")
+    record = _read_record(cfg)
+    for entry in record.get("started", []):
+        kind, _, ident = entry.partition(":")
+        if ident.isdigit() and _alive(int(ident)):
+            found.append(f"{kind} (pid {ident}) started by the run")
+    return found

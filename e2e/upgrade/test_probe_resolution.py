@@ -1,0 +1,69 @@
+"""The disruption probe's resolution, shown before the rehearsals rely on it: a 1 s blackhole of
+workload traffic, one direction and then the other, is measured as 1 s +- 50 ms in that
+direction and as nothing in the other.
+
+It lives in the upgrade pass (not tests/lab/, not e2e/faults/) because the upgrade budgets are
+read off this instrument: the pass that grades them proves it first, on the same cluster,
+for a few seconds of the CI lane rather than another cluster brought up.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from calicolab.core.polling import Timeout, wait_for
+from calicolab.stack import disruption
+from calicolab.upgrade.rehearsal import LOG_SLACK, append_probe_gaps
+from e2e import expect
+
+pytestmark = [pytest.mark.upgrade]
+
+BLACKHOLE = 1.0  # seconds
+TOLERANCE = 0.05  # the issue's "1 s +- 50 ms"
+NOISE = 0.1  # a gap shorter than this is a datagram or two, not the blackhole
+
+
+def test_a_one_second_blackhole_is_measured_as_one_second_in_its_direction_only(nodes, cluster):
+    ordered = [nodes[n.name] for n in cluster.nodes]
+    probes = disruption.start(ordered, [disruption.node_block(n) for n in ordered], prefix="res-probe")
+    try:
+        a, b = probes
+        windows = {}
+        for src, dst in ((a, b), (b, a)):
+            windows[disruption.direction(src, dst)] = disruption.blackhole(dst.node, dst.name, src.ip, BLACKHOLE)
+        last_end = max(end for _, end in windows.values())
+
+        def after_both() -> disruption.Raw:
+            return disruption.read(probes, time.time() - LOG_SLACK)
+
+        def resumed(raw: disruption.Raw) -> bool:  # datagrams sent after the last blackhole have arrived
+            return all(any(p.sent_real > last_end + 0.2 for p in disruption.parse_udp(text))
+                       for text in raw.udp.values())
+        try:
+            raw = wait_for(after_both, resumed, "probe datagrams after the blackholes", timeout=30)
+        except Timeout as err:
+            expect.fail("probe traffic after the blackholes", "datagrams both ways again", err.last,
+                        "the drop rule was not removed from the workload's namespace")
+        figures = disruption.figures(raw)
+        rows = []
+        for direction, (start, end) in windows.items():
+            gaps = [g for g in figures.directions[direction].gaps if g.seconds >= NOISE]
+            print(f"{direction}: blackhole rule in for {end - start:.3f} s; gaps seen: "
+                  f"{[(round(g.start - start, 3), g.seconds, g.lost) for g in gaps]}")
+            expect.equal(f"{direction}: gaps of {NOISE} s or more", len(gaps), 1,
+                         "the blackhole was missed, or the other direction's leaked into this one")
+            gap = gaps[0]
+            expect.true(f"{direction}: the blackhole's gap", abs(gap.seconds - BLACKHOLE) <= TOLERANCE,
+                        f"{BLACKHOLE:.3f} s +- {TOLERANCE * 1000:.0f} ms",
+                        f"{gap.seconds:.3f} s ({gap.lost} datagrams lost; rule in for {end - start:.3f} s)",
+                        "the probe's clock or interval is off, or the node was too loaded to send on time")
+            expect.true(f"{direction}: the gap's place", abs(gap.start - start) <= TOLERANCE,
+                        f"within {TOLERANCE * 1000:.0f} ms of the rule going in", f"{gap.start - start:+.3f} s",
+                        "the node's and the probe's clocks disagree")
+            rows.append({"step": f"probe resolution: {BLACKHOLE:.0f} s blackhole", "direction": direction,
+                         "at": gap.start, "seconds": gap.seconds, "lost": gap.lost})
+        append_probe_gaps(cluster, rows)
+    finally:
+        disruption.stop(probes)

@@ -1,0 +1,54 @@
+#!/bin/sh
+# mmdebstrap customize hook: $1 is the root filesystem. Runs natively on the build host, so the
+# box carries Docker, etcd and the side-loaded images without a minute of apt in an emulated guest.
+# Environment: VAGRANT_PUBKEY (file), IMAGES_DIR (saved images), FIRSTBOOT (script).
+set -eu
+root="$1"
+
+# Neither etcd nor Docker runs until the guide configures them.
+for unit in etcd docker containerd docker.socket; do
+  chroot "$root" systemctl disable "$unit" >/dev/null 2>&1 || true
+done
+chroot "$root" systemctl enable ssh >/dev/null 2>&1
+
+# Vagrant's conventions: user vagrant, passwordless sudo, the insecure key (replaced by a
+# per-node key on the first `vagrant up`).
+chroot "$root" useradd -m -s /bin/bash vagrant
+echo 'vagrant ALL=(ALL) NOPASSWD: ALL' > "$root/etc/sudoers.d/vagrant"
+chmod 0440 "$root/etc/sudoers.d/vagrant"
+install -d -m 700 "$root/home/vagrant/.ssh"
+install -m 600 "$VAGRANT_PUBKEY" "$root/home/vagrant/.ssh/authorized_keys"
+chroot "$root" chown -R vagrant:vagrant /home/vagrant/.ssh
+echo 'UseDNS no' > "$root/etc/ssh/sshd_config.d/calicolab.conf"
+rm -f "$root"/etc/ssh/ssh_host_*
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+  > "$root/etc/systemd/system/ssh.service.d/hostkeys.conf"
+
+# eth0 on DHCP (libvirt's management network); Vagrant's Debian guest adds eth1 via ifupdown.
+printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n\nsource /etc/network/interfaces.d/*\n' \
+  > "$root/etc/network/interfaces"
+echo 'LABEL=calicoroot / ext4 errors=remount-ro 0 1' > "$root/etc/fstab"
+echo debian12 > "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tdebian12\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
+
+# GRUB on the serial console too: with only the console terminal it hangs in a domain without
+# a video device. Classic interface names, so the NAT side is eth0 and the private one eth1.
+# No AppArmor, as on CentOS 7: with it on and no apparmor_parser, Docker refuses every
+# unprivileged container ("the docker-default profile could not be loaded").
+cat > "$root/etc/default/grub" <<'GRUB'
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=1
+GRUB_DISTRIBUTOR=Debian
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200 net.ifnames=0 biosdevname=0 apparmor=0"
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --speed=115200"
+GRUB_DISABLE_OS_PROBER=true
+GRUB
+
+install -d "$root/opt/calicolab/images"
+cp "$IMAGES_DIR"/*.tar "$root/opt/calicolab/images/"
+install -m 0755 "$FIRSTBOOT" "$root/usr/local/sbin/calicolab-firstboot"
+: > "$root/etc/machine-id"
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*

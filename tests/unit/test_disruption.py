@@ -1,0 +1,249 @@
+"""The disruption probe and what is read off it: the real probe program on loopback (a receiver
+stopped for 1 s drops datagrams; a peer killed and restarted costs a TCP reconnect), and the
+analysis on hand-made records with known gaps, reorders, restarts, route outages and elections."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from calicolab.core.paths import ROOT
+from calicolab.core.polling import wait_for
+from calicolab.report import run_data
+from calicolab.stack import disruption
+from calicolab.stack.disruption import Packet
+from calicolab.upgrade import leader, steps
+from calicolab.upgrade.leader import Sample
+from calicolab.upgrade.upgrader import Hop
+
+PROBE = ROOT / "workloads" / "probe" / "probe.py"
+IV = 0.01  # the probe's interval
+
+
+def _stream(inc: int, seqs, t0: float = 1000.0, interval: float = IV) -> list[Packet]:
+    return [Packet(inc, s, 50.0 + s * interval, t0 + s * interval, 60.0 + s * interval) for s in seqs]
+
+
+def test_a_hole_of_100_datagrams_is_a_one_second_gap():
+    fig = disruption.analyze("a->b", _stream(1, [*range(0, 50), *range(150, 200)]))
+    assert fig.lost == 100 and fig.received == 100
+    assert [(g.seconds, g.lost) for g in fig.gaps] == [(1.0, 100)]
+    assert fig.gaps[0].start == pytest.approx(1000.0 + 50 * IV)  # when the first missing one was due
+
+
+def test_no_hole_no_gap_even_when_the_sender_stalled():
+    packets = _stream(1, range(10))
+    stalled = [*packets[:5], *[Packet(p.inc, p.seq, p.sent + 2, p.sent_real + 2, p.received + 2)
+                               for p in packets[5:]]]
+    fig = disruption.analyze("a->b", stalled)
+    assert fig.gaps == [] and fig.lost == 0
+
+
+def test_late_and_duplicate_datagrams():
+    packets = _stream(1, range(10))
+    arrival = [*packets[:3], packets[4], packets[3], *packets[5:], packets[9]]
+    fig = disruption.analyze("a->b", arrival)
+    assert (fig.reorders, fig.duplicates, fig.lost, fig.gaps) == (1, 1, 0, [])
+
+
+def test_a_restarted_sender_is_an_outage_from_its_last_datagram_to_its_new_first():
+    first = _stream(1, range(100))  # sent 1000.00 .. 1000.99
+    second = _stream(2, range(3, 50), t0=1003.0)  # a new life 2 s later; its first 3 lost
+    fig = disruption.analyze("a->b", first + second)
+    assert len(fig.gaps) == 1
+    assert fig.gaps[0].seconds == pytest.approx(1003.03 - 1000.99 - IV, abs=1e-6)
+    assert fig.gaps[0].lost == 3
+
+
+def test_a_gap_still_open_when_the_logs_are_read_runs_to_then():
+    fig = disruption.analyze("a->b", _stream(1, range(100)), until=1002.0)
+    assert len(fig.gaps) == 1 and fig.gaps[0].seconds == pytest.approx(1.0, abs=0.011)
+    assert disruption.analyze("a->b", _stream(1, range(100)), until=1000.99 + 2 * IV).gaps == []
+
+
+def test_the_log_parser_drops_a_torn_last_line():
+    text = "1 0 10 20 30\n1 1 11 21 31\n1 2 1"
+    assert [p.seq for p in disruption.parse_udp(text)] == [0, 1]
+
+
+def test_route_outages_from_ip_monitor():
+    text = ("[2026-12-01T22:31:05.100000] 192.168.104.0/26 via 192.168.223.130 dev eth1 proto bird\n"
+            "[2026-12-01T22:31:06.000000] Deleted 192.168.104.0/26 via 192.168.223.130 dev eth1 proto bird\n"
+            "[2026-12-01T22:31:06.500000] Deleted 192.168.166.128/26 dev cali1 scope link\n"
+            "[2026-12-01T22:31:08.250000] 192.168.104.0/26 via 192.168.223.130 dev eth1 proto bird\n")
+    outages = disruption.parse_route_monitor("node1", text, "192.168.104.0/26", until=0)
+    assert [o.seconds for o in outages] == [2.25]
+    still = disruption.parse_route_monitor("node1", text.rsplit("\n", 2)[0], "192.168.104.0/26",
+                                           until=outages[0].start + 5)
+    assert [o.seconds for o in still] == [5.0]
+
+
+def test_reconnects_are_the_connections_after_the_first():
+    events = disruption.parse_tcp("start 1000000000000 1\nconnect 1000500000000\nbroken 1010000000000 EOF\n"
+                                  "start 1012000000000 2\nconnect 1012300000000\n")
+    assert disruption.reconnect_times(events) == [1010.0]  # dated by the break that caused it
+
+
+def test_a_reconnect_is_charged_to_the_step_that_broke_the_connection():
+    # As recorded in a Docker rehearsal (seconds after 1796173000): node1's hop ran 172.954 to
+    # 200.25, node2's 200.251 to 224.335; each reconnect lands ~0.2 s after its hop returned.
+    a_b = disruption.parse_tcp("start 169923488590 1\nconnect 171274220179\nstart 199439303236 2\n"
+                               "connect 200457810262\nbroken 200492157633 ConnectionResetError\n"
+                               "connect 224552900730\n")
+    b_a = disruption.parse_tcp("start 170262915180 1\nconnect 171274560046\nbroken 173250557445 ConnectionError\n"
+                               "connect 200456860764\nstart 223546352388 2\nconnect 224552866345\n")
+    times = disruption.reconnect_times(a_b) + disruption.reconnect_times(b_a)
+    node1 = [t for t in times if 172.954 <= t < 200.25]
+    node2 = [t for t in times if 200.251 <= t < 224.335]
+    assert (len(node1), len(node2)) == (2, 2), times
+
+
+def test_leader_changes_and_time_without_a_leader():
+    samples = [Sample(t, m, ld, term, ok) for t, m, ld, term, ok in [
+        (0.0, "n1", "A", 2, True), (0.0, "n2", "A", 2, True),
+        (1.0, "n1", "", 0, False), (1.05, "n2", "A", 2, True),  # n1 down, n2 still follows A
+        (2.0, "n2", "", 3, True),  # n2 a candidate: nobody names a leader from here
+        (4.0, "n1", "B", 4, True), (4.1, "n2", "B", 4, True)]]
+    fig = leader.analyze(samples)
+    assert fig.changes == [4.0]
+    assert fig.leaderless == [(2.0, 4.0)]
+    assert fig.leaderless_in(3.0, 10.0) == 1.0 and fig.changes_in(0, 3.0) == 0
+
+
+
+def test_a_new_leader_read_with_its_old_term_is_one_election_not_two():
+    # As seen in a rehearsal: node1 (A) hands the leadership to node2 (B) on stopping; one
+    # Status read named B with the old term 2, the next 0.1 s later B with term 3.
+    samples = [Sample(t, m, ld, term, ok) for t, m, ld, term, ok in [
+        (0.0, "n1", "A", 2, True), (0.0, "n2", "A", 2, True),
+        (0.3, "n1", "", 0, False), (0.37, "n2", "B", 2, True), (0.47, "n2", "B", 3, True),
+        (2.3, "n2", "", 3, True),  # B alone has no quorum and steps down
+        (21.3, "n1", "B", 16, True), (21.4, "n2", "B", 16, True)]]
+    fig = leader.analyze(samples)
+    assert fig.changes == [0.47, 21.3], fig.changes
+    # The broken rule (every new (leader, term) pair) would count three.
+    assert len({(s.leader, s.term) for s in samples if s.leader}) - 1 == 3
+
+
+def test_the_same_leader_re_elected_after_stepping_down_is_an_election():
+    samples = [Sample(t, m, ld, term, ok) for t, m, ld, term, ok in [
+        (0.0, "n1", "A", 2, True), (1.5, "n1", "", 2, True), (3.0, "n1", "A", 4, True)]]
+    assert leader.analyze(samples).changes == [3.0]
+
+def _hop(component: str, node: str, started: float, ended: float, bgp: float | None = None) -> Hop:
+    return Hop(component, node, "a", "b", round(ended - started, 1), "", started, ended, bgp)
+
+
+def test_steps_take_the_gaps_that_start_in_their_window():
+    t0 = 1000.0
+    a_b = _stream(1, [*range(0, 300), *range(350, 1000)])  # a gap at 1003.00, in the second hop
+    b_a = _stream(1, range(1000))
+    figures = disruption.Figures(directions={"a->b": disruption.analyze("a->b", a_b),
+                                             "b->a": disruption.analyze("b->a", b_a)},
+                                 reconnects={"a->b": [1006.0], "b->a": []})
+    hops = [_hop("docker", "node1", t0 + 1, t0 + 2), _hop("docker", "node2", t0 + 2.5, t0 + 3.2)]
+    out = steps.build(hops, figures, None, t0 + 10)
+    assert [s.lost_packets for s in out] == [0, 50]
+    assert out[1].longest_gap_s == {"a->b": 0.5, "b->a": 0.0}
+    assert out[1].tcp_reconnects == 1
+    # node2's hop restarts its workloads until 1003.2: 0.3 s of the 0.5 s gap is outside it.
+    assert out[1].gap_outside_restart_s == pytest.approx(0.3, abs=0.011)
+    assert out[1].leader_changes is None  # no watcher, no figure (a budget on it then fails)
+
+
+# -- the real probe program, two of them on loopback ---------------------------------------------
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _probe(folder: Path, udp: int, tcp: int, peer_udp: int, peer_tcp: int, rcvbuf: int = 0) -> subprocess.Popen:
+    args = [sys.executable, str(PROBE), "--peer", "127.0.0.1", "--bind", "127.0.0.1", "--udp-port", str(udp),
+            "--tcp-port", str(tcp), "--peer-udp-port", str(peer_udp), "--peer-tcp-port", str(peer_tcp),
+            "--interval", str(IV), "--dir", str(folder)]
+    if rcvbuf:
+        args += ["--rcvbuf", str(rcvbuf)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _lines(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def pair(tmp_path):
+    ua, ub, ta, tb = _free_ports(4)
+    da, db = tmp_path / "a", tmp_path / "b"
+    a = _probe(da, ua, ta, ub, tb)
+    b = _probe(db, ub, tb, ua, ta, rcvbuf=1)  # the kernel's smallest buffer: a stopped b drops datagrams
+    procs = {"a": a, "b": b}
+    try:
+        wait_for(lambda: (_lines(db / "udp.log"), _lines(da / "tcp.log")), lambda t: t[0] and "connect" in t[1],
+                 "loopback probes exchanging", timeout=20)
+        yield procs, da, db, (ua, ub, ta, tb)
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+
+
+def test_the_probe_program_measures_a_stopped_receiver_and_counts_a_reconnect(pair):
+    procs, da, db, (ua, ub, ta, tb) = pair
+    b = procs["b"]
+    os.kill(b.pid, signal.SIGSTOP)
+    stopped = time.time()
+    time.sleep(1.0)  # the fault itself: b takes nothing off its socket for 1 s
+    os.kill(b.pid, signal.SIGCONT)
+    resumed = time.time()
+    wait_for(lambda: disruption.parse_udp(_lines(db / "udp.log")), lambda ps: ps[-1].sent_real > resumed + 0.2,
+             "b taking datagrams again", timeout=20)
+    # Then b is killed and started again (a restarted workload): a new incarnation, a new connection.
+    b.send_signal(signal.SIGTERM)
+    b.wait(timeout=10)
+    procs["b"] = _probe(db, ub, tb, ua, ta, rcvbuf=1)
+    wait_for(lambda: _lines(da / "tcp.log").count("connect"), lambda n: n >= 2, "a's reconnect", timeout=20)
+    wait_for(lambda: disruption.parse_udp(_lines(db / "udp.log")), lambda ps: ps[-1].sent_real > time.time() - 0.5,
+             "b receiving again after its restart", timeout=20)
+    a_to_b = disruption.analyze("a->b", disruption.parse_udp(_lines(db / "udp.log")), IV)
+    # The stop: 1 s less the few datagrams the smallest buffer still held.
+    big = [g for g in a_to_b.gaps if g.seconds > 0.5]
+    assert len(big) == 1, a_to_b.gaps
+    assert 0.85 <= big[0].seconds <= 1.05 and abs(big[0].start - stopped) < 0.1, big[0]
+    assert big[0].lost == pytest.approx(big[0].seconds / IV, abs=3)
+    # The restart takes tens of milliseconds, which a loaded host's scheduler can hide from a
+    # sender that then catches up: shown by the new incarnation and the reconnect instead.
+    assert (db / "incarnation").read_text().strip() == "2"
+    assert len(disruption.reconnect_times(disruption.parse_tcp(_lines(da / "tcp.log")))) >= 1
+
+
+def test_probe_gaps_written_with_wall_clock_times_land_on_the_run_timeline(tmp_path):
+    started = time.time() - 10
+    (tmp_path / "probes.json").write_text(
+        f'[{{"step": "etcd 3.3.25->3.4.23 on node1", "direction": "node1->node2", "at": {started + 3.5}, '
+        '"seconds": 1.0, "lost": 100}]')
+    data = run_data.collect(tmp_path, {"started": started, "stages": []})
+    assert data["probe_gaps"][0]["start"] == 3.5 and "probes.json" in data["sources"]
+
+
+def test_records_from_before_the_upgrade_started_do_not_count():
+    # Seen on the lab: a probe's first datagrams wait for ARP and arrive after later ones.
+    packets = _stream(1, range(200))
+    arrival = [*packets[100:103], *packets[:100], *packets[103:]]
+    text = "".join(f"{p.inc} {p.seq} {int(p.sent * 1e9)} {int(p.sent_real * 1e9)} {int(p.received * 1e9)}\n"
+                   for p in arrival)
+    late = disruption.figures(disruption.Raw(udp={"a->b": text}))
+    assert late.directions["a->b"].reorders == 100
+    since = disruption.figures(disruption.Raw(udp={"a->b": text}, since=packets[110].sent_real))
+    assert since.directions["a->b"].reorders == 0 and since.directions["a->b"].received == 90
