@@ -17,7 +17,7 @@ import threading
 
 from invoke import Exit, task
 
-from calicolab.core import config, state
+from calicolab.core import config, paths, state
 from calicolab.core.cli_args import whole_number
 from calicolab.core.errors import StageFailed, Terminated, UserError
 from calicolab.core.state import running_config
@@ -29,6 +29,7 @@ from calicolab.infra.vm_preflight import vm_lane_missing
 from calicolab.report import pages
 from calicolab.report.history import DEFAULT_LAST
 from calicolab.runs.bench import run_against_lab, run_bench, run_checker_bench, run_lane_bench
+from calicolab.runs.beside import NICENESS, Beside
 from calicolab.runs.lifecycle import Lifecycle, reports_folder, write_refusal
 from calicolab.runs.matrix import run_matrix
 from calicolab.runs.passes import suite_passes
@@ -272,33 +273,57 @@ def bench(c, runs="1", lanes="0", checker="0", suite="checks", against_lab=False
               suite=suite)
 
 
+VM_LANE_DEADLINE_S = 3600  # the VM lane alone, cold box, idle machine: 19 min (docs/vm-runners.md)
+
+
 @task(help={"lab": "also run the lab end-to-end (default true)",
-            "vm": "also run the VM lane: the read-only suite on two Debian 12 VMs under libvirt (KVM or TCG); "
-                  "off by default: under TCG it exceeds CI's 30 minutes (docs/vm-runners.md); skipped with the "
-                  "reason where libvirt's tools are missing"})
-def test(c, lab=True, vm=False):
+            "vm": "also run the VM lane (the read-only suite on two Debian 12 VMs under libvirt, KVM or TCG) "
+                  "beside the lab steps at a lower CPU priority (default true; --no-vm leaves it out); "
+                  "skipped with the reason where libvirt's tools are missing"})
+@friendly
+def test(c, lab=True, vm=True):
     """The project's own checks: ruff, unit tests, the lab end-to-end run (read-only checks and
     fault injection), the CI lanes side by side (etcd 3.3 -> 3.5 upgrade rehearsals, etcd 3.5
-    over TLS), a two-run soak, and with --vm the VM lane (matrix.yaml's `vm`)."""
+    over TLS), a two-run soak, and beside them the VM lane (matrix.yaml's `vm`)."""
     env = dict(os.environ)
     if lab:  # tests/lab bring clusters up in a lane of their own (before the e2e run, so free)
         cfg = config.load()
         env.setdefault("CALICOLAB_LAB_PREFIX", f"{cfg.prefix}-lab")
         env.setdefault("CALICOLAB_LAB_SUBNET", cfg.subnet)
     c.run("ruff check .", pty=False)
-    c.run(f"{sys.executable} -m pytest tests -n auto -q -p no:cacheprovider "
-          "--junitxml=reports/unit.xml", pty=False, env=env)
-    if lab:
-        c.run(f"{sys.executable} -m invoke e2e", pty=False, env=env)
-        c.run(f"{sys.executable} -m invoke matrix --lanes ci", pty=False, env=env)
-        # The soak task itself, kept short here; `invoke soak` (10 runs) is the real measure.
-        c.run(f"{sys.executable} -m invoke soak --runs 2 --suite read-only", pty=False, env=env)
-    if lab and vm:
-        missing = vm_lane_missing()
-        if missing:
-            print(f"VM lane skipped: {missing}", flush=True)
-        else:  # last: its two emulated VMs take both cores of a small machine
-            c.run(f"{sys.executable} -m invoke matrix --lanes vm", pty=False, env=env)
+    vm_lane = _start_vm_lane(env) if lab and vm else None
+    try:
+        c.run(f"{sys.executable} -m pytest tests -n auto --dist worksteal -q -p no:cacheprovider "
+              "--junitxml=reports/unit.xml", pty=False, env=env)
+        if lab:
+            c.run(f"{sys.executable} -m invoke e2e", pty=False, env=env)
+            c.run(f"{sys.executable} -m invoke matrix --lanes ci", pty=False, env=env)
+            # The soak task itself, kept short here; `invoke soak` (10 runs) is the real measure.
+            c.run(f"{sys.executable} -m invoke soak --runs 2 --suite read-only", pty=False, env=env)
+    except BaseException:
+        if vm_lane:
+            print(f"stopping the VM lane (log: {vm_lane.log}) ...", flush=True)
+            vm_lane.stop()
+        raise
+    if vm_lane:
+        print(f"lab steps done; waiting for the VM lane (running {vm_lane.seconds:.0f} s) ...", flush=True)
+        code = vm_lane.wait(timeout=max(60.0, VM_LANE_DEADLINE_S - vm_lane.seconds))
+        print(vm_lane.tail(), flush=True)
+        if code != 0:
+            why = f"exit {code}" if code is not None else f"still running after {VM_LANE_DEADLINE_S} s, stopped"
+            raise StageFailed(f"the VM lane: {why}; log: {vm_lane.log}")
+        print(f"VM lane: passed in {vm_lane.seconds:.0f} s, beside the lab steps", flush=True)
+
+
+def _start_vm_lane(env: dict[str, str]) -> Beside | None:
+    missing = vm_lane_missing()
+    if missing:
+        print(f"VM lane skipped: {missing}", flush=True)
+        return None
+    lane = Beside("VM lane", [sys.executable, "-m", "invoke", "matrix", "--lanes", "vm"],
+                  paths.ROOT / "reports" / "vm-lane.log").start(env)
+    print(f"VM lane: started beside the lab steps at nice {NICENESS} (log: {lane.log})", flush=True)
+    return lane
 
 
 @task(help={"json": "also write the findings as JSON to this path",
