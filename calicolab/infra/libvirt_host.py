@@ -27,7 +27,7 @@ from pathlib import Path
 
 from calicolab.core import shell
 from calicolab.core.config import ClusterConfig
-from calicolab.core.errors import UserError
+from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.infra import kvm
 
@@ -322,8 +322,19 @@ def teardown(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
             count += 1
     # libvirt leaves its chains after its networks and the daemon are gone.
     count += len(remove_chains(record.get("chains_before", {}), say))
+    # Checked on every run, not only by the interrupt tests: the next run must find a clean host.
+    left = leftovers(cfg) + [f"iptables chain {c}" for c in new_chains(record.get("chains_before", {}))]
+    if left:  # the record stays, so `invoke destroy` again knows what was there before
+        raise StageFailed(f"destroy left {len(left)} thing(s) of the run on the host: {', '.join(left)}; "
+                          "run `invoke destroy` again (docs/vm-runners.md, teardown)")
     _record_file(cfg).unlink(missing_ok=True)
     return count
+
+
+def new_chains(before: dict[str, list[str]]) -> list[str]:
+    """LIBVIRT_* chains present now that were not before the run (as `<tool> <table>/<chain>`)."""
+    return [f"{tool} {entry}" for tool, chains in chain_snapshot().items()
+            for entry in chains if entry not in set(before.get(tool, []))]
 
 
 def _dnsmasq_pids(cfg: ClusterConfig) -> list[int]:
