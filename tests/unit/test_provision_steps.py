@@ -131,3 +131,26 @@ def test_platform_detection():
     assert platform.detect(node) is platform.CENTOS
     node.files["/etc/os-release"] = "ID=debian\nVERSION_ID=12\n"
     assert platform.detect(node) is platform.DEBIAN
+
+
+def _etcd_settings(monkeypatch: pytest.MonkeyPatch, factor: str | None) -> dict[str, str]:
+    from calicolab.core import deadlines
+    from provision import etcd
+    if factor is None:
+        monkeypatch.delenv(deadlines.FACTOR_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(deadlines.FACTOR_VARIABLE, factor)
+    cfg = config.load({}, environ={})
+    return dict(line.split("=", 1) for line in etcd.render_conf(cfg, cfg.node("node1")).splitlines())
+
+
+def test_etcd_keeps_its_default_timers_on_the_lab(monkeypatch: pytest.MonkeyPatch) -> None:
+    got = _etcd_settings(monkeypatch, None)
+    assert "ETCD_HEARTBEAT_INTERVAL" not in got and "ETCD_ELECTION_TIMEOUT" not in got
+    assert got["ETCD_NAME"] == '"node1"'
+
+
+def test_etcd_timers_scale_with_emulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    # etcd's defaults are 100 ms and 1000 ms (etcd docs, tuning); x5 under TCG.
+    got = _etcd_settings(monkeypatch, "5")
+    assert got["ETCD_HEARTBEAT_INTERVAL"] == '"500"' and got["ETCD_ELECTION_TIMEOUT"] == '"5000"'
