@@ -2,8 +2,8 @@
 
 Real confd (`-watch -interval=5`) renders the templates when watched keys change and every
 5 s, checks each staged file with `bird -p -c` (check_cmd) and reloads with
-`pkill -HUP bird || true` (reload_cmd; the pattern also matches bird6). The double does the
-same: a v2 watch below /calico, a render at the latest every 5 s, the same check and reload.
+`pkill -HUP bird || true` (reload_cmd; the pattern also matches bird6). The double polls
+etcd every second (standing in for the watch) and does the same check and reload.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Callable
+import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from .bird_config import BirdInputs, gather_inputs, render_all, write_config
 from .config import Config
-from .etcd import EtcdClient, EtcdError, EtcdUnavailable
+from .etcd import EtcdClient, EtcdError
 from .registration import BGP_HOSTS
 from .runsv import set_process_name
 
@@ -83,46 +82,23 @@ def render_once(etcd: EtcdClient, cfg: Config, router_id: IPv4Address, reload: b
     return True
 
 
-WATCHED = "/calico"  # the templates' keys: /calico/bgp/v1/... and /calico/ipam/v2/host/<node>/...
-
-
 def main() -> int:
     set_process_name("confd")
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s [%(levelname)s] confd: %(message)s")
     cfg = Config.from_env(os.environ)
-    run(EtcdClient.for_config(cfg), cfg, float(os.environ.get("CALICO_DOUBLE_CONFD_INTERVAL", "5")))
-    return 0
-
-
-def run(etcd: EtcdClient, cfg: Config, interval: float, stop: threading.Event | None = None,
-        render: Callable[[EtcdClient, Config, IPv4Address], object] = render_once) -> None:
-    """confd's -watch -interval=5: render as soon as a key below /calico changes, and at the
-    latest `interval` seconds after the last render."""
-    stop = stop or threading.Event()
-    index: int | None = None
-    while not stop.is_set():
+    etcd = EtcdClient.for_config(cfg)
+    interval = float(os.environ.get("CALICO_DOUBLE_CONFD_POLL", "1"))
+    while True:
         try:
-            if index is None:  # where the watch starts: the index this render reads at
-                _, index = etcd.snapshot(f"{BGP_HOSTS}/{cfg.nodename}")
             own = etcd.get_value(f"{BGP_HOSTS}/{cfg.nodename}/ip_addr_v4")
             if own:
-                render(etcd, cfg, IPv4Address(own.split("/")[0]))
+                render_once(etcd, cfg, IPv4Address(own.split("/")[0]))
             else:
                 log.warning("No ip_addr_v4 for node %s in etcd yet", cfg.nodename)
-            try:
-                changed = etcd.wait_for_change(WATCHED, index, interval)
-            except EtcdUnavailable:
-                raise
-            except EtcdError:  # the history moved past the index (error 401): read afresh at once
-                index = None
-                continue
-            if changed is not None:
-                index = changed
         except (EtcdError, OSError, ValueError) as exc:
             log.warning("Render failed (will retry): %s", exc)
-            index = None  # a lost watch: read again before watching
-            stop.wait(interval)
+        time.sleep(interval)
 
 
 if __name__ == "__main__":
