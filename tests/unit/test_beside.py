@@ -86,7 +86,7 @@ def vm_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_a_failing_lab_step_stops_the_vm_lane(vm_job) -> None:
     started, _, _ = vm_job
     with pytest.raises(UnexpectedExit):
-        tasks.test.body(FakeContext(fail_at="pytest tests"))
+        tasks.test.body(FakeContext(fail_at="pytest tests"), vm=True)
     assert started and started[0].proc.poll() == 143
     assert "got SIGTERM" in started[0].tail()
 
@@ -95,14 +95,14 @@ def test_a_failing_vm_lane_fails_the_task_with_its_log(vm_job, capsys) -> None:
     _, monkeypatch, tmp_path = vm_job
     monkeypatch.setattr(tasks, "_start_vm_lane", lambda env: job(tmp_path, 0.2, 1).start(env))
     with pytest.raises(Exit) as err:
-        tasks.test.body(FakeContext(fail_at=None))
+        tasks.test.body(FakeContext(fail_at=None), vm=True)
     assert err.value.code == 1 and "the VM lane: exit 1; log: " in str(err.value.message)
     assert "lane up" in capsys.readouterr().out
 
 
-def test_no_vm_leaves_it_out(vm_job) -> None:
+def test_the_vm_lane_is_asked_for_not_run_by_default(vm_job) -> None:
     started, _, _ = vm_job
     ctx = FakeContext(fail_at=None)
-    tasks.test.body(ctx, vm=False)
+    tasks.test.body(ctx)
     assert started == [] and any("matrix --lanes ci" in c for c in ctx.ran)
 
