@@ -4,6 +4,7 @@ column position."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -259,6 +260,19 @@ class Route:
     dev: str | None
     kind: str  # unicast | blackhole | unreachable ...
     proto: str | None
+
+
+_BIRD_STATE = re.compile(r"^(?P<at>\S+) bird: (?P<proto>\S+): State changed to (?P<state>\w+)$")
+
+
+def bird_sessions_dropped_at_once(log: str, protocol: str) -> list[str]:
+    """Times at which `protocol` went from feed or up straight back to start in a BIRD log
+    (svlogd's /var/log/calico/bird/current): a new session dropped as it came up, as after a
+    restart when the graceful-restart recovery fails its first session."""
+    states = [(m["at"], m["state"]) for m in map(_BIRD_STATE.match, log.splitlines())
+              if m and m["proto"] == protocol]
+    return [at for (_, before), (at, state) in itertools.pairwise(states)
+            if before in ("feed", "up") and state == "start"]
 
 
 def ip_routes(text: str) -> list[Route]:

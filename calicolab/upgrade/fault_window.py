@@ -26,6 +26,8 @@ class Measured:
     step: step_figures.StepFigures | None = None
     verdicts: list[budget_rules.Verdict] = field(default_factory=list)
     table: str = ""
+    under: str = ""  # a condition seen during the fault (set inside the block): its budgets entry applies
+    entry: str = ""  # the budgets entry the figures were checked against
 
     @property
     def over(self) -> list[budget_rules.Verdict]:
@@ -62,7 +64,8 @@ class FaultProbes:
             step.step = what
             out.step = step
             out.table = steps_table([step])
-            out.verdicts = budget_rules.check([step], kind, {}, *self.budgets, what)
+            out.verdicts = budget_rules.check([step], kind, {}, *self.budgets, what, under=out.under)
+            out.entry = budget_rules.entry(self.budgets[0], kind, out.under)
             append_probe_gaps(self.cfg, step_figures.gap_rows([step], figures))
             self._append(out)
 
@@ -70,5 +73,6 @@ class FaultProbes:
         path = self.cfg.reports_path / "faults.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         done = json.loads(path.read_text()) if path.is_file() else []
-        entry = {"step": out.step.to_json() if out.step else None, "budgets": [v.to_json() for v in out.verdicts]}
+        entry = {"step": out.step.to_json() if out.step else None, "budget_entry": out.entry,
+                 "budgets": [v.to_json() for v in out.verdicts]}
         path.write_text(json.dumps([*done, entry], indent=2) + "\n")

@@ -37,6 +37,13 @@ def test_the_projects_budgets_file_holds_the_issues_budgets():
     # delay (5 s) plus a session's setup: more than none, less than the 25 s a Cease would cost.
     lossy = found["calico-node-restart under loss:179"]
     assert 5.0 < lossy["route_back_s"] < 10.0 and lossy["tcp_reconnects"] == 0
+    # A killed BIRD keeps every packet, unless its first new session is dropped in recovery:
+    # then the same start delay plus setup.
+    assert found["bird-kill"].items() >= {"lost_packets": 0, "route_back_s": 0.0}.items()
+    dropped = found["bird-kill under recovery-session-lost"]
+    assert 5.0 < dropped["route_back_s"] < 10.0 and dropped["tcp_reconnects"] == 0
+    assert budgets.entry(found, "bird-kill", "recovery-session-lost") == "bird-kill under recovery-session-lost"
+    assert budgets.entry(found, "bird-kill", "") == "bird-kill"
 
 
 @pytest.mark.parametrize("text,fragment", [

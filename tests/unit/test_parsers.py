@@ -192,3 +192,31 @@ def test_ip_addr_busybox_format():
 
 def test_ping_ttls():
     assert parsers.ping_ttls("64 bytes from 192.168.104.0: seq=0 ttl=62 time=0.2 ms\n") == [62]
+
+
+# The peer's /var/log/calico/bird/current from kill -9 of node1's BIRD on (lab CI run,
+# 2026-12-02): the first new session reached feed and was dropped, the second came up for good.
+BIRD_AFTER_KILL_DROPPED = """\
+2026-12-02_16:43:48.90092 bird: Mesh_192_168_223_131: State changed to start
+2026-12-02_16:43:53.06244 bird: Mesh_192_168_223_131: State changed to feed
+2026-12-02_16:43:53.06269 bird: Mesh_192_168_223_131: State changed to start
+2026-12-02_16:43:57.12658 bird: Mesh_192_168_223_131: State changed to feed
+2026-12-02_16:43:57.12682 bird: Mesh_192_168_223_131: State changed to up
+"""
+
+
+def test_a_session_dropped_as_it_came_up_is_found():
+    from calicolab.stack.parsers import bird_sessions_dropped_at_once
+    assert bird_sessions_dropped_at_once(BIRD_AFTER_KILL_DROPPED, "Mesh_192_168_223_131") == [
+        "2026-12-02_16:43:53.06269"]
+    assert bird_sessions_dropped_at_once(BIRD_AFTER_KILL_DROPPED, "Mesh_192_168_223_130") == []
+    after_up = BIRD_AFTER_KILL_DROPPED.replace("06244 bird: Mesh_192_168_223_131: State changed to feed",
+                                               "06244 bird: Mesh_192_168_223_131: State changed to up")
+    assert bird_sessions_dropped_at_once(after_up, "Mesh_192_168_223_131") == ["2026-12-02_16:43:53.06269"]
+
+
+def test_a_clean_reconnect_is_not_a_dropped_session():
+    from calicolab.stack.parsers import bird_sessions_dropped_at_once
+    clean = "\n".join([BIRD_AFTER_KILL_DROPPED.splitlines()[0], *BIRD_AFTER_KILL_DROPPED.splitlines()[3:],
+                       "2026-12-02_16:44:14.10000 bird: Reconfiguration requested by SIGHUP"])
+    assert bird_sessions_dropped_at_once(clean, "Mesh_192_168_223_131") == []
