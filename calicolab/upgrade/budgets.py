@@ -62,7 +62,7 @@ MEASURES: dict[str, Measure] = {
     "gap_outside_restart_s": Measure(float, "step",
                                      "probe outage outside the window in which the step restarts its workloads, "
                                      "seconds", "traffic stopped for workloads the step does not restart"),
-    "icmp_lost": Measure(int, "rehearsal", "background ping replies missing during the upgrade",
+    "icmp_lost": Measure(int, "rehearsal", "background ping replies missing during the upgrade (or the fault)",
                          "routes were withdrawn (ICMP is the second signal)"),
     "lost_acknowledged_writes": Measure(int, "rehearsal", "etcd writes acknowledged and gone after the upgrade",
                                         "etcd lost data across the upgrade"),

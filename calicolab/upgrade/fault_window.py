@@ -28,6 +28,9 @@ class Measured:
     table: str = ""
     under: str = ""  # a condition seen during the fault (set inside the block): its budgets entry applies
     entry: str = ""  # the budgets entry the figures were checked against
+    # Figures of the whole fault measured by the test itself (set inside the block), e.g.
+    # icmp_lost from its background ping: checked against the same entry as the probes' figures.
+    whole: dict[str, float | int | None] = field(default_factory=dict)
 
     @property
     def over(self) -> list[budget_rules.Verdict]:
@@ -64,7 +67,7 @@ class FaultProbes:
             step.step = what
             out.step = step
             out.table = steps_table([step])
-            out.verdicts = budget_rules.check([step], kind, {}, *self.budgets, what, under=out.under)
+            out.verdicts = budget_rules.check([step], kind, out.whole, *self.budgets, what, under=out.under)
             out.entry = budget_rules.entry(self.budgets[0], kind, out.under)
             append_probe_gaps(self.cfg, step_figures.gap_rows([step], figures))
             self._append(out)

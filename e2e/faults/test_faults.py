@@ -40,9 +40,6 @@ ETCD_DEADLINE = 90
 # BIRD's default timers (calico/node's templates set none): a refused connection is retried
 # after 5 s, a SYN that gets no answer (DROP) only after the 120 s connect-retry time.
 BGP_DEADLINE = 150
-# Pings (at workloads.BACKGROUND_INTERVAL) a kill -9 of BIRD may cost: none with graceful restart;
-# one of slack for a reply in flight when the measurement stops.
-KILL_LOSS_BUDGET = 1
 ETCD_CONF = "/etc/etcd/etcd.conf"
 RULE_TAG = "calicolab-fault"
 
@@ -286,18 +283,16 @@ def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, 
     try:
         with disruption_probes.window("bird-kill", victim.name, f"kill -9 bird on {victim.name}") as measured:
             sent, lost = _lost(traffic, 120, lambda: kill_and_recover(measured))
-        judged(measured)
+            # ICMP is the second signal, held to the same entry (budgets.yaml: icmp_lost) as the probes.
+            measured.whole["icmp_lost"] = lost
+        expect.true("background ping during the kill", sent > 0, "pings sent", sent, "the workload's ping did not run")
         print(f"MEASURED: kill -9 bird on {victim.name}: {lost} of {sent} pings lost "
               f"({lost * workloads.BACKGROUND_INTERVAL:.1f} s), BGP Established again after "
               f"{timing.get('established', float('nan')):.1f} s")
+        judged(measured)
         new = [p.pid for p in _birds(victim)]
         expect.true(f"{victim.name}: a new bird process", bool(new) and old not in new, f"not pid {old}", new,
                     "BIRD was not restarted inside calico-node")
-        # SIGKILL: no Cease, so the peer keeps the routes (graceful restart) and the killed side's
-        # kernel keeps its own (persist, -R): the data path never stops.
-        expect.true("pings lost while BIRD was killed and restarted", sent > 0 and lost <= KILL_LOSS_BUDGET,
-                    f"at most {KILL_LOSS_BUDGET} of {sent}", lost,
-                    "routes were withdrawn: BIRD sent a Cease, or graceful restart / persist is off")
         traffic.ping()
     finally:
         if not _birds(victim):  # calico-node's supervisor did not bring it back: restart the unit

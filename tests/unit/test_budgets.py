@@ -44,6 +44,9 @@ def test_the_projects_budgets_file_holds_the_issues_budgets():
     assert 5.0 < dropped["route_back_s"] < 10.0 and dropped["tcp_reconnects"] == 0
     assert budgets.entry(found, "bird-kill", "recovery-session-lost") == "bird-kill under recovery-session-lost"
     assert budgets.entry(found, "bird-kill", "") == "bird-kill"
+    # The test's own ping (0.2 s apart) is held to the same entry: 1 in flight, or that 8 s.
+    assert found["bird-kill"]["icmp_lost"] == 1
+    assert dropped["icmp_lost"] == round(dropped["route_back_s"] / 0.2) + 1
 
 
 @pytest.mark.parametrize("text,fragment", [
@@ -183,6 +186,21 @@ def test_an_impaired_rehearsal_is_held_to_its_under_entry_and_the_plain_one_othe
     assert [v.ok for v in budgets.check([step], "calico-node-restart", {}, rules, "b.yaml", "c")] == [False]
     assert [v.ok for v in budgets.check([step], "calico-node-restart", {}, rules, "b.yaml", "c", "rate")] == [False]
     budgets.parse(rules, "b.yaml")  # the entry's name is accepted
+
+
+def test_a_faults_own_ping_loss_is_judged_by_the_entry_its_window_was_under():
+    # Stop 19's CI: 21 pings lost while the peer's first new session was dropped; the probes'
+    # figures had been judged under that entry and the ping against a fixed 1.
+    found, source = budgets.load()
+    step = _step(kind="bird-kill", route_back_s=4.05)
+    whole = {"icmp_lost": 21}
+    under = {v.measure: v.ok for v in budgets.check([step], "bird-kill", whole, found, source, "k",
+                                                     "recovery-session-lost")}
+    plain = {v.measure: v.ok for v in budgets.check([step], "bird-kill", whole, found, source, "k")}
+    assert under["icmp_lost"] and under["route_back_s"]
+    assert not plain["icmp_lost"] and not plain["route_back_s"]
+    unmeasured = budgets.check([step], "bird-kill", {}, found, source, "k")
+    assert [v.line() for v in unmeasured if v.measure == "icmp_lost"] == ["k: icmp_lost not measured (budget 1)"]
 
 
 def test_the_impairments_key_names_its_budget_entry():
