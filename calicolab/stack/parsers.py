@@ -4,11 +4,11 @@ column position."""
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -265,14 +265,42 @@ class Route:
 _BIRD_STATE = re.compile(r"^(?P<at>\S+) bird: (?P<proto>\S+): State changed to (?P<state>\w+)$")
 
 
+# A session "dropped as it came up" fell back to start this soon after reaching feed or up; the
+# logs of the failing runs show well under a millisecond, a session that flaps later is another fault.
+DROPPED_AT_ONCE_S = 1.0
+
+
+def _svlogd_time(stamp: str) -> float | None:
+    """svlogd -tt's `2026-12-02_16:43:53.06269` as seconds since the epoch (UTC)."""
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%d_%H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def bird_sessions_dropped(log: str) -> list[tuple[str, str]]:
+    """(protocol, time) of every BGP session in a BIRD log (svlogd's
+    /var/log/calico/bird/current) that reached feed or up and was back in start within
+    DROPPED_AT_ONCE_S: a new session dropped as it came up, as after a restart when
+    graceful-restart recovery loses its first session."""
+    came_up: dict[str, float | None] = {}  # protocol -> when it reached feed/up (absent: not up)
+    dropped = []
+    for m in map(_BIRD_STATE.match, log.splitlines()):
+        if not m:
+            continue
+        proto, state, at = m["proto"], m["state"], _svlogd_time(m["at"])
+        if state in ("feed", "up"):
+            came_up.setdefault(proto, at)
+            continue
+        since = came_up.pop(proto, None)
+        if state == "start" and since is not None and at is not None and at - since <= DROPPED_AT_ONCE_S:
+            dropped.append((proto, m["at"]))
+    return dropped
+
+
 def bird_sessions_dropped_at_once(log: str, protocol: str) -> list[str]:
-    """Times at which `protocol` went from feed or up straight back to start in a BIRD log
-    (svlogd's /var/log/calico/bird/current): a new session dropped as it came up, as after a
-    restart when the graceful-restart recovery fails its first session."""
-    states = [(m["at"], m["state"]) for m in map(_BIRD_STATE.match, log.splitlines())
-              if m and m["proto"] == protocol]
-    return [at for (_, before), (at, state) in itertools.pairwise(states)
-            if before in ("feed", "up") and state == "start"]
+    """Times at which `protocol` was dropped as it came up (see bird_sessions_dropped)."""
+    return [at for proto, at in bird_sessions_dropped(log) if proto == protocol]
 
 
 def ip_routes(text: str) -> list[Route]:

@@ -181,6 +181,22 @@ BIRD_CTL = "/var/run/calico/bird.ctl"
 _PEER_TYPES = {"Mesh": "node-to-node mesh", "Global": "global", "Node": "node specific"}
 
 
+# calico/node's svlogd log of BIRD; the unit mounts /var/log/calico from the host, so it outlives
+# the container and reads the same while calico-node restarts.
+BIRD_LOG = "/var/log/calico/bird/current"
+
+
+def log_mark(node: NodeLike, path: str = BIRD_LOG) -> int:
+    """Lines in a log now (0 when it does not exist yet): pass it to log_since later."""
+    res = node.run(f"cat {shlex.quote(path)} 2>/dev/null | wc -l", timeout=30)
+    return int(res.stdout.split()[0]) if res.ok and res.stdout.split() else 0
+
+
+def log_since(node: NodeLike, mark: int, path: str = BIRD_LOG) -> str:
+    """What the log gained after log_mark returned `mark`."""
+    return node.run(f"tail -n +{mark + 1} {shlex.quote(path)} 2>/dev/null", timeout=30).stdout
+
+
 def bird_protocols(node: NodeLike, container: str = "calico-node") -> str | None:
     """BIRD's `show protocols` straight from its control socket inside calico-node (birdcl in
     calico/node, birdc in the double); None when BIRD cannot be asked."""

@@ -71,7 +71,9 @@ KINDS = tuple(sorted(set(KIND.values())))
 # `<kind> under <impairment key>`: the key as Impairment.key spells it (kind, then the port if any).
 # Or a condition the run saw for itself: `recovery-session-lost` (BIRD's first session after a
 # restart was dropped as it came up; e2e/faults reads it from the peer's BIRD log).
-_UNDER = re.compile(r"^(?P<kind>\S+) under (?P<impairment>(partition|loss|rate|delay)(:\d+)?|recovery-session-lost)$")
+RECOVERY_SESSION_LOST = "recovery-session-lost"
+_UNDER = re.compile(r"^(?P<kind>\S+) under (?P<impairment>(partition|loss|rate|delay)(:\d+)?|"
+                    + RECOVERY_SESSION_LOST + ")$")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.remote import Node
 from calicolab.core.state import calico_label
 from calicolab.core.tables import Column, render
-from calicolab.stack import disruption, impairments, keyspace, workloads
+from calicolab.stack import disruption, impairments, keyspace, parsers, workloads
+from calicolab.stack import probes as probes_on_node
 from calicolab.upgrade import budgets as budget_rules
 from calicolab.upgrade import drills, hazards, leader, recording
 from calicolab.upgrade import steps as step_figures
@@ -105,6 +106,8 @@ class RehearsalResult:
     planted: str = ""
     probe_seconds: float = 0.0  # what the probes add to a rehearsal: start, read back, remove
     impairments: list[dict[str, object]] = field(default_factory=list)  # impairments.Applied.to_json
+    # BGP sessions dropped as they came up, from the nodes' BIRD logs: "node: protocol at time"
+    sessions_dropped: list[str] = field(default_factory=list)
 
     def note_survivor(self, what: str, before: str, after: str) -> None:
         self.survivors[what] = "same" if before == after and before else f"{before or 'none'} -> {after or 'none'}"
@@ -153,6 +156,7 @@ class RehearsalResult:
                          f"one TCP connection, etcd leader{'; PLANTED: ' + self.planted if self.planted else ''}; "
                          f"the probes took {self.probe_seconds:.1f} s to start, read and remove):")
             lines.append(steps_table(self.steps))
+        lines += [f"BGP session dropped as it came up: {d}" for d in self.sessions_dropped]
         lines += [f"impairment {i['what']} on {', '.join(i['nodes'])} for {i['seconds']} s: {i['dropped']} of "
                   f"{i['seen']} packets dropped" for i in self.impairments]
         if self.budgets:
@@ -171,7 +175,7 @@ class RehearsalResult:
                 "budgets": [v.to_json() for v in self.budgets], "budget_entry": self.budget_entry,
                 "probe_raw": self.probe_raw,
                 "probe_gaps": self.probe_gaps, "planted": self.planted, "probe_seconds": self.probe_seconds,
-                "impairments": self.impairments}
+                "impairments": self.impairments, "sessions_dropped": self.sessions_dropped}
 
 
 def directions_of(figures: list[step_figures.StepFigures]) -> list[str]:
@@ -257,6 +261,7 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         disruption.start_route_monitors(nodes)
         leaders.start()
         clients.start()
+        bird_marks = {n.name: probes_on_node.log_mark(n) for n in nodes} if component == "calico" else {}
         since = time.time()  # the probes' figures count from here (see disruption.Raw.since)
         planted = _plant(probes) if probe_plant else None
         result.planted = f"{PLANT_SECONDS:.0f} s blackhole {probes[0].node.name}->{probes[1].node.name}" \
@@ -288,7 +293,16 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         result.probe_seconds += time.monotonic() - started
         result.whole = {"icmp_lost": (result.during[0] - result.during[1]) if result.during else None,
                         "lost_acknowledged_writes": len(result.history.lost)}
+        result.sessions_dropped = [f"{n.name}: {proto} at {at}" for n in nodes if n.name in bird_marks
+                                   for proto, at in parsers.bird_sessions_dropped(
+                                       probes_on_node.log_since(n, bird_marks[n.name]))]
         under = impair.key if impair is not None else ""
+        if not under and result.sessions_dropped:
+            # BIRD 1.6 flushes the routes a graceful-restart helper kept when the restarted peer's
+            # first session drops as it comes up, until the next session: its own budgets entry.
+            under = budget_rules.RECOVERY_SESSION_LOST
+            say(f"    a BGP session was dropped as it came up ({'; '.join(result.sessions_dropped)}; "
+                f"{probes_on_node.BIRD_LOG}): judged against the entry under {under} where budgets.yaml has one")
         result.budget_entry = budget_rules.entry(budget_set, step_figures.KIND[component], under)
         result.budgets = budget_rules.check(result.steps, step_figures.KIND[component], result.whole,
                                             budget_set, budget_file, f"{component} -> {target}", under=under)

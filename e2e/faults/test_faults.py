@@ -205,17 +205,6 @@ def _birds(node: Node) -> list[probes.Process]:
     return [p for p in probes.container_processes(node, "calico-node") or [] if p.command == "bird"]
 
 
-BIRD_LOG = "/var/log/calico/bird/current"
-
-
-def _bird_log_lines(node: Node) -> int:
-    return int(node.run(f"docker exec calico-node wc -l {BIRD_LOG}", check=True).stdout.split()[0])
-
-
-def _bird_log_since(node: Node, lines: int) -> str:
-    return node.run(f"docker exec calico-node tail -n +{lines + 1} {BIRD_LOG}", check=True).stdout
-
-
 def _processes(node: Node, name: str) -> list[probes.Process]:
     return [p for p in probes.container_processes(node, "calico-node") or [] if p.command == name]
 
@@ -262,7 +251,7 @@ def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, 
     timing: dict[str, float] = {}
     peer = nodes[cluster.nodes[1].name]
     session = "Mesh_" + cluster.nodes[0].ip.replace(".", "_")  # the peer's protocol for the victim
-    log_start = _bird_log_lines(peer)
+    log_start = probes.log_mark(peer)
 
     def kill_and_recover(measured: Measured) -> None:
         victim.run(f"kill -9 {old}", check=True)
@@ -274,11 +263,11 @@ def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, 
         # When the first session after the restart is dropped as it comes up, BIRD 1.6 on the
         # peer flushes the routes it kept by graceful restart until the next session: that path
         # has a budgets entry of its own. The peer's log says which path this run took.
-        dropped = parsers.bird_sessions_dropped_at_once(_bird_log_since(peer, log_start), session)
+        dropped = parsers.bird_sessions_dropped_at_once(probes.log_since(peer, log_start), session)
         if dropped:
-            measured.under = "recovery-session-lost"
+            measured.under = budget_rules.RECOVERY_SESSION_LOST
             print(f"{peer.name}: BIRD's new session {session} was dropped as it came up at {', '.join(dropped)} "
-                  f"({BIRD_LOG}): judged against `bird-kill under recovery-session-lost`")
+                  f"({probes.BIRD_LOG}): judged against `bird-kill under recovery-session-lost`")
 
     try:
         with disruption_probes.window("bird-kill", victim.name, f"kill -9 bird on {victim.name}") as measured:

@@ -104,6 +104,9 @@ def grade_budgets(result: RehearsalResult, budgets: tuple[budget_rules.Budgets, 
     budget_set, source = budgets or budget_rules.load(os.environ.get(budget_rules.ENV) or None)
     kind = step_figures.KIND[result.component]
     under = str(result.impairments[0].get("key", "")) if result.impairments else ""
+    if not under and result.sessions_dropped:  # seen in the nodes' BIRD logs (rehearsal.sessions_dropped)
+        under = budget_rules.RECOVERY_SESSION_LOST
+        print(f"{what}: BGP sessions dropped as they came up: {'; '.join(result.sessions_dropped)}")
     used = budget_rules.entry(budget_set, kind, under)
     verdicts = budget_rules.check(figures, kind, whole, budget_set, source, f"{result.component} -> {result.target}",
                                   under=under)

@@ -156,15 +156,15 @@ def _rolling_restart(cluster_json, ordered_nodes, cluster, impair: impairments.I
 def test_calico_node_rolling_restart_keeps_every_packet(cluster_json, ordered_nodes, cluster):
     result = _rolling_restart(cluster_json, ordered_nodes, cluster, None)
     sent, got = result.during
+    expect.true("background ping during the rolling restart", sent > 0, "pings sent", sent,
+                "the workload's ping did not run")
     # `docker stop` of calico/node SIGKILLs BIRD (runsvdir -P): no Cease, so the peer keeps the
     # routes by graceful restart and the restarted node's kernel keeps its own (persist, -R);
-    # the workloads' data path never stops. One reply of slack per node for a reply in flight.
-    lost = sent - got
-    budget = len(ordered_nodes)
-    expect.true("pings lost during the rolling restart", sent > 0 and lost <= budget, f"at most {budget}",
-                f"{lost} ({got}/{sent} replies, {lost * workloads.BACKGROUND_INTERVAL:.1f} s)",
-                "routes were withdrawn during the restart: BIRD sent a Cease (stopped by TERM, not killed), "
-                "or graceful restart / kernel `persist` is off")
+    # the workloads' data path never stops: budgets.yaml's calico-node-restart (icmp_lost 0,
+    # lost_packets 0), graded above. Only a session the nodes' BIRD logs show dropped as it came
+    # up moves the grading to the entry under recovery-session-lost.
+    print(f"graded against {result.budget_entry!r}; BGP sessions dropped as they came up: "
+          f"{result.sessions_dropped or 'none'}")
 
 
 def test_calico_node_rolling_restart_under_bgp_loss_reestablishes_sessions(cluster_json, ordered_nodes, cluster):

@@ -97,7 +97,7 @@ def _udp(seqs, t0: float) -> str:
                    for s in seqs)
 
 
-def _rehearsal(tmp_path, hole: bool) -> RehearsalResult:
+def _rehearsal(tmp_path, hole: bool, component: str = "etcd", target: str = "3.4.23") -> RehearsalResult:
     """An etcd rehearsal's raw probe records: 10 s of datagrams both ways, one member hop each
     second, the leader watcher seeing one election per member; `hole` drops 2 s one way."""
     t0 = 1000.0
@@ -108,12 +108,12 @@ def _rehearsal(tmp_path, hole: bool) -> RehearsalResult:
     samples = [{"at": t0 + t, "member": m, "leader": ld, "term": term, "answered": True}
                for t, m, ld, term in [(0, "node1", "A", 2), (0, "node2", "A", 2), (3, "node2", "B", 3),
                                       (6, "node1", "A", 4)]]
-    hops = [Hop("etcd", "node1", "3.3.25", "3.4.23", 1.0, "", t0 + 1, t0 + 2),
-            Hop("etcd", "node2", "3.3.25", "3.4.23", 1.0, "", t0 + 5, t0 + 6)]
+    hops = [Hop(component, "node1", "3.3.25", target, 1.0, "", t0 + 1, t0 + 2),
+            Hop(component, "node2", "3.3.25", target, 1.0, "", t0 + 5, t0 + 6)]
     path = tmp_path / "probes.json"
     path.write_text(json.dumps({"raw": raw.to_json(), "leader": samples,
                                 "hops": [vars(h) for h in hops], "end": t0 + 10}))
-    return RehearsalResult("etcd", "3.4.23", probe_raw=str(path), during=(55, 55),
+    return RehearsalResult(component, target, probe_raw=str(path), during=(55, 55),
                            whole={"icmp_lost": 0, "lost_acknowledged_writes": 0})
 
 
@@ -208,3 +208,26 @@ def test_the_impairments_key_names_its_budget_entry():
     assert impairments.parse("rate:1mbit").key == "rate"
     applied = impairments.Applied(impairments.parse("loss:179:20"))
     assert applied.to_json()["key"] == "loss:179"
+
+
+def test_a_restart_whose_bgp_session_dropped_as_it_came_up_is_graded_by_that_entry_only(tmp_path):
+    # The rehearsal records the sessions the nodes' BIRD logs show dropped as they came up; only
+    # then may the 2 s hole pass, by the entry under recovery-session-lost.
+    rules = ({"calico-node-restart": {"lost_packets": 0, "longest_gap_s": 0.0},
+              "calico-node-restart under recovery-session-lost": {"lost_packets": 1600, "longest_gap_s": 8.0}},
+             "budgets.yaml")
+    holed = _rehearsal(tmp_path, hole=True, component="calico", target="v2.6.1")
+    with pytest.raises(CheckFailed, match="lost_packets 200 \\(budget 0\\)"):
+        grade_budgets(holed, rules)
+    holed.sessions_dropped = ["node2: Mesh_192_168_223_131 at 2026-12-02_16:43:53.06269"]
+    grade_budgets(holed, rules)
+    with pytest.raises(CheckFailed, match="lost_packets 200 \\(budget 0\\)"):  # no such entry: the strict one
+        grade_budgets(holed, ({"calico-node-restart": rules[0]["calico-node-restart"]}, "budgets.yaml"))
+
+
+def test_the_shipped_restart_entry_under_a_dropped_session_is_as_loose_as_the_loss_one_and_no_looser():
+    found, _ = budgets.load()
+    dropped = found[f"calico-node-restart under {budgets.RECOVERY_SESSION_LOST}"]
+    lossy = found["calico-node-restart under loss:179"]
+    assert dropped["route_back_s"] == lossy["route_back_s"] == 8.0 and dropped["tcp_reconnects"] == 0
+    assert dropped["icmp_lost"] <= lossy["icmp_lost"] and dropped["lost_acknowledged_writes"] == 0

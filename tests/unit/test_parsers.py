@@ -220,3 +220,17 @@ def test_a_clean_reconnect_is_not_a_dropped_session():
     clean = "\n".join([BIRD_AFTER_KILL_DROPPED.splitlines()[0], *BIRD_AFTER_KILL_DROPPED.splitlines()[3:],
                        "2026-12-02_16:44:14.10000 bird: Reconfiguration requested by SIGHUP"])
     assert bird_sessions_dropped_at_once(clean, "Mesh_192_168_223_131") == []
+
+
+def test_every_session_dropped_as_it_came_up_is_named_with_its_protocol():
+    from calicolab.stack.parsers import bird_sessions_dropped
+    other = BIRD_AFTER_KILL_DROPPED.replace("Mesh_192_168_223_131", "Mesh_192_168_223_132")
+    both = BIRD_AFTER_KILL_DROPPED + other
+    assert bird_sessions_dropped(both) == [("Mesh_192_168_223_131", "2026-12-02_16:43:53.06269"),
+                                           ("Mesh_192_168_223_132", "2026-12-02_16:43:53.06269")]
+    # A session that was up for seconds and then went is a flap, not a session dropped as it came up.
+    later = BIRD_AFTER_KILL_DROPPED.replace("16:43:53.06269 bird: Mesh_192_168_223_131: State changed to start",
+                                            "16:43:55.06269 bird: Mesh_192_168_223_131: State changed to start")
+    assert bird_sessions_dropped(later) == []
+    assert bird_sessions_dropped("garbage bird: Mesh_a: State changed to feed\n"
+                                 "garbage bird: Mesh_a: State changed to start\n") == []
