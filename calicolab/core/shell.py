@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from calicolab.core.errors import UserError
 
@@ -20,6 +21,16 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.rc == 0
+
+
+def alive(pid: int) -> bool:
+    """A local process runs and is not a zombie: daemons the tasks start outlive the task, so
+    nobody here reaps them, and a zombie's pid still answers kill(pid, 0)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def require(tool: str, hint: str) -> str:

@@ -146,20 +146,13 @@ def remove_chains(keep: dict[str, list[str]], say: Callable[[str], None]) -> lis
 
 # ---- daemons -----------------------------------------------------------------------------
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
 
 def _pid_of(name: str) -> int | None:
     try:
         pid = int(PID_FILES[name].read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if shell.alive(pid) else None
 
 
 def has_systemd() -> bool:
@@ -233,11 +226,11 @@ def stop_daemons(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
         kind, _, ident = entry.partition(":")
         if kind == "systemd":
             shell.run(["systemctl", "stop", ident], check=False, timeout=120)
-        elif ident.isdigit() and _alive(int(ident)):
+        elif ident.isdigit() and shell.alive(int(ident)):
             pid = int(ident)
             os.kill(pid, signal.SIGTERM)
             try:
-                wait_for(lambda p=pid: not _alive(p), bool, f"{kind} stops", timeout=DAEMON_DEADLINE)
+                wait_for(lambda p=pid: not shell.alive(p), bool, f"{kind} stops", timeout=DAEMON_DEADLINE)
             except Timeout:
                 os.kill(pid, signal.SIGKILL)
             say(f"stopped {kind} (pid {pid}), which this run started")
@@ -354,7 +347,7 @@ def _dnsmasq_pids(cfg: ClusterConfig) -> list[int]:
 
 
 def _kill_dnsmasq(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
-    pids = [p for p in _dnsmasq_pids(cfg) if _alive(p)]
+    pids = [p for p in _dnsmasq_pids(cfg) if shell.alive(p)]
     for pid in pids:
         os.kill(pid, signal.SIGTERM)
         say(f"stopped dnsmasq (pid {pid}) of the run's network")
@@ -387,6 +380,6 @@ def leftovers(cfg: ClusterConfig) -> list[str]:
     record = _read_record(cfg)
     for entry in record.get("started", []):
         kind, _, ident = entry.partition(":")
-        if ident.isdigit() and _alive(int(ident)):
+        if ident.isdigit() and shell.alive(int(ident)):
             found.append(f"{kind} (pid {ident}) started by the run")
     return found

@@ -89,19 +89,10 @@ def read(cfg: ClusterConfig) -> Mirror | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie (the mirror outlives the task that started it, so nobody here
-    reaps it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
 
 def running(cfg: ClusterConfig) -> Mirror | None:
     found = read(cfg)
-    return found if found and all(_alive(pid) for pid in found.pids) else None
+    return found if found and all(shell.alive(pid) for pid in found.pids) else None
 
 
 def proxy_log(cfg: ClusterConfig) -> Path:
@@ -212,13 +203,13 @@ def stop(cfg: ClusterConfig, say: Callable[[str], None] = print) -> bool:
     if found is None:
         return False
     for pid in found.pids:
-        if _alive(pid):
+        if shell.alive(pid):
             os.killpg(pid, signal.SIGTERM)
     try:
-        wait_for(lambda: not any(_alive(pid) for pid in found.pids), bool, "mirror stops", timeout=15)
+        wait_for(lambda: not any(shell.alive(pid) for pid in found.pids), bool, "mirror stops", timeout=15)
     except Timeout:
         for pid in found.pids:
-            if _alive(pid):
+            if shell.alive(pid):
                 os.killpg(pid, signal.SIGKILL)
     shutil.rmtree(folder(cfg), ignore_errors=True)
     say(f"mirror stopped (registry {found.registry})")
