@@ -40,9 +40,30 @@ def test_a_clean_window_passes_and_a_hole_fails_the_zero_loss_budget(tmp_path, m
         monkeypatch.setattr(disruption, "read", read)
         fp = _probes(tmp_path, records)
         with fp.window("bird-kill", "node1", "kill -9 bird on node1") as measured:
-            pass
+            measured.whole["icmp_lost"] = 0  # the test's own ping, set inside the window
         assert [v.measure for v in measured.over] == over, [v.line() for v in measured.verdicts]
-        assert {v.measure for v in measured.verdicts} == {"lost_packets", "tcp_reconnects", "route_back_s"}
+        assert {v.measure for v in measured.verdicts} == {"lost_packets", "tcp_reconnects", "route_back_s",
+                                                          "icmp_lost"}
     entries = json.loads((tmp_path / "faults.json").read_text())
     assert [e["step"]["lost_packets"] for e in entries] == [0, 50]
     assert json.loads((tmp_path / "probes.json").read_text())[0]["lost"] == 50
+
+
+def test_the_tests_own_ping_loss_is_judged_with_the_window_and_by_its_entry(tmp_path, monkeypatch):
+    # Stop 19's CI: 21 pings lost while the first new session was dropped. The window judged the
+    # probes under recovery-session-lost; the ping must follow the same entry, and the strict one
+    # must still fail it.
+    t0 = time.time()
+    records = {"node1->node2": _udp(t0, range(300)), "node2->node1": _udp(t0, range(300))}
+    monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
+        udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
+        blocks={}, until=t0 + 300 * IV, since=t0))
+    for under, over in (("", ["icmp_lost"]), (budget_rules.RECOVERY_SESSION_LOST, [])):
+        with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
+            measured.under = under
+            measured.whole["icmp_lost"] = 21
+        assert [v.measure for v in measured.over] == over, [v.line() for v in measured.verdicts]
+        assert measured.entry == ("bird-kill under " + under if under else "bird-kill")
+    with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
+        pass  # a test that forgot to hand its ping in is not judged as clean
+    assert [v.line() for v in measured.over] == ["kill -9 bird on node1: icmp_lost not measured (budget 1)"]
