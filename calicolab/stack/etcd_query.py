@@ -29,9 +29,12 @@ def etcdctl_tls_flags(version: str) -> str:
     return f"--cacert {CLIENT.ca} --cert {CLIENT.cert} --key {CLIENT.key}"
 
 
-def etcdctl(node: Node, args: str, version: str, endpoints: str, timeout: float = 20) -> CommandResult:
-    api = "2" if uses_v2_etcdctl(version) else "3"
-    tls = f"{etcdctl_tls_flags(version)} " if "https://" in endpoints else ""
+def etcdctl(node: Node, args: str, version: str, endpoints: str, timeout: float = 20,
+            v3: bool = False) -> CommandResult:
+    """etcdctl in the API the guide's commands use for `version` (v2 before 3.5); v3=True for
+    what only the v3 API has (`snapshot save`, from 3.4)."""
+    api = "2" if uses_v2_etcdctl(version) and not v3 else "3"
+    tls = f"{etcdctl_tls_flags('3.5.0' if v3 else version)} " if "https://" in endpoints else ""
     # Always pass endpoints: etcdctl's default 127.0.0.1:4001 is one of the guide's errors.
     return node.run(f"ETCDCTL_API={api} etcdctl --endpoints {endpoints} {tls}{args}", timeout=timeout)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -265,9 +265,14 @@ class Route:
 _BIRD_STATE = re.compile(r"^(?P<at>\S+) bird: (?P<proto>\S+): State changed to (?P<state>\w+)$")
 
 
-# A session "dropped as it came up" fell back to start this soon after reaching feed or up; the
-# logs of the failing runs show well under a millisecond, a session that flaps later is another fault.
+# A session "dropped as it came up" fell back to start this soon after reaching wait, feed or up;
+# the logs of the failing runs show well under a millisecond, a session that flaps later is
+# another fault.
 DROPPED_AT_ONCE_S = 1.0
+# BIRD 1.6's names for a protocol that is up (nest/proto.c, proto_state_name): `wait` is up with
+# nothing fed yet (a graceful restart still waiting for its peers), `feed` while routes go out,
+# `up` once done. A BGP session in any of them was Established.
+_CAME_UP = ("wait", "feed", "up")
 
 
 def _svlogd_time(stamp: str) -> float | None:
@@ -280,7 +285,7 @@ def _svlogd_time(stamp: str) -> float | None:
 
 def bird_sessions_dropped(log: str) -> list[tuple[str, str]]:
     """(protocol, time) of every BGP session in a BIRD log (svlogd's
-    /var/log/calico/bird/current) that reached feed or up and was back in start within
+    /var/log/calico/bird/current) that reached wait, feed or up and was back in start within
     DROPPED_AT_ONCE_S: a new session dropped as it came up, as after a restart when
     graceful-restart recovery loses its first session."""
     came_up: dict[str, float | None] = {}  # protocol -> when it reached feed/up (absent: not up)
@@ -289,13 +294,29 @@ def bird_sessions_dropped(log: str) -> list[tuple[str, str]]:
         if not m:
             continue
         proto, state, at = m["proto"], m["state"], _svlogd_time(m["at"])
-        if state in ("feed", "up"):
+        if state in _CAME_UP:
             came_up.setdefault(proto, at)
             continue
         since = came_up.pop(proto, None)
         if state == "start" and since is not None and at is not None and at - since <= DROPPED_AT_ONCE_S:
             dropped.append((proto, m["at"]))
     return dropped
+
+
+def bird_drops_across(logs: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(node, protocol, time) of the sessions dropped as they came up in several nodes' BIRD
+    logs, node -> log, in time order. Both ends of one session may log its drop: a drop within
+    DROPPED_AT_ONCE_S of one already counted on another node is the same one."""
+    seen = sorted(((_svlogd_time(at) or 0.0, node, proto, at) for node, log in logs.items()
+                   for proto, at in bird_sessions_dropped(log)))
+    out: list[tuple[str, str, str]] = []
+    last: dict[str, float] = {}  # node -> time of its last counted drop
+    for t, node, proto, at in seen:
+        if any(n != node and abs(t - when) <= DROPPED_AT_ONCE_S for n, when in last.items()):
+            continue
+        out.append((node, proto, at))
+        last[node] = t
+    return out
 
 
 def bird_sessions_dropped_at_once(log: str, protocol: str) -> list[str]:

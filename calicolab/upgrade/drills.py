@@ -34,7 +34,7 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node
-from calicolab.stack import etcd_query, impairments, keyspace, workloads
+from calicolab.stack import etcd_query, impairments, keyspace, parsers, probes, workloads
 from calicolab.upgrade import recording
 from calicolab.upgrade.upgrader import GATE_DEADLINE, STOP_DEADLINE, Upgrader
 from provision import etcd as etcd_section
@@ -78,6 +78,9 @@ class DrillResult:
     seconds: float = 0.0
     before: dict[str, str] = field(default_factory=dict)  # the keyspace snapshots, for grading
     after: dict[str, str] = field(default_factory=dict)
+    # BGP sessions the nodes' BIRD logs show dropped as they came up while calico-node started
+    # again (restore): "node: protocol at time", one per drop.
+    sessions_dropped: list[str] = field(default_factory=list)
 
     @property
     def component(self) -> str:
@@ -104,6 +107,7 @@ class DrillResult:
         if self.during:
             sent, got = self.during
             lines.append(f"  background ping across the drill: {got}/{sent} replies")
+        lines += [f"  BGP session dropped as it came up: {d}" for d in self.sessions_dropped]
         lines.append(f"  pings at the end: {self.pings}")
         lines += [f"  impairment {i['what']} on {', '.join(i['nodes'])} for {i['seconds']} s: {i['dropped']} of "
                   f"{i['seen']} packets dropped" for i in self.impairments]
@@ -118,7 +122,7 @@ class DrillResult:
                 "keys_before": self.keys_before, "keys_after": self.keys_after, "during": self.during,
                 "pings": self.pings, "impairments": self.impairments,
                 "history": self.history.to_json() if self.history else None,
-                "seconds": self.seconds}
+                "sessions_dropped": self.sessions_dropped, "seconds": self.seconds}
 
 
 # -- etcd as the drills see it ----------------------------------------------------------
@@ -408,7 +412,7 @@ def restore(cfg: ClusterConfig, nodes: list[Node], say: Callable[[str], None] = 
         result.checks.append(Check("v2 backup holds the keyspace", str(len(watched.before)), str(len(backup.keys))))
         if v3:
             res = etcd_query.etcdctl(first, f"snapshot save {SNAPSHOT}", cfg.versions.etcd,
-                                     f"{cfg.etcd_scheme}://{ip}:2379", timeout=120)
+                                     f"{cfg.etcd_scheme}://{ip}:2379", timeout=120, v3=True)
             if not res.ok:
                 raise StageFailed(f"{first.name}: etcdctl snapshot save failed: {res.describe()}")
             for other in nodes[1:]:
@@ -449,9 +453,12 @@ def restore(cfg: ClusterConfig, nodes: list[Node], say: Callable[[str], None] = 
         v2_restore(first, ip, backup)
         say("    restore: v2 keys written back; calico-node started on every node")
         upgrader = Upgrader(cfg, nodes, say)
+        marks = {n.name: probes.log_mark(n) for n in nodes}  # host-mounted: kept across the stop
         for n in nodes:
             n.run("systemctl start calico-node", check=True, timeout=120)
         upgrader.bgp_gate()
+        drops = parsers.bird_drops_across({n.name: probes.log_since(n, marks[n.name]) for n in nodes})
+        result.sessions_dropped = [f"{node}: {proto} at {at}" for node, proto, at in drops]
         result.checks.append(Check("BGP mesh after the restore", "Established on every node",
                                    "Established on every node" if all(upgrader.mesh_established(n) for n in nodes)
                                    else "not Established everywhere"))

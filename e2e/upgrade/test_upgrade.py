@@ -24,6 +24,9 @@ from e2e.upgrade.grading import grade, grade_budgets, grade_history
 # BIRD 1.6's `start delay time` default (its BGP options: first connect 5 s after start; seen here:
 # started 06:34:50.8, connected 06:34:55.9).
 BIRD_START_DELAY_S = 5
+# A session dropped in graceful-restart recovery costs the start delay plus the next session's
+# setup (3 s allowed): 8 s, as budgets.yaml's `... under recovery-session-lost` entries.
+RECOVERY_PER_DROP_S = BIRD_START_DELAY_S + 3.0
 
 pytestmark = [pytest.mark.upgrade]
 
@@ -197,13 +200,16 @@ def test_restore_from_backups_after_the_cluster_broke(cluster_json, ordered_node
                  "a member did not come back")
     sent, got = result.during or (0, 0)
     # calico-node is stopped on every node for the whole restore (25 s here) and started on all
-    # of them at once. While it is down the routes stay (no Cease, kernel `persist`). At the start
-    # the two BIRDs restart together: when the first session fails during graceful restart, BIRD
-    # ends the restart and prunes the peer's block route until the next session is up (BIRD's
-    # log: session down 06:34:55.9, up 06:34:59.7; 24 of 189 replies lost; CI: 28 of 177). So
-    # each node may cost one BGP start delay, plus a reply in flight; a data path that depended
-    # on etcd or calico-node would lose the whole stop instead.
-    slack = len(ordered_nodes) * (round(BIRD_START_DELAY_S / workloads.BACKGROUND_INTERVAL) + 1)
+    # of them at once. While it is down the routes stay (no Cease, kernel `persist`), and with
+    # graceful restart on both ends the new sessions take them over: nothing lost but a reply in
+    # flight per node. When a session is dropped as it came up (the BIRD logs say, e.g. CI of
+    # 2026-12-03: node1's at 08:01:00.8, node2's next at 08:01:05.7, 55 of 161 replies lost), BIRD
+    # ends the restart and prunes the peer's route until the next session: one start delay plus a
+    # session's setup per drop, as budgets.yaml's recovery-session-lost entries. A data path that
+    # depended on etcd or calico-node would lose the whole stop instead.
+    per_drop = round(RECOVERY_PER_DROP_S / workloads.BACKGROUND_INTERVAL)
+    slack = len(ordered_nodes) + per_drop * len(result.sessions_dropped)
+    print(f"sessions dropped as they came up: {result.sessions_dropped or 'none'}; replies allowed lost: {slack}")
     expect.true("background ping across the break and restore", sent > 0 and sent - got <= slack,
                 f"every reply but at most {slack}", f"{got}/{sent}",
                 "the data path depended on etcd: routes withdrawn while it was down?")

@@ -180,6 +180,17 @@ def test_etcdctl_gets_the_client_certificate_for_https_endpoints():
     assert "--ca-file" not in node.commands[-1]
 
 
+def test_a_v3_only_command_speaks_v3_on_etcd_3_4_too():
+    # etcd 3.4's etcdctl under ETCDCTL_API=2 answers `snapshot save` with "No help topic for
+    # 'snapshot'" (seen on the lab's 3.4.23 in the restore drill).
+    node = FakeNode(rules={r"^ETCDCTL_API=3 etcdctl --endpoints \S+ (--cacert \S+ --cert \S+ --key \S+ )?"
+                           r"snapshot save /tmp/s.db$": "Snapshot saved at /tmp/s.db\n"})
+    for tls in ("false", "true"):
+        assert etcd_query.etcdctl(node, "snapshot save /tmp/s.db", "3.4.23", _cfg(etcd_tls=tls).etcd_endpoints,
+                                  v3=True).ok, node.commands[-1]
+    assert "--cacert /etc/calico/certs/ca.pem" in node.commands[-1]
+
+
 def test_http_requests_follow_the_client_certificate_on_the_node(tmp_path):
     script = etcd_query.curl_command("10.0.0.1", "/v2/keys/a b?recursive=true", "-s")
     fake_curl = tmp_path / "curl"

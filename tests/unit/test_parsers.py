@@ -234,3 +234,41 @@ def test_every_session_dropped_as_it_came_up_is_named_with_its_protocol():
     assert bird_sessions_dropped(later) == []
     assert bird_sessions_dropped("garbage bird: Mesh_a: State changed to feed\n"
                                  "garbage bird: Mesh_a: State changed to start\n") == []
+
+
+# Both nodes' BIRD logs from the restore drill in a fresh-clone CI run (2026-12-03): both BIRDs
+# started together; node1's first session dropped as it was fed, node2's next one while it
+# waited (Established, graceful restart not done), then the third held: 10 s without the route.
+RESTORE_NODE1 = """\
+2026-12-03_08:00:57.44526 bird: Mesh_192_168_224_130: State changed to start
+2026-12-03_08:01:00.76708 bird: Mesh_192_168_224_130: State changed to feed
+2026-12-03_08:01:00.76714 bird: Mesh_192_168_224_130: State changed to start
+2026-12-03_08:01:10.80519 bird: Mesh_192_168_224_130: State changed to feed
+2026-12-03_08:01:10.80643 bird: Mesh_192_168_224_130: State changed to up
+"""
+RESTORE_NODE2 = """\
+2026-12-03_08:00:57.62746 bird: Mesh_192_168_224_131: State changed to start
+2026-12-03_08:01:05.67682 bird: Mesh_192_168_224_131: State changed to wait
+2026-12-03_08:01:05.67700 bird: Mesh_192_168_224_131: State changed to start
+2026-12-03_08:01:10.80554 bird: Mesh_192_168_224_131: State changed to wait
+2026-12-03_08:01:10.84925 bird: Mesh_192_168_224_131: State changed to feed
+2026-12-03_08:01:11.85115 bird: Mesh_192_168_224_131: State changed to up
+"""
+
+
+def test_a_session_dropped_while_it_waited_on_graceful_restart_counts_too():
+    # BIRD's `wait` is a protocol up with nothing fed yet (nest/proto.c): Established, then lost.
+    assert parsers.bird_sessions_dropped(RESTORE_NODE2) == [("Mesh_192_168_224_131", "2026-12-03_08:01:05.67700")]
+    assert parsers.bird_sessions_dropped(RESTORE_NODE2.replace("to wait\n2026-12-03_08:01:05.67700",
+                                                               "to connect\n2026-12-03_08:01:05.67700")) == []
+
+
+def test_drops_across_nodes_are_counted_once_each():
+    drops = parsers.bird_drops_across({"node1": RESTORE_NODE1, "node2": RESTORE_NODE2})
+    assert drops == [("node1", "Mesh_192_168_224_130", "2026-12-03_08:01:00.76714"),
+                     ("node2", "Mesh_192_168_224_131", "2026-12-03_08:01:05.67700")]
+    # One drop logged by both ends within a second of each other is one drop.
+    echo = RESTORE_NODE1.replace("Mesh_192_168_224_130", "Mesh_192_168_224_131").replace(
+        "08:01:00.767", "08:01:05.677")
+    assert len(parsers.bird_drops_across({"node1": echo, "node2": RESTORE_NODE2})) == 1
+    assert parsers.bird_drops_across({"node1": "", "node2": ""}) == []
