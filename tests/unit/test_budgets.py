@@ -31,7 +31,10 @@ def test_the_projects_budgets_file_holds_the_issues_budgets():
     assert found["etcd-member-upgrade"].items() >= {"lost_packets": 0, "leader_changes": 2,
                                                     "lost_acknowledged_writes": 0}.items()
     # calico/node's BIRD dies without a Cease: graceful restart keeps every route and packet.
-    assert found["calico-node-restart"].items() >= {"lost_packets": 0, "icmp_lost": 0, "route_back_s": 0.0}.items()
+    # BIRD 1.6 replaces a kernel route by delete then add: a moment without it, never an outage.
+    restart = found["calico-node-restart"]
+    assert restart["longest_gap_s"] <= 0.05 and restart["route_back_s"] <= 0.05
+    assert restart["lost_packets"] <= 5 and restart["icmp_lost"] <= 2 and restart["tcp_reconnects"] == 0
     assert "gap_outside_restart_s" in found["docker-upgrade"]
     # Under loss on TCP 179 a failed session in graceful-restart recovery costs one BIRD start
     # delay (5 s) plus a session's setup: more than none, less than the 25 s a Cease would cost.
@@ -40,7 +43,7 @@ def test_the_projects_budgets_file_holds_the_issues_budgets():
     # A killed BIRD keeps every packet, unless its first new session is dropped in recovery:
     # then the same start delay plus setup.
     # An outage is a gap: 5 probe intervals at most; a datagram lost alone is not one.
-    assert found["bird-kill"].items() >= {"longest_gap_s": 0.05, "route_back_s": 0.0}.items()
+    assert found["bird-kill"].items() >= {"longest_gap_s": 0.05, "route_back_s": 0.05}.items()
     assert found["bird-kill"]["lost_packets"] <= 5
     dropped = found["bird-kill under recovery-session-lost"]
     assert 5.0 < dropped["route_back_s"] < 10.0 and dropped["tcp_reconnects"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 
 from calicolab.core import config
 from calicolab.stack import disruption
@@ -86,3 +87,27 @@ def test_the_tests_own_ping_loss_is_judged_with_the_window_and_by_its_entry(tmp_
     with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
         pass  # a test that forgot to hand its ping in is not judged as clean
     assert [v.line() for v in measured.over] == ["kill -9 bird on node1: icmp_lost not measured (budget 1)"]
+
+
+def test_a_route_replaced_by_delete_then_add_is_no_outage_but_a_withdrawn_one_is(tmp_path, monkeypatch):
+    # BIRD 1.6 replaces a kernel route by deleting and adding it (CI, 2026-12-03: gone for 1 ms);
+    # a route withdrawn for 200 ms is an outage of the peer's block.
+    t0 = time.time()
+    n = 300
+    records = {"node1->node2": _udp(t0, range(n)), "node2->node1": _udp(t0, range(n))}
+    route = "192.168.166.128/26 via 192.168.223.131 dev eth1 proto bird"
+
+    def monitor(gone_s: float) -> str:
+        at = datetime.fromtimestamp(t0 + 1.0)
+        back = datetime.fromtimestamp(t0 + 1.0 + gone_s)
+        return f"[{at.isoformat()}] Deleted {route}\n[{back.isoformat()}] {route}\n"
+
+    for gone, over in ((0.001, []), (0.2, ["route_back_s"])):
+        routes = {"node1": "", "node2": monitor(gone)}
+        monkeypatch.setattr(disruption, "read", lambda *_, routes=routes: disruption.Raw(
+            udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes=routes,
+            blocks={"node1": "192.168.104.0/26", "node2": "192.168.166.128/26"}, until=t0 + n * IV, since=t0))
+        with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
+            measured.whole["icmp_lost"] = 0
+        assert measured.step.route_back_s == gone
+        assert [v.measure for v in measured.over] == over, [v.line() for v in measured.verdicts]
