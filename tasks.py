@@ -191,16 +191,18 @@ def ssh(c, node, command="", provider=None, prefix=None, run_dir=None):
 
 @task(help={**CLUSTER_HELP,
             "destroy": "always (default) | passing (keep a failed cluster) | never",
-            "pytest_args": "extra pytest arguments for the verify stage", "suite": SUITE_HELP},
+            "pytest_args": "extra pytest arguments for the verify stage", "suite": SUITE_HELP,
+            "idempotence": "--no-idempotence skips the second provision that must change nothing "
+                           "(the report shows the stage as skipped)"},
       optional=TLS_FLAG)
 @friendly
-def e2e(c, destroy="always", pytest_args="", suite="checks", provider=None, prefix=None, etcd=None,
+def e2e(c, destroy="always", pytest_args="", suite="checks", idempotence=True, provider=None, prefix=None, etcd=None,
         docker=None, calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None,
         subnet=None, etcd_tls=None, os=None):
     """Replay the whole guide: box, up, provision, idempotence, verify, destroy."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "destroy", "pytest_args", "suite")}
+    flags = {k: v for k, v in locals().items() if k not in ("c", "destroy", "pytest_args", "suite", "idempotence")}
     lc = _lifecycle(**flags)
-    lc.e2e(destroy, pytest_args.split(), suite)
+    lc.e2e(destroy, pytest_args.split(), suite, idempotence)
 
 
 @task(help={"etcd": "target etcd version (passes every minor on the way)",

@@ -2,9 +2,11 @@
 # calicoctl for the host when Calico is the project's double (install as /usr/local/bin/calicoctl).
 #
 # The calicoctl double is a python3 script inside the calico-node double image; hosts need
-# not have python3. This wrapper runs it in a throwaway container that sees the host's
-# network, processes and BIRD socket, so it works whether calico-node is up or not, like
-# the real calicoctl binary.
+# not have python3. Where the host has python3 and provisioning put the same script beside this
+# wrapper (../lib/calico-double/calicoctl), it runs on the host, as the real binary does.
+# Otherwise this wrapper runs it in a throwaway container that sees the host's network,
+# processes and BIRD socket. Either way it works whether calico-node is up or not, like the
+# real calicoctl. (A container costs seconds a call under software emulation.)
 #
 # Image: $CALICO_DOUBLE_IMAGE, else CALICO_DOUBLE_IMAGE in /etc/calico/calico.env, else the
 # image of the calico-node container, else calicolab/calico-node-double:v2.6.1.
@@ -14,6 +16,11 @@ set -eu
 if [ "${1:-}" = "node" ] && [ "$(id -u)" != "0" ]; then
     echo "Need super user privileges: Operation not permitted"
     exit 1
+fi
+
+script="$(dirname "$0")/../lib/calico-double/calicoctl"
+if [ -f "$script" ] && command -v python3 >/dev/null 2>&1; then
+    exec python3 "$script" "$@"
 fi
 
 image="${CALICO_DOUBLE_IMAGE:-}"

@@ -18,13 +18,15 @@ from calicolab.core.polling import Timeout, wait_for
 from calicolab.stack import downloads, etcd_tls, probes
 from provision import fetch
 from provision.context import Context
-from provision.steps import Change, ensure_file, unit_active, unit_enabled
+from provision.steps import Change, ensure_absent, ensure_file, unit_active, unit_enabled
 
 SECTION = "6 calico"
 ENV_FILE = "/etc/calico/calico.env"
 CALICOCTL_CFG = "/etc/calico/calicoctl.cfg"
 UNIT_FILE = "/etc/systemd/system/calico-node.service"
 CALICOCTL = "/usr/local/bin/calicoctl"
+CALICOCTL_SCRIPT = "/usr/local/lib/calico-double/calicoctl"  # found by the wrapper as ../lib/calico-double/
+HOST_PYTHON_OK = "import sys; sys.exit(sys.version_info < (3, 7))"
 STARTED = "Calico node started successfully"
 # rc.local prints STARTED before runit starts any service (calico/node v2.6.1), so it is not
 # readiness: felix runs, BIRD answers on its socket, both Docker plugins listen.
@@ -162,7 +164,16 @@ def calicoctl(ctx: Context) -> Change:
     if art.source == "double":
         content = (ROOT / "calico_double" / "calicoctl.sh").read_text()
         changed = ensure_file(ctx.node, CALICOCTL, content, "0755") or cfg_changed
-        return ctx.change("calicoctl", changed, f"the double's calicoctl, {CALICOCTL_CFG}")
+        # The script itself beside the wrapper where the host's python3 can run it (3.7+): the
+        # wrapper then runs it on the host instead of in a container.
+        if ctx.node.run(f"python3 -c {shlex.quote(HOST_PYTHON_OK)}").ok:
+            script = (ROOT / "calico_double" / "calicoctl").read_text()
+            changed |= ensure_file(ctx.node, CALICOCTL_SCRIPT, script, "0755")
+            where = "on the host's python3"
+        else:
+            changed |= ensure_absent(ctx.node, CALICOCTL_SCRIPT)
+            where = "in a container (no python3 3.7+ on the host)"
+        return ctx.change("calicoctl", changed, f"the double's calicoctl, {where}, {CALICOCTL_CFG}")
     version = ctx.cfg.versions.calicoctl
     if ctx.node.run(f"{CALICOCTL} version 2>/dev/null | grep -q {version}").ok:
         return ctx.change("calicoctl", cfg_changed, f"calicoctl {version} present, {CALICOCTL_CFG}")

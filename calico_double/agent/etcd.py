@@ -175,6 +175,23 @@ class EtcdClient:
         except EtcdKeyNotFound:
             return default
 
+    def get_value_and_index(self, key: str) -> tuple[str | None, int]:
+        """A key's value (None when absent) and etcd's store index at that read (X-Etcd-Index,
+        sent with every answer, a 404 too): a poller reads one key and learns whether anything
+        in the v2 store changed since its last pass."""
+        path = "/v2/keys" + urllib.parse.quote(key if key.startswith("/") else "/" + key)
+        status, body, headers = self._open("GET", path, None, self.timeout)
+        index = int({k.lower(): v for k, v in headers.items()}.get("x-etcd-index", "0") or 0)
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            payload = {}
+        if status == 404 and payload.get("errorCode") == KEY_NOT_FOUND:
+            return None, int(payload.get("index", index) or index)
+        if status >= 300:
+            raise EtcdError(f"GET {key}: HTTP {status} {payload.get('message', body[:200])}")
+        return (payload.get("node") or {}).get("value"), index
+
     def set(self, key: str, value: str, *, prev_exist: bool | None = None,
             prev_index: int | None = None, prev_value: str | None = None) -> EtcdNode:
         params: dict = {}

@@ -40,7 +40,8 @@ SUITE = "bookworm"
 PACKAGES = ("systemd-sysv", "udev", "dbus", "openssh-server", "linux-image-amd64", "initramfs-tools", "grub-pc",
             "sudo", "ifupdown", "isc-dhcp-client", "iproute2", "iptables", "iputils-ping", "procps", "kmod",
             "netbase", "curl", "ca-certificates", "less", "tcpdump", "net-tools",
-            "docker.io", "etcd-server", "etcd-client")
+            "docker.io", "etcd-server", "etcd-client",
+            "python3")  # the double's calicoctl on the host, as the real binary (no container a call)
 DISK_MIB = 6144
 PART_OFFSET = 1048576  # partition 1 starts at 1 MiB, where the MBR gap for GRUB ends
 FIRSTBOOT_MARKER = "CALICOLAB-FIRSTBOOT-OK"

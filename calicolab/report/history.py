@@ -33,9 +33,11 @@ def lane_key(data: dict[str, Any]) -> str:
     lane = data.get("lane") or {}
     asked = (data.get("versions") or {}).get("asked") or {}
     tls = " tls" if str(lane.get("etcd_tls", "")).lower() == "true" else ""
+    # A run without the idempotence pass is shorter: compared only with its own kind.
+    short = " no-idempotence" if str(lane.get("idempotence", "")).lower() == "false" else ""
     return (f"{lane.get('provider') or data.get('provider', '?')} etcd {asked.get('etcd', '?')} "
             f"docker {asked.get('docker', '?')} calico {asked.get('calico', '?')}{tls} "
-            f"suite {lane.get('suite', '?')}")
+            f"suite {lane.get('suite', '?')}{short}")
 
 
 def entry(data: dict[str, Any], reports: Path) -> dict[str, Any]:

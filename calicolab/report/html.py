@@ -239,7 +239,7 @@ def _what(data: dict[str, Any]) -> str:
     vers = "".join(f"<tr><td>{c}</td><td class=\"mono\">{v}</td></tr>" for c, v in rows) + member_rows
     lane = data.get("lane") or {}
     lane_rows = [(k, lane.get(k)) for k in ("name", "suite", "prefix", "subnet", "provider", "etcd_tls",
-                                             "destroy", "pytest_args") if lane.get(k) not in (None, "")]
+                                             "destroy", "idempotence", "pytest_args") if lane.get(k) not in (None, "")]
     m = data.get("machine") or {}
     machine_rows = [("host", m.get("hostname")), ("os", m.get("os")), ("kernel", m.get("kernel")),
                     ("cpus", m.get("cpus")), ("memory", f"{m['memory_gb']} GiB" if m.get("memory_gb") else None),

@@ -20,7 +20,7 @@ Shape of run.json (schema 1); times are seconds, `start` is seconds after `start
   schema, kind="run", verdict: passed | failed | refused | interrupted | terminated | crashed,
   exit: {code, error}, started, finished (epoch), seconds,
   cluster, provider, calico, calico_label, calico_seen,
-  lane: {name, key, suite, prefix, subnet, provider, etcd_tls, destroy, pytest_args},
+  lane: {name, key, suite, prefix, subnet, provider, etcd_tls, destroy, idempotence ("true" | "false"), pytest_args},
   versions: {asked: {etcd, docker, calico, calicoctl}, after: {...},
              members: [{node, component, before, after, seconds, gate}]},
   machine: {hostname, os, kernel, cpus, memory_gb, load_1min, python},

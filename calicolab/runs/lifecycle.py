@@ -292,25 +292,31 @@ class Lifecycle:
             # The cluster's CA and keys die with it (a new cluster makes new ones).
             shutil.rmtree(pki_folder(self.cfg), ignore_errors=True)
 
-    def e2e(self, destroy: str, pytest_args: list[str] | None = None, suite: str = "checks") -> bool:
+    def e2e(self, destroy: str, pytest_args: list[str] | None = None, suite: str = "checks",
+            idempotence: bool = True) -> bool:
         """The whole sequence; the destroy policy is enforced whatever happens, and the reports
         are written whatever happens (a refused flag too)."""
         self.command = "e2e"
-        self.lane.update(suite=suite, destroy=destroy, pytest_args=" ".join(pytest_args or []))
+        self.lane.update(suite=suite, destroy=destroy, pytest_args=" ".join(pytest_args or []),
+                         idempotence=str(idempotence).lower())
         try:
             passes.suite_passes(suite)  # refuse an unknown suite before anything starts
             if destroy not in DESTROY_POLICIES:
                 raise UserError(f"unknown destroy policy {destroy!r}: use {', '.join(DESTROY_POLICIES)}")
-            return self._sequence(destroy, pytest_args, suite)
+            return self._sequence(destroy, pytest_args, suite, idempotence)
         finally:
             self.finish()
 
-    def _sequence(self, destroy: str, pytest_args: list[str] | None, suite: str) -> bool:
+    def _sequence(self, destroy: str, pytest_args: list[str] | None, suite: str, idempotence: bool) -> bool:
         passed = False
         try:
             self.up()  # checks before up, then the box, then up (box and up only when not running)
             self.provision()
-            self.provision("idempotence")
+            if idempotence:
+                self.provision("idempotence")
+            else:
+                self.say("==> idempotence: skipped (--no-idempotence)")
+                self.report.stages.append(StageRecord("idempotence", status="skipped", detail="--no-idempotence"))
             self.verify(pytest_args, suite)
             passed = True
         finally:

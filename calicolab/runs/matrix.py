@@ -44,6 +44,7 @@ class Lane:
     name: str
     settings: dict[str, str]
     suite: str = "checks"
+    idempotence: bool = True  # False: the lane skips the second provision (the report says so)
     prefix: str = ""
     subnet: str = ""
     # filled by the run
@@ -63,7 +64,8 @@ class Lane:
 
     def label(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
-        return f"{shown or 'defaults'}; suite {self.suite}"
+        skipped = "" if self.idempotence else ", no idempotence pass"
+        return f"{shown or 'defaults'}; suite {self.suite}{skipped}"
 
 
 def parse_lanes(spec: str, path: Path = MATRIX_FILE) -> list[Lane]:
@@ -89,11 +91,14 @@ def parse_lanes(spec: str, path: Path = MATRIX_FILE) -> list[Lane]:
         item = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in item.items()}
         name = item.pop("name", "")
         suite = item.pop("suite", "checks")
+        idempotence = item.pop("idempotence", "true")
+        if idempotence not in ("true", "false"):
+            raise UserError(f"lane {name or '?'}: idempotence {idempotence!r}: use true or false")
         unknown = set(item) - LANE_KEYS
         if unknown:
             raise UserError(f"lane {name or '?'}: unknown setting(s) {', '.join(sorted(unknown))}: "
-                            f"use {', '.join(sorted(LANE_KEYS))}, name, suite")
-        lanes.append(Lane(name, item, suite))
+                            f"use {', '.join(sorted(LANE_KEYS))}, name, suite, idempotence")
+        lanes.append(Lane(name, item, suite, idempotence == "true"))
     names = [lane.name for lane in lanes]
     if not lanes or len(set(names)) != len(names) or not all(names):
         raise UserError(f"lanes need distinct names (seen: {names})")
@@ -129,11 +134,17 @@ def _env(base: ClusterConfig, lane: Lane) -> dict[str, str]:
     return env
 
 
+def lane_command(lane: Lane, destroy: str) -> list[str]:
+    """The lane's `invoke e2e` (its settings travel in the environment, `_env`)."""
+    cmd = [sys.executable, "-m", "invoke", "e2e", "--suite", lane.suite, "--destroy", destroy]
+    return cmd if lane.idempotence else [*cmd, "--no-idempotence"]
+
+
 def _run_lane(base: ClusterConfig, lane: Lane, destroy: str, say: Callable[[str], None]) -> None:
     out_dir = lane.reports_dir(base)
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "output.log"
-    cmd = [sys.executable, "-m", "invoke", "e2e", "--suite", lane.suite, "--destroy", destroy]
+    cmd = lane_command(lane, destroy)
     start = time.monotonic()
     # The lane writes to its log file, not to a pipe: if this process dies, the lane still
     # finishes (and destroys its cluster) instead of failing on a broken pipe.
@@ -271,7 +282,8 @@ def write_json(base: ClusterConfig, lanes: list[Lane], wall: float) -> Path:
     base.reports_path.mkdir(parents=True, exist_ok=True)
     target = base.reports_path / "matrix.json"
     target.write_text(json.dumps({"wall_seconds": wall, "lanes": [
-        {"name": lane.name, "settings": lane.settings, "suite": lane.suite, "prefix": lane.prefix,
-         "subnet": lane.subnet, "calico": lane.calico, "rc": lane.rc, "seconds": lane.seconds, "stages": lane.stages,
-         "tests": lane.tests, "reports": str(lane.reports_dir(base))} for lane in lanes]}, indent=2) + "\n")
+        {"name": lane.name, "settings": lane.settings, "suite": lane.suite, "idempotence": lane.idempotence,
+         "prefix": lane.prefix, "subnet": lane.subnet, "calico": lane.calico, "rc": lane.rc,
+         "seconds": lane.seconds, "stages": lane.stages, "tests": lane.tests,
+         "reports": str(lane.reports_dir(base))} for lane in lanes]}, indent=2) + "\n")
     return target

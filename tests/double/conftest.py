@@ -59,6 +59,9 @@ class FakeEtcd:
         value = self.data.get("/" + key.strip("/"))
         return value[0] if value else default
 
+    def get_value_and_index(self, key: str) -> tuple[str | None, int]:
+        return self.get_value(key), self.index
+
     def set(self, key: str, value: str, *, prev_exist: bool | None = None,
             prev_index: int | None = None, prev_value: str | None = None) -> EtcdNode:
         if self.before_write is not None:

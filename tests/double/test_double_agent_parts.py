@@ -42,6 +42,7 @@ class StubEtcd(BaseHTTPRequestHandler):
         data = raw if raw is not None else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Etcd-Index", "41")  # etcd sends the store's index with every answer
         self.end_headers()
         self.wfile.write(data)
 
@@ -112,6 +113,14 @@ def test_error_codes_map_to_exceptions(stub_etcd: str) -> None:
         client.set("/k", "v", prev_index=3)
     with pytest.raises(EtcdError, match="enable-v2"):
         client.get("/nov2")
+
+
+def test_a_value_comes_with_the_store_index_present_or_not(stub_etcd: str) -> None:
+    client = EtcdClient([stub_etcd])
+    assert client.get_value_and_index("/present") == ("v", 41)
+    assert client.get_value_and_index("/absent") == (None, 41)
+    with pytest.raises(EtcdError, match="HTTP 404"):
+        client.get_value_and_index("/nov2")
 
 
 def test_set_sends_form_value_and_cas_params(stub_etcd: str) -> None:

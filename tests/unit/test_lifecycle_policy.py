@@ -64,3 +64,13 @@ def test_unknown_suite_is_refused_before_anything_runs(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="unknown suite 'nightly': use one of checks, read-only, upgrade"):
         lc.e2e("always", suite="nightly")
     assert calls == []
+
+
+@pytest.mark.parametrize("idempotence", [True, False])
+def test_the_idempotence_pass_runs_unless_skipped_and_a_skip_is_recorded(tmp_path, monkeypatch, idempotence):
+    lc, calls = _lifecycle(tmp_path, monkeypatch, None)
+    assert lc.e2e("always", idempotence=idempotence) is True
+    assert ("idempotence" in calls) is idempotence
+    (record,) = [s for s in lc.report.stages if s.name == "idempotence"]
+    assert record.status == ("passed" if idempotence else "skipped")
+    assert lc.lane["idempotence"] == str(idempotence).lower()  # on the run page and in the history key

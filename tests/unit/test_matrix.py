@@ -38,11 +38,20 @@ def test_inline_lanes_and_their_environment(tmp_path):
     ("etcd=3.5.16,suite=soak", "unknown suite 'soak'"),
     ("etcd=3.5.16,colour=blue", "unknown setting(s) colour"),
     ("name=a,etcd=3.5.16;name=a,etcd=3.4.23", "lanes need distinct names"),
+    ("etcd=3.5.16,idempotence=sometimes", "lane lane1: idempotence 'sometimes': use true or false"),
 ])
 def test_bad_lanes_are_refused_in_one_line(spec, message):
     with pytest.raises(UserError) as err:
         matrix.plan(_base(), matrix.parse_lanes(spec))
     assert message in str(err.value)
+
+
+def test_a_lane_can_skip_the_idempotence_pass_and_says_so():
+    (vm,) = matrix.parse_lanes("vm")  # CI's VM lane (matrix.yaml)
+    assert not vm.idempotence and "no idempotence pass" in vm.label()
+    assert matrix.lane_command(vm, "always")[-1] == "--no-idempotence"
+    lab = matrix.parse_lanes("etcd=3.5.16")[0]
+    assert lab.idempotence and "--no-idempotence" not in matrix.lane_command(lab, "always")
 
 
 def test_table_counts_tests_and_marks_failures():
