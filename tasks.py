@@ -279,15 +279,14 @@ VM_LANE_DEADLINE_S = 3600  # the VM lane alone, cold box, idle machine: 19 min (
 
 
 @task(help={"lab": "also run the lab end-to-end (default true)",
-            "vm": "also run the VM lane (the read-only suite on two Debian 12 VMs under libvirt, KVM or TCG) "
-                  "beside the lab steps at a lower CPU priority; off by default: under TCG on 2 cores it makes "
-                  "the run about 33 minutes instead of 21 (docs/vm-runners.md); skipped with the reason where "
-                  "libvirt's tools are missing"})
+            "vm": "the VM lane (the read-only suite on two Debian 12 VMs under libvirt, KVM or TCG) beside "
+                  "the lab steps at a lower CPU priority (default true; --no-vm leaves it out); skipped with "
+                  "the reason where libvirt's tools are missing (docs/vm-runners.md)"})
 @friendly
-def test(c, lab=True, vm=False):
+def test(c, lab=True, vm=True):
     """The project's own checks: ruff, unit tests, the lab end-to-end run (read-only checks and
     fault injection), the CI lanes side by side (etcd 3.3 -> 3.5 upgrade rehearsals, etcd 3.5
-    over TLS), a two-run soak, and with --vm the VM lane beside them (matrix.yaml's `vm`)."""
+    over TLS), a two-run soak, and beside them the VM lane (matrix.yaml's `vm`)."""
     env = dict(os.environ)
     if lab:  # tests/lab bring clusters up in a lane of their own (before the e2e run, so free)
         cfg = config.load()

@@ -100,9 +100,14 @@ def test_a_failing_vm_lane_fails_the_task_with_its_log(vm_job, capsys) -> None:
     assert "lane up" in capsys.readouterr().out
 
 
-def test_the_vm_lane_is_asked_for_not_run_by_default(vm_job) -> None:
-    started, _, _ = vm_job
+def test_the_vm_lane_runs_by_default_and_no_vm_leaves_it_out(vm_job, capsys) -> None:
+    started, monkeypatch, tmp_path = vm_job
     ctx = FakeContext(fail_at=None)
-    tasks.test.body(ctx)
+    tasks.test.body(ctx, vm=False)
     assert started == [] and any("matrix --lanes ci" in c for c in ctx.ran)
+    monkeypatch.setattr(tasks, "_start_vm_lane", lambda env: started.append(job(tmp_path, 0.2, 0).start(env))
+                        or started[-1])
+    tasks.test.body(FakeContext(fail_at=None))
+    assert len(started) == 1 and started[0].proc.poll() == 0  # waited for, not left running
+    assert "VM lane: passed in" in capsys.readouterr().out
 
