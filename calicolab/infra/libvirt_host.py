@@ -49,6 +49,12 @@ def names(cfg: ClusterConfig) -> dict[str, str]:
             "private_network": f"{cfg.prefix}-private", "domain_prefix": f"{cfg.prefix}-"}
 
 
+def domain_names(cfg: ClusterConfig) -> list[str]:
+    """The run's domains by their exact names (vagrant-libvirt: default_prefix + machine name). A
+    match by prefix would take another run's too: `calicolab-` starts `calicolab-libvirt-...-node1`."""
+    return [f"{names(cfg)['domain_prefix']}{node.name}" for node in cfg.nodes]
+
+
 def pool_path(cfg: ClusterConfig) -> Path:
     # Under libvirt's own images folder: the qemu user must reach it (a checkout may not be).
     return Path("/var/lib/libvirt/images") / names(cfg)["pool"]
@@ -255,7 +261,8 @@ def ensure_pool(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
 
 def domains(cfg: ClusterConfig) -> list[str]:
     out = virsh("list", "--all", "--name")
-    return [d for d in out.stdout.split() if d.startswith(names(cfg)["domain_prefix"])] if out.ok else []
+    ours = set(domain_names(cfg))
+    return [d for d in out.stdout.split() if d in ours] if out.ok else []
 
 
 def networks(cfg: ClusterConfig) -> list[str]:
@@ -365,12 +372,15 @@ def leftovers(cfg: ClusterConfig) -> list[str]:
             cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if "qemu-system" in cmdline.split("\0")[0] and f"guest={n['domain_prefix']}" in cmdline:
+        args = cmdline.split("\0")
+        # -name guest=<domain>,debug-threads=on: the domain's exact name
+        guest = {a.split(",")[0].removeprefix("guest=") for a in args if a.startswith("guest=")}
+        if "qemu-system" in args[0] and guest & set(domain_names(cfg)):
             found.append(f"qemu process {proc.name}")
     found += [f"dnsmasq process {p}" for p in _dnsmasq_pids(cfg)]
-    for xml in (*DEFINITIONS.glob(f"{n['domain_prefix']}*.xml"),
-                *(DEFINITIONS / "networks").glob(f"{n['domain_prefix']}*.xml")):
-        found.append(f"libvirt definition {xml}")
+    definitions = [DEFINITIONS / f"{d}.xml" for d in domain_names(cfg)]
+    definitions += [DEFINITIONS / "networks" / f"{n[k]}.xml" for k in ("management_network", "private_network")]
+    found += [f"libvirt definition {xml}" for xml in definitions if xml.exists()]
     if pool_path(cfg).exists():
         found.append(f"pool folder {pool_path(cfg)}")
     if answers():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,8 +19,12 @@ BEFORE = {"iptables": ["filter/LIBVIRT_INP"], "ip6tables": []}
 
 @pytest.fixture
 def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # The host's own libvirt files and processes are not read: another run (a VM lane beside
+    # these tests) may be on it.
     cfg = config.load({"provider": "libvirt", "vm_os": "debian12", "run_dir": str(tmp_path / "run")}, environ={})
     cfg.run_path.mkdir(parents=True)
+    (tmp_path / "qemu" / "networks").mkdir(parents=True)
+    monkeypatch.setattr(libvirt_host, "DEFINITIONS", tmp_path / "qemu")
     (cfg.run_path / "libvirt.json").write_text(json.dumps({"chains_before": BEFORE, "started": []}))
     now = {"chains": dict(BEFORE), "procs": []}
     monkeypatch.setattr(libvirt_host, "answers", lambda: False)
@@ -54,3 +59,18 @@ def test_a_process_of_the_run_left_alive_fails_destroy(host) -> None:
     now["procs"] = [4242]
     with pytest.raises(StageFailed, match="dnsmasq process 4242"):
         libvirt_host.teardown(cfg, say=lambda _m: None)
+
+
+def test_another_runs_objects_are_not_this_runs(host, monkeypatch) -> None:
+    """`calicolab-` starts the names of a lane's objects too (calicolab-libvirt-debian12-node1):
+    only this run's exact names count, and only they are removed."""
+    cfg, _ = host
+    definitions = libvirt_host.DEFINITIONS
+    for name in ("calicolab-libvirt-debian12-node1", "calicolab-node1"):
+        (definitions / f"{name}.xml").write_text("<domain/>")
+    (definitions / "networks" / "calicolab-libvirt-debian12-mgmt.xml").write_text("<network/>")
+    listed = "calicolab-libvirt-debian12-node1\ncalicolab-node2\ncalicolab-node10\n"
+    monkeypatch.setattr(libvirt_host, "virsh", lambda *args: SimpleNamespace(ok=True, stdout=listed, stderr=""))
+    assert libvirt_host.domains(cfg) == ["calicolab-node2"]
+    left = [x for x in libvirt_host.leftovers(cfg) if x.startswith("libvirt definition")]
+    assert left == [f"libvirt definition {definitions / 'calicolab-node1.xml'}"]
