@@ -27,6 +27,7 @@ class Measured:
     verdicts: list[budget_rules.Verdict] = field(default_factory=list)
     table: str = ""
     under: str = ""  # a condition seen during the fault (set inside the block): its budgets entry applies
+    drops: int = 1  # under recovery-session-lost: sessions dropped (its outage figures are per drop)
     entry: str = ""  # the budgets entry the figures were checked against
     # Figures of the whole fault measured by the test itself (set inside the block), e.g.
     # icmp_lost from its background ping: checked against the same entry as the probes' figures.
@@ -67,7 +68,8 @@ class FaultProbes:
             step.step = what
             out.step = step
             out.table = steps_table([step])
-            out.verdicts = budget_rules.check([step], kind, out.whole, *self.budgets, what, under=out.under)
+            out.verdicts = budget_rules.check([step], kind, out.whole, *self.budgets, what, under=out.under,
+                                              drops=out.drops)
             out.entry = budget_rules.entry(self.budgets[0], kind, out.under)
             append_probe_gaps(self.cfg, step_figures.gap_rows([step], figures))
             self._append(out)

@@ -281,9 +281,10 @@ def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, 
         # has a budgets entry of its own. The peer's log says which path this run took.
         dropped = parsers.bird_sessions_dropped_at_once(probes.log_since(peer, log_start), session)
         if dropped:
-            measured.under = budget_rules.RECOVERY_SESSION_LOST
+            measured.under, measured.drops = budget_rules.RECOVERY_SESSION_LOST, len(dropped)
             print(f"{peer.name}: BIRD's new session {session} was dropped as it came up at {', '.join(dropped)} "
-                  f"({probes.BIRD_LOG}): judged against `bird-kill under recovery-session-lost`")
+                  f"({probes.BIRD_LOG}): judged against `bird-kill under recovery-session-lost`, "
+                  f"its outage figures per drop ({len(dropped)})")
 
     try:
         with disruption_probes.window("bird-kill", victim.name, f"kill -9 bird on {victim.name}") as measured:

@@ -111,3 +111,23 @@ def test_a_route_replaced_by_delete_then_add_is_no_outage_but_a_withdrawn_one_is
             measured.whole["icmp_lost"] = 0
         assert measured.step.route_back_s == gone
         assert [v.measure for v in measured.over] == over, [v.line() for v in measured.verdicts]
+
+
+def test_under_recovery_session_lost_the_outage_allowance_is_per_dropped_session(tmp_path, monkeypatch):
+    # CI, 2026-12-03: the peer dropped three new sessions in a row (4 s apart): 12.35 s gaps both
+    # ways, 2471 datagrams and 62 pings lost. One drop's allowance (8 s) refuses that; three allow
+    # it; the strict entry ignores the count.
+    t0 = time.time()
+    n = 2000
+    gap = range(200, 200 + 1235)  # 12.35 s of 10 ms datagrams, both ways
+    records = {k: _udp(t0, [s for s in range(n) if s not in gap]) for k in ("node1->node2", "node2->node1")}
+    monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
+        udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
+        blocks={}, until=t0 + n * IV, since=t0))
+    for under, drops, over in ((budget_rules.RECOVERY_SESSION_LOST, 1, ["icmp_lost", "lost_packets"]),
+                               (budget_rules.RECOVERY_SESSION_LOST, 3, []),
+                               ("", 3, ["icmp_lost", "longest_gap_s", "lost_packets"])):
+        with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
+            measured.under, measured.drops = under, drops
+            measured.whole["icmp_lost"] = 62
+        assert sorted(v.measure for v in measured.over) == over, [v.line() for v in measured.verdicts]
