@@ -176,11 +176,17 @@ class EtcdClient:
             return default
 
     def get_value_and_index(self, key: str) -> tuple[str | None, int]:
-        """A key's value (None when absent) and etcd's store index at that read (X-Etcd-Index,
-        sent with every answer, a 404 too): a poller reads one key and learns whether anything
-        in the v2 store changed since its last pass."""
+        """A key's value (None when absent) and etcd's store index at that read: a poller reads
+        one key and learns whether anything in the v2 store changed since its last pass."""
+        node, index = self._get_indexed(key)
+        return (node or {}).get("value"), index
+
+    def _get_indexed(self, key: str, recursive: bool = False) -> tuple[dict | None, int]:
+        """GET `key`: its node as etcd sends it (None when absent) and the store index of the
+        read (X-Etcd-Index, sent with every answer, a 404 too)."""
         path = "/v2/keys" + urllib.parse.quote(key if key.startswith("/") else "/" + key)
-        status, body, headers = self._open("GET", path, None, self.timeout)
+        status, body, headers = self._open("GET", path + ("?recursive=true" if recursive else ""), None,
+                                           self.timeout)
         index = int({k.lower(): v for k, v in headers.items()}.get("x-etcd-index", "0") or 0)
         try:
             payload = json.loads(body or b"{}")
@@ -190,7 +196,7 @@ class EtcdClient:
             return None, int(payload.get("index", index) or index)
         if status >= 300:
             raise EtcdError(f"GET {key}: HTTP {status} {payload.get('message', body[:200])}")
-        return (payload.get("node") or {}).get("value"), index
+        return payload.get("node") or {}, index
 
     def set(self, key: str, value: str, *, prev_exist: bool | None = None,
             prev_index: int | None = None, prev_value: str | None = None) -> EtcdNode:
@@ -262,19 +268,10 @@ class EtcdClient:
     def snapshot(self, key: str) -> tuple[list[tuple[str, str]], int]:
         """Every (key, value) below `key` and the etcd index they were read at (X-Etcd-Index),
         from which `wait_for_change` can continue without missing a write."""
-        path = "/v2/keys" + urllib.parse.quote(key) + "?recursive=true"
-        status, body, headers = self._open("GET", path, None, self.timeout)
-        index = int({k.lower(): v for k, v in headers.items()}.get("x-etcd-index", "0") or 0)
-        try:
-            payload = json.loads(body or b"{}")
-        except ValueError:
-            payload = {}
-        if status == 404 and payload.get("errorCode") == KEY_NOT_FOUND:
-            return [], int(payload.get("index", index) or index)
-        if status >= 300:
-            raise EtcdError(f"GET {key}: HTTP {status} {payload.get('message', body[:200])}")
-        node = EtcdNode.from_json(payload.get("node", {}))
-        return [(n.key, n.value or "") for n in node.leaves() if n.value is not None], index
+        node, index = self._get_indexed(key, recursive=True)
+        if node is None:
+            return [], index
+        return [(n.key, n.value or "") for n in EtcdNode.from_json(node).leaves() if n.value is not None], index
 
     def wait_for_change(self, key: str, after_index: int, timeout: float) -> int | None:
         """Block until something below `key` changes after `after_index` (a v2 watch with

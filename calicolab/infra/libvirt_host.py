@@ -365,6 +365,7 @@ def leftovers(cfg: ClusterConfig) -> list[str]:
     """What of the run is still on the host, found without relying on libvirtd running."""
     found = []
     n = names(cfg)
+    ours = set(domain_names(cfg))
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -375,7 +376,7 @@ def leftovers(cfg: ClusterConfig) -> list[str]:
         args = cmdline.split("\0")
         # -name guest=<domain>,debug-threads=on: the domain's exact name
         guest = {a.split(",")[0].removeprefix("guest=") for a in args if a.startswith("guest=")}
-        if "qemu-system" in args[0] and guest & set(domain_names(cfg)):
+        if "qemu-system" in args[0] and guest & ours:
             found.append(f"qemu process {proc.name}")
     found += [f"dnsmasq process {p}" for p in _dnsmasq_pids(cfg)]
     definitions = [DEFINITIONS / f"{d}.xml" for d in domain_names(cfg)]

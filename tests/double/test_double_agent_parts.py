@@ -121,6 +121,9 @@ def test_a_value_comes_with_the_store_index_present_or_not(stub_etcd: str) -> No
     assert client.get_value_and_index("/absent") == (None, 41)
     with pytest.raises(EtcdError, match="HTTP 404"):
         client.get_value_and_index("/nov2")
+    assert client.snapshot("/present") == ([("/present", "v")], 41)  # the same read, recursive
+    assert client.snapshot("/absent") == ([], 41)
+    assert StubEtcd.requests[-1][1] == "/v2/keys/absent?recursive=true"
 
 
 def test_set_sends_form_value_and_cas_params(stub_etcd: str) -> None:
