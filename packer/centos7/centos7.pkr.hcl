@@ -40,8 +40,9 @@ source "virtualbox-iso" "centos7" {
   ssh_password         = "vagrant"
   ssh_timeout          = var.ssh_timeout
   shutdown_command     = local.shutdown_command
-  guest_additions_mode = "upload"
-  guest_additions_path = "VBoxGuestAdditions.iso"
+  # No guest additions: nothing uses them (synced folders are off in the Vagrantfile, the
+  # private network is set up over SSH), and building them needed kernel headers and a compiler.
+  guest_additions_mode = "disable"
   vboxmanage           = concat(local.vbox_base_modifyvm, var.vbox_nat_localhost_reachable ? local.vbox_nat_fix : [])
 }
 
@@ -74,12 +75,6 @@ build {
   provisioner "shell" {
     execute_command = "sudo -n env {{ .Vars }} bash '{{ .Path }}'"
     scripts         = ["${path.root}/scripts/10-vault-repos.sh"]
-  }
-
-  provisioner "shell" {
-    only            = ["virtualbox-iso.centos7"]
-    execute_command = "sudo -n env {{ .Vars }} bash '{{ .Path }}'"
-    scripts         = ["${path.root}/scripts/20-virtualbox-guest-additions.sh"]
   }
 
   provisioner "shell" {
