@@ -1,10 +1,12 @@
 """The CentOS 7 Vagrant box for the VM providers, built with Packer and added to Vagrant.
 
-    virtualbox   packer build -only=virtualbox-iso.centos7  -> .cache/boxes/centos7-virtualbox.box
-    libvirt      packer build -only=qemu.centos7            -> .cache/boxes/centos7-libvirt.box
+    virtualbox   packer build -only=virtualbox-iso.centos7  -> <box cache>/centos7-virtualbox.box
+    libvirt      packer build -only=qemu.centos7            -> <box cache>/centos7-libvirt.box
 
 Both steps are skipped when the hash of the inputs (template folder, kickstart, scripts, the
-variables passed) matches the stamp file next to the box.
+variables passed) matches the stamp file next to the box. The box cache is the Debian box's
+(CALICOLAB_BOX_CACHE, else outside the checkout): a fresh clone (CI) reuses the box and the
+~1 GB ISO Packer downloaded (its cache, packer_cache/, and the build log sit there too).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 from calicolab.core import shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
-from calicolab.core.paths import CACHE, ROOT
+from calicolab.core.paths import ROOT
 from calicolab.infra.images import hash_inputs
+from calicolab.infra.vm_debian import cache_dir
 
 TEMPLATE_DIR = ROOT / "packer" / "centos7"
 PLUGINS_FILE = TEMPLATE_DIR / "modern" / "plugins.pkr.hcl"
-BOX_DIR = CACHE / "boxes"
 SOURCES = {"virtualbox": "virtualbox-iso.centos7", "libvirt": "qemu.centos7"}
 # Tools per provider, with the hint shown when one is missing.
 TOOLS = {
@@ -69,10 +71,11 @@ def vbox_is_7_or_newer(vbox_version_text: str) -> bool:
     return bool(m) and int(m.group(1)) >= 7
 
 
-def plan(cfg: ClusterConfig, provider: str, packer_vars: dict[str, str], box_dir: Path = BOX_DIR) -> BoxPlan:
+def plan(cfg: ClusterConfig, provider: str, packer_vars: dict[str, str], box_dir: Path | None = None) -> BoxPlan:
     """Everything build_box will do, decided without running anything."""
     if provider not in SOURCES:
         raise UserError(f"no CentOS box for provider {provider!r}: use virtualbox or libvirt")
+    box_dir = cache_dir() if box_dir is None else box_dir  # read at call time: the setting may change
     box_file = box_dir / f"centos7-{provider}.box"
     all_vars = {"box_dir": str(box_dir), "build_dir": str(box_dir / "build"), **packer_vars}
     # Paths are not inputs (a moved checkout builds the same box); everything else is.
@@ -135,13 +138,13 @@ def build_box(cfg: ClusterConfig, provider: str, say: Callable[[str], None],
         p.box_file.parent.mkdir(parents=True, exist_ok=True)
         p.stamp.unlink(missing_ok=True)
         _packer_init_if_modern()
-        # Packer's ISO cache stays out of the template folder, whose files are the hashed inputs.
-        env = dict(os.environ, PACKER_CACHE_DIR=str(CACHE / "packer_cache"))
-        shell.run_logged(p.build_cmd, str(CACHE / f"build-centos7-{provider}.log"), timeout=BUILD_TIMEOUT,
-                         env=env, cwd=str(p.box_file.parent))
+        # Packer's ISO cache beside the box: out of the template folder (the hashed inputs) and
+        # out of the checkout, so a fresh clone does not download the ISO again.
+        env = dict(os.environ, PACKER_CACHE_DIR=str(p.box_file.parent / "packer_cache"))
+        log = p.box_file.parent / f"build-centos7-{provider}.log"
+        shell.run_logged(p.build_cmd, str(log), timeout=BUILD_TIMEOUT, env=env, cwd=str(p.box_file.parent))
         if not p.box_file.exists():
-            raise UserError(f"packer finished but {p.box_file} is missing: see "
-                            f"{CACHE / f'build-centos7-{provider}.log'}")
+            raise UserError(f"packer finished but {p.box_file} is missing: see {log}")
     shell.run(p.add_cmd, timeout=1800, env=vagrant_env)
     p.stamp.write_text(p.inputs + "\n")
     return p.box_file

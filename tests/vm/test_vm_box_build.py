@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from calicolab.core import config, shell
 from calicolab.core.errors import UserError
+from calicolab.core.paths import ROOT
 from calicolab.infra import images, vm_box
 
 
@@ -95,6 +97,7 @@ class FakeHost:
         self.ran.append(tuple(cmd))
         self.packer_env = kwargs.get("env") or {}
         self.packer_cwd = kwargs.get("cwd")
+        self.log = Path(log_path)
         self.box_file.write_text("box")
 
     def kinds(self) -> list[str]:
@@ -102,9 +105,7 @@ class FakeHost:
 
 
 def test_build_box_builds_adds_then_skips(cfg, tmp_path, monkeypatch):
-    monkeypatch.setattr(vm_box, "BOX_DIR", tmp_path)
-    monkeypatch.setattr(vm_box, "CACHE", tmp_path)
-    monkeypatch.setattr(vm_box, "plan", lambda c, p, v, box_dir=tmp_path, _plan=vm_box.plan: _plan(c, p, v, tmp_path))
+    monkeypatch.setenv("CALICOLAB_BOX_CACHE", str(tmp_path))
     host = FakeHost(tmp_path / "centos7-virtualbox.box")
     monkeypatch.setattr(shell, "which_or_none", lambda tool: f"/usr/bin/{tool}")
     monkeypatch.setattr(shell, "run", host.run)
@@ -130,3 +131,34 @@ def test_build_box_builds_adds_then_skips(cfg, tmp_path, monkeypatch):
     host.ran.clear()
     vm_box.build_box(cfg, "virtualbox", said.append)
     assert "packer build -color=false" not in host.kinds() and "vagrant box add" in host.kinds()
+
+
+def test_box_and_iso_cached_where_calicolab_box_cache_says(cfg, tmp_path, monkeypatch):
+    """Issue 22 defect 10: the CentOS box, Packer's ISO cache and the build log followed the
+    checkout (.cache/), so a fresh CI clone rebuilt the box and downloaded the ~1 GB ISO each night;
+    CALICOLAB_BOX_CACHE (set by the nightly workflow and .gitlab-ci.yml) is honoured as for the
+    Debian box."""
+    shared = tmp_path / "shared-boxes"
+    monkeypatch.setenv("CALICOLAB_BOX_CACHE", str(shared))
+    for provider in ("virtualbox", "libvirt"):
+        p = vm_box.plan(cfg, provider, {})
+        assert p.box_file == shared / f"centos7-{provider}.box"
+        assert f"box_dir={shared}" in p.build_cmd and f"build_dir={shared / 'build'}" in p.build_cmd
+    host = FakeHost(shared / "centos7-libvirt.box")
+    monkeypatch.setattr(shell, "which_or_none", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(shell, "run", host.run)
+    monkeypatch.setattr(shell, "run_logged", host.run_logged)
+    assert vm_box.build_box(cfg, "libvirt", lambda _m: None) == shared / "centos7-libvirt.box"
+    assert Path(host.packer_env["PACKER_CACHE_DIR"]).parent == shared   # where Packer keeps the ISO
+    assert host.log.parent == shared
+    assert not Path(host.packer_env["PACKER_CACHE_DIR"]).is_relative_to(ROOT)
+
+
+def test_box_cache_outside_the_checkout_without_the_setting(cfg, monkeypatch, tmp_path):
+    monkeypatch.delenv("CALICOLAB_BOX_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    box = vm_box.plan(cfg, "virtualbox", {}).box_file
+    assert not box.is_relative_to(ROOT)
+    # The Debian box's documented places (docs/vm-runners.md): root's /var/cache, else XDG's.
+    want = Path("/var/cache/calicolab/boxes") if os.geteuid() == 0 else tmp_path / "xdg" / "calicolab" / "boxes"
+    assert box.parent == want
