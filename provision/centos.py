@@ -19,6 +19,7 @@ VAULT = "http://vault.centos.org/7.9.2009"
 BASE_REPO = "/etc/yum.repos.d/CentOS-Base.repo"
 DOCKER_REPO = "/etc/yum.repos.d/docker-ce.repo"
 ETCD_UNIT = "/etc/systemd/system/etcd.service"
+ETCD_CONF = "/etc/etcd/etcd.conf"  # provision/etcd.py CONF; not imported: it imports this module (via platform)
 YUM_TIMEOUT = 900
 
 # ---- rendered files ---------------------------------------------------------------------
@@ -54,11 +55,15 @@ def render_etcd_unit() -> str:
             "[Install]\nWantedBy=multi-user.target\n")
 
 
-def etcd_yum_commands(version: str) -> list[str]:
+def etcd_yum_commands(version: str, enabled: bool = False) -> list[str]:
+    """`enabled`: the member's unit is enabled now. The package's %post only applies the preset
+    (disabled on CentOS), and the upstream unit's enable link would be left dangling."""
     return [
+        *(["systemctl disable etcd"] if enabled else []),
         # Drop the upstream unit if an earlier run installed one: the package brings its own.
         f"rm -f {ETCD_UNIT} && systemctl daemon-reload",
         f"yum install -y etcd-{version}",
+        *(["systemctl enable etcd"] if enabled else []),
     ]
 
 
@@ -71,10 +76,9 @@ def etcd_upstream_commands(version: str, download_base: str = "", proxy: dict[st
     path = f"/tmp/etcd-v{version}-linux-amd64.tar.gz"
     unpacked = f"/tmp/etcd-v{version}-linux-amd64"
     return [
-        # The CentOS package would put its own etcd back on the next yum update.
-        "if rpm -q etcd >/dev/null 2>&1; then rpm -e etcd; fi",
         downloads.fetch_and_verify(art.source, art.pin.sha256, path, proxy),
         f"rm -rf {unpacked} && tar -xzf {path} -C /tmp",
+        # The yum package (if any) is removed here, between these two: remove_etcd_rpm.
         f"install -m 0755 {unpacked}/etcd {unpacked}/etcdctl /usr/bin/",
         f"rm -rf {unpacked} {path}",
         "getent group etcd >/dev/null || groupadd -r etcd",
@@ -128,15 +132,41 @@ def install(node: Node, component: str, version: str, source: str, download_base
 
 def _etcd_yum(node: Node, version: str) -> None:
     ensure_vault_repos(node)
-    _run_all(node, etcd_yum_commands(version))
+    _run_all(node, etcd_yum_commands(version, _unit_enabled(node)))
 
 
 def _etcd_upstream(node: Node, version: str, download_base: str = "", proxy: dict[str, str] | None = None) -> None:
     commands = etcd_upstream_commands(version, download_base, proxy)   # refuses unpinned versions before any change
     ensure_vault_repos(node)                     # the node stays on the vault whatever runs next
-    _run_all(node, commands)
+    _run_all(node, commands[:2])                 # fetched and verified before the package goes
+    enable = remove_etcd_rpm(node)
+    _run_all(node, commands[2:])
     if ensure_file(node, ETCD_UNIT, render_etcd_unit()):
         _run(node, "systemctl daemon-reload")
+    if enable:
+        _run(node, "systemctl enable etcd")
+
+
+def remove_etcd_rpm(node: Node) -> bool:
+    """Remove CentOS's etcd package (it would put its own etcd back on the next yum update),
+    keeping the member's configuration; True when its unit was enabled and must be again.
+
+    `rpm -e etcd` (etcd-3.3.11-2.el7.centos, the Fedora/el7 spec) renames an edited
+    `%config(noreplace)` /etc/etcd/etcd.conf to etcd.conf.rpmsave (an unedited one is deleted),
+    its %preun `%systemd_preun etcd.service` disables and stops the unit, and the unit file it
+    owns goes with it. The upgrader has already written the next version's etcd.conf (the
+    guide's URLs, name, data dir, cluster and the v2 flag), so that file is put back as it was
+    and the upstream unit is enabled if the package's was."""
+    if not node.run("rpm -q etcd").ok:
+        return False
+    kept = node.read(ETCD_CONF)
+    enabled = _unit_enabled(node)
+    _run(node, "rpm -e etcd")
+    if kept is not None:
+        node.put(kept, ETCD_CONF)
+        # rpm's copy of the same text: left behind it would read as a configuration to restore.
+        _run(node, f"rm -f {ETCD_CONF}.rpmsave")
+    return enabled
 
 
 def _docker_ce(node: Node, version: str) -> None:
@@ -144,6 +174,10 @@ def _docker_ce(node: Node, version: str) -> None:
     ensure_docker_repo(node)
     have = _docker_version(node)
     _run_all(node, docker_yum_commands(version, have))
+
+
+def _unit_enabled(node: Node) -> bool:
+    return node.run("systemctl is-enabled --quiet etcd").ok
 
 
 def _docker_version(node: Node) -> str | None:

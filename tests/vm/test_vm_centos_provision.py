@@ -92,11 +92,12 @@ def test_upstream_etcd_unit_reads_etcd_conf_as_centos_does():
 # What a CentOS 7 node answers to each install's commands (yum's output shortened).
 YUM_CLEAN = {r"^yum clean all -q$": (0, "")}
 ETCD_YUM = {**YUM_CLEAN,
+            r"^systemctl is-enabled --quiet etcd$": (1, ""),  # a fresh node: no etcd unit
             r"^rm -f /etc/systemd/system/etcd\.service && systemctl daemon-reload$": (0, ""),
             r"^yum install -y etcd-3\.3\.11$": (0, "Installed:\n  etcd.x86_64 0:3.3.11-2.el7.centos\nComplete!\n")}
 UNPACKED = r"/tmp/etcd-v3\.5\.16-linux-amd64"  # etcd_upstream_commands' work folder, archive next to it
 ETCD_UPSTREAM = {**YUM_CLEAN,
-                 r"^if rpm -q etcd >/dev/null 2>&1; then rpm -e etcd; fi$": (0, ""),
+                 r"^rpm -q etcd$": (1, "package etcd is not installed\n"),  # a fresh node
                  rf"^curl -fsSL --retry 3 -o {UNPACKED}\.tar\.gz https://\S+ && \{{ "
                  rf"echo '[0-9a-f]{{64}}  {UNPACKED}\.tar\.gz' \| sha256sum -c --quiet - \|\| ": (0, ""),
                  rf"^rm -rf {UNPACKED} && tar -xzf {UNPACKED}\.tar\.gz -C /tmp$": (0, ""),
@@ -149,9 +150,11 @@ def test_etcd_from_upstream_with_pinned_checksum(fake_node):
     url = "https://github.com/etcd-io/etcd/releases/download/v3.5.16/etcd-v3.5.16-linux-amd64.tar.gz"
     fetch = next(c for c in cmds if c.startswith("curl "))
     assert url in fetch and downloads.ETCD_PINS["3.5.16"].sha256 in fetch and "sha256sum -c" in fetch
+    # Fetched and verified before the package (if any) is asked about and removed.
     order = [next(i for i, c in enumerate(cmds) if needle in c) for needle in
-             ("rpm -e etcd", "curl ", "tar -xzf", "install -m 0755", "useradd -r -g etcd")]
+             ("curl ", "tar -xzf", "rpm -q etcd", "install -m 0755", "useradd -r -g etcd")]
     assert order == sorted(order)
+    assert "rpm -e etcd" not in cmds and "systemctl enable etcd" not in cmds  # nothing to remove or re-enable
     assert "install -m 0755 /tmp/etcd-v3.5.16-linux-amd64/etcd /tmp/etcd-v3.5.16-linux-amd64/etcdctl " \
            "/usr/bin/" in cmds
     assert fake_node.files[centos.ETCD_UNIT] == centos.render_etcd_unit()
