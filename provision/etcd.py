@@ -38,7 +38,9 @@ def render_conf(cfg: ClusterConfig, node: NodeSpec) -> str:
     if versions.etcd_needs_v2_flag(cfg.versions.etcd):
         lines.append('ETCD_ENABLE_V2="true"')
     factor = deadline_factor()
-    if factor > 1:  # emulated VMs only: the lab and KVM keep the guide's (etcd's default) timers
+    # Emulated VMs only (libvirt under TCG; or a time_scale set by hand): the lab, KVM and
+    # VirtualBox keep the guide's (etcd's default) timers.
+    if factor > 1:
         # etcd's tuning guide: heartbeat near the members' round trip, election 10x that. Under
         # TCG the default 100 ms heartbeat alone took a quarter of an idle guest's CPU.
         lines += [f'ETCD_HEARTBEAT_INTERVAL="{HEARTBEAT_MS * factor:.0f}"',

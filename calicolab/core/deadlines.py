@@ -1,7 +1,8 @@
 """How much longer every deadline is in this run.
 
-1 on the lab and on KVM; more for VMs under software emulation, where a `systemctl restart
-docker` alone takes minutes. Set by `time_scale` in cluster.yaml: the lifecycle resolves `auto`
+1 on the lab, on KVM and on VirtualBox (its own hypervisor); more for VMs under software
+emulation (libvirt without usable KVM: calicolab/infra/kvm.py `emulated`), where a `systemctl
+restart docker` alone takes minutes. Set by `time_scale` in cluster.yaml: the lifecycle resolves `auto`
 and hands the number to its own polling and remote commands and to its child processes (the e2e
 tests) through one environment variable.
 """
@@ -22,7 +23,7 @@ def deadline_factor() -> float:
 
 
 def resolve(time_scale: str, emulated: bool) -> float:
-    """The factor for a run: the setting, or with `auto` TCG_FACTOR for emulated VMs."""
+    """The factor for a run: the setting, or with `auto` TCG_FACTOR for emulated VMs (TCG only)."""
     if time_scale == "auto":
         return TCG_FACTOR if emulated else 1.0
     return max(1.0, float(time_scale))

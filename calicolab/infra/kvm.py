@@ -36,6 +36,13 @@ def has_kvm() -> bool:
     return kvm_usable(text, KVM_DEVICE.exists() and os.access(KVM_DEVICE, os.R_OK | os.W_OK))
 
 
+def emulated(provider: str, kvm: bool | None = None) -> bool:
+    """Whether the run's nodes are under software emulation (TCG): longer deadlines, slower etcd
+    timers. Only libvirt without usable KVM is: VirtualBox brings its own hypervisor (a host
+    without a writable /dev/kvm is normal there) and the docker lab runs natively."""
+    return provider == "libvirt" and not (has_kvm() if kvm is None else kvm)
+
+
 def accelerator() -> str:
     """QEMU's -accel / Packer's accelerator."""
     return "kvm" if has_kvm() else "tcg"

@@ -43,7 +43,7 @@ class Lifecycle:
         self.cfg = cfg
         self.say = say
         # Deadlines for this run and its child processes (the e2e tests): longer under emulation.
-        self.deadline_factor = deadlines.resolve(cfg.time_scale, not cfg.is_lab and kvm.accelerator() == "tcg")
+        self.deadline_factor = deadlines.resolve(cfg.time_scale, kvm.emulated(cfg.provider))
         deadlines.apply(self.deadline_factor)
         self.vagrant = VagrantCluster(cfg)
         # Which Calico is known once provisioning chose it (or from the running cluster's state).
@@ -203,7 +203,7 @@ class Lifecycle:
         self._done.add("up")
         if self.deadline_factor != 1:
             self.say(f"    deadlines x{self.deadline_factor:g} (time_scale {self.cfg.time_scale}: "
-                     f"{'software emulation' if kvm.accelerator() == 'tcg' else 'as set'})")
+                     f"{'software emulation' if kvm.emulated(self.cfg.provider) else 'as set'})")
         if self.vagrant.is_running():
             self.say("==> up: cluster already running")
             self._remember_targets()
