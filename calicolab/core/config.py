@@ -18,7 +18,7 @@ import yaml
 
 from calicolab.core.errors import UserError
 from calicolab.core.paths import CLUSTER_FILE, ROOT
-from calicolab.core.versions import check_versions
+from calicolab.core.versions import check_versions, family
 
 PROVIDERS = ("docker", "virtualbox", "libvirt")
 # The VM providers' box flavours: CentOS 7 as the guide is written (users' runners), Debian 12 as
@@ -147,7 +147,7 @@ class ClusterConfig:
     def install_target(self) -> str:
         """What versions.yaml's columns are chosen by: the provider, and the box flavour on VMs
         (Debian VMs install from Debian's archive, as the lab does)."""
-        return f"{self.provider}:{self.vm_os}" if not self.is_lab else self.provider
+        return install_target(self.provider, self.vm_os)
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -178,6 +178,10 @@ class ClusterConfig:
         data["run_path"] = str(self.run_path)
         data["reports_path"] = str(self.reports_path)
         return data
+
+
+def install_target(provider: str, vm_os: str) -> str:
+    return provider if provider == "docker" else f"{provider}:{vm_os}"
 
 
 # Scalars that the environment (CALICOLAB_<NAME>) and task flags may override.
@@ -273,7 +277,9 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
     try:
         nodes = tuple(Node(name=str(n["name"]), ip=str(n["ip"])) for n in raw["nodes"])
         v = raw["versions"]
-        versions = Versions(**{k: str(v[k]) for k in ("etcd", "docker", "calico", "calicoctl")})
+        column = family(install_target(str(raw["provider"]), str(raw.get("vm_os") or "centos7")))
+        versions = Versions(**{k: _for_column(k, v[k], column, path)
+                               for k in ("etcd", "docker", "calico", "calicoctl")})
         res = Resources(**{k: _whole("resources." + k, v) for k, v in (raw.get("resources") or {}).items()})
         up = dict(raw.get("upstream") or {})
         upstream = Upstream(**{k: str(v) for k, v in up.items() if k != "strict"},
@@ -289,6 +295,18 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
         )
     except (KeyError, TypeError) as err:
         raise UserError(f"{path}: missing or malformed setting {err}: compare with git") from None
+
+
+def _for_column(component: str, value: Any, column: str, path: Path) -> str:
+    """A version setting: one version for every provider, or one per versions.yaml column
+    ({lab: ..., vm: ...}), so the CentOS VMs default to the guide's versions and the lab to
+    Debian's. An override (flag, CALICOLAB_<NAME>) is a plain version and replaces both."""
+    if not isinstance(value, dict):
+        return str(value)
+    if column not in value:
+        raise UserError(f"{path}: versions.{component} names no version for the {column!r} column "
+                        f"(it has {', '.join(map(str, value)) or 'none'}): add `{column}: <version>`")
+    return str(value[column])
 
 
 def _whole(key: str, value: Any) -> int:

@@ -123,3 +123,70 @@ def test_upstream_settings_come_from_the_environment_too():
                                "CALICOLAB_STRICT_ARTIFACTS": "true", "CALICOLAB_LOCK_FILE": "/tmp/x.lock"})
     assert (cfg.upstream.registry_mirror, cfg.upstream.strict, str(cfg.lock_path)) == (
         "https://harbor.example.com", True, "/tmp/x.lock")
+
+
+# ---- default versions per provider family (issue 22, defect 9) ------------------------------
+# The guide's hosts (docs/guide.md, versions table): etcd 3.3.11 from CentOS extras (etcdctl with
+# ETCDCTL_API=2) and Docker 20.10.21. The lab and the Debian VMs take what Debian bookworm offers:
+# etcd-server 3.4.23 and docker.io 20.10.24 (docs/stack-facts.md, Debian's package versions).
+GUIDE_VERSIONS = {"etcd": "3.3.11", "docker": "20.10.21"}
+BOOKWORM_VERSIONS = {"etcd": "3.4.23", "docker": "20.10.24"}
+
+
+@pytest.mark.parametrize("settings,want", [
+    ({"provider": "virtualbox"}, GUIDE_VERSIONS),
+    ({"provider": "libvirt", "vm_os": "centos7"}, GUIDE_VERSIONS),
+    ({"provider": "libvirt", "vm_os": "debian12"}, BOOKWORM_VERSIONS),
+    ({"provider": "docker"}, BOOKWORM_VERSIONS),
+], ids=["virtualbox", "libvirt-centos7", "libvirt-debian12", "lab"])
+def test_default_versions_follow_the_provider_family(settings, want):
+    cfg = config.load(settings, environ={})
+    assert {"etcd": cfg.versions.etcd, "docker": cfg.versions.docker} == want
+
+
+def test_centos_vms_take_the_guides_etcd_from_centos_extras():
+    from calicolab.core.versions import source
+
+    cfg = config.load({"provider": "virtualbox"}, environ={})
+    assert source("etcd", cfg.versions.etcd, cfg.install_target) == "centos-extras"
+    assert source("docker", cfg.versions.docker, cfg.install_target) == "docker-ce"
+
+
+def test_the_provider_from_the_environment_picks_the_column_too():
+    cfg = config.load(environ={"CALICOLAB_PROVIDER": "libvirt"})
+    assert cfg.versions.etcd == GUIDE_VERSIONS["etcd"]
+
+
+@pytest.mark.parametrize("overrides,environ,want", [
+    ({"etcd": "3.5.16"}, {}, {"etcd": "3.5.16", "docker": "20.10.21"}),
+    ({}, {"CALICOLAB_DOCKER": "20.10.24"}, {"etcd": "3.3.11", "docker": "20.10.24"}),
+    ({"docker": "20.10.5"}, {"CALICOLAB_DOCKER": "20.10.24"}, {"etcd": "3.3.11", "docker": "20.10.5"}),
+])
+def test_explicit_versions_win_over_the_family_default(overrides, environ, want):
+    cfg = config.load({"provider": "virtualbox", **overrides}, environ=environ)
+    assert {"etcd": cfg.versions.etcd, "docker": cfg.versions.docker} == want
+
+
+def test_the_effective_configuration_carries_the_resolved_versions(tmp_path):
+    """The Vagrantfile and every later stage read cluster.json (CALICOLAB_CONFIG), not cluster.yaml."""
+    cfg = config.load({"provider": "virtualbox", "run_dir": str(tmp_path / "run")}, environ={})
+    data = json.loads(config.write_effective(cfg).read_text())
+    assert {k: data["versions"][k] for k in ("etcd", "docker")} == GUIDE_VERSIONS
+    assert config.from_effective(tmp_path / "run" / "cluster.json").versions == cfg.versions
+
+
+def test_one_version_for_every_provider_is_still_read(tmp_path):
+    text = paths.CLUSTER_FILE.read_text()
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text.replace("etcd: {lab: 3.4.23, vm: 3.3.11}", "etcd: 3.5.16"))
+    assert "etcd: 3.5.16" in path.read_text()
+    for provider in ("docker", "virtualbox"):
+        assert config.load({"provider": provider}, path=path, environ={}).versions.etcd == "3.5.16"
+
+
+def test_a_version_table_without_the_runs_column_is_one_line(tmp_path):
+    path = tmp_path / "cluster.yaml"
+    path.write_text(paths.CLUSTER_FILE.read_text().replace("etcd: {lab: 3.4.23, vm: 3.3.11}", "etcd: {lab: 3.4.23}"))
+    with pytest.raises(UserError) as err:
+        config.load({"provider": "virtualbox"}, path=path, environ={})
+    assert "versions.etcd names no version for the 'vm' column" in str(err.value) and "\n" not in str(err.value)
