@@ -103,7 +103,7 @@ def healthy_rules(name: str) -> dict[str, Answer]:
                          "u_str LISTEN 0      16     /var/run/calico/bird.ctl 40110 * 0\n"),
         r"^test -S /var/run/calico/bird\.ctl$": said(""),
         r"^docker top calico-node -eo pid,etimes,comm": said(top()),
-        r"^calicoctl node status$": said(node_status(peer.ip)),
+        r"^/usr/local/bin/calicoctl node status$": said(node_status(peer.ip)),  # by path: CentOS sudo
         r"^docker exec calico-node sh -c .*show protocols": said(bird_protocols(peer.ip)),  # calicoctl's fallback
         # BIRD's clock, which its SINCE times are in: the session above is 15 minutes old.
         r"^docker exec calico-node date \+%H:%M:%S": said("09:46:18\n"),

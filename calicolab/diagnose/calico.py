@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from calicolab.core import node_commands
 from calicolab.core.config import Node as NodeSpec
 from calicolab.diagnose.diagnoses import (
     BGP_CONNECTING,
@@ -52,7 +53,7 @@ def calico_down_cause(view: ClusterView, node: NodeLike) -> Diagnosis:
     etcd = etcd_access_cause(view, node)
     if etcd:
         return etcd  # calico-node waits for (or gave up on) etcd: etcd is the root cause
-    log = probes.journal(node, "calico-node", 60) + node.run("docker logs --tail 40 calico-node 2>&1").stdout
+    log = probes.journal(node, "calico-node", 60) + probes.ask(node, "docker logs --tail 40 calico-node 2>&1").stdout
     if re.search(r"is already using the IPv4 address", log):
         return BGP_WRONG_IP.at(node.name)
     if probes.unit_state(node, "calico-node") == "failed" and re.search(
@@ -116,7 +117,9 @@ def node_status(view: ClusterView, node: NodeLike) -> tuple[parsers.CalicoNodeSt
     """`calicoctl node status`, or BIRD's own table when calicoctl hangs (the double's
     calicoctl is a `docker run`, and Docker stalls while its cluster store has no quorum)."""
     if all(healthy(view, n) for n in view.nodes.values()):
-        res = node.run("calicoctl node status", timeout=CALICOCTL_SECONDS)
+        # By its path: CentOS 7's sudo secure_path has no /usr/local/bin. A missing calicoctl
+        # raises CommandUnavailable (the check says so), never "Calico process is not running".
+        res = probes.ask(node, node_commands.calicoctl("node status"), timeout=CALICOCTL_SECONDS)
         if res.rc != 124:
             return parsers.calicoctl_node_status(res.stdout), ""
         note = " (calicoctl timed out: read from BIRD)"

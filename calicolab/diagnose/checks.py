@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from calicolab.core.errors import UserError
+from calicolab.core.remote import CommandUnavailable
 from calicolab.diagnose import calico, docker, etcd, host
 from calicolab.diagnose.diagnoses import NODE_UNREACHABLE, Finding
-from calicolab.diagnose.engine import Check, ClusterView, failed, guarded
+from calicolab.diagnose.engine import Check, ClusterView, failed, guarded, unavailable
 
 CHECKS: tuple[Check, ...] = (
     Check("etcd member", per_node=etcd.check_etcd_member),
@@ -48,9 +49,12 @@ def run(view: ClusterView, only: Iterable[str] | None = None) -> list[Finding]:
     reachable = dict(view.nodes)
     for name, node in view.nodes.items():
         try:
-            node.run("true", timeout=30)
+            node.run("true", timeout=30).ran()  # sudo refusing (no NOPASSWD, requiretty) stops every check
         except UserError as err:
             findings.append(failed("SSH", name, str(err).split(":")[0], NODE_UNREACHABLE.at(name)))
+            del reachable[name]
+        except CommandUnavailable as err:
+            findings.append(unavailable("SSH", err))
             del reachable[name]
     if not reachable:
         return findings

@@ -132,6 +132,14 @@ RP_FILTER_LOOSE = Diagnosis(
 MTU_MISMATCH = Diagnosis(
     "MTU mismatch", "full-sized packets (1500 bytes, DF set) are lost between the nodes while small ones pass",
     "give both nodes' interfaces and the network between them the same MTU (or lower the workload MTU)")
+# Not a component's state: the check's own command did not run (exit 127 or 126, or sudo refused),
+# so nothing is known about the component it asks. `where` names the command, node and PATH.
+COMMAND_UNAVAILABLE = Diagnosis(
+    "command missing", "the command is missing or cannot run on the node (not found in sudo's PATH, not "
+    "executable, or sudo refused): this says nothing about the component it asks",
+    "install the command on the node or call it by its absolute path (calicolab/core/node_commands.py; CentOS 7's "
+    "sudo secure_path is /sbin:/bin:/usr/sbin:/usr/bin, without /usr/local/bin); "
+    "`sudo -n sh -c 'command -v <command>; echo $PATH'` on the node shows what sudo finds")
 NODE_UNREACHABLE = Diagnosis(
     "node unreachable", "the node does not answer over SSH", "is the cluster up? `invoke up`")
 

@@ -13,12 +13,12 @@ from calicolab.diagnose.diagnoses import (
 )
 from calicolab.diagnose.engine import ClusterView, failed, passed
 from calicolab.diagnose.etcd import etcd_member_cause, v2_off
-from calicolab.stack import parsers
+from calicolab.stack import parsers, probes
 from calicolab.stack.probes import NodeLike
 
 
 def check_docker_store(view: ClusterView, node: NodeLike) -> Finding:
-    info = node.run("docker info 2>/dev/null", timeout=60)
+    info = probes.ask(node, "docker info 2>/dev/null", timeout=60)
     if not info.ok:
         return failed("docker cluster store", node.name, "`docker info` failed", DOCKER_DOWN.at(node.name))
     store = parsers.docker_info_cluster_store(info.stdout)
@@ -41,7 +41,7 @@ def check_docker_store(view: ClusterView, node: NodeLike) -> Finding:
 def check_networks_shared(view: ClusterView) -> Finding:
     seen: dict[str, tuple[str, ...]] = {}
     for name, node in view.nodes.items():
-        res = node.run("docker network ls --filter driver=calico --format '{{.ID}} {{.Name}}'")
+        res = probes.ask(node, "docker network ls --filter driver=calico --format '{{.ID}} {{.Name}}'")
         if not res.ok:
             return failed("calico networks shared", name, "`docker network ls` failed", DOCKER_DOWN.at(name))
         seen[name] = tuple(sorted(line.strip() for line in res.stdout.splitlines() if line.strip()))

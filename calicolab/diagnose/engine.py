@@ -12,7 +12,9 @@ from typing import Any, TypeVar, cast
 from calicolab.core.config import ClusterConfig
 from calicolab.core.config import Node as NodeSpec
 from calicolab.core.errors import UserError
+from calicolab.core.remote import CannotRun, CommandUnavailable
 from calicolab.diagnose.diagnoses import (
+    COMMAND_UNAVAILABLE,
     FAIL,
     NODE_UNREACHABLE,
     PASS,
@@ -75,11 +77,21 @@ class Check:
     per_node: Callable[[ClusterView, NodeLike], Finding] | None = None
     cluster: Callable[[ClusterView], Finding] | None = None
 
+def unavailable(check: str, err: CommandUnavailable) -> Finding:
+    """The finding for a check whose command did not run: what is missing, never a component verdict."""
+    res = err.result
+    missing = res.cannot_run or CannotRun(res.program, f"exit {res.rc}")
+    seen = f"`{res.cmd}` did not run ({missing.command}: {missing.why}, exit {res.rc})"
+    where = f"{res.node}: `{missing.command}` {missing.why} (PATH {res.path or 'sudo secure_path'})"
+    return failed(check, res.node, seen, COMMAND_UNAVAILABLE.at(where))
+
 def guarded(check: str, node: str, fn: Callable[[], Finding]) -> Finding:
     try:
         return fn()
     except UserError as err:  # the node went away during the check
         return failed(check, node, str(err), NODE_UNREACHABLE.at(node))
+    except CommandUnavailable as err:  # the check's command is missing: say so, not "down"
+        return unavailable(check, err)
 
 def first_failure(findings: Iterable[Finding]) -> Finding | None:
     return next((f for f in findings if not f.ok), None)

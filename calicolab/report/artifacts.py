@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from calicolab.core import config, nodes, shell
+from calicolab.core import config, node_commands, nodes, shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.remote import CommandResult, Node, SshTarget
@@ -97,7 +97,7 @@ def node_probes(cfg: ClusterConfig) -> list[Probe]:
         _etcd_probe("etcd-health.txt", "cluster-health" if v2 else "endpoint health", version, endpoints),
         # The v2 etcdctl has no status; the v3 API answers it from etcd 3.0 on.
         _etcd_probe("etcd-status.txt", "endpoint status -w table", V3_ETCDCTL, endpoints),
-        _shell_probe("calicoctl-node-status.txt", "calicoctl node status"),
+        _shell_probe("calicoctl-node-status.txt", node_commands.calicoctl("node status")),
         _shell_probe("bird-protocols.txt",
                      f"docker exec calico-node sh -c 'birdcl -s {BIRD_SOCKET} show protocols all "
                      f"|| birdc -s {BIRD_SOCKET} show protocols all'"),
@@ -195,6 +195,9 @@ def collect_node(node: RemoteNode | None, probes: Iterable[Probe], host: list[tu
                 dead = dead or str(res)
                 continue
             rc: int | str = "124 (timed out)" if res.rc == 124 else res.rc
+            missing = res.cannot_run
+            if missing:  # a reader must not take an empty file for a component that is down
+                rc = f"{res.rc} (the command is missing or cannot run: {missing.command}: {missing.why})"
             files.append(_write(folder / probe.file, probe.shown, rc, seconds, res.stdout, res.stderr))
     if dead:
         notes.append(f"{name}: node commands skipped: {dead}")

@@ -25,6 +25,12 @@ class NodeLike(Protocol):
     def run(self, cmd: str, *, check: bool = False, timeout: float = 120) -> CommandResult: ...
 
 
+def ask(node: NodeLike, cmd: str, timeout: float = 120) -> CommandResult:
+    """node.run for a probe: a command that is missing or cannot run raises CommandUnavailable,
+    so no probe reads its silence as the component's answer (down, not listening, no rule)."""
+    return node.run(cmd, timeout=timeout).ran()
+
+
 # -- TCP ---------------------------------------------------------------------------------
 OPEN, REFUSED, TIMEOUT, UNREACHABLE = "open", "refused", "timeout", "unreachable"
 
@@ -35,8 +41,10 @@ def tcp_port(node: NodeLike, ip: str, port: int, seconds: int = PROBE_SECONDS) -
     bash's /dev/tcp needs no netcat (absent on minimal hosts); `timeout` exits 124 when a
     SYN gets no answer at all, which is what a DROP rule looks like from the outside."""
     probe = shlex.quote(f"exec 3<>/dev/tcp/{ip}/{port}")
-    res = node.run(f"timeout {seconds} bash -c {probe} 2>&1; echo tcp-rc=$?", timeout=seconds + 10)
+    res = ask(node, f"timeout {seconds} bash -c {probe} 2>&1; echo tcp-rc=$?", timeout=seconds + 10)
     rc = tail_value(res.stdout, "tcp-rc")
+    if rc in ("126", "127"):  # timeout or bash missing: their message went to stdout (2>&1)
+        CommandResult(node.name, res.cmd, int(rc), "", res.stdout).ran()
     if rc == "0":
         return OPEN
     if rc == "124":
@@ -52,7 +60,7 @@ def connecting(node: NodeLike, ip: str, port: int) -> bool:
     Read from the kernel's socket table: watching BIRD's own attempts disturbs nothing,
     where a probe connection to BIRD's port would (BIRD takes it for its peer and then
     sees it close, and the session waits longer before its next try)."""
-    res = node.run("ss -Htn state syn-sent")
+    res = ask(node, "ss -Htn state syn-sent")
     return any(line.split()[-1] == f"{ip}:{port}" for line in res.stdout.splitlines() if line.split())
 
 
@@ -78,7 +86,7 @@ class HttpAnswer:
 def http(node: NodeLike, url: str, curl_opts: str = "", method: str = "GET", data: str | None = None,
          seconds: int = PROBE_SECONDS) -> HttpAnswer:
     body = f" -d {shlex.quote(data)}" if data is not None else ""
-    res = node.run(f"curl -s -m {seconds} {curl_opts} -X {method}{body} -w '\\nhttp-status=%{{http_code}}' "
+    res = ask(node, f"curl -s -m {seconds} {curl_opts} -X {method}{body} -w '\\nhttp-status=%{{http_code}}' "
                    f"{shlex.quote(url)}", timeout=seconds + 10)
     status = tail_value(res.stdout, "http-status")
     text = res.stdout.rsplit("\nhttp-status=", 1)[0]
@@ -88,20 +96,20 @@ def http(node: NodeLike, url: str, curl_opts: str = "", method: str = "GET", dat
 # -- systemd, sysctl, journal --------------------------------------------------------------
 def unit_state(node: NodeLike, unit: str) -> str:
     """active | inactive | failed | activating | deactivating | unknown"""
-    return node.run(f"systemctl is-active {shlex.quote(unit)}").stdout.strip() or "unknown"
+    return ask(node, f"systemctl is-active {shlex.quote(unit)}").stdout.strip() or "unknown"
 
 
 def sysctl(node: NodeLike, key: str) -> str:
-    return node.run(f"sysctl -n {shlex.quote(key)}").stdout.strip()
+    return ask(node, f"sysctl -n {shlex.quote(key)}").stdout.strip()
 
 
 def journal(node: NodeLike, unit: str, lines: int = 80) -> str:
-    return node.run(f"journalctl -u {shlex.quote(unit)} -n {lines} --no-pager -o cat 2>/dev/null").stdout
+    return ask(node, f"journalctl -u {shlex.quote(unit)} -n {lines} --no-pager -o cat 2>/dev/null").stdout
 
 
 def config_lines(node: NodeLike, path: str) -> dict[str, str]:
     """KEY="value" lines of a shell-style config file such as /etc/etcd/etcd.conf."""
-    text = node.run(f"cat {shlex.quote(path)} 2>/dev/null").stdout
+    text = ask(node, f"cat {shlex.quote(path)} 2>/dev/null").stdout
     values = {}
     for line in text.splitlines():
         key, sep, value = line.split("#", 1)[0].strip().partition("=")
@@ -121,7 +129,7 @@ class Process:
 def container_processes(node: NodeLike, container: str) -> list[Process] | None:
     """Processes of a running container (None when it does not run), from the host's view:
     this works the same for real calico/node (runit) and for the double."""
-    res = node.run(f"docker top {shlex.quote(container)} -eo pid,etimes,comm 2>/dev/null")
+    res = ask(node, f"docker top {shlex.quote(container)} -eo pid,etimes,comm 2>/dev/null")
     if not res.ok:
         return None
     found = []
@@ -135,34 +143,35 @@ def container_processes(node: NodeLike, container: str) -> list[Process] | None:
 def container_clock(node: NodeLike, container: str) -> str | None:
     """The time of day inside a container (HH:MM:SS in its own time zone, which is the one BIRD
     prints its SINCE times in; a host's TZ may differ from calico/node's UTC); None when down."""
+    # docker exec exits 126 also when the container is stopping: that is "down", not a missing tool.
     res = node.run(f"docker exec {shlex.quote(container)} date +%H:%M:%S 2>/dev/null")
     return res.stdout.strip() if res.ok else None
 
 
 def container_running(node: NodeLike, container: str) -> bool:
-    res = node.run(f"docker inspect -f '{{{{.State.Running}}}}' {shlex.quote(container)} 2>/dev/null")
+    res = ask(node, f"docker inspect -f '{{{{.State.Running}}}}' {shlex.quote(container)} 2>/dev/null")
     return res.stdout.strip() == "true"
 
 
 def socket_exists(node: NodeLike, path: str) -> bool:
-    return node.run(f"test -S {shlex.quote(path)}").ok
+    return ask(node, f"test -S {shlex.quote(path)}").ok
 
 
 def sockets_listening(node: NodeLike, paths: list[str]) -> dict[str, bool]:
     """Which unix sockets have a listener (`ss -xl`): a killed plugin leaves its socket file behind."""
-    listed = node.run("ss -xl 2>/dev/null").stdout.split()
+    listed = ask(node, "ss -xl 2>/dev/null").stdout.split()
     return {path: path in listed for path in paths}
 
 
 def process_running(node: NodeLike, name: str) -> bool:
     """A process with exactly this name (comm), as calicoctl looks for `calico-felix`."""
-    return node.run(f"pgrep -x {shlex.quote(name)} >/dev/null").ok
+    return ask(node, f"pgrep -x {shlex.quote(name)} >/dev/null").ok
 
 
 # -- firewall ------------------------------------------------------------------------------
 def rules_dropping_port(node: NodeLike, port: int) -> list[str]:
     """iptables rules (iptables-save syntax) that DROP or REJECT TCP traffic to or from port."""
-    text = node.run("iptables-save 2>/dev/null").stdout
+    text = ask(node, "iptables-save 2>/dev/null").stdout
     wanted = re.compile(rf"--(?:dport|sport|dports|sports) (?:[\d:,]*,)?{port}(?:[,:][\d:,]*)?(?:\s|$)")
     return [line.strip() for line in text.splitlines()
             if line.startswith("-A ") and re.search(r"-j (DROP|REJECT)\b", line) and wanted.search(line)]
@@ -172,7 +181,7 @@ def rules_dropping_port(node: NodeLike, port: int) -> list[str]:
 def ping(node: NodeLike, ip: str, size: int | None = None, seconds: int = 2) -> bool:
     """One ICMP echo; with size, as a full-sized packet that must not be fragmented."""
     extra = f" -s {size} -M do" if size else ""
-    return node.run(f"ping -c 1 -W {seconds}{extra} {shlex.quote(ip)} >/dev/null 2>&1",
+    return ask(node, f"ping -c 1 -W {seconds}{extra} {shlex.quote(ip)} >/dev/null 2>&1",
                     timeout=seconds + 10).ok
 
 
@@ -188,21 +197,22 @@ BIRD_LOG = "/var/log/calico/bird/current"
 
 def log_mark(node: NodeLike, path: str = BIRD_LOG) -> int:
     """Lines in a log now (0 when it does not exist yet): pass it to log_since later."""
-    res = node.run(f"cat {shlex.quote(path)} 2>/dev/null | wc -l", timeout=30)
+    res = ask(node, f"cat {shlex.quote(path)} 2>/dev/null | wc -l", timeout=30)
     return int(res.stdout.split()[0]) if res.ok and res.stdout.split() else 0
 
 
 def log_since(node: NodeLike, mark: int, path: str = BIRD_LOG) -> str:
     """What the log gained after log_mark returned `mark`."""
-    return node.run(f"tail -n +{mark + 1} {shlex.quote(path)} 2>/dev/null", timeout=30).stdout
+    return ask(node, f"tail -n +{mark + 1} {shlex.quote(path)} 2>/dev/null", timeout=30).stdout
 
 
 def bird_protocols(node: NodeLike, container: str = "calico-node") -> str | None:
     """BIRD's `show protocols` straight from its control socket inside calico-node (birdcl in
     calico/node, birdc in the double); None when BIRD cannot be asked."""
-    ask = (f"for c in birdcl birdc; do command -v $c >/dev/null && exec $c -s {BIRD_CTL} show protocols; "
-           "done; exit 127")
-    res = node.run(f"docker exec {shlex.quote(container)} sh -c {shlex.quote(ask)}", timeout=30)
+    question = (f"for c in birdcl birdc; do command -v $c >/dev/null && exec $c -s {BIRD_CTL} show protocols; "
+                "done; exit 127")
+    # Not ask(): docker exec exits 126 when the container is stopping, which is "BIRD cannot be asked".
+    res = node.run(f"docker exec {shlex.quote(container)} sh -c {shlex.quote(question)}", timeout=30)
     return res.stdout if res.ok else None
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from calicolab.core import config, state, versions
+from calicolab.core import config, node_commands, state, versions
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed
 from calicolab.core.polling import Timeout, wait_for
@@ -220,7 +220,10 @@ class Upgrader:
         return f"calico-node started, BGP Established on every node after {seconds:.1f} s"
 
     def mesh_established(self, node: Node) -> bool:
-        status = parsers.calicoctl_node_status(node.run("calicoctl node status").stdout)
+        res = node.run(node_commands.calicoctl("node status"))  # by path: CentOS 7's sudo secure_path
+        if res.cannot_run:  # not "BGP did not re-establish": waiting will not install calicoctl
+            raise StageFailed(res.missing_text())
+        status = parsers.calicoctl_node_status(res.stdout)
         return parsers.mesh_established(status, [p.ip for p in self.cfg.peers_of(node.name)])
 
     def bgp_gate(self) -> float:

@@ -3,6 +3,7 @@ Calico's registration in etcd matches the nodes."""
 
 import json
 
+from calicolab.core import node_commands
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.diagnose import calico as diag_calico
 from calicolab.diagnose import diagnoses
@@ -14,21 +15,28 @@ BGP_DEADLINE = 30  # BIRD retries a refused or lost session every 5 s
 RUNNING_DEADLINE = 10  # calico-node may still be starting right after provisioning
 
 
+def _run(node, cmd: str):
+    """A node command that must have run: a missing one (CentOS 7's sudo secure_path has no
+    /usr/local/bin) fails as "the command is missing", never as Calico being down."""
+    __tracebackhide__ = True
+    return expect.ran(node.run(cmd))
+
+
 def test_calico_node_unit_is_active(node):
-    state = node.run("systemctl is-active calico-node").stdout.strip()
+    state = _run(node, "systemctl is-active calico-node").stdout.strip()
     expect.equal(f"{node.name}: calico-node.service", state, "active",
                  diagnoses.CALICO_NOT_RUNNING.text())
 
 
 def test_calico_node_logged_started(node):
-    logs = node.run("docker logs calico-node 2>&1").stdout
+    logs = _run(node, "docker logs calico-node 2>&1").stdout
     lines = [line for line in guide.CALICO_LOG_LINES if line in logs]
     expect.equal(f"{node.name}: calico-node log", lines, list(guide.CALICO_LOG_LINES),
                  diagnoses.CALICO_NOT_RUNNING.text() + f" (last lines: {logs.strip().splitlines()[-3:] or 'none'})")
 
 
 def _status(node) -> tuple[parsers.CalicoNodeStatus, str]:
-    text = node.run("calicoctl node status").stdout
+    text = _run(node, node_commands.calicoctl("node status")).stdout
     return parsers.calicoctl_node_status(text), text
 
 
@@ -66,7 +74,7 @@ def _poll(node, ok, deadline: float) -> tuple[parsers.CalicoNodeStatus, str]:
 
 
 def test_calicoctl_get_node_lists_every_node(node, cluster):
-    res = node.run("calicoctl get node")
+    res = node.run(node_commands.calicoctl("get node"))
     expect.command_ok(res, "calicoctl cannot reach etcd (ETCD_ENDPOINTS)")
     lines = [line.split() for line in res.stdout.splitlines() if line.strip()]
     expect.equal(f"{node.name}: calicoctl get node header", lines[0][:1] if lines else [], ["NAME"],
@@ -96,14 +104,14 @@ def test_default_pool_is_calicos(node, spec):
 
 
 def test_ipv6_pool_where_the_host_has_ipv6(node, spec):
-    has_ipv6 = node.run("test -d /proc/sys/net/ipv6").ok
+    has_ipv6 = _run(node, "test -d /proc/sys/net/ipv6").ok
     expected = guide.IPV6_POOL if has_ipv6 else None
     expect.equal(f"{guide.IPV6_POOL_KEY} (host has IPv6: {has_ipv6})", _json(node, spec, guide.IPV6_POOL_KEY),
                  expected, "startup.go creates the IPv6 pool exactly when /proc/sys/net/ipv6 exists")
 
 
 def test_calicoctl_lists_the_pools_with_nat_outgoing(node):
-    res = node.run("calicoctl get ippool -o yaml")
+    res = node.run(node_commands.calicoctl("get ippool -o yaml"))
     expect.command_ok(res, "calicoctl cannot read the pools from etcd")
     # calicoctl v1.6.1 prints v1 ipPool resources; false fields are omitted (omitempty).
     blocks = [b for b in res.stdout.split("- apiVersion: v1") if b.strip()]
@@ -132,15 +140,15 @@ def test_startup_wrote_calicos_cluster_and_host_keys(node, spec):
 def test_libnetwork_plugin_sockets_listen(node):
     for sock in ("calico", "calico-ipam"):
         path = f"/run/docker/plugins/{sock}.sock"
-        listening = path in node.run("ss -xl").stdout.split()
+        listening = path in _run(node, "ss -xl").stdout.split()
         expect.true(f"{node.name}: {path} listening", listening, "a listening socket",
-                    "stale file" if node.run(f"test -S {path}").ok else "missing",
+                    "stale file" if _run(node, f"test -S {path}").ok else "missing",
                     'without it Docker says `plugin "calico" not found`: calico-node is not running')
 
 
 def test_calico_services_run_as_separate_processes(node):
     # calico/node runs felix, BIRD and bird6 under runit: separate processes, BIRD with -R.
-    top = node.run("docker top calico-node -eo pid,comm,args").stdout
+    top = _run(node, "docker top calico-node -eo pid,comm,args").stdout
     names = {line.split()[1] for line in top.splitlines()[1:] if len(line.split()) > 1}
     for name in guide.CALICO_PROCESSES:
         expect.true(f"{node.name}: process {name} in calico-node", name in names, "running", sorted(names),
@@ -154,21 +162,21 @@ def test_calico_services_run_as_separate_processes(node):
 def test_each_service_logs_to_var_log_calico(node):
     for service in guide.CALICO_SERVICES:
         path = f"{guide.CALICO_LOG_DIR}/{service}/current"
-        size = node.run(f"stat -c %s {path} 2>/dev/null").stdout.strip()
+        size = _run(node, f"stat -c %s {path} 2>/dev/null").stdout.strip()
         expect.true(f"{node.name}: {path}", size.isdigit() and int(size) > 0, "a non-empty svlogd file",
                     size or "missing", "the service never started, or its log folder is not mounted "
                     "(-v /var/log/calico:/var/log/calico)")
 
 
 def test_felix_programs_calicos_chains(node):
-    rules = node.run("iptables-save").stdout.splitlines()
+    rules = _run(node, "iptables-save").stdout.splitlines()
     for chain in ("FORWARD", "INPUT", "OUTPUT"):
         # Felix inserts its jump at the top; a restarted Docker may sit above it until felix's refresh.
         jump = next((r for r in rules if r.startswith(f"-A {chain} ") and r.endswith(f"-j cali-{chain}")), "")
         expect.true(f"{node.name}: {chain} jumps to cali-{chain}", bool(jump), f"-A {chain} ... -j cali-{chain}",
                     [r for r in rules if r.startswith(f"-A {chain} ")][:3] or "no rules",
                     "felix is not running or lost its rules")
-    nat = node.run("iptables-save -t nat").stdout
+    nat = _run(node, "iptables-save -t nat").stdout
     expect.true(f"{node.name}: nat cali-nat-outgoing", "-A cali-nat-outgoing" in nat and "MASQUERADE" in nat,
                 "a MASQUERADE rule for the masquerade pool", "absent",
                 "felix does no NAT outgoing: workload traffic leaves with its pool address")

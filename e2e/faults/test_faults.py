@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from calicolab.core import versions
+from calicolab.core import node_commands, versions
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node, in_parallel
 from calicolab.diagnose import calico as diag_calico
@@ -466,7 +466,7 @@ def test_disabled_v2_api_is_named_and_calico_and_docker_recover(view, cluster, n
             node.run(f"test -e {backup} && mv -f {backup} {ETCD_CONF}")
         _restart_etcd_together(nodes)
     healthy(view, AFTER_V2, "after: v2 API back, Calico and Docker working", ETCD_DEADLINE)
-    names = wait_for(lambda: first.run("calicoctl get node", timeout=60).stdout.split()[1:],
+    names = wait_for(lambda: expect.ran(first.run(node_commands.calicoctl("get node"), timeout=60)).stdout.split()[1:],
                      lambda seen: sorted(seen) == sorted(nodes), "calicoctl get node lists every node", timeout=60)
     print(f"calico: calicoctl get node -> {names}")
     _docker_store_shares_a_new_network(first, second)

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from calicolab.core import node_commands
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.stack import etcd_query
 from calicolab.stack.etcd_tls import CLIENT, CLIENT_DIR, SERVER
@@ -115,5 +116,5 @@ def test_calicoctl_reaches_etcd_over_tls(node, spec, cluster):
                  f'etcdCertFile: "{CLIENT.cert}"', f'etcdKeyFile: "{CLIENT.key}"'):
         expect.true(f"{spec.name}: /etc/calico/calicoctl.cfg", line in text, line, text.strip()[-200:] or "no file",
                     "provisioning wrote calicoctl.cfg without the TLS settings")
-    res = node.run("calicoctl get node")
+    res = node.run(node_commands.calicoctl("get node"))
     expect.command_ok(res, "calicoctl cannot reach etcd over TLS (calicoctl.cfg's files)")

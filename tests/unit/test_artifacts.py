@@ -58,7 +58,7 @@ def _probe_rules(ip: str) -> dict[str, tuple[int, str]]:
         r"^ETCDCTL_API=3 etcdctl --endpoints \S+ member list -w table$": (0, "| 3cdf | started | node1 |\n"),
         r"^ETCDCTL_API=3 etcdctl --endpoints \S+ endpoint health$": (0, f"http://{ip}:2379 is healthy\n"),
         r"^ETCDCTL_API=3 etcdctl --endpoints \S+ endpoint status -w table$": (0, f"| http://{ip}:2379 | 3.4.23 |\n"),
-        SHELL + r"'calicoctl node status'$": (1, "Calico process is not running.\n"),
+        SHELL + r"'/usr/local/bin/calicoctl node status'$": (1, "Calico process is not running.\n"),
         SHELL + r".*docker exec calico-node sh -c .*birdcl -s /var/run/calico/bird\.ctl show protocols all":
             (1, "Error: No such container: calico-node\n"),
         SHELL + r"'ip addr'$": (0, f"2: eth1: <BROADCAST,MULTICAST,UP>\n    inet {ip}/24 scope global eth1\n"),
