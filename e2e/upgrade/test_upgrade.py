@@ -47,14 +47,27 @@ def ordered_nodes(nodes, cluster):
     return [nodes[n.name] for n in cluster.nodes]
 
 
-@pytest.mark.parametrize("flag,version,reason,hazard", [
+# flag, version, the reason the refusal must give ({provider}: see refusal_reason), the hazard line.
+REFUSALS = [
     ("--etcd", "3.6.0", "etcd 3.6 removed the v2 API", "[REFUSED] etcd-3.6-no-v2"),
     ("--docker", "24.0.7", "Docker 23 removed cluster-store", "[REFUSED] docker-23-no-cluster-store"),
     ("--calico", "v3.0.1", "Calico 3 dropped the Docker libnetwork driver", "[REFUSED] calico-3-data-migration"),
-    ("--etcd", "3.4.99", "is not available for the docker provider", ""),
-])
+    ("--etcd", "3.4.99", "is not available for the {provider} provider", ""),
+]
+
+
+def refusal_reason(template: str, run: config.ClusterConfig) -> str:
+    """The reason for this run's provider, from the run's own settings (cluster.json): the lab is
+    `docker`; a VM provider is named with its box's OS (e.g. `virtualbox:centos7`), because the
+    versions it can install depend on both."""
+    named = run.provider if run.provider == "docker" else f"{run.provider}:{run.vm_os}"
+    return template.format(provider=named)
+
+
+@pytest.mark.parametrize("flag,version,reason,hazard", REFUSALS)
 def test_refused_upgrade_is_refused_with_its_reason_and_changes_nothing(cluster_json, flag, version, reason, hazard):
     before = _current(cluster_json).versions
+    reason = refusal_reason(reason, _current(cluster_json))
     env_run = {"CALICOLAB_RUN_DIR": str(cluster_json.parent),
                "CALICOLAB_PREFIX": _current(cluster_json).prefix}
     res = subprocess.run([sys.executable, "-m", "invoke", "upgrade", flag, version], cwd=paths.ROOT,
