@@ -15,7 +15,7 @@ import pytest
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.tables import render
 from calicolab.diagnose import diagnoses
-from calicolab.stack import etcd_query, parsers, workloads
+from calicolab.stack import etcd_query, nat_target, parsers, workloads
 from calicolab.stack.workloads import WorkloadFailed
 from e2e import expect, guide
 
@@ -230,41 +230,42 @@ def test_profiles_isolate_networks_matrix(isolated, cluster, nodes, proto):
                  "got through), or an allowed path is broken (BGP routes, FORWARD, NAT):\n" + table)
 
 
-def _icmp_sources(far, sources: dict[str, str], dst: str, send) -> dict[str, int]:
-    """Echo requests to `dst` counted by source on the far host (raw PREROUTING counting rules
-    without a target), while `send` runs."""
-    specs = {label: f"-p icmp -s {src} -d {dst} -m comment --comment calicolab-nat-{label}"
-             for label, src in sources.items()}
+def _counted(node, where: str, specs: dict[str, str], send) -> dict[str, int]:
+    """Packets matched by each counting rule (no target, tagged by its comment; `where` is
+    "<table> <chain>") while `send` runs; the rules are removed afterwards."""
+    table, chain = where.split()
     for spec in specs.values():
-        far.run(f"iptables -w -t raw -I PREROUTING {spec}", check=True)
+        node.run(f"iptables -w -t {table} -I {chain} {spec}", check=True)
     try:
         send()
-        listing = far.run("iptables -w -t raw -S PREROUTING -v").stdout
+        listing = node.run(f"iptables -w -t {table} -S {chain} -v").stdout
     finally:
         for spec in specs.values():
-            far.run(f"iptables -w -t raw -D PREROUTING {spec}")
+            node.run(f"iptables -w -t {table} -D {chain} {spec}")
     counts = {}
-    for label in specs:  # `-S -v` prints `-c <packets> <bytes>` on each rule
-        line = next((ln for ln in listing.splitlines() if f"calicolab-nat-{label}" in ln), "")
+    for label, spec in specs.items():  # `-S -v` prints `-c <packets> <bytes>` on each rule
+        tag = spec.split("--comment ", 1)[1]
+        line = next((ln for ln in listing.splitlines() if tag in ln.split()), "")
         words = line.split()
         counts[label] = int(words[words.index("-c") + 1]) if "-c" in words else 0
     return counts
 
 
-def _address_outside_pools(node) -> str | None:
-    for line in node.run("ip -4 -o addr show scope global").stdout.splitlines():
-        words = line.split()
-        addr = ipaddress.ip_interface(words[3]).ip if len(words) > 3 else None
-        if addr and addr not in guide.POOL and not words[1].startswith(("docker", "cali")):
-            return str(addr)
-    return None
+def _icmp_sources(far, sources: dict[str, str], dst: str, send) -> dict[str, int]:
+    """Echo requests to `dst` counted by source on the far host (raw PREROUTING counting rules
+    without a target), while `send` runs."""
+    specs = {label: f"-p icmp -s {src} -d {dst} -m comment --comment calicolab-nat-{label}"
+             for label, src in sources.items()}
+    return _counted(far, "raw PREROUTING", specs, send)
 
 
 def test_workload_egress_is_natted_only_outside_the_pools(isolated, cluster, nodes):
     """felix 2.6's cali-nat-outgoing: MASQUERADE from a masquerade pool to destinations outside
     every pool. The guide's hosts (192.168.223.0/24) lie inside 192.168.0.0/16, so traffic to them
-    keeps the workload's source; an address of the other node outside the pools gets the source
-    of the path out (`ip route get`)."""
+    keeps the workload's source; an address outside the pools that really leaves the node gets
+    the source of the path out (`ip route get`). The target: an address of the other node that
+    is not also this node's own (VirtualBox gives both NAT interfaces 10.0.2.15), else this
+    node's default gateway (calicolab/stack/nat_target.py)."""
     a = isolated["A"]
     here, there = cluster.node(a.node.name), cluster.nodes[1]
     far = nodes[there.name]
@@ -273,18 +274,30 @@ def test_workload_egress_is_natted_only_outside_the_pools(isolated, cluster, nod
     expect.true(f"{a.name} -> {there.name} {there.ip} (inside the pool): sources seen there",
                 inside["workload"] > 0 and inside["host"] == 0, f"from {a.ip} (no NAT inside the pools)",
                 inside, "felix masquerades traffic whose destination is in a pool (the all-pools set?)")
-    outside = _address_outside_pools(far)
+    target = nat_target.pick(a.node, far, [guide.POOL])
+    print(f"NAT outgoing target: {target.address or 'none'} (counted on "
+          f"{there.name if target.count_on == 'far' else a.node.name}; {target.describe()})")
+    outside = target.address
     if outside is None:
-        pytest.skip(f"{there.name} has no address outside {guide.POOL} to show NAT outgoing with")
+        pytest.skip(f"no address outside {guide.POOL} to show NAT outgoing with: {target.describe()}")
     route = a.node.run(f"ip -4 route get {outside}").stdout.split()
     nat_src = route[route.index("src") + 1] if "src" in route else ""
-    if not nat_src:
-        pytest.skip(f"{a.node.name} has no route to {there.name}'s {outside}")
-    seen = _icmp_sources(far, {"workload": a.ip, "host": nat_src}, outside,
-                         lambda: a.exec(f"ping -c 3 -W 2 {outside}"))
-    expect.true(f"{a.name} -> {there.name} {outside} (outside the pools): sources seen there",
-                seen["host"] > 0 and seen["workload"] == 0, f"from {nat_src} (MASQUERADE)", seen,
-                "felix does no NAT outgoing for the masquerade pool")
+    if not nat_src or route[:1] == ["local"]:
+        pytest.skip(f"{a.node.name} has no route out to {outside}: {' '.join(route) or 'none'}")
+    send = lambda: a.exec(f"ping -c 3 -W 2 {outside}")  # noqa: E731
+    if target.count_on == "far":
+        seen = _icmp_sources(far, {"workload": a.ip, "host": nat_src}, outside, send)
+        good = seen["host"] > 0 and seen["workload"] == 0
+        where = f"{there.name} {outside}"
+    else:
+        # Counted before MASQUERADE: the flow's first packet is not bound yet ("workload" 1),
+        # every later one is bound to the node's address.
+        seen = _counted(a.node, "mangle POSTROUTING",
+                        nat_target.conntrack_counting_rules(a.ip, outside, nat_src, "calicolab-nat"), send)
+        good = seen["host"] > 0 and seen["workload"] <= 1
+        where = f"{a.node.name}'s gateway {outside}"
+    expect.true(f"{a.name} -> {where} (outside the pools): sources seen",
+                good, f"from {nat_src} (MASQUERADE)", seen, "felix does no NAT outgoing for the masquerade pool")
 
 
 def test_profile_survives_network_rm(isolated, cluster):
