@@ -13,9 +13,9 @@ from calicolab.core import privilege
 from calicolab.core.config import ClusterConfig
 from calicolab.core.config import Node as NodeSpec
 from calicolab.core.errors import UserError
-from calicolab.core.paths import IMAGE_NAMESPACE, NODE_IMAGES, ROOT
+from calicolab.core.paths import ROOT
 from calicolab.core.polling import Timeout, wait_for
-from calicolab.stack import downloads, etcd_tls, probes
+from calicolab.stack import downloads, etcd_tls, node_images, probes
 from provision import fetch
 from provision.context import Context
 from provision.steps import Change, ensure_absent, ensure_file, unit_active, unit_enabled
@@ -37,14 +37,14 @@ READY_SOCKETS = ["/var/run/calico/bird.ctl", "/run/docker/plugins/calico.sock", 
 class CalicoArtifacts:
     source: str        # upstream | double
     image: str
-    image_tar: str     # for the double: the saved image baked into the node
+    saved: node_images.NodeImage | None  # the double: built on the runner, copied to each node
 
     @classmethod
     def for_config(cls, cfg: ClusterConfig, source: str) -> CalicoArtifacts:
         if source == "upstream":
-            return cls("upstream", f"{cfg.upstream.calico_node_image}:{cfg.versions.calico}", "")
-        return cls("double", f"{IMAGE_NAMESPACE}/calico-node-double:{cfg.versions.calico}",
-                   f"{NODE_IMAGES}/calico-node-double.tar")
+            return cls("upstream", f"{cfg.upstream.calico_node_image}:{cfg.versions.calico}", None)
+        saved = node_images.calico_double(cfg.versions.calico)
+        return cls("double", saved.name, saved)
 
 
 def render_env(cfg: ClusterConfig, node: NodeSpec, art: CalicoArtifacts) -> str:
@@ -132,12 +132,10 @@ def image(ctx: Context) -> Change:
     if art.source == "upstream":
         how = fetch.image(ctx.node, downloads.image(art.image), ctx.artifacts_lock(), ctx.cfg.upstream.strict, ctx.say)
         return ctx.change("calico/node image", True, f"{art.image} ({how})")
-    cmd = f"docker load -i {art.image_tar}"
-    res = ctx.node.run(cmd, timeout=600)
-    if not res.ok:
-        raise UserError(f"{ctx.node.name}: `{cmd}` failed ({(res.stderr or res.stdout).strip()[-160:]}): "
-                        "rebuild the lab image with `invoke box`")
-    return ctx.change("calico/node image", True, f"{art.image} (loaded)")
+    if art.saved is None:  # for_config gives the double its saved image; a caller built another
+        raise UserError(f"{ctx.node.name}: no saved image for {art.image}: run `invoke box`")
+    done = node_images.deliver(ctx.node, art.saved)
+    return ctx.change("calico/node image", done.changed, done.detail)
 
 
 def privileged_works(ctx: Context, image_name: str) -> bool:

@@ -1,11 +1,9 @@
 """The busybox image the guide's section 7 runs: pulled upstream, or loaded from the image
-the project made from Debian's busybox-static (offline runs)."""
+the project made from Debian's busybox-static (offline runs), copied from the runner."""
 
 from __future__ import annotations
 
-from calicolab.core.errors import UserError
-from calicolab.core.paths import IMAGE_NAMESPACE, NODE_IMAGES
-from calicolab.stack import downloads
+from calicolab.stack import downloads, node_images
 from provision import fetch
 from provision.context import Context
 from provision.steps import Change
@@ -26,16 +24,10 @@ def busybox(ctx: Context) -> Change:
         if reference != IMAGE:
             ctx.node.run(f"docker tag {reference} {IMAGE}", check=True)
         return ctx.change("busybox image", True, f"{reference} ({how})")
-    src = f"{IMAGE_NAMESPACE}/busybox:debian"
-    if ctx.node.run(f"docker image inspect {src} >/dev/null").ok:
-        # Already in the node's Docker (the Debian box carries it loaded): naming it is enough.
-        ctx.node.run(f"docker tag {src} {IMAGE}", check=True)
-        return ctx.change("busybox image", True, f"docker tag {src} {IMAGE}")
-    cmd = f"docker load -i {NODE_IMAGES}/busybox.tar && docker tag {src} {IMAGE}"
-    res = ctx.node.run(cmd, timeout=300)
-    if not res.ok:
-        raise UserError(f"{ctx.node.name}: `{cmd}` failed: {(res.stderr or res.stdout).strip()[-160:]}")
-    return ctx.change("busybox image", True, cmd.split(" &&")[0])
+    # The image the project made (Debian's busybox-static), copied from the runner over SSH as on
+    # every provider: no node carries it before provisioning.
+    done = node_images.deliver(ctx.node, node_images.busybox(IMAGE))
+    return ctx.change("busybox image", done.changed, done.detail)
 
 
 STEPS = (busybox,)

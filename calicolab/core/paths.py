@@ -12,5 +12,10 @@ CACHE = ROOT / ".cache"
 # Images the project builds are named <IMAGE_NAMESPACE>/<name>. A second checkout on the same
 # Docker (a branch under test) sets its own, so the two never rebuild each other's images.
 IMAGE_NAMESPACE = os.environ.get("CALICOLAB_IMAGE_NAMESPACE", "").strip() or "calicolab"
-# On a lab node: the saved images baked in by the node image (side-loaded, never pulled).
+# Where the lab image and the Debian box once baked the saved images. Nothing is put there now
+# (a CentOS 7 VM has no such folder); the node contract test asserts it stays absent.
 NODE_IMAGES = "/opt/calicolab/images"
+# On the runner: the images the project builds for the nodes, saved (`docker save`) with a
+# .id stamp each; provisioning copies them to a node over SSH (calicolab/stack/node_images.py).
+# Per namespace: checkouts sharing this cache never overwrite each other's tars.
+NODE_IMAGE_TARS = CACHE / "node-images" / IMAGE_NAMESPACE

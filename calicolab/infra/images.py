@@ -7,7 +7,9 @@
     calicolab/lab-node:<hash>        Packer docker builder: systemd, sshd, vagrant user, baked packages
 
 Every image carries a label with the hash of its inputs; a build is skipped when the label
-of the existing image matches.
+of the existing image matches. busybox, the probe and the double are saved as tarballs on this
+machine (paths.NODE_IMAGE_TARS); provisioning copies them to the nodes over SSH on every provider
+(calicolab/stack/node_images.py). The node image carries none of them, as a CentOS 7 VM does not.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import TypeVar
 from calicolab.core import shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
-from calicolab.core.paths import CACHE, IMAGE_NAMESPACE, ROOT
+from calicolab.core.paths import CACHE, IMAGE_NAMESPACE, NODE_IMAGE_TARS, ROOT
+from calicolab.stack import node_images
 
 T = TypeVar("T")
 
@@ -44,9 +47,11 @@ class ImageNames:
     @classmethod
     def for_config(cls, cfg: ClusterConfig) -> ImageNames:
         # One namespace for every cluster prefix: matrix lanes share the images they build.
+        # The saved ones are named where the nodes' delivery reads them (node_images).
         p = IMAGE_NAMESPACE
-        return cls(base=f"{p}/debian:{BASE_SUITE}", busybox=f"{p}/busybox:debian", probe=f"{p}/probe:debian",
-                   calico_double=f"{p}/calico-node-double:{cfg.versions.calico}",
+        return cls(base=f"{p}/debian:{BASE_SUITE}", busybox=node_images.busybox("").source,
+                   probe=node_images.probe("").source,
+                   calico_double=node_images.calico_double(cfg.versions.calico).source,
                    lab_node_repo=f"{p}/lab-node")
 
 
@@ -141,61 +146,53 @@ def _one_build_at_a_time(build: Callable[[ClusterConfig, Callable[[str], None]],
         return build(cfg, say)
 
 
-def build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
+def build_all(cfg: ClusterConfig, say: Callable[[str], None], double: bool = True) -> dict[str, str]:
     """Make every image the lab needs; return their names for the effective configuration.
     One build at a time on this machine: parallel lanes share the images and the cache."""
-    return _one_build_at_a_time(_build_all, cfg, say)
+    return _one_build_at_a_time(lambda c, s: _build_all(c, s, double), cfg, say)
 
 
-def side_loaded(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, Path]:
-    """The images the nodes load instead of pulling (busybox, the Calico double), built and
-    saved as tarballs; the lab's node image and the Debian VM box both carry them."""
-    return _one_build_at_a_time(_side_loaded, cfg, say)
+def side_loaded(cfg: ClusterConfig, say: Callable[[str], None], double: bool = True) -> dict[str, Path]:
+    """The images the nodes get from this machine instead of pulling, built and saved as
+    tarballs for provisioning to copy over SSH: the probe always (the fault pass and the
+    rehearsals), busybox and the Calico double when the double runs."""
+    return _one_build_at_a_time(lambda c, s: _side_loaded(c, s, double), cfg, say)
 
 
-def _side_loaded(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, Path]:
+def _side_loaded(cfg: ClusterConfig, say: Callable[[str], None], double: bool = True) -> dict[str, Path]:
     names = ImageNames.for_config(cfg)
     base_inputs = hash_inputs(BASE_SUITE, DEBIAN_MIRROR, "minbase")
     ensure(names.base, base_inputs, lambda: build_base(names, base_inputs), say)
 
-    bb_dir = ROOT / "workloads" / "busybox"
-    bb_inputs = hash_inputs(image_id(names.base), bb_dir)
-    ensure(names.busybox, bb_inputs,
-           lambda: build_with_docker(bb_dir, names.busybox, bb_inputs, names.base), say)
-
-    probe_dir = ROOT / "workloads" / "probe"
-    probe_inputs = hash_inputs(image_id(names.base), probe_dir)
-    ensure(names.probe, probe_inputs,
-           lambda: build_with_docker(probe_dir, names.probe, probe_inputs, names.base), say)
-
-    dbl_dir = ROOT / "calico_double"
-    dbl_inputs = hash_inputs(image_id(names.base), dbl_dir)
-    ensure(names.calico_double, dbl_inputs,
-           lambda: build_with_docker(dbl_dir, names.calico_double, dbl_inputs, names.base), say)
-
-    images_dir = CACHE / "node-images"
-    tarballs = {names.busybox: images_dir / "busybox.tar", names.probe: images_dir / "probe.tar",
-                names.calico_double: images_dir / "calico-node-double.tar"}
-    for image, tar in tarballs.items():
+    wanted = [(names.probe, ROOT / "workloads" / "probe", node_images.PROBE_TAR)]
+    if double:
+        wanted += [(names.busybox, ROOT / "workloads" / "busybox", node_images.BUSYBOX_TAR),
+                   (names.calico_double, ROOT / "calico_double", node_images.DOUBLE_TAR)]
+    tarballs: dict[str, Path] = {}
+    for image, context, tar_name in wanted:
+        inputs = hash_inputs(image_id(names.base), context)
+        ensure(image, inputs, lambda i=image, c=context, h=inputs: build_with_docker(c, i, h, names.base), say)
+        tar = NODE_IMAGE_TARS / tar_name
         stamp = tar.with_suffix(".id")
         if not tar.exists() or not stamp.exists() or stamp.read_text() != image_id(image):
-            say(f"{image}: saving for the nodes")
-            save(image, tar)
+            say(f"{image}: saving for the nodes ({tar})")
+            save(image, tar.with_name(tar.name + ".partial"))
+            # Whole or not at all: a node may be copying the previous tar meanwhile.
+            tar.with_name(tar.name + ".partial").replace(tar)
             stamp.write_text(image_id(image))
+        tarballs[image] = tar
     return tarballs
 
 
-def _build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]:
+def _build_all(cfg: ClusterConfig, say: Callable[[str], None], double: bool = True) -> dict[str, str]:
     names = ImageNames.for_config(cfg)
-    # The node image carries the saved workload and double images for offline runs.
-    tarballs = _side_loaded(cfg, say)
-    images_dir = CACHE / "node-images"
+    # Saved for provisioning to copy over SSH; the node image itself carries none of them.
+    _side_loaded(cfg, say, double)
     base_id = image_id(names.base)
 
     template_dir = ROOT / "packer" / "lab-node"
     packages = baked_packages(cfg)
-    node_inputs = hash_inputs(base_id, template_dir, packages,
-                              *(t.with_suffix(".id").read_text() for t in tarballs.values()))
+    node_inputs = hash_inputs(base_id, template_dir, packages)
     node_image = f"{names.lab_node_repo}:{node_inputs}"
 
     def build_node() -> None:
@@ -204,7 +201,7 @@ def _build_all(cfg: ClusterConfig, say: Callable[[str], None]) -> dict[str, str]
             "packer", "build", "-color=false", "-force",
             "-var", f"base_image={names.base}", "-var", f"image_repository={names.lab_node_repo}",
             "-var", f"image_tag={node_inputs}", "-var", f"inputs_hash={node_inputs}",
-            "-var", f"vagrant_pubkey={vagrant_public_key()}", "-var", f"images_dir={images_dir}",
+            "-var", f"vagrant_pubkey={vagrant_public_key()}",
             "-var", f"baked_packages={packages}", str(template_dir / "lab-node.pkr.hcl"),
         ], _log("packer-lab-node"), timeout=1800)
 

@@ -1,13 +1,14 @@
 """The Debian 12 box for the libvirt provider, built without an installer.
 
     rootfs     mmdebstrap (native speed) with the kernel, GRUB, sshd, Docker and etcd from
-               Debian's archive, the vagrant user and the side-loaded images (busybox, the double)
-    preload    a temporary dockerd on the host loads those images into the rootfs's
-               /var/lib/docker (native speed: under TCG the guest's `docker load` took minutes)
+               Debian's archive, the vagrant user, and sudo's secure_path as CentOS 7.9 sets it
     disk       sfdisk + `mke2fs -d` straight into partition 1 of a raw file (no loop device,
                no mount); one boot from the kernel file installs GRUB inside; qcow2
     box        Packer's qemu builder (kvm where it works, tcg otherwise) boots it, checks what
                was baked in, and the vagrant post-processor makes the libvirt box
+
+Like a fresh CentOS 7 VM the box holds no project image (busybox, the probe, the double):
+provisioning copies them from the runner over SSH, as on every provider (stack/node_images.py).
 
 The box is cached outside the checkout (CI works in a fresh clone every time), named by the hash
 of its inputs, and rebuilt only when they change; `vagrant box add` puts it into the run's
@@ -26,13 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from calicolab.core import polling, shell
+from calicolab.core import shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.paths import ROOT
 from calicolab.infra import images, kvm
 
 TEMPLATE_DIR = ROOT / "packer" / "debian12"
+# sudo's secure_path as CentOS 7.9's /etc/sudoers sets it: one script for the lab image and the box.
+CENTOS_SUDOERS = ROOT / "packer" / "lab-node" / "scripts" / "centos-sudoers.sh"
 SUITE = "bookworm"
 # What every run needs is baked in (Docker, etcd at bookworm's 3.4.23) with what makes a VM boot
 # and take Vagrant's SSH; provisioning still installs and configures as the guide does, and finds
@@ -71,12 +74,12 @@ class DebianBox:
         return self.box_file.with_suffix(".log")
 
 
-def plan(cfg: ClusterConfig, tarballs: dict[str, Path], cache: Path | None = None) -> DebianBox:
+def plan(cfg: ClusterConfig, cache: Path | None = None) -> DebianBox:
     """Decided without building: the hash covers the template folder (hooks, Packer template),
-    this builder, the package list, the suite, Vagrant's public key and the side-loaded images' ids."""
-    ids = [t.with_suffix(".id").read_text().strip() for t in sorted(tarballs.values())]
-    inputs = images.hash_inputs(TEMPLATE_DIR, Path(__file__), SUITE, images.DEBIAN_MIRROR, " ".join(PACKAGES),
-                                str(DISK_MIB), images.vagrant_public_key().read_text(), *ids)
+    the sudoers script, this builder, the package list, the suite and Vagrant's public key. No
+    image the project builds is an input: the box carries none, so a rebuilt double or probe keeps the box."""
+    inputs = images.hash_inputs(TEMPLATE_DIR, CENTOS_SUDOERS, Path(__file__), SUITE, images.DEBIAN_MIRROR,
+                                " ".join(PACKAGES), str(DISK_MIB), images.vagrant_public_key().read_text())
     return DebianBox(f"{cfg.prefix}/debian12", inputs, (cache or cache_dir()) / f"debian12-libvirt-{inputs}.box")
 
 
@@ -90,8 +93,7 @@ def check_tools() -> None:
 def build_box(cfg: ClusterConfig, say: Callable[[str], None], vagrant_env: dict[str, str]) -> DebianBox:
     """Build the box unless the cache holds one with the same inputs; add it to the run's Vagrant."""
     check_tools()
-    tarballs = images.side_loaded(cfg, say)
-    box = plan(cfg, tarballs)
+    box = plan(cfg)
     box.box_file.parent.mkdir(parents=True, exist_ok=True)
     # One build at a time per cache (lanes and clones share it); the file appears only when whole.
     with (box.box_file.parent / "build.lock").open("w") as lock:
@@ -100,7 +102,7 @@ def build_box(cfg: ClusterConfig, say: Callable[[str], None], vagrant_env: dict[
             say(f"{box.name}: cached ({box.box_file})")
         else:
             say(f"{box.name}: building ({box.inputs}; log {box.log})")
-            _build(box, tarballs, say)
+            _build(box, say)
             _prune(box, say)
     shell.run(["vagrant", "box", "add", "--force", "--name", box.name, "--provider", "libvirt", str(box.box_file)],
               env=vagrant_env, timeout=900)
@@ -120,20 +122,14 @@ def _prune(box: DebianBox, say: Callable[[str], None]) -> None:
         say(f"    removed an older box from the cache: {old.name}")
 
 
-def _build(box: DebianBox, tarballs: dict[str, Path], say: Callable[[str], None]) -> None:
+def _build(box: DebianBox, say: Callable[[str], None]) -> None:
     work = box.box_file.parent / f"build-{box.inputs}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
         rootfs, disk, qcow2 = work / "rootfs", work / "disk.raw", work / "disk.qcow2"
-        images_dir = work / "images"
-        images_dir.mkdir()
-        for tar in tarballs.values():
-            shutil.copy(tar, images_dir / tar.name)
         steps: list[tuple[str, Callable[[], None]]] = [
-            (f"rootfs: mmdebstrap {SUITE}", lambda: _rootfs(rootfs, images_dir, box.log)),
-            ("preload: the side-loaded images into the rootfs's /var/lib/docker (a temporary dockerd)",
-             lambda: _preload(rootfs, images_dir, work, box.log)),
+            (f"rootfs: mmdebstrap {SUITE}", lambda: _rootfs(rootfs, box.log)),
             (f"disk: {DISK_MIB} MiB, ext4 written from the rootfs", lambda: _disk(rootfs, disk, box.log)),
             ("first boot: installing GRUB inside the image", lambda: _first_boot(rootfs, disk, box.log)),
             ("qcow2", lambda: _qcow2(rootfs, disk, qcow2)),
@@ -169,72 +165,20 @@ def _append_log(log: Path, cmd: list[str], timeout: float, env: dict[str, str] |
         raise UserError(f"`{' '.join(cmd[:2])}` failed (exit {rc}): {tail[0]} (full log: {log})")
 
 
-def _rootfs(rootfs: Path, images_dir: Path, log: Path) -> None:
+def rootfs_hook_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """What packer/debian12/scripts/rootfs-hook.sh reads (no folder of images any more)."""
+    return dict(os.environ if environ is None else environ, VAGRANT_PUBKEY=str(images.vagrant_public_key()),
+                FIRSTBOOT=str(TEMPLATE_DIR / "scripts" / "firstboot.sh"), CENTOS_SUDOERS=str(CENTOS_SUDOERS))
+
+
+def _rootfs(rootfs: Path, log: Path) -> None:
     scripts = TEMPLATE_DIR / "scripts"
-    env = dict(os.environ, VAGRANT_PUBKEY=str(images.vagrant_public_key()), IMAGES_DIR=str(images_dir),
-               FIRSTBOOT=str(scripts / "firstboot.sh"))
+    env = rootfs_hook_env()
     # No recommends: the guide's packages and a bootable host, nothing else to copy into the disk.
     _append_log(log, ["mmdebstrap", "--variant=minbase", "--aptopt=APT::Install-Recommends \"false\"",
                       "--include=" + ",".join(PACKAGES),
                       f"--customize-hook={scripts / 'rootfs-hook.sh'} \"$1\"", SUITE, str(rootfs),
                       images.DEBIAN_MIRROR], BUILD_TIMEOUT, env)
-
-
-# What the guest's Docker does not need from the temporary daemon: its network database (the
-# guest makes its own bridge network under the guide's daemon.json) and runtime leftovers.
-PRELOAD_DROP = ("network", "tmp", "runtimes", "swarm", "buildkit", "containerd", "containers", "plugins")
-PRELOAD_START_TIMEOUT = 60.0
-
-
-def preload_exec_root(work: Path) -> Path:
-    """The temporary dockerd's exec root for a build folder; short, since containerd's sockets
-    live under it (unix socket path limit)."""
-    return Path(f"/run/cll-{work.name[-8:]}")
-
-
-def _preload(rootfs: Path, images_dir: Path, work: Path, log: Path) -> None:
-    """Load the saved images with a host dockerd whose data root is the rootfs's /var/lib/docker.
-
-    Same Docker (Debian's 20.10.24) and storage driver (overlay2 on ext4) as the guest, so the
-    guest finds the images as if it had loaded them; `mke2fs -d` keeps the overlay whiteouts
-    and xattrs. The daemon touches no host network: its own network namespace, no bridge, no
-    iptables, its own sockets."""
-    data_root = rootfs / "var" / "lib" / "docker"
-    exec_root = preload_exec_root(work)
-    sock = exec_root / "docker.sock"
-    shutil.rmtree(exec_root, ignore_errors=True)
-    exec_root.mkdir(parents=True)
-    # In a network namespace of its own: a dockerd told `--bridge none` deletes the host's
-    # docker0 at start (removeDefaultBridgeInterface), which cuts every lab node off.
-    cmd = ["unshare", "--net", "dockerd", "--data-root", str(data_root), "--exec-root", str(exec_root),
-           "--pidfile", str(exec_root / "dockerd.pid"), "--host", f"unix://{sock}",
-           "--storage-driver", "overlay2", "--bridge", "none", "--iptables=false", "--ip-masq=false",
-           "--ip6tables=false", "--userland-proxy=false", "--config-file", str(exec_root / "daemon.json")]
-    (exec_root / "daemon.json").write_text("{}\n")  # not the host's /etc/docker/daemon.json
-    with log.open("a") as out:
-        out.write(f"\n$ {' '.join(cmd)}\n")
-        out.flush()
-        daemon = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    client = ["docker", "--host", f"unix://{sock}"]
-    try:
-        polling.wait_for(lambda: daemon.poll() is None and shell.run([*client, "version"], check=False).ok,
-                         lambda up: up or daemon.poll() is not None, "the temporary dockerd answering",
-                         timeout=PRELOAD_START_TIMEOUT)
-        if daemon.poll() is not None:
-            raise UserError(f"the temporary dockerd for the box's images exited ({daemon.returncode}): see {log}")
-        for tar in sorted(images_dir.glob("*.tar")):
-            _append_log(log, [*client, "load", "--input", str(tar)], 900)
-        _append_log(log, [*client, "image", "ls", "--no-trunc"], 60)
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        shutil.rmtree(exec_root, ignore_errors=True)
-    for name in PRELOAD_DROP:
-        shutil.rmtree(data_root / name, ignore_errors=True)
 
 
 def _disk(rootfs: Path, disk: Path, log: Path) -> None:

@@ -184,9 +184,13 @@ class Lifecycle:
             preflight.check_run_dir(self.cfg)
             if self.cfg.is_lab:
                 preflight.check_lab_tools()
-                built = images.build_all(self.cfg, lambda m: self.say(f"    {m}"))
+                built = images.build_all(self.cfg, lambda m: self.say(f"    {m}"), self._needs_double())
+                self._done.add("node-images")  # build_all saved them
                 self._effective({"images": built, **lab.provider_settings(self.cfg, built)})
-            elif self.cfg.is_debian_vm:
+                return
+            # Every provider gets the project's images from this machine, over SSH.
+            self.node_images()
+            if self.cfg.is_debian_vm:
                 built = vm_debian.build_box(self.cfg, lambda m: self.say(f"    {m}"), self.vagrant.env)
                 self._effective({"images": {"vm_box": built.name}, **lab.provider_settings(self.cfg, {}),
                                  **libvirt_host.vagrant_settings(self.cfg, kvm.libvirt_driver(), kvm.cpu_model())})
@@ -196,6 +200,20 @@ class Lifecycle:
                          if self.cfg.provider == "libvirt" else {})
                 self._effective({"images": {"vm_box": f"{self.cfg.prefix}/centos7"},
                                  **lab.provider_settings(self.cfg, {}), **extra})
+
+    def _needs_double(self) -> bool:
+        """busybox and the double are copied only when the double runs; unknown yet (`invoke
+        box` alone): made anyway."""
+        return state.read(self.cfg).get("calico_source") != "upstream"
+
+    def node_images(self) -> None:
+        """The images provisioning and the checks copy to the nodes (the probe; busybox and
+        the double when the double runs), built and saved on this machine once per lifecycle:
+        a cluster already up from an earlier command still finds them."""
+        if "node-images" in self._done:
+            return
+        self._done.add("node-images")
+        images.side_loaded(self.cfg, lambda m: self.say(f"    {m}"), self._needs_double())
 
     def up(self) -> None:
         if "up" in self._done:
@@ -245,6 +263,7 @@ class Lifecycle:
                 facts = self._remember_calico(preflight.calico_decision(self.cfg))
             # The provisioning path; which Calico was tested is set below from what runs.
             self.say(f"    calico source: {facts['calico_source']}")
+            self.node_images()
             changes = provisioning.provision(self.cfg, self.nodes(), facts, lambda m: self.say(m))
             changed = [c for c in changes if c.changed]
             self.say(f"    {len(changed)} of {len(changes)} steps changed something"
@@ -269,6 +288,7 @@ class Lifecycle:
             self.provision()
         extra = pytest_args or []
         with self.stage("verify"):
+            self.node_images()  # the fault pass and the rehearsals copy the probe
             failed = []
             for test_pass in test_passes:
                 self.say(f"    {test_pass.name}: pytest e2e/{{{','.join(test_pass.folders)}}}")

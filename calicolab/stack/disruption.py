@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from calicolab.core.errors import UserError
-from calicolab.core.paths import IMAGE_NAMESPACE, NODE_IMAGES
+from calicolab.core.paths import IMAGE_NAMESPACE
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node, in_parallel
-from calicolab.stack import etcd_query, workloads
+from calicolab.stack import etcd_query, node_images, workloads
 
 IMAGE = "calicolab-probe:latest"  # the name on the nodes; the project builds <namespace>/probe:debian
 NETWORK = "upgprobe"
@@ -257,13 +257,9 @@ def image_source() -> str:
 
 
 def ensure_image(node: Node) -> None:
-    if node.run(f"docker image inspect {IMAGE} >/dev/null 2>&1").ok:
-        return
-    tar = f"{NODE_IMAGES}/probe.tar"
-    res = node.run(f"docker load -i {tar} && docker tag {image_source()} {IMAGE}", timeout=300)
-    if not res.ok:
-        raise UserError(f"{node.name}: the probe image is missing ({tar}: "
-                        f"{(res.stderr or res.stdout).strip()[-160:]}): rebuild the lab images with `invoke box`")
+    """The probe, copied from the runner over SSH where the node's Docker lacks it: on every
+    provider alike (a CentOS 7 VM has nothing but what provisioning brings)."""
+    node_images.deliver(node, node_images.probe(IMAGE))
 
 
 def pool_of(node: Node, block: str) -> str:

@@ -1,6 +1,7 @@
 # The local lab's node image: a Debian "host" with systemd as PID 1, sshd and a vagrant
 # user, built with Packer's docker builder from a base image the project made itself
-# (debootstrap + docker import), so no registry is needed.
+# (debootstrap + docker import), so no registry is needed. Like a fresh CentOS 7 VM it carries
+# no project image: provisioning copies what a node needs over SSH (calicolab/stack/node_images.py).
 
 variable "base_image" {
   type        = string
@@ -25,11 +26,6 @@ variable "vagrant_pubkey" {
   description = "Vagrant's insecure public key (shipped with Vagrant); Vagrant swaps it for a per-node key at first boot."
 }
 
-variable "images_dir" {
-  type        = string
-  description = "Folder of saved workload/calico images (docker save) to bake in for offline runs."
-}
-
 variable "baked_packages" {
   type        = string
   description = "Packages installed at build time so runs need no downloads (the default versions)."
@@ -51,18 +47,14 @@ source "docker" "lab_node" {
 build {
   sources = ["source.docker.lab_node"]
 
-  provisioner "shell" {
-    inline = ["mkdir -p /opt/calicolab/images"]
-  }
-
   provisioner "file" {
     source      = var.vagrant_pubkey
     destination = "/tmp/vagrant.pub"
   }
 
   provisioner "file" {
-    source      = "${var.images_dir}/"
-    destination = "/opt/calicolab/images"
+    source      = "${path.root}/scripts/centos-sudoers.sh"
+    destination = "/tmp/centos-sudoers.sh"
   }
 
   provisioner "shell" {

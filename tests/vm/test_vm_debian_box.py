@@ -1,9 +1,11 @@
 """The Debian 12 libvirt flavour without booting anything: the KVM probe, the box's input hash and
-cache place, the libvirt teardown's parsers, and the configuration rules of the flavour."""
+cache place, what the box carries (no project image; CentOS 7's sudo PATH), the libvirt
+teardown's parsers, and the configuration rules of the flavour."""
 
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -72,17 +74,53 @@ def test_box_cache_is_outside_the_checkout(monkeypatch):
     assert vm_debian.cache_dir({}) == Path("/var/cache/calicolab/boxes")
 
 
-def test_box_name_follows_its_inputs(tmp_path, monkeypatch):
+def test_box_name_follows_its_inputs_and_no_project_image_is_one(tmp_path, monkeypatch):
     pub = tmp_path / "vagrant.pub"
     pub.write_text("ssh-rsa AAAA vagrant\n")
     monkeypatch.setattr("calicolab.infra.images.vagrant_public_key", lambda: pub)
-    tar = tmp_path / "calico-node-double.tar"
-    tar.with_suffix(".id").write_text("sha256:one")
-    first = vm_debian.plan(cfg(tmp_path), {"double": tar}, cache=tmp_path / "cache")
+    first = vm_debian.plan(cfg(tmp_path), cache=tmp_path / "cache")
     assert first.box_file == tmp_path / "cache" / f"debian12-libvirt-{first.inputs}.box"
-    assert vm_debian.plan(cfg(tmp_path), {"double": tar}, cache=tmp_path / "cache") == first
-    tar.with_suffix(".id").write_text("sha256:two")  # a rebuilt double makes a new box
-    assert vm_debian.plan(cfg(tmp_path), {"double": tar}, cache=tmp_path / "cache").inputs != first.inputs
+    assert vm_debian.plan(cfg(tmp_path), cache=tmp_path / "cache") == first
+    pub.write_text("ssh-rsa BBBB vagrant\n")  # another key in the image makes a new box
+    assert vm_debian.plan(cfg(tmp_path), cache=tmp_path / "cache").inputs != first.inputs
+
+
+SCRIPTS = vm_debian.TEMPLATE_DIR / "scripts"
+CENTOS_SECURE_PATH = "Defaults    secure_path = /sbin:/bin:/usr/sbin:/usr/bin"  # sudo-1.8.23's el7 /etc/sudoers
+DEBIAN_SUDOERS = Path(__file__).parents[1] / "unit" / "fixtures" / "sudoers" / "debian12-sudo-1.9.13p3"
+
+
+def test_the_box_carries_no_project_image():
+    """A fresh CentOS 7 VM holds no project image and no folder of saved ones: the box neither
+    (provisioning copies them over SSH). The hook needs no folder of images, the build has no
+    preload step, and the build's own check refuses a box with either."""
+    hook = (SCRIPTS / "rootfs-hook.sh").read_text()
+    assert "IMAGES_DIR" not in hook and "/opt/calicolab" not in hook
+    assert "IMAGES_DIR" not in vm_debian.rootfs_hook_env({})
+    assert not hasattr(vm_debian, "_preload")
+    check = (SCRIPTS / "check-baked.sh").read_text()
+    assert "if [ -e /opt/calicolab/images ]" in check and "repositories.json" in check
+
+
+def test_the_box_and_the_lab_image_take_centos_7s_secure_path(tmp_path):
+    """Debian's sudoers (sudo 1.9.13p3-1+deb12u4, /etc/sudoers) adds /usr/local/sbin and
+    /usr/local/bin; CentOS 7.9's (sudo-1.8.23) has only the four system folders. The one script
+    both builds run replaces that line and nothing else."""
+    script = vm_debian.CENTOS_SUDOERS
+    assert vm_debian.rootfs_hook_env({})["CENTOS_SUDOERS"] == str(script)
+    assert 'sh "$CENTOS_SUDOERS" "$root/etc/sudoers"' in (SCRIPTS / "rootfs-hook.sh").read_text()
+    assert "centos-sudoers.sh" in (script.parent / "node.sh").read_text()
+    sudoers = tmp_path / "sudoers"
+    debian = DEBIAN_SUDOERS.read_text()
+    sudoers.write_text(debian)
+    subprocess.run(["sh", str(script), str(sudoers)], check=True)
+    before, after = debian.splitlines(), sudoers.read_text().splitlines()
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
+    assert changed == [('Defaults\tsecure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"',
+                        CENTOS_SECURE_PATH)]
+    # A sudoers without the line is refused, not left with Debian's PATH.
+    sudoers.write_text("root ALL=(ALL:ALL) ALL\n")
+    assert subprocess.run(["sh", str(script), str(sudoers)], capture_output=True).returncode != 0
 
 
 def test_the_flavour_is_checked(tmp_path):

@@ -2,9 +2,17 @@
 # without per-machine identity (host keys, machine id and DHCP DUID are made at each node's first boot).
 dockerd --version
 etcd --version | head -1
-for tar in /opt/calicolab/images/busybox.tar /opt/calicolab/images/calico-node-double.tar; do
-  test -s "$tar" || { echo "missing side-loaded image $tar" >&2; exit 1; }
-done
+# Nothing a fresh CentOS 7 VM would not have: no project image, saved or loaded (provisioning
+# copies them over SSH), and sudo's PATH as CentOS 7.9's /etc/sudoers sets it.
+if [ -e /opt/calicolab/images ]; then echo "the box carries /opt/calicolab/images" >&2; exit 1; fi
+repos=/var/lib/docker/image/overlay2/repositories.json
+if [ -s "$repos" ] && grep -q '"Repositories":{"' "$repos"; then
+  echo "the box's Docker holds images: $(cat "$repos")" >&2; exit 1
+fi
+sudo_path=$(sudo -n sh -c 'echo $PATH')
+if [ "$sudo_path" != /sbin:/bin:/usr/sbin:/usr/bin ]; then
+  echo "sudo's PATH is $sudo_path, not CentOS 7's /sbin:/bin:/usr/sbin:/usr/bin" >&2; exit 1
+fi
 # Booted through GRUB with the box's command line: AppArmor off (Docker needs it off or a parser).
 if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo N)" = Y ]; then
   echo "AppArmor is enabled in the box: Docker cannot start unprivileged containers" >&2; exit 1

@@ -1,7 +1,8 @@
 #!/bin/sh
 # mmdebstrap customize hook: $1 is the root filesystem. Runs natively on the build host, so the
-# box carries Docker, etcd and the side-loaded images without a minute of apt in an emulated guest.
-# Environment: VAGRANT_PUBKEY (file), IMAGES_DIR (saved images), FIRSTBOOT (script).
+# box carries Docker and etcd without a minute of apt in an emulated guest. Like a fresh CentOS 7 VM
+# it carries no project image: provisioning copies what a node needs over SSH.
+# Environment: VAGRANT_PUBKEY (file), FIRSTBOOT (script), CENTOS_SUDOERS (script).
 set -eu
 root="$1"
 
@@ -16,6 +17,9 @@ chroot "$root" systemctl enable ssh >/dev/null 2>&1
 chroot "$root" useradd -m -s /bin/bash vagrant
 echo 'vagrant ALL=(ALL) NOPASSWD: ALL' > "$root/etc/sudoers.d/vagrant"
 chmod 0440 "$root/etc/sudoers.d/vagrant"
+# sudo's PATH as CentOS 7.9 sets it, replacing Debian's (the lab node image's script: one source).
+sh "$CENTOS_SUDOERS" "$root/etc/sudoers"
+chroot "$root" visudo -c >/dev/null
 install -d -m 700 "$root/home/vagrant/.ssh"
 install -m 600 "$VAGRANT_PUBKEY" "$root/home/vagrant/.ssh/authorized_keys"
 chroot "$root" chown -R vagrant:vagrant /home/vagrant/.ssh
@@ -47,8 +51,6 @@ GRUB_SERIAL_COMMAND="serial --speed=115200"
 GRUB_DISABLE_OS_PROBER=true
 GRUB
 
-install -d "$root/opt/calicolab/images"
-cp "$IMAGES_DIR"/*.tar "$root/opt/calicolab/images/"
 install -m 0755 "$FIRSTBOOT" "$root/usr/local/sbin/calicolab-firstboot"
 : > "$root/etc/machine-id"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*

@@ -30,6 +30,10 @@ systemctl enable ssh >/dev/null 2>&1
 id vagrant >/dev/null 2>&1 || useradd -m -s /bin/bash vagrant
 echo 'vagrant ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/vagrant
 chmod 0440 /etc/sudoers.d/vagrant
+# sudo's PATH as CentOS 7.9 sets it (scripts/centos-sudoers.sh, uploaded beside this script).
+sh /tmp/centos-sudoers.sh /etc/sudoers
+rm -f /tmp/centos-sudoers.sh
+visudo -c >/dev/null
 install -d -m 700 -o vagrant -g vagrant /home/vagrant/.ssh
 install -m 600 -o vagrant -g vagrant /tmp/vagrant.pub /home/vagrant/.ssh/authorized_keys
 rm -f /tmp/vagrant.pub
