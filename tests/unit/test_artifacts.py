@@ -352,3 +352,21 @@ def test_an_e2e_test_gets_a_folder_named_after_its_section_module_and_case():
     assert artifacts.safe_label("e2e/etcd/test_etcd.py::test_etcd_cluster_is_healthy[node1]") == \
         "etcd.test_etcd.py.test_etcd_cluster_is_healthy-node1"
     assert artifacts.safe_label("stage-verify") == "stage-verify"
+
+
+def test_a_probe_whose_command_is_missing_says_so_in_its_file(tmp_path):
+    # calicoctl by its absolute path (CentOS 7's sudo secure_path has no /usr/local/bin); when it
+    # still exits 127 (POSIX: not found), the file says the command did not run, so an empty file
+    # is not read as Calico saying nothing.
+    made: dict = {}
+
+    def factory(target, ip):
+        node = _fake_factory(made)(target, ip)
+        node.prefer(SHELL + r"'/usr/local/bin/calicoctl node status'$", (127, ""))
+        return node
+
+    got = artifacts.collect(_cfg(tmp_path), "stage-verify", SSH, node_factory=factory, host_run=_host_run([]))
+    assert any("'/usr/local/bin/calicoctl node status'" in c for c in made["node1"].commands)
+    text = (got.folder / "node1" / "calicoctl-node-status.txt").read_text()
+    assert text.startswith("$ /usr/local/bin/calicoctl node status\n")
+    assert "# exit 127 (the command is missing or cannot run" in text

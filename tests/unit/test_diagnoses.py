@@ -361,3 +361,70 @@ def test_session_age_reads_birds_two_time_formats_and_midnight():
     assert parsers.since_age("23:59:50", "00:00:20") == 30  # came up before midnight
     assert parsers.since_age("2026-11-30", "09:31:48") is None  # older than 20 h: BIRD prints a date
     assert parsers.since_age("09:31:18", "") is None  # no clock (calico-node went away)
+
+
+# -- a command that did not run is not a component that is down (issue 22, defect 12) ---------
+# POSIX sh (XCU 2.8.2): a command not found exits 127, one found but not executable 126. On CentOS
+# 7, sudo's secure_path (/sbin:/bin:/usr/sbin:/usr/bin) leaves out /usr/local/bin: a bare
+# calicoctl exits 127 there while calico-node runs perfectly well.
+NOT_FOUND, NOT_EXECUTABLE = said("", 127), said("", 126)
+
+
+@pytest.mark.parametrize("check,node,pattern,answer,old_verdict", [
+    ("BGP mesh", "node1", r"calicoctl node status$", NOT_FOUND, "calico-node down"),
+    ("BGP mesh", "node2", r"calicoctl node status$", NOT_EXECUTABLE, "calico-node down"),
+    ("calico-node", "node1", r"^systemctl is-active calico-node", NOT_FOUND, "calico-node down"),
+    ("etcd member", "node2", r"^systemctl is-active etcd", NOT_EXECUTABLE, "etcd member down"),
+    ("etcd member", "node1", r"^curl ", NOT_FOUND, "etcd client URL"),
+    ("docker cluster store", "node1", r"^docker info", NOT_FOUND, "docker down"),
+    ("calico networks shared", "cluster", r"^docker network ls", NOT_FOUND, "docker down"),
+    ("libnetwork plugin", "node1", r"^ss -xl", NOT_FOUND, "plugin sockets missing"),
+    ("IP forwarding", "node1", r"^sysctl -n", NOT_FOUND, "IP forwarding off"),
+    ("MTU", "node1", r"^ping -c 1 ", NOT_FOUND, "peer unreachable"),
+    ("BGP port 179", "node1", r"^iptables-save", NOT_FOUND, None),  # old: a pass, "no rule drops 179"
+])
+def test_a_command_that_cannot_run_is_said_and_not_read_as_the_component_down(check, node, pattern, answer,
+                                                                              old_verdict):
+    symptoms = both({pattern: answer}) if node == "cluster" else {node: {pattern: answer}}
+    found = finding(fake_view(symptoms), check, node if node != "cluster" else "node1")
+    assert found.result == FAIL, found.line()
+    assert found.diagnosis.name == "command missing", found.line()
+    assert old_verdict is None or found.diagnosis.name != old_verdict
+    assert "missing or cannot run" in found.line() and "is not running" not in found.line()
+    assert f"exit {answer('')[0]}" in found.seen
+
+
+def test_a_missing_calicoctl_is_not_calico_process_is_not_running():
+    # The lab with CentOS 7's secure_path: calicoctl exits 127, everything else is healthy.
+    found = finding(fake_view(both({r"calicoctl node status$": NOT_FOUND})), "BGP mesh", "node1")
+    assert "Calico process is not running" not in found.seen
+    assert found.diagnosis.where.startswith("node1: `") and "calicoctl" in found.seen
+
+
+class SudoRefusing:
+    """A node whose sudo asks for a password (sudo -n: exit 1, `sudo: a password is required`)."""
+    name, ip = NODE2.name, NODE2.ip
+
+    def run(self, cmd, *, check=False, timeout=0):  # noqa: ARG002
+        from calicolab.core.remote import CommandResult
+        return CommandResult(self.name, cmd, 1, "", "sudo: a password is required\n")
+
+    def close(self) -> None:
+        pass
+
+
+def test_sudo_refusing_is_one_finding_that_says_so_and_the_other_node_is_still_checked():
+    view = fake_view()
+    view.nodes["node2"] = SudoRefusing()
+    found = checks.run(view, ["IP forwarding"])
+    assert [(f.check, f.node, f.result) for f in found] == [("SSH", "node2", FAIL), ("IP forwarding", "node1", PASS)]
+    assert found[0].diagnosis.name == "command missing" and "sudo" in found[0].seen
+
+
+def test_tcp_probe_whose_timeout_or_bash_is_missing_is_not_a_blocked_port():
+    from fakes import FakeNode
+
+    from calicolab.core.remote import CommandUnavailable
+    node = FakeNode(rules={"/dev/tcp": said("sh: 1: timeout: not found\ntcp-rc=127\n")})
+    with pytest.raises(CommandUnavailable, match="timeout: not found"):
+        probes.tcp_port(node, "10.0.0.2", 2380)

@@ -104,3 +104,20 @@ def test_cli_help_names_the_options():
 def test_fake_cluster_is_the_default_guide_cluster():
     # The fixtures above rely on cluster.yaml's two nodes.
     assert [n.name for n in CFG.nodes] == ["node1", "node2"]
+
+
+def test_a_missing_calicoctl_is_reported_as_missing_not_as_calico_node_down(run_folder, tmp_path):
+    # CentOS 7's sudo secure_path has no /usr/local/bin: calicoctl exits 127 (POSIX: not found)
+    # while calico-node runs. The doctor must say the command is missing, not send the user to
+    # calico-node's unit.
+    cfg, nodes = run_folder
+    nodes.update(fake_view({"node1": {r"calicoctl node status$": said("", 127)}}).nodes)
+    lines: list[str] = []
+    target = tmp_path / "doctor.json"
+    report = doctor.run_doctor(cfg, str(target), only=["BGP mesh"], say=lines.append)
+    assert [(f.check, f.node, f.diagnosis.name) for f in report.failed] == [("BGP mesh", "node1", "command missing")]
+    text = "\n".join(lines)
+    assert "missing or cannot run" in text and "calicoctl" in text
+    assert "calico-node is not running" not in text and "Calico process is not running" not in text
+    diag = next(f["diagnosis"] for f in json.loads(target.read_text())["findings"] if f["node"] == "node1")
+    assert diag["name"] == "command missing" and "node_commands" in diag["fix"]
