@@ -193,9 +193,11 @@ class Node:
 
     def _sudo_path(self, timeout: float) -> str:
         if self._path is None:
-            res = self.conn.run("sudo -n sh -c 'echo \"$PATH\"'", hide=True, warn=True, timeout=timeout,
-                                in_stream=False)
-            self._path = res.stdout.strip() if res.exited == 0 else ""
+            self._path = ""  # best effort: the message falls back to naming sudo's secure_path
+            with contextlib.suppress(CommandTimedOut, OSError, paramiko.SSHException, EOFError):
+                res = self.conn.run("sudo -n sh -c 'echo \"$PATH\"'", hide=True, warn=True, timeout=timeout,
+                                    in_stream=False)
+                self._path = res.stdout.strip() if res.exited == 0 else ""
         return self._path
 
     def put(self, content: str, path: str, mode: str = "0644") -> None:

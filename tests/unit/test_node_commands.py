@@ -191,3 +191,34 @@ def test_ran_passes_a_result_that_ran_whatever_it_answered():
     assert expect.ran(answered) is answered
     with pytest.raises(expect.CheckFailed, match="missing or cannot run"):
         expect.ran(CommandResult("node1", "systemctl is-active calico-node", 126, "", ""))
+
+
+# -- Node.run: the PATH sudo gave, looked up only when a command did not run -------------------
+class _Answer:
+    def __init__(self, exited: int, stdout: str = "", stderr: str = "") -> None:
+        self.exited, self.stdout, self.stderr = exited, stdout, stderr
+
+
+class _Conn:
+    """Fabric's Connection as Node.run uses it: the wrapped command line in, an answer out."""
+
+    def __init__(self, answers: dict[str, _Answer]) -> None:
+        self.answers, self.asked = answers, []
+
+    def run(self, line: str, **_kw) -> _Answer:
+        self.asked.append(line)
+        return next(a for key, a in self.answers.items() if key in line)
+
+
+def test_node_run_names_the_path_sudo_gave_when_a_command_did_not_run():
+    node = remote.Node(remote.SshTarget("node1", "127.0.0.1", 2222, "vagrant", "/nonexistent"), "192.168.223.131")
+    node.conn = _Conn({"calicoctl": _Answer(127, "", "sh: calicoctl: command not found\n"),
+                       "echo": _Answer(0, CENTOS7_SECURE_PATH + "\n"),
+                       "systemctl": _Answer(3, "failed\n")})
+    assert node.run("systemctl is-active calico-node").path == ""  # it ran: no extra command
+    assert len(node.conn.asked) == 1
+    res = node.run("calicoctl node status")
+    assert node.conn.asked[1] == "sudo -n sh -c 'calicoctl node status'"
+    assert res.path == CENTOS7_SECURE_PATH and f"PATH in effect: {CENTOS7_SECURE_PATH}" in res.describe()
+    node.run("calicoctl get node")
+    assert sum("echo" in line for line in node.conn.asked) == 1  # asked once per node
