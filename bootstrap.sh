@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Set up everything this project needs on a Debian/Ubuntu machine (as root), then run the
-# given command with the project's tools on PATH:
-#   ./bootstrap.sh invoke e2e     replay the guide on the local lab
-#   ./bootstrap.sh invoke test    the project's own tests, including the lab run
-# Idempotent: a second run only checks.
+# Set up what the given command needs on a Debian/Ubuntu machine (as root), then run it with the
+# project's tools on PATH:
+#   ./bootstrap.sh invoke e2e     replay the guide on the local lab (or --provider libvirt|virtualbox:
+#                                 only that provider's tools; default cluster.yaml / CALICOLAB_PROVIDER)
+#   ./bootstrap.sh invoke test    the project's own tests: the lab, the libvirt VM lane and the test tools
+# Idempotent: a second run only checks. `invoke setup --dry-run` prints the plan.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,6 +28,18 @@ if [ ! -e "$stamp" ]; then
   touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"
-invoke setup
+# `invoke test` needs everything it runs; another command, its --provider's tools.
+setup_args=()
+if [ "${1:-}" = invoke ] && [ "${2:-}" = test ]; then
+  setup_args=(--for tests)
+else
+  prev=""
+  for arg in "$@"; do
+    case "$arg" in --provider=*) setup_args=(--provider "${arg#--provider=}") ;; esac
+    [ "$prev" = --provider ] && setup_args=(--provider "$arg")
+    prev=$arg
+  done
+fi
+invoke setup ${setup_args[@]+"${setup_args[@]}"}
 [ "$#" -gt 0 ] || exit 0
 exec "$@"

@@ -24,6 +24,7 @@ from calicolab.core.state import running_config
 from calicolab.core.tables import render
 from calicolab.diagnose.doctor import run_doctor
 from calicolab.infra import mirror as local_mirror
+from calicolab.infra.host_setup import plan as setup_plan
 from calicolab.infra.host_setup import setup as do_setup
 from calicolab.infra.vm_preflight import vm_lane_missing
 from calicolab.report import pages
@@ -99,11 +100,16 @@ def _lifecycle(**flags):
     return Lifecycle(cfg, say=say)
 
 
-@task
+@task(help={"provider": "docker (the lab) | libvirt (the VM lane) | virtualbox: install only what this provider "
+                        "uses (default: provider of cluster.yaml / CALICOLAB_PROVIDER)",
+            "for": "tests: also what `invoke test` runs (the lab, the libvirt VM lane, the test tools)",
+            "dry_run": "print the plan (groups, what is present and missing) and install nothing"})
 @friendly
-def setup(c):
-    """Install the system packages (apt) and start the Docker engine if needed."""
-    do_setup(lambda m: print(m, flush=True))
+def setup(c, provider=None, for_="", dry_run=False):
+    """Install the system packages (apt) the provider needs and start the Docker engine if needed."""
+    chosen = provider or config.load().provider  # the provider the other tasks would use
+    do_setup(chosen, [p.strip() for p in for_.split(",") if p.strip()], lambda m: print(m, flush=True),
+             dry_run=dry_run)
 
 
 @task(help=CLUSTER_HELP, optional=TLS_FLAG)
@@ -287,6 +293,10 @@ def test(c, lab=True, vm=True):
     """The project's own checks: ruff, unit tests, the lab end-to-end run (read-only checks and
     fault injection), the CI lanes side by side (etcd 3.3 -> 3.5 upgrade rehearsals, etcd 3.5
     over TLS), a two-run soak, and beside them the VM lane (matrix.yaml's `vm`)."""
+    lacking = setup_plan("docker", ["tests"]).missing  # the lab, the VM lane and the test tools
+    if lacking:
+        print(f"missing {' '.join(lacking)}: run `invoke setup --for tests` as root (./bootstrap.sh invoke test "
+              "does); what needs them fails or is skipped", flush=True)
     env = dict(os.environ)
     if lab:  # tests/lab bring clusters up in a lane of their own (before the e2e run, so free)
         cfg = config.load()
