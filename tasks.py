@@ -35,7 +35,7 @@ from calicolab.runs.lifecycle import Lifecycle, reports_folder, write_refusal
 from calicolab.runs.matrix import run_matrix
 from calicolab.runs.passes import suite_passes
 from calicolab.runs.soak import parse_runs, run_soak
-from calicolab.stack import downloads
+from calicolab.stack import downloads, upstream
 from calicolab.upgrade.rehearsal import run_drill, run_restore, run_upgrades
 
 CLUSTER_HELP = {
@@ -380,20 +380,34 @@ def mirror(c, stop=False, status=False, prefix=None, run_dir=None):
         print(f"  proxy {key}={value}")
 
 
-@task(help={"forget": "remove this entry (e.g. 'calicoctl v1.6.1') so its next download is locked again",
-            "lock_file": "the lock file (default: upstream.lock_file of cluster.yaml)"})
+@task(help={"record": "fetch calicoctl, resolve the calico/node and busybox digests (and an unpinned etcd archive) "
+                      "from the configured registry and download base, and write the lock: run it once on a "
+                      "trusted machine, review and commit artifacts.lock",
+            "forget": "remove this entry (e.g. 'calicoctl v1.6.1') so its next download is locked again",
+            "lock_file": "the lock file (default: upstream.lock_file of cluster.yaml)",
+            **{k: CLUSTER_HELP[k] for k in ("provider", "etcd", "calico", "os")}})
 @friendly
-def lock(c, forget="", lock_file=None):
-    """Show the lock of upstream downloads (sha256 and image digests recorded on first use)."""
-    cfg = config.load({"lock_file": lock_file})
+def lock(c, record=False, forget="", lock_file=None, provider=None, etcd=None, calico=None, os=None):
+    """Show the lock of upstream downloads (sha256 and image digests); --record writes it."""
+    cfg = config.load({k: v for k, v in {"lock_file": lock_file, "provider": provider, "etcd": etcd,
+                                         "calico": calico, "vm_os": os}.items() if v is not None})
+    if record:
+        resolved, changed = upstream.record_lock(cfg, cfg.lock_path, say=_say)
+        print(render(("artifact", "value", "source"), [
+            (r.artifact.key, r.value, r.via if r.recorded else f"{r.via} (not recorded)") for r in resolved]))
+        for key, old in changed.items():
+            print(f"!!! {key} changed: it was {old} in the lock before")
+        print(f"wrote {cfg.lock_path}: review it (the values above are what every later run verifies against) "
+              "and commit it; strict runs (CALICOLAB_STRICT_ARTIFACTS=true) download nothing else")
+        return
     held = downloads.Lock.load(cfg.lock_path)
     if forget:
         if not held.forget(forget):
             raise UserError(f"{forget!r} is not in {cfg.lock_path}: known are {', '.join(held.entries) or 'none'}")
-        print(f"forgot {forget}: its next download is locked again on first use")
+        print(f"forgot {forget}: record it again with `invoke lock --record` (or on first use without strict mode)")
         return
     if not held.entries:
-        print(f"{cfg.lock_path}: nothing locked yet (a run with upstream Calico records what it downloads)")
+        print(f"{cfg.lock_path}: nothing locked yet: run `invoke lock --record` on a trusted machine and commit it")
         return
     print(render(("artifact", "kind", "hash", "recorded", "source"), [
         (key, e["kind"], e.get("sha256") or e.get("digest", ""), e.get("recorded", ""), e.get("source", ""))

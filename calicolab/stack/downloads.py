@@ -108,11 +108,12 @@ class Lock:
             return entry["sha256" if artifact.kind == "file" else "digest"], f"locked in {self.path.name}"
         return None
 
-    def record(self, artifact: Artifact, value: str) -> None:
+    def record(self, artifact: Artifact, value: str, save: bool = True) -> None:
         field = "sha256" if artifact.kind == "file" else "digest"
         self.entries[artifact.key] = {"kind": artifact.kind, "source": artifact.source, field: value,
                                       "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        self.save()
+        if save:
+            self.save()
 
     def forget(self, key: str) -> bool:
         found = self.entries.pop(key, None) is not None
@@ -131,7 +132,7 @@ def refuse_unverifiable(artifact: Artifact, lock: Lock, strict: bool) -> None:
     """Strict mode: an artifact neither pinned nor locked is not downloaded at all."""
     if strict and lock.expected(artifact) is None:
         raise UserError(f"{artifact.key} ({artifact.source}) is neither pinned nor locked, and strict_artifacts "
-                        f"is on: lock it once without strict mode (it is recorded in {lock.path.name}), or pin it")
+                        f"is on: run `invoke lock --record` on a trusted machine and commit {lock.path.name}")
 
 
 def mismatch(artifact: Artifact, expected: str, where: str, seen: str) -> UserError:

@@ -36,6 +36,16 @@ def lock(tmp_path) -> downloads.Lock:
     return downloads.Lock.load(tmp_path / "artifacts.lock")
 
 
+def locked(tmp_path, node_image: str = "calico/node", busybox: str = "busybox") -> downloads.Lock:
+    """A lock holding what an upstream run uses, named as provisioning names it (provision/calico.py:
+    <calico_node_image>:<calico>, provision/workloads.py: <busybox_image>:latest)."""
+    held = lock(tmp_path)
+    held.record(downloads.calicoctl_binary("v1.6.1"), "a" * 64)
+    held.record(downloads.image(f"{node_image}:v2.6.1"), "sha256:" + "b" * 64)
+    held.record(downloads.image(f"{busybox}:latest"), "sha256:" + "c" * 64)
+    return held
+
+
 def test_offline_auto_on_the_lab_is_the_double_with_the_reason(tmp_path):
     d = upstream.decide(cfg(tmp_path), lock(tmp_path), probe({}))
     assert d.source == "double" and "registry https://registry-1.docker.io does not answer" in d.reason
@@ -48,14 +58,27 @@ def test_a_host_that_answers_but_is_no_registry_is_not_upstream(tmp_path):
         assert d.source == "double" and "not a Docker registry" in d.reason
 
 
-def test_online_auto_is_upstream_when_calicoctl_can_be_locked_on_first_use(tmp_path):
+def test_online_auto_on_the_lab_is_upstream_only_with_everything_locked(tmp_path):
+    # auto takes nothing on trust: unlocked, it is the double, saying how to record the lock.
     d = upstream.decide(cfg(tmp_path), lock(tmp_path), probe(ONLINE))
-    assert d.source == "upstream"
+    assert d.source == "double" and "calicoctl v1.6.1 is not locked yet" in d.reason
+    assert "invoke lock --record" in d.reason
+    half = lock(tmp_path)
+    half.record(downloads.calicoctl_binary("v1.6.1"), "a" * 64)
+    d = upstream.decide(cfg(tmp_path), half, probe(ONLINE))
+    assert d.source == "double" and "image calico/node:v2.6.1 is not locked yet" in d.reason
+    d = upstream.decide(cfg(tmp_path), locked(tmp_path), probe(ONLINE))
+    assert d.source == "upstream" and "every artifact pinned or locked" in d.reason
+    # An explicit upstream without strict mode still locks on first use.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    d = upstream.decide(cfg(tmp_path, calico_source="upstream"), lock(fresh), probe(ONLINE))
+    assert d.source == "upstream" and "locked on first use" in d.reason
 
 
 def test_a_registry_without_the_release_file_is_not_enough(tmp_path):
     answers = {**ONLINE, "https://github.com/": HttpSeen(404, {})}
-    d = upstream.decide(cfg(tmp_path), lock(tmp_path), probe(answers))
+    d = upstream.decide(cfg(tmp_path), locked(tmp_path), probe(answers))
     assert d.source == "double" and "calicoctl v1.6.1" in d.reason and "HTTP 404" in d.reason
 
 
@@ -63,9 +86,15 @@ def test_strict_mode_refuses_what_is_neither_pinned_nor_locked(tmp_path):
     strict = cfg(tmp_path, strict_artifacts="true", calico_source="upstream")
     with pytest.raises(UserError, match="calicoctl v1.6.1 is neither pinned nor locked"):
         upstream.decide(strict, lock(tmp_path), probe(ONLINE))
-    locked = lock(tmp_path)
-    locked.record(downloads.calicoctl_binary("v1.6.1"), "a" * 64)
-    assert upstream.decide(strict, locked, probe(ONLINE)).source == "upstream"
+    half = lock(tmp_path)
+    half.record(downloads.calicoctl_binary("v1.6.1"), "a" * 64)
+    # Images too: an unlocked calico/node is refused here, not after the box build.
+    with pytest.raises(UserError, match="image calico/node:v2.6.1 is neither pinned nor locked .*invoke lock --record"):
+        upstream.decide(strict, half, probe(ONLINE))
+    assert upstream.decide(strict, locked(tmp_path), probe(ONLINE)).source == "upstream"
+    # auto under strict mode never downloads what is unlocked: the double, with the reason.
+    d = upstream.decide(cfg(tmp_path, strict_artifacts="true"), half, probe(ONLINE))
+    assert d.source == "double" and "image calico/node:v2.6.1 is neither pinned nor locked" in d.reason
 
 
 def test_explicit_upstream_that_cannot_complete_is_refused_in_one_line(tmp_path):
@@ -79,10 +108,18 @@ def test_the_mirror_settings_are_what_is_probed(tmp_path):
                    download_base="https://artifacts.example.com/github")
     answers = {"https://harbor.example.com/v2/": HttpSeen(200, {"docker-distribution-api-version": "registry/2.0"}),
                "https://artifacts.example.com/github/projectcalico/calicoctl/": HttpSeen(200, {})}
-    assert upstream.decide(mirrored, lock(tmp_path), probe(answers)).source == "upstream"
-    named = cfg(tmp_path, calico_node_image="harbor.example.com/calico/node", download_base="https://artifacts.example.com/github")
+    assert upstream.decide(mirrored, locked(tmp_path), probe(answers)).source == "upstream"
+    named = cfg(tmp_path, calico_node_image="harbor.example.com/calico/node",
+                busybox_image="harbor.example.com/library/busybox", download_base="https://artifacts.example.com/github")
     assert upstream.registry_of(named.upstream.calico_node_image) == "https://harbor.example.com"
-    assert upstream.decide(named, lock(tmp_path), probe(answers)).source == "upstream"
+    (tmp_path / "named").mkdir()
+    held = locked(tmp_path / "named", "harbor.example.com/calico/node", "harbor.example.com/library/busybox")
+    assert upstream.decide(named, held, probe(answers)).source == "upstream"
+    # Each image's registry is probed: a busybox elsewhere that does not answer is missing.
+    split = cfg(tmp_path, calico_node_image="harbor.example.com/calico/node", busybox_image="quay.example.com/busybox",
+                download_base="https://artifacts.example.com/github", calico_source="upstream")
+    with pytest.raises(UserError, match="registry https://quay.example.com does not answer"):
+        upstream.decide(split, held, probe(answers))
 
 
 def test_centos_vms_have_no_double(tmp_path):
@@ -149,6 +186,8 @@ def test_a_strict_vm_run_stops_in_preflight_on_an_unlocked_calicoctl_and_passes_
     with pytest.raises(UserError) as err:
         upstream.decide(vm, lock(tmp_path), probe(ONLINE))
     assert "calicoctl v1.6.1 is neither pinned nor locked" in str(err.value) and "\n" not in str(err.value)
-    locked = lock(tmp_path)
-    locked.record(downloads.calicoctl_binary("v1.6.1"), "a" * 64)
-    assert upstream.decide(vm, locked, probe(ONLINE)).source == "upstream"  # etcd 3.4.23 is pinned
+    half = lock(tmp_path)
+    half.record(downloads.calicoctl_binary("v1.6.1"), "a" * 64)
+    with pytest.raises(UserError, match="image calico/node:v2.6.1 is neither pinned nor locked"):
+        upstream.decide(vm, half, probe(ONLINE))  # the image, before the box build
+    assert upstream.decide(vm, locked(tmp_path), probe(ONLINE)).source == "upstream"  # etcd 3.4.23 is pinned
