@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from calicolab.core import paths
+from calicolab.core import config, paths
 from calicolab.runs import matrix
 
 ROOT = paths.ROOT
@@ -59,3 +59,25 @@ def test_gitlab_keeps_junit_and_reports_always():
         assert ci[name]["artifacts"]["when"] == "always"
         assert ci[name]["artifacts"]["reports"]["junit"]
         assert "invoke destroy" in " ".join(ci[name]["after_script"])
+
+
+def test_strict_nights_document_the_lock_and_run_real_calico():
+    """Issue 22: the first step (record the lock once on a trusted machine, review, commit) is
+    written where the nightly is configured, strict mode stays on, each job shows the lock it
+    verifies against, and only the Debian box (which carries the double) asks for the double."""
+    gh, gl = yaml.safe_load(GITHUB.read_text()), yaml.safe_load(GITLAB.read_text())
+    assert gh["env"]["CALICOLAB_STRICT_ARTIFACTS"] == "true" and gl["variables"]["CALICOLAB_STRICT_ARTIFACTS"] == "true"
+    for path in (GITHUB, GITLAB):
+        text = path.read_text()
+        assert "invoke lock --record" in text and "git add artifacts.lock" in text, path.name
+    for name in ("lab", "vm"):
+        runs = [s.get("run", "") for s in gh["jobs"][name]["steps"]]
+        assert any(r.strip().endswith("invoke lock") for r in runs), name
+        assert any("invoke lock" in line for line in gl[name]["script"]), name
+        assert "double" not in " ".join(runs) + " ".join(gl[name]["script"]), name
+        assert "CALICOLAB_CALICO_SOURCE" not in {**gh["jobs"][name].get("env", {}), **gl[name].get("variables", {})}
+    # The lab lanes take cluster.yaml's calico_source: auto (upstream once everything is locked).
+    assert config.load(environ={}).calico_source in ("auto", "upstream")
+    for lane_set in ("versions", "upgrades"):
+        for lane in matrix.parse_lanes(lane_set):
+            assert lane.settings.get("calico_source", "auto") in ("auto", "upstream"), lane.name
