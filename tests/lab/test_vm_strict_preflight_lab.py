@@ -1,7 +1,9 @@
 """Strict artifacts on the VM path, with the real task: `CALICOLAB_STRICT_ARTIFACTS=true invoke e2e
 --provider libvirt` (the CentOS box, the default flavour) while calicoctl (no published checksum)
 is neither pinned nor locked stops in preflight, before any box is built, with one line naming
-it, exit 2; with the lock in place preflight passes and the box stage starts.
+it, exit 2; so does a run whose calicoctl is locked but whose calico/node image is not (the image
+digest is checked in preflight too, not when a node pulls it after the box build); with the lock
+recorded by `invoke lock --record` preflight passes and the box stage starts.
 
 The upstream settings point at the local mirror (`invoke mirror`: a real registry and file
 server serving the double's image and calicoctl), so the registry and file checks pass and the
@@ -51,12 +53,26 @@ def test_strict_mode_refuses_an_unlocked_calicoctl_before_the_box_and_passes_wit
     assert "==> box" not in refused.stdout, refused.stdout[-2000:]  # refused before any box build
     assert not (lane.run_dir / "vagrant.d" / "boxes").exists()  # no box added either
 
-    # The lock in place (the served file's sha256, as a first non-strict run would record it).
+    # Recorded by the command a user runs once on a trusted machine (here: against the mirror).
+    recorded = lane.invoke("lock", "--record", timeout=300, **env)
+    assert recorded.returncode == 0, recorded.stdout[-2000:] + recorded.stderr[-2000:]
+    held = json.loads(lock_file.read_text())["artifacts"]
     calicoctl = downloads.calicoctl_binary("v1.6.1", settings["CALICOLAB_DOWNLOAD_BASE"])
-    lock = downloads.Lock.load(lock_file)
-    lock.record(calicoctl, downloads_sha256(mirror.calicoctl_file(lab_cfg)))
-    lock.save()
-    assert "calicoctl v1.6.1" in json.loads(lock_file.read_text())["artifacts"]
+    assert held[calicoctl.key]["sha256"] == downloads_sha256(mirror.calicoctl_file(lab_cfg))
+
+    # calicoctl locked, calico/node not: refused in preflight too, before any box.
+    image = f"image {settings['CALICOLAB_CALICO_NODE_IMAGE']}:v2.6.1"
+    forgot = lane.invoke("lock", "--forget", image, **env)
+    assert forgot.returncode == 0, forgot.stdout + forgot.stderr
+    refused = lane.invoke("e2e", *CENTOS_VM, timeout=300, **env)
+    lines = [ln for ln in refused.stderr.splitlines() if ln.strip()]
+    assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
+    assert len(lines) == 1 and f"{image} is neither pinned nor locked" in lines[0], refused.stderr
+    assert "invoke lock --record" in lines[0]
+    assert "==> box" not in refused.stdout and not (lane.run_dir / "vagrant.d" / "boxes").exists()
+    assert not lane.dotfile.exists()  # no Vagrant machine state either
+    recorded = lane.invoke("lock", "--record", timeout=300, **env)
+    assert recorded.returncode == 0, recorded.stdout[-2000:] + recorded.stderr[-2000:]
 
     log = tmp_path / "e2e.log"
     with log.open("wb") as out:
