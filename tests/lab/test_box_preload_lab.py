@@ -1,60 +1,73 @@
-"""The Debian box's image preload against the real Docker engine of this host: the images land
-in the box's /var/lib/docker, and the host's own Docker keeps its docker0 bridge (a temporary
-dockerd started with `--bridge none` in the host's network namespace deletes it)."""
+"""The Debian box's root filesystem hook (packer/debian12/scripts/rootfs-hook.sh) on a real
+Debian bookworm root with Debian's own sudo, in a container of this host's Docker: it needs no
+folder of saved images any more, leaves no /opt/calicolab/images, and sudo's PATH afterwards is
+CentOS 7.9's (sudo-1.8.23's /etc/sudoers: /sbin:/bin:/usr/sbin:/usr/bin), not Debian's, which
+has /usr/local/sbin and /usr/local/bin. The box used to carry the project's images (saved and
+preloaded into its Docker); a CentOS 7 VM has neither, and provisioning now copies them."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 
 import pytest
 
-from calicolab.core import shell
-from calicolab.infra import vm_debian
+from calicolab.core import config, shell
+from calicolab.infra import images, vm_debian
 
-
-def _docker0() -> bool:
-    return shell.run(["ip", "link", "show", "docker0"], check=False).ok
+CENTOS_PATH = "/sbin:/bin:/usr/sbin:/usr/bin"
+DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # sudo 1.9.13p3 bookworm
+# What the hook touches besides sudo: the packages the box's rootfs has for them (vm_debian.PACKAGES).
+PACKAGES = "sudo openssh-server systemd-sysv ifupdown"
 
 
 @pytest.fixture
-def tiny_image_tar(tmp_path, docker_engine):
-    if not shell.which_or_none("dockerd"):
-        pytest.skip("needs dockerd on this host for the temporary daemon (run `invoke setup`)")
-    if not _docker0():
-        pytest.skip("needs the host Docker's docker0 bridge (Docker started with its default bridge)")
-    # A tiny image of our own, so the test needs no registry: the host's `docker save` of a
-    # one-file image built from scratch.
+def debian_root(tmp_path, docker_engine) -> str:
+    """bookworm minbase (the project's base image) with the packages the hook edits."""
+    base = images.ImageNames.for_config(config.load({}, environ={})).base
+    if not shell.run(["docker", "image", "inspect", base], check=False).ok:
+        pytest.skip(f"needs the project's base image {base}: run `invoke box`")
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    (ctx / "hello").write_text("calicolab preload test\n")
-    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY hello /hello\n")
-    tag = "calicolab-preload-test:1"
-    shell.run(["docker", "build", "-q", "-t", tag, str(ctx)], timeout=120)
-    images = tmp_path / "images"
-    images.mkdir()
-    try:
-        shell.run(["docker", "save", "-o", str(images / "preload-test.tar"), tag], timeout=120)
-        image_id = shell.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).stdout.strip()
-    finally:
-        subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True)
-    return images, tag, image_id
+    (ctx / "Dockerfile").write_text(
+        f"FROM {base}\nRUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+        f"--no-install-recommends {PACKAGES}\n")
+    tag = f"{base.split('/')[0]}/box-hook-test:bookworm"
+    built = shell.run(["docker", "build", "-q", "-t", tag, str(ctx)], check=False, timeout=600)
+    if not built.ok:
+        pytest.skip(f"could not install {PACKAGES} from Debian's archive: {built.stderr.strip()[-200:]}")
+    return tag
 
 
-def test_preload_puts_the_images_in_the_box_and_leaves_the_hosts_bridge(tmp_path, tiny_image_tar):
-    images, tag, image_id = tiny_image_tar
-    rootfs, work = tmp_path / "rootfs", tmp_path / "build-preloadtest"
-    (rootfs / "var" / "lib").mkdir(parents=True)
-    work.mkdir()
-    vm_debian._preload(rootfs, images, work, tmp_path / "build.log")
+def _in_root(image: str, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    hook_env = vm_debian.rootfs_hook_env({})
+    mounts = ["-v", f"{vm_debian.TEMPLATE_DIR / 'scripts'}:/scripts:ro",
+              "-v", f"{hook_env['CENTOS_SUDOERS']}:/centos-sudoers.sh:ro",
+              "-v", f"{hook_env['VAGRANT_PUBKEY']}:/vagrant.pub:ro"]
+    envs = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+    return subprocess.run(["docker", "run", "--rm", *mounts, *envs, "--entrypoint", "sh", image, "-c", script],
+                          capture_output=True, text=True, timeout=300)
 
-    assert _docker0(), ("expected the host's docker0 still there after the preload, seen it gone: "
-                        "the temporary dockerd ran in the host's network namespace")
-    data = rootfs / "var" / "lib" / "docker"
-    repos = json.loads((data / "image" / "overlay2" / "repositories.json").read_text())["Repositories"]
-    name = tag.split(":")[0]
-    assert repos.get(name, {}).get(tag) == image_id, f"expected {tag} -> {image_id} in the box, seen {repos}"
-    assert (data / "overlay2").is_dir()
-    left = [n for n in vm_debian.PRELOAD_DROP if (data / n).exists()]
-    assert not left, f"expected the temporary daemon's runtime folders gone, seen {left}"
-    assert not vm_debian.preload_exec_root(work).exists(), "expected the temporary daemon's exec root removed"
+
+def test_the_hook_brings_no_image_and_sets_centos_7s_sudo_path(debian_root):
+    before = _in_root(debian_root, "sudo -n sh -c 'echo $PATH'", {})
+    assert before.stdout.strip() == DEBIAN_PATH, f"expected Debian's own secure_path first: {before}"
+
+    # Exactly what vm_debian gives the hook, at paths inside the container; no IMAGES_DIR.
+    env = {"VAGRANT_PUBKEY": "/vagrant.pub", "FIRSTBOOT": "/scripts/firstboot.sh",
+           "CENTOS_SUDOERS": "/centos-sudoers.sh"}
+    assert set(env) == set(vm_debian.rootfs_hook_env({})), "the hook's environment changed: update this test"
+    script = ("sh -eu /scripts/rootfs-hook.sh / && "
+              "echo PATH=$(sudo -n sh -c 'echo $PATH') && "
+              "echo VISUDO=$(visudo -c >/dev/null 2>&1 && echo ok) && "
+              "echo OPT=$(test -e /opt/calicolab/images && echo present || echo absent) && "
+              "echo LOCAL=$(test -x /usr/local/sbin/calicolab-firstboot && "
+              "sudo -n sh -c 'command -v calicolab-firstboot' >/dev/null; echo $?)")
+    res = _in_root(debian_root, script, env)
+    assert res.returncode == 0, f"the hook failed: {res.stdout[-1500:]}{res.stderr[-1500:]}"
+    seen = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    assert seen.get("PATH") == CENTOS_PATH, res.stdout
+    assert seen.get("VISUDO") == "ok", res.stdout
+    assert seen.get("OPT") == "absent", res.stdout
+    # The hook installs its first-boot program in /usr/local/sbin: under sudo, as on CentOS 7,
+    # that folder is not searched (dash's `command -v` exits 127 for a name it does not find).
+    assert seen.get("LOCAL") == "127", res.stdout
