@@ -3,10 +3,13 @@ busybox images) and how each is verified before anything is installed.
 
 An artifact is verified against, in this order: a checksum published upstream and pinned here
 (with where it was published), or the project's lock file (`artifacts.lock`, committed by the
-user: trust on first use, as go.sum and Terraform's lock file work). What has neither is
-recorded in the lock on its first download, said in one loud line, and verified on every later
-run; in strict mode (setting strict_artifacts, the nightly's) it is refused instead. A mismatch
-is one line naming the artifact, the expected and the seen hash, and nothing is installed.
+user: trust on first use, as go.sum and Terraform's lock file work). The lock is written once on
+a trusted machine by `invoke lock --record` (calicolab/stack/upstream.py record_lock, which
+fetches and resolves everything a run uses); without strict mode, what has neither is also
+recorded on its first download, said in one loud line, and verified on every later run. In
+strict mode (setting strict_artifacts, the nightly's) it is refused instead, in preflight before
+anything is built. A mismatch is one line naming the artifact, the expected and the seen hash,
+and nothing is installed.
 """
 
 from __future__ import annotations
