@@ -17,8 +17,10 @@ from types import SimpleNamespace
 import pytest
 from fakes import FakeNode
 
-from calicolab.core import config, paths
+from calicolab.core import config, paths, state
 from calicolab.core.errors import UserError
+from calicolab.infra import images, preflight, vm_box
+from calicolab.runs.lifecycle import Lifecycle
 from calicolab.stack import disruption, node_images
 from provision import calico, platform, workloads
 from provision.context import Context
@@ -177,3 +179,22 @@ def test_provisioning_and_the_probe_copy_from_the_runner_instead_of_a_baked_fold
         assert image.name in loaded, f"expected {image.name} in the node's Docker"
         assert node.conn.calls[1] == f"put {STAGING}/{image.tar}"
         assert not any(paths.NODE_IMAGES in c for c in node.commands), node.commands
+
+
+# -- the runner saves them for every provider ----------------------------------------------------
+@pytest.mark.parametrize(("source", "double"), [("double", True), ("upstream", False)])
+def test_the_box_stage_saves_the_node_images_for_a_centos_vm_too(tmp_path, monkeypatch, source, double):
+    """The old box stage made them only for the lab and the Debian box (which baked them): a
+    CentOS VM run had no probe to copy. The probe always; busybox and the double with the double."""
+    cfg = config.load({"run_dir": str(tmp_path / "run"), "reports_dir": str(tmp_path / "reports"),
+                       "provider": "virtualbox"}, environ={})
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(preflight, "check_run_dir", lambda _cfg: None)
+    monkeypatch.setattr(images, "side_loaded", lambda _cfg, _say, dbl=True: calls.append(("saved", dbl)) or {})
+    monkeypatch.setattr(vm_box, "build_box", lambda *_a, **_k: calls.append(("box", None)))
+    state.update(cfg, calico_source=source)
+    lc = Lifecycle(cfg, say=lambda _m: None)
+    lc.box()
+    assert calls == [("saved", double), ("box", None)]
+    lc.node_images()  # provision and verify ask again: once per lifecycle is enough
+    assert calls == [("saved", double), ("box", None)]
