@@ -90,14 +90,18 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _lifecycle(**flags):
+def _lifecycle(task: str, **flags):
+    """The lifecycle of a task; task "" for `e2e`, which begins its run itself."""
     say = _say
     try:
         cfg = _cfg(**flags)
     except UserError as err:  # a refused flag or cluster.yaml still leaves a report to look at
-        write_refusal(reports_folder(flags.get("reports_dir")), str(err), say)
+        write_refusal(reports_folder(flags.get("reports_dir")), str(err), say, task=task or "e2e")
         raise
-    return Lifecycle(cfg, say=say)
+    lc = Lifecycle(cfg, say=say)
+    if task:  # the task joins the run open in the run folder, or starts one (run_record.py)
+        lc.begin(task)
+    return lc
 
 
 @task(help={"provider": "docker (the lab) | libvirt (the VM lane) | virtualbox: install only what this provider "
@@ -117,7 +121,7 @@ def setup(c, provider=None, for_="", dry_run=False):
 def box(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
         privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
     """Build the node image (lab) or the VM box (CentOS 7, or Debian 12 for libvirt) unless its inputs are unchanged."""
-    lc = _lifecycle(**locals())
+    lc = _lifecycle("box", **locals())
     try:
         lc.box()
     finally:
@@ -129,7 +133,7 @@ def box(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, cali
 def up(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
        privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
     """Bring node1 and node2 up (builds the image first when needed)."""
-    lc = _lifecycle(**locals())
+    lc = _lifecycle("up", **locals())
     try:
         lc.up()
     finally:
@@ -141,7 +145,7 @@ def up(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calic
 def provision(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
               privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
     """Apply the guide's sections 3-6 to both nodes; a second run reports no changes."""
-    lc = _lifecycle(**locals())
+    lc = _lifecycle("provision", **locals())
     try:
         lc.provision()
     finally:
@@ -159,7 +163,7 @@ def verify(c, pytest_args="", suite="checks", provider=None, prefix=None, etcd=N
            calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
     """Run the e2e tests (e2e/) against the running cluster."""
     flags = {k: v for k, v in locals().items() if k not in ("c", "pytest_args", "suite")}
-    lc = _lifecycle(**flags)
+    lc = _lifecycle("verify", **flags)
     try:
         lc.verify(pytest_args.split(), suite)
     finally:
@@ -170,7 +174,7 @@ def verify(c, pytest_args="", suite="checks", provider=None, prefix=None, etcd=N
 @friendly
 def destroy(c, provider=None, prefix=None, run_dir=None, reports_dir=None, subnet=None, os=None):
     """Remove the nodes and their network, and leftovers of earlier runs (idempotent)."""
-    lc = _lifecycle(**locals())
+    lc = _lifecycle("destroy", **locals())
     try:
         lc.destroy(leftovers=True)
     finally:
@@ -207,7 +211,7 @@ def e2e(c, destroy="always", pytest_args="", suite="checks", idempotence=True, p
         subnet=None, etcd_tls=None, os=None):
     """Replay the whole guide: box, up, provision, idempotence, verify, destroy."""
     flags = {k: v for k, v in locals().items() if k not in ("c", "destroy", "pytest_args", "suite", "idempotence")}
-    lc = _lifecycle(**flags)
+    lc = _lifecycle("", **flags)
     lc.e2e(destroy, pytest_args.split(), suite, idempotence)
 
 
@@ -224,19 +228,26 @@ def e2e(c, destroy="always", pytest_args="", suite="checks", idempotence=True, p
 def upgrade(c, etcd=None, docker=None, calico=None, budgets=None, dwell=False, rollback=False, restore=False,
             provider=None, prefix=None, run_dir=None, reports_dir=None):
     """Rehearse upgrades on the running cluster: rolling, gated, workloads, etcd keys and budgets checked."""
-    cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir)
+    lc = _lifecycle("upgrade", provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir)
+    cfg = lc.cfg
     say = lambda m: print(m, flush=True)  # noqa: E731
-    if restore:
-        if etcd or docker or calico or budgets or dwell or rollback:
-            raise UserError("--restore drills the running cluster alone: drop the other flags")
-        run_restore(cfg, say=say)
-        return
-    if dwell or rollback:
-        if docker or calico or budgets:
-            raise UserError("--dwell and --rollback drill etcd alone: drop --docker, --calico and --budgets")
-        run_drill(cfg, etcd, rollback, say=say)
-        return
-    run_upgrades(cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=say, budgets_file=budgets)
+    try:  # the rehearsal is a stage of the run the cluster belongs to (its page shows it)
+        if restore:
+            if etcd or docker or calico or budgets or dwell or rollback:
+                raise UserError("--restore drills the running cluster alone: drop the other flags")
+            with lc.stage("restore drill"):
+                run_restore(cfg, say=say)
+            return
+        if dwell or rollback:
+            if docker or calico or budgets:
+                raise UserError("--dwell and --rollback drill etcd alone: drop --docker, --calico and --budgets")
+            with lc.stage("rollback drill" if rollback else "dwell drill"):
+                run_drill(cfg, etcd, rollback, say=say)
+            return
+        with lc.stage("upgrade"):
+            run_upgrades(cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=say, budgets_file=budgets)
+    finally:
+        lc.finish()
 
 
 @task(help={"lanes": "a lane set from matrix.yaml (ci, versions, upgrades) or inline lanes: "
@@ -344,15 +355,18 @@ def _start_vm_lane(env: dict[str, str]) -> Beside | None:
 @friendly
 def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, reports_dir=None, subnet=None):
     """Diagnose the running cluster: check, node, result, likely cause and fix (exit 1 on a failure)."""
-    cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir, subnet=subnet)
+    lc = _lifecycle("doctor", provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir,
+                    subnet=subnet)
     only = [name.strip() for name in check.split(",") if name.strip()] or None
-    report = run_doctor(cfg, json or None, only, say=lambda m: print(m, flush=True))
-    page = pages.add_doctor(cfg.reports_path, report.to_json())  # the run page shows the doctor's table
-    if page:
-        print(f"run page: {page}")
-    if report.failed:
-        raise StageFailed(f"{len(report.failed)} check(s) failed: " +
-                          ", ".join(sorted({f"{f.check} ({f.node})" for f in report.failed})))
+    try:  # a stage of the cluster's run: its page shows the doctor's table and judges it
+        with lc.stage("doctor"):
+            report = run_doctor(lc.cfg, json or None, only, say=lambda m: print(m, flush=True))
+            pages.save_doctor(lc.cfg.reports_path, report.to_json())
+            if report.failed:
+                raise StageFailed(f"{len(report.failed)} check(s) failed: " +
+                                  ", ".join(sorted({f"{f.check} ({f.node})" for f in report.failed})))
+    finally:
+        lc.finish()
 
 
 @task(help={"stop": "stop it instead (also done by `invoke destroy` of the run folder)", "status": "say if it runs",

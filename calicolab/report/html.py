@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from calicolab.core.state import calico_label
+from calicolab.report.run_record import judge, progress
 
 STATUS_CLASS = {"passed": "ok", "ok": "ok", "PASS": "ok", "failed": "bad", "error": "bad", "FAIL": "bad",
                 "crashed": "bad", "refused": "bad", "interrupted": "warn", "terminated": "warn",
-                "skipped": "skip", "pending": "skip", "WARN": "warn"}
+                "skipped": "skip", "pending": "skip", "WARN": "warn", "running": "warn"}
 HEADLINE = {"passed": "PASSED", "failed": "FAILED", "refused": "REFUSED", "interrupted": "INTERRUPTED",
-            "terminated": "TERMINATED", "crashed": "CRASHED"}
+            "terminated": "TERMINATED", "crashed": "CRASHED", "running": "IN PROGRESS"}
 
 CSS = """
 :root{--ok:#1a7f37;--ok-bg:#dafbe1;--bad:#cf222e;--bad-bg:#ffebe9;--warn:#9a6700;--warn-bg:#fff8c5;
@@ -121,7 +122,9 @@ def _when(epoch: float | None) -> str:
 
 # -- the run page ----------------------------------------------------------------------------
 def run_page(data: dict[str, Any]) -> str:
-    verdict = data.get("verdict", "failed")
+    # The band is judged from what the page shows, never taken from the last task alone.
+    data = {**data, "verdict": judge(data)["verdict"]}
+    verdict = data["verdict"]
     title = f"{HEADLINE.get(verdict, verdict.upper())}: {data.get('cluster', '')} run {_when(data.get('started'))}"
     parts = [_verdict(data), _failures(data), _what(data), _timeline_section(data), _stages(data), _tests(data),
              _connectivity(data), _probe_gaps(data), _upgrades(data), _drills(data), _doctor(data), _files(data)]
@@ -133,41 +136,60 @@ def _counts(data: dict[str, Any]) -> dict[str, int]:
     return {s: sum(1 for t in tests if t["status"] == s) for s in ("passed", "failed", "error", "skipped")}
 
 
+def _stage_name(stage: dict[str, Any]) -> str:
+    """A stage as the reason names it: with the task that ran it when that is another one."""
+    task = stage.get("task")
+    return f"{stage['name']} (invoke {task})" if task and task != stage["name"] else stage["name"]
+
+
 def reason(data: dict[str, Any]) -> str:
-    """The verdict's reason in one line."""
-    verdict = data.get("verdict", "failed")
-    error = (data.get("exit") or {}).get("error", "")
-    failed_stages = [s["name"] for s in data.get("stages", []) if s.get("status") == "failed"]
+    """The verdict's reason in one line, from the same judgement as the verdict."""
+    judged = judge(data)
+    verdict = judged["verdict"]
+    error = judged["exit"].get("error", "") or (data.get("exit") or {}).get("error", "")
     c = _counts(data)
     total = sum(c.values())
-    if verdict == "passed":
+    done, planned = progress(data)
+    if verdict in ("passed", "running"):
         skipped = f", {c['skipped']} skipped" if c["skipped"] else ""
-        return f"every stage passed; {c['passed']} tests passed{skipped}, none failed" if total \
-            else "every stage passed"
+        tests = f"{c['passed']} tests passed{skipped}, none failed" if total else ""
+        if verdict == "running":
+            return f"run in progress: {done} of {planned} stages done; nothing failed so far" + \
+                (f" ({tests})" if tests else "")
+        return f"every stage passed; {tests}" if total else "every stage passed"
     bits = []
-    if failed_stages:
-        bits.append(f"failed at {', '.join(failed_stages)}")
-    bad = c["failed"] + c["error"]
+    if verdict in ("interrupted", "terminated", "crashed") and error:
+        bits.append(error.splitlines()[0] + (f" in invoke {judged['task']}" if judged["task"] else ""))
+    if judged["failed_stages"]:
+        bits.append(f"failed at {', '.join(dict.fromkeys(_stage_name(s) for s in judged['failed_stages']))}")
+    bad = len(judged["bad_tests"])
     if bad:
-        first = next(t for t in data.get("tests", []) if t["status"] in ("failed", "error"))
+        first = judged["bad_tests"][0]
         more = f" (and {bad - 1} more)" if bad > 1 else ""
-        bits.append(f"{bad} of {total} tests failed: {headline_of(first)}{more}")
-    if error and not bad:
+        where = f"{first['name']}, invoke {first['task']}" if first.get("task") else first["name"]
+        bits.append(f"{bad} of {total} tests failed: {headline_of(first)} ({where}){more}")
+    if error and not bad and not bits:
         bits.append(error.splitlines()[0])
+    if data.get("open"):
+        bits.append(f"run in progress: {done} of {planned} stages done")
     return "; ".join(bits) or error or verdict
 
 
 def _verdict(data: dict[str, Any]) -> str:
-    verdict = data.get("verdict", "failed")
+    judged = judge(data)
+    verdict = judged["verdict"]
     cls = STATUS_CLASS.get(verdict, "bad")
     lane = data.get("lane") or {}
+    tasks = data.get("tasks") or []
+    code = judged["exit"].get("code", "?")
     facts = [f"{data.get('cluster', '')}", f"{lane.get('suite', '')} suite" if lane.get("suite") else "",
              f"calico: {data.get('calico', 'unknown')}", seconds(data.get("seconds")), _when(data.get("started")),
-             f"exit {(data.get('exit') or {}).get('code', '?')}"]
+             ("tasks: " + ", ".join(t["task"] for t in tasks)) if len(tasks) > 1 else "",
+             f"exit {code}" + (f" (invoke {judged['task']})" if len(tasks) > 1 and judged["task"] else "")]
     spans = "".join(f"<span>{_e(f)}</span>" for f in facts if f)
     return (f'<h1>calicolab run report</h1><section id="verdict" class="verdict {cls}" data-verdict="{_e(verdict)}">'
             f'<span class="word">{_e(HEADLINE.get(verdict, verdict.upper()))}</span>'
-            f'<span class="why">{_e(_cut(reason(data), 220))}</span><div class="facts">{spans}</div></section>')
+            f'<span class="why">{_e(_cut(reason(data), 320))}</span><div class="facts">{spans}</div></section>')
 
 
 def _links(paths: list[str], limit: int = 40, open_: bool = True) -> str:
@@ -207,17 +229,18 @@ def _failures(data: dict[str, Any]) -> str:
         cards.append(f'<div class="card fail test-failure" data-test="{_e(t["name"])}">'
                      f'<div class="title">{_e(t["name"])}</div>'
                      f'<div class="where">{_e(t.get("classname", ""))} · {_e(t.get("junit", ""))} · '
+                     f'{_e("invoke " + t["task"] + " · " if t.get("task") else "")}'
                      f'{seconds(t.get("seconds"))}</div><pre class="message">{_e(headline)}</pre>{body}'
                      f'{_links(t.get("attachments", []))}{trace}</div>')
     explained = bool(cards)
     for s in data.get("stages", []):
-        if s.get("status") != "failed" or (explained and s["name"] == "verify"):
+        if s.get("status") not in ("failed", "refused") or (explained and s["name"] == "verify"):
             continue  # a failed verify stage is the failed tests above
         cards.append(f'<div class="card fail stage-failure" data-stage="{_e(s["name"])}">'
-                     f'<div class="title">stage {_e(s["name"])} failed</div>'
+                     f'<div class="title">stage {_e(_stage_name(s))} {_e(s["status"])}</div>'
                      f'<pre class="message">{_e(s.get("detail", ""))}</pre>{_links(s.get("attachments", []))}</div>')
     error = (data.get("exit") or {}).get("error", "")
-    if not cards and data.get("verdict") not in (None, "passed") and error:
+    if not cards and data.get("verdict") not in (None, "passed", "running") and error:
         cards.append(f'<div class="card fail run-failure"><div class="title">{_e(data["verdict"])} before any '
                      f'stage finished</div><pre class="message">{_e(error)}</pre></div>')
     if not cards:
@@ -281,7 +304,7 @@ def timeline_rows(data: dict[str, Any]) -> list[tuple[str, list[dict]]]:
                                       "status": "failed" if p["failures"] + p["errors"] else "passed"}
                                      for p in passes]))
     for p in passes:  # a pass run one test at a time: its tests in order (fault injection, rehearsals)
-        tests = [t for t in data.get("tests", []) if t["junit"] == p["junit"] and t.get("start") is not None]
+        tests = [t for t in data.get("tests", []) if _of_pass(t, p) and t.get("start") is not None]
         if tests:
             rows.append((p["name"], [{"label": t["name"], "start": t["start"], "seconds": t["seconds"],
                                       "status": t["status"]} for t in tests]))
@@ -352,13 +375,24 @@ def _stages(data: dict[str, Any]) -> str:
     stages = data.get("stages", [])
     if not stages:
         return ""
-    rows = [(_e(s["name"]), pill(s.get("status", "")), seconds(s.get("seconds")),
+    tasks = any(s.get("task") for s in stages)
+    rows = [(f'<span class="stage" data-stage="{_e(s["name"])}" data-task="{_e(s.get("task", ""))}" '
+             f'data-status="{_e(s.get("status", ""))}">{_e(s["name"])}</span>',
+             *((f'<code>invoke {_e(s.get("task", ""))}</code>',) if tasks else ()),
+             pill(s.get("status", "")), seconds(s.get("seconds")),
              (f"<pre>{_e(s.get('detail', ''))}</pre>" if s.get("detail") else "")
              + _links(s.get("attachments", []), open_=False)) for s in stages]
     total = sum(float(s.get("seconds") or 0) for s in stages)
-    rows.append(("<b>total</b>", pill(data.get("verdict", "")), f"<b>{seconds(total)}</b>", ""))
-    table = _table(("stage", "result", "duration", "detail"), rows, numeric=(2,))
+    rows.append(("<b>total</b>", *(("",) if tasks else ()), pill(data.get("verdict", "")),
+                 f"<b>{seconds(total)}</b>", ""))
+    head = ("stage", "task", "result", "duration", "detail") if tasks else ("stage", "result", "duration", "detail")
+    table = _table(head, rows, numeric=(3 if tasks else 2,))
     return f'<section id="stages"><h2>Stages</h2>{table}</section>'
+
+
+def _of_pass(test: dict[str, Any], pass_: dict[str, Any]) -> bool:
+    # A JUnit file's name repeats when a run verifies twice: the task tells the passes apart.
+    return test["junit"] == pass_["junit"] and test.get("task_no") == pass_.get("task_no")
 
 
 def _test_rows(tests: list[dict]) -> str:
@@ -376,13 +410,15 @@ def _tests(data: dict[str, Any]) -> str:
         return ""
     out = ['<section id="tests"><h2>Tests</h2>']
     for p in data.get("passes", []):
-        mine = [t for t in tests if t["junit"] == p["junit"]]
+        mine = [t for t in tests if _of_pass(t, p)]
         bad = [t for t in mine if t["status"] in ("failed", "error")]
         skipped = [t for t in mine if t["status"] == "skipped"]
         passed = sorted((t for t in mine if t["status"] == "passed"), key=lambda t: (t["classname"], t["name"]))
         summary = (f"{len(passed)} passed, {len(bad)} failed, {len(skipped)} skipped "
                    f"in {seconds(p['seconds'])}")
-        out.append(f'<h3>{_e(p["name"])} <span class="muted">({_e(p["junit"])}: {summary})</span></h3>')
+        task = f"invoke {p['task']}, " if p.get("task") else ""
+        out.append(f'<h3 class="pass" data-junit="{_e(p["junit"])}" data-task="{_e(p.get("task", ""))}">'
+                   f'{_e(p["name"])} <span class="muted">({_e(task)}{_e(p["junit"])}: {summary})</span></h3>')
         if bad:
             out.append(_test_rows(bad))
         for group, word in ((skipped, "skipped"), (passed, "passed")):

@@ -33,7 +33,7 @@ def add_junit_properties(xml_path: Path, properties: dict[str, str]) -> None:
 class StageRecord:
     name: str
     seconds: float = 0.0
-    status: str = "pending"  # passed | failed | skipped | pending
+    status: str = "pending"  # passed | failed | refused | skipped | pending
     detail: str = ""
     attachments: list[str] = field(default_factory=list)  # failure artifacts (calicolab/report/artifacts.py)
     started: float = 0.0  # epoch seconds, for the run page's timeline
@@ -77,8 +77,8 @@ class RunReport:
         cases = []
         for s in self.stages:
             case = TestCase(s.name, classname=f"{self.cluster}.lifecycle", elapsed_sec=s.seconds)
-            if s.status == "failed":
-                case.add_failure_info(message=s.detail.splitlines()[0] if s.detail else "failed",
+            if s.status in ("failed", "refused"):  # a refused task did not do what it was asked
+                case.add_failure_info(message=s.detail.splitlines()[0] if s.detail else s.status,
                                       output=s.detail)
             elif s.status in ("skipped", "pending"):
                 case.add_skipped_info(s.detail or "not run")

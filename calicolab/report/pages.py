@@ -10,18 +10,40 @@ from pathlib import Path
 from typing import Any
 
 from calicolab.core.errors import UserError
-from calicolab.report import history, html, run_data
+from calicolab.report import history, html, run_data, run_record
 
 HISTORY_PAGE = "history.html"
 
 
 def write_run_page(folder: Path, base: dict[str, Any] | None = None) -> tuple[dict[str, Any], Path]:
-    """Gather the run JSON (calicolab/report/run_data.py), write run.json and index.html."""
-    data = run_data.collect(folder, base)
+    """Gather the run JSON (calicolab/report/run_data.py), write run.json and index.html. A run
+    record that spans tasks (calicolab/report/run_record.py) is shown again as it is: its tests
+    were read when each task ended (a later task may have rewritten the JUnit file since)."""
+    record = run_record.read(folder)
+    if base is None and run_record.is_record(record):
+        data = dict(record)
+        data["files"] = sorted({*data.get("files", []), *data.get("sources", []), *run_data.OWN_FILES})
+        data["files"] = [f for f in data["files"] if (folder / f).is_file()]
+        judged = run_record.judge(data)
+        data["verdict"], data["exit"] = judged["verdict"], judged["exit"]
+    else:
+        data = run_data.collect(folder, base)
+    return data, _write(folder, data)
+
+
+def _write(folder: Path, data: dict[str, Any]) -> Path:
     run_data.write(folder, data)
     page = folder / run_data.INDEX
     page.write_text(html.run_page(data))
-    return data, page
+    return page
+
+
+def write_task(folder: Path, facts: dict[str, Any], run_id: str | None, task: str, task_no: int | None,
+               closes: bool) -> tuple[dict[str, Any], int, Path]:
+    """A task that ended joins its run's record (or starts one): run.json and index.html again;
+    (the record, the task's number in it, the page)."""
+    data, task_no = run_record.add_task(folder, facts, run_id, task, task_no, closes)
+    return data, task_no, _write(folder, data)
 
 
 def _tests_cell(counts: dict[str, int]) -> str:
@@ -118,13 +140,25 @@ def regenerate(folder: Path) -> Path:
     return write_run_page(folder)[1]
 
 
+def save_doctor(folder: Path, doctor: dict[str, Any]) -> Path:
+    """doctor.json beside the run's reports (a doctor task's end adds it to the run's record)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "doctor.json"
+    path.write_text(json.dumps(doctor, indent=2) + "\n")
+    return path
+
+
 def add_doctor(folder: Path, doctor: dict[str, Any]) -> Path | None:
     """Keep `invoke doctor`'s findings beside the run's reports and show them on its page (when
     the folder has a run page to add them to)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "doctor.json").write_text(json.dumps(doctor, indent=2) + "\n")
+    save_doctor(folder, doctor)
     if not (folder / run_data.RUN_JSON).is_file():
         return None
+    record = run_record.read(folder)
+    if run_record.is_record(record):  # findings outside a task of the run: shown, and judged
+        record["doctor"] = doctor
+        record["sources"] = sorted({*record.get("sources", []), "doctor.json"})
+        run_data.write(folder, record)
     return write_run_page(folder)[1]
 
 

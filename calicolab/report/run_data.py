@@ -102,12 +102,22 @@ def read_json(path: Path) -> Any:
         return None
 
 
-def _fresh(path: Path, started: float | None, sources: list[str] | None = None, later: bool = False) -> bool:
+def stamp(path: Path) -> str:
+    """A file's version: its name's content changes with it (a task that rewrites it)."""
+    st = path.stat()
+    return f"{st.st_mtime_ns}:{st.st_size}"
+
+
+def _fresh(path: Path, started: float | None, sources: list[str] | None = None, later: bool = False,
+           seen: dict[str, str] | None = None) -> bool:
     """Whether a file is this run's. When the lifecycle writes the page, by its time; again later
     (`invoke report`, reports copied or checked out, their times lost), by run.json's list of the
     files it was made from, plus for `later` files (the doctor, a rehearsal run on the kept
-    cluster after the run) those written since."""
+    cluster after the run) those written since. A file an earlier task of the run already read
+    (seen: name -> stamp) is that task's, however soon after it this one began."""
     if not path.is_file():
+        return False
+    if seen and seen.get(path.name) == stamp(path):
         return False
     newer = started is None or path.stat().st_mtime >= started - MTIME_SLACK
     if sources is None:
@@ -234,9 +244,9 @@ def _stage_starts(stages: list[dict], started: float | None) -> list[dict]:
     return stages
 
 
-def collect(folder: Path, base: dict[str, Any] | None = None) -> dict[str, Any]:
+def collect(folder: Path, base: dict[str, Any] | None = None, seen: dict[str, str] | None = None) -> dict[str, Any]:
     """The run JSON of the reports folder: the lifecycle's facts (base, else run.json, else
-    timings.json) plus what the files of this run hold."""
+    timings.json) plus what the files of this run hold (not those in seen: read already)."""
     data = dict(base or read_json(folder / RUN_JSON) or {})
     sources = None if base else data.get("sources")
     if not data:
@@ -254,7 +264,7 @@ def collect(folder: Path, base: dict[str, Any] | None = None) -> dict[str, Any]:
         stage["attachments"] = [relative(p, folder) for p in stage.get("attachments", [])]
     passes, tests = [], []
     for xml in sorted(folder.glob("e2e*.xml"), key=lambda p: (p.stat().st_mtime, p.name)):
-        if not _fresh(xml, started, sources):
+        if not _fresh(xml, started, sources, seen=seen):
             continue
         p, t = read_junit(xml, folder, started)
         for one in p:
@@ -266,21 +276,24 @@ def collect(folder: Path, base: dict[str, Any] | None = None) -> dict[str, Any]:
         tests += t
     data["passes"], data["tests"] = passes, tests
     used = [p["junit"] for p in passes]
-    upgrade = read_json(folder / "upgrade.json") if _fresh(folder / "upgrade.json", started, sources, True) else None
+    upgrade = read_json(folder / "upgrade.json") if _fresh(folder / "upgrade.json", started, sources, True, seen) \
+        else None
     data["upgrade"] = upgrade if isinstance(upgrade, list) else []
     if data["upgrade"]:  # each member's versions before and after, hop by hop
         data["versions"] = dict(data.get("versions") or {})
         data["versions"]["members"] = [
             {k: hop.get(k) for k in ("node", "component", "before", "after", "seconds", "gate")}
             for rehearsal in data["upgrade"] for hop in rehearsal.get("hops", [])]
-    drills = read_json(folder / "drills.json") if _fresh(folder / "drills.json", started, sources, True) else None
+    drills = read_json(folder / "drills.json") if _fresh(folder / "drills.json", started, sources, True, seen) \
+        else None
     data["drills"] = drills if isinstance(drills, list) else []
     used += ["drills.json"] if data["drills"] else []
-    doctor = read_json(folder / "doctor.json") if _fresh(folder / "doctor.json", started, sources, True) else None
+    doctor = read_json(folder / "doctor.json") if _fresh(folder / "doctor.json", started, sources, True, seen) \
+        else None
     data["doctor"] = doctor if isinstance(doctor, dict) else None
     for key, name in (("connectivity", "connectivity.json"), ("probe_gaps", "probes.json"),
                       ("events", "events.json")):
-        found = read_json(folder / name) if _fresh(folder / name, started, sources) else None
+        found = read_json(folder / name) if _fresh(folder / name, started, sources, seen=seen) else None
         data[key] = found if isinstance(found, list) else data.get(key) or []
         used += [name] if isinstance(found, list) else []
     for gap in data["probe_gaps"]:

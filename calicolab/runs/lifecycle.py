@@ -4,7 +4,9 @@ Each stage is safe to repeat, keeps its state in the run folder, and is timed in
 report; asking for a later stage runs the missing earlier ones. Whatever way a task ends (passed,
 a failed stage, a refusal before the first stage, Ctrl-C, SIGTERM, a crash), finish() writes the
 lifecycle JUnit, timings.json, the run JSON and the run page (calicolab/report/pages.py), and an
-e2e run appends its line to the history (calicolab/report/history.py).
+e2e run appends its line to the history (calicolab/report/history.py). Tasks typed one after the
+other (`invoke up`, `provision`, `verify`, `destroy`) are one run: begin() joins the run open in
+the run folder, and the record and page speak for all its tasks (calicolab/report/run_record.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from calicolab.core.remote import Node
 from calicolab.core.state import calico_label
 from calicolab.infra import images, kvm, lab, libvirt_host, mirror, preflight, vm_box, vm_debian
 from calicolab.infra.vagrant_env import VagrantCluster
-from calicolab.report import artifacts, history, leak_scan, pages, run_data
+from calicolab.report import artifacts, history, leak_scan, pages, run_data, run_record
 from calicolab.report.junit import RunReport, StageRecord
 from calicolab.runs import passes
 from calicolab.stack import upstream
@@ -36,6 +38,9 @@ from provision import run as provisioning
 DESTROY_POLICIES = ("always", "passing", "never")
 # Stages whose failure is worth the nodes' journals, etcd's view, BGP, routes... (artifacts.py)
 ARTIFACT_STAGES = ("provision", "idempotence", "verify")
+# Tasks that start a run of their own, and tasks that close the run (run_record.py).
+STARTS_RUN = ("e2e",)
+CLOSES_RUN = ("destroy", "e2e")
 
 
 class Lifecycle:
@@ -57,6 +62,32 @@ class Lifecycle:
             "name": os.environ.get("CALICOLAB_LANE") or cfg.prefix, "prefix": cfg.prefix,
             "subnet": cfg.subnet, "provider": cfg.provider, "etcd_tls": str(cfg.etcd_tls).lower()}
         self.command = ""
+        self.run_id: str | None = None  # the run this task belongs to (begin())
+        self._task_no: int | None = None  # this task's place in the run's record, once written
+
+    # -- the run this task belongs to -------------------------------------------------------
+    def begin(self, task: str) -> None:
+        """This task joins the run open in the run folder, or starts a new one: the reports folder's
+        files of an earlier run are moved aside first, so none of them is taken for this run's."""
+        self.command = task
+        self.report.started = time.time()
+        folder = self.cfg.reports_path
+        open_id = state.read(self.cfg).get("run_id")
+        if task not in STARTS_RUN and open_id and run_record.joins(folder, open_id):
+            self.run_id = open_id
+            return
+        self.run_id = run_record.new_run_id()
+        try:
+            moved = run_record.move_aside(folder)
+        except OSError as err:  # an unwritable folder is said when the reports are written
+            self.say(f"    earlier run's reports not moved aside: {folder} ({err.strerror})")
+            moved = None
+        if moved:
+            self.say(f"    an earlier run's reports moved to {moved}")
+        try:
+            state.update(self.cfg, run_id=self.run_id)
+        except OSError:  # an unusable run folder is refused by the first stage's checks, in one line
+            pass
 
     # -- bookkeeping -------------------------------------------------------------------
     @contextmanager
@@ -104,7 +135,9 @@ class Lifecycle:
             # Refused or stopped outside any stage: the JUnit still says so (a refusal with no
             # test case would look like nothing ran, and CI would upload nothing to look at).
             name = "preflight" if not [s for s in self.report.stages if s.name != "destroy"] else "lifecycle"
-            record = StageRecord(name, status="failed", detail=error, started=round(time.time(), 2))
+            # A refusal is its own result: a run that joined it is not thereby failed.
+            record = StageRecord(name, status="refused" if verdict == "refused" else "failed", detail=error,
+                                 started=round(time.time(), 2))
             self.report.stages.insert(0 if name == "preflight" else len(self.report.stages), record)
         self.say("")
         self.say(self.report.table())
@@ -146,9 +179,19 @@ class Lifecycle:
 
     def _write_page(self, verdict: str, error: str, code: int, unwinding: bool) -> None:
         folder = self.cfg.reports_path
+        closes = self.command in CLOSES_RUN or not self.command  # a lifecycle no task began is a run alone
+        if self.run_id is None:  # ... that joins no other (a benchmark's lifecycles)
+            self.run_id = run_record.new_run_id()
         try:
-            data, page = pages.write_run_page(folder, self.run_facts(verdict, error, code))
-            self.say(f"run page: {page}")
+            data, self._task_no, page = pages.write_task(folder, self.run_facts(verdict, error, code), self.run_id,
+                                                         self.command or "lifecycle", self._task_no, closes)
+            self.run_id = data["run_id"]
+            if len(data.get("tasks", [])) > 1:  # the lifecycle JUnit and timings of the whole run
+                whole_run_report(data, folder).write(folder)
+            if closes and self.command and state.read(self.cfg).get("run_id") == self.run_id:
+                state.clear(self.cfg, "run_id")
+            self.say(f"run page: {page}" + (f" ({data['verdict']}: {len(data['tasks'])} tasks of this run)"
+                                            if len(data.get("tasks", [])) > 1 else ""))
             if self.command == "e2e":
                 history.append(self.cfg.history_path, history.entry(data, folder))
         except OSError as err:
@@ -316,7 +359,7 @@ class Lifecycle:
             idempotence: bool = True) -> bool:
         """The whole sequence; the destroy policy is enforced whatever happens, and the reports
         are written whatever happens (a refused flag too)."""
-        self.command = "e2e"
+        self.begin("e2e")
         self.lane.update(suite=suite, destroy=destroy, pytest_args=" ".join(pytest_args or []),
                          idempotence=str(idempotence).lower())
         try:
@@ -376,18 +419,36 @@ def reports_folder(flag: str | None, environ: dict[str, str] | None = None) -> P
     return path if path.is_absolute() else ROOT / path
 
 
-def write_refusal(folder: Path, error: str, say: Callable[[str], None] = print) -> None:
-    """The reports of a run refused before it had a configuration (a malformed flag or
-    cluster.yaml): a lifecycle JUnit with one failed `preflight` case, run.json, index.html."""
+def whole_run_report(data: dict, folder: Path) -> RunReport:
+    """The lifecycle JUnit and timings of a run's record: every stage of every task."""
+    def stage(s: dict) -> StageRecord:
+        paths = [p if Path(p).is_absolute() else str(folder / p) for p in s.get("attachments", [])]
+        return StageRecord(s["name"], float(s.get("seconds") or 0), s.get("status", ""),
+                           s.get("detail", ""), paths, float(s.get("started") or 0))
+    return RunReport(cluster=str(data.get("cluster", "?")), provider=str(data.get("provider", "?")),
+                     calico=data.get("calico", "unknown"), calico_seen=data.get("calico_seen", ""),
+                     stages=[stage(s) for s in data.get("stages", [])])
+
+
+def write_refusal(folder: Path, error: str, say: Callable[[str], None] = print, task: str = "") -> None:
+    """The reports of a task refused before it had a configuration (a malformed flag or
+    cluster.yaml): a lifecycle JUnit with one refused `preflight` case, run.json, index.html. A
+    run open in that folder gets the refusal as one of its tasks; otherwise it is a run alone."""
     report = RunReport(cluster="?", provider="?",
-                       stages=[StageRecord("preflight", status="failed", detail=error, started=round(time.time(), 2))])
+                       stages=[StageRecord("preflight", status="refused", detail=error, started=round(time.time(), 2))])
     try:
+        joined = run_record.joins(folder, None)
+        if not joined:
+            run_record.move_aside(folder)
         report.write(folder)
         facts = {"verdict": "refused", "exit": {"code": 2, "error": error},
                  "started": round(report.started, 2), "finished": round(time.time(), 2), "seconds": 0.0,
                  "cluster": "?", "provider": "?", "calico": "unknown", "calico_label": calico_label("unknown"),
                  "lane": {}, "versions": {}, "machine": run_data.machine(),
                  "stages": [vars(s) for s in report.stages]}
-        say(f"run page: {pages.write_run_page(folder, facts)[1]}")
+        data, _, page = pages.write_task(folder, facts, None, task or "?", None, closes=not joined)
+        if joined:
+            whole_run_report(data, folder).write(folder)
+        say(f"run page: {page}")
     except OSError as err:
         say(f"reports not written: {folder} ({err.strerror})")

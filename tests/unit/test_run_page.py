@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from calicolab.core import config
+from calicolab.core import config, state
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.paths import ROOT
 from calicolab.report import html, pages, run_data
@@ -232,3 +232,131 @@ def test_the_doctors_findings_join_the_run_page(tmp_path):
     section = page[page.index('id="doctor"'):]
     assert "BGP mesh" in section and "TCP 179 dropped" in section and "remove the DROP rule" in section
     assert json.loads((folder / "run.json").read_text())["sources"] == ["doctor.json"]
+
+
+# -- a run spans tasks: `invoke up`, `provision`, `verify`, `destroy` typed one after the other --
+def _task(tmp_path, name: str, body=None, **settings):
+    """One task as tasks.py runs it: a lifecycle of its own that begins (joins the run open in the
+    run folder), runs its stage and finishes; body raises to fail the stage."""
+    cfg, lc = _lifecycle(tmp_path, **settings)
+    lc.begin(name)
+    try:
+        with lc.stage(name):
+            if body:
+                body(cfg)
+    except StageFailed:
+        pass  # the task's exit; its reports are what is looked at here
+    finally:
+        lc.finish()
+    return cfg
+
+
+def _failing_verify(tmp_path):
+    def body(_cfg):
+        _pytest_junit(tmp_path)  # pytest's own JUnit: test_bgp_is_established fails, test_fine passes
+        raise StageFailed("e2e tests failed: read-only checks (pytest exit 1)")
+    return body
+
+
+def _seen(cfg):  # what provisioning records after inspecting the node
+    state.update(cfg, calico_source="double", calico_seen="image calicolab/calico-node-double:v2.6.1")
+
+
+def _destroyed(cfg):  # what destroy clears
+    state.clear(cfg, "calico_source", "calico_seen")
+
+
+def test_a_failed_verify_then_a_passed_destroy_is_a_failed_run(tmp_path):
+    _task(tmp_path, "up")
+    _task(tmp_path, "provision", _seen)
+    _task(tmp_path, "verify", _failing_verify(tmp_path))
+    cfg = _task(tmp_path, "destroy", _destroyed)
+    data = json.loads((cfg.reports_path / "run.json").read_text())
+    # The destroy task passed, but the run it closed did not.
+    assert data["verdict"] == "failed" and data["exit"]["code"] == 1 and data["open"] is False
+    assert [(s["name"], s["task"], s["status"]) for s in data["stages"]] == [
+        ("up", "up", "passed"), ("provision", "provision", "passed"), ("verify", "verify", "failed"),
+        ("destroy", "destroy", "passed")]
+    assert [t["task"] for t in data["tasks"]] == ["up", "provision", "verify", "destroy"]
+    assert {(t["name"], t["status"], t["task"]) for t in data["tests"]} == {
+        ("test_bgp_is_established", "failed", "verify"), ("test_fine", "passed", "verify")}
+    assert data["calico"] == "double" and data["calico_task"] == "provision"  # seen when it was seen
+    page = (cfg.reports_path / "index.html").read_text()
+    band = page[page.index('id="verdict"'):page.index("</section>")]
+    assert 'data-verdict="failed"' in band and ">FAILED<" in band
+    # The reason names the failed stage and the first failing check: the check's own first line
+    # (e2e/expect.py's fail(): `what`, then expected / seen / likely cause) and the test.
+    assert ("failed at verify; 1 of 2 tests failed: node1: BGP session to peer 192.168.223.130 "
+            "(test_bgp_is_established, invoke verify)") in band
+    assert "calico: double" in band and "exit 1 (invoke verify)" in band
+    assert 'data-test="test_bgp_is_established"' in page  # the failure card
+    for stage, task in (("up", "up"), ("verify", "verify"), ("destroy", "destroy")):
+        assert f'data-stage="{stage}" data-task="{task}"' in page
+    # The lifecycle JUnit is the whole run's too.
+    cases = {c.get("name"): c.find("failure") is not None
+             for c in ET.parse(cfg.reports_path / "lifecycle.xml").iter("testcase")}
+    assert cases == {"up": False, "provision": False, "verify": True, "destroy": False}
+
+
+def test_the_band_is_judged_from_what_the_page_shows_not_from_the_last_task():
+    # A record whose stored verdict is the last task's (a passed destroy) above a failed test.
+    record = {"verdict": "passed", "exit": {"code": 0, "error": ""}, "stages": [
+        {"name": "verify", "status": "passed", "seconds": 3.0}, {"name": "destroy", "status": "passed"}],
+        "passes": [{"junit": "e2e.xml", "name": "read-only checks", "tests": 1, "failures": 1, "errors": 0,
+                    "skipped": 0, "seconds": 3.0, "start": None}],
+        "tests": [{"junit": "e2e.xml", "classname": "e2e.hosts", "name": "test_hosts[node2]", "status": "failed",
+                   "seconds": 1.0, "message": "node2: /etc/hosts entry for node1", "text": ""}]}
+    page = html.run_page(record)
+    assert 'data-verdict="failed"' in page and ">PASSED<" not in page
+    assert "1 of 1 tests failed: node2: /etc/hosts entry for node1 (test_hosts[node2])" in page
+
+
+def test_an_open_run_says_it_is_in_progress(tmp_path):
+    _task(tmp_path, "up")
+    cfg = _task(tmp_path, "provision", _seen)
+    data = json.loads((cfg.reports_path / "run.json").read_text())
+    assert data["open"] is True and data["verdict"] == "running"
+    page = (cfg.reports_path / "index.html").read_text()
+    assert 'data-verdict="running"' in page and "IN PROGRESS" in page
+    # up and provision done; verify and destroy of the manual loop ahead.
+    assert "run in progress: 2 of 4 stages done; nothing failed so far" in page
+    _task(tmp_path, "verify", _failing_verify(tmp_path))
+    page = (cfg.reports_path / "index.html").read_text()
+    assert 'data-verdict="failed"' in page and "run in progress: 3 of 4 stages done" in page
+
+
+def test_a_passing_loop_is_passed_with_every_tasks_stages(tmp_path):
+    _task(tmp_path, "up")
+    _task(tmp_path, "provision", _seen)
+    _task(tmp_path, "verify", lambda _cfg: _pytest_junit(tmp_path, "def test_fine():\n    pass\n"))
+    cfg = _task(tmp_path, "destroy", _destroyed)
+    data = json.loads((cfg.reports_path / "run.json").read_text())
+    assert data["verdict"] == "passed" and [s["task"] for s in data["stages"]] == [
+        "up", "provision", "verify", "destroy"]
+    page = (cfg.reports_path / "index.html").read_text()
+    assert 'data-verdict="passed"' in page and "every stage passed; 1 tests passed, none failed" in page
+
+
+def test_an_earlier_run_in_the_same_folder_is_moved_aside_not_mixed_in(tmp_path):
+    _task(tmp_path, "up")
+    _task(tmp_path, "verify", _failing_verify(tmp_path))
+    first = _task(tmp_path, "destroy", _destroyed)
+    assert (first.reports_path / "e2e.xml").is_file()
+    cfg = _task(tmp_path, "up")  # the next run
+    data = json.loads((cfg.reports_path / "run.json").read_text())
+    assert data["verdict"] == "running" and data["tests"] == [] and [t["task"] for t in data["tasks"]] == ["up"]
+    (earlier,) = (cfg.reports_path / "earlier").iterdir()
+    assert not (cfg.reports_path / "e2e.xml").exists() and (earlier / "e2e.xml").is_file()
+    assert json.loads((earlier / "run.json").read_text())["verdict"] == "failed"
+    assert "FAILED" in (earlier / "index.html").read_text()
+
+
+def test_a_regenerated_record_keeps_every_tasks_tests(tmp_path):
+    # `invoke report` shows the record again: the tests read when verify ended, not the JUnit
+    # file as a later task left it.
+    _task(tmp_path, "up")
+    _task(tmp_path, "verify", _failing_verify(tmp_path))
+    cfg = _task(tmp_path, "destroy", _destroyed)
+    (cfg.reports_path / "e2e.xml").unlink()
+    page = pages.regenerate(cfg.reports_path).read_text()
+    assert 'data-verdict="failed"' in page and 'data-test="test_bgp_is_established"' in page
