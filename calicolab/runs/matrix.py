@@ -122,10 +122,16 @@ def plan(base: ClusterConfig, lanes: list[Lane]) -> list[Lane]:
     return lanes
 
 
+CALLER_VARIABLES = frozenset(
+    ["CALICOLAB_IMAGE_NAMESPACE", "CALICOLAB_BOX_CACHE",
+     *(f"CALICOLAB_{key.upper()}" for key, where in config.OVERRIDABLE.items() if where[0] == "upstream")])
+
+
 def _env(base: ClusterConfig, lane: Lane) -> dict[str, str]:
-    # The lane's settings are its own; where the images and boxes live stays the caller's.
-    keep = ("CALICOLAB_IMAGE_NAMESPACE", "CALICOLAB_BOX_CACHE")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_") or k in keep}
+    # The lane's settings are its own; where the images and boxes live stays the caller's, and so
+    # do the site's upstream settings (mirror, proxy, lock, strict): a nightly's strict mode must
+    # reach every lane it starts.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_") or k in CALLER_VARIABLES}
     env.update({f"CALICOLAB_{k.upper()}": v for k, v in lane.settings.items()})
     env.update(CALICOLAB_PREFIX=lane.prefix, CALICOLAB_SUBNET=lane.subnet,
                CALICOLAB_RUN_DIR=str(lane.run_dir(base)), CALICOLAB_REPORTS_DIR=str(lane.reports_dir(base)),

@@ -32,6 +32,22 @@ def test_inline_lanes_and_their_environment(tmp_path):
     assert env["CALICOLAB_RUN_DIR"] == str(tmp_path / "run" / "lanes" / "lane1")
 
 
+def test_a_lane_keeps_the_sites_upstream_settings_and_strict_mode(tmp_path, monkeypatch):
+    # The nightly sets strict mode (and a site its mirror and proxy) for the whole job: every lane
+    # it starts must see them, while the caller's cluster settings stay out of the lanes.
+    base = config.load({"run_dir": str(tmp_path / "run"), "reports_dir": str(tmp_path / "rep")}, environ={})
+    lane = matrix.plan(base, matrix.parse_lanes("etcd=3.5.16"))[0]
+    monkeypatch.setenv("CALICOLAB_STRICT_ARTIFACTS", "true")
+    monkeypatch.setenv("CALICOLAB_REGISTRY_MIRROR", "https://harbor.example.com")
+    monkeypatch.setenv("CALICOLAB_HTTPS_PROXY", "http://proxy.example.com:3128")
+    monkeypatch.setenv("CALICOLAB_ETCD", "3.3.25")
+    env = matrix._env(base, lane)
+    assert env["CALICOLAB_STRICT_ARTIFACTS"] == "true"
+    assert env["CALICOLAB_REGISTRY_MIRROR"] == "https://harbor.example.com"
+    assert env["CALICOLAB_HTTPS_PROXY"] == "http://proxy.example.com:3128"
+    assert env["CALICOLAB_ETCD"] == "3.5.16"
+
+
 @pytest.mark.parametrize("spec,message", [
     ("nightly-unknown", "unknown lane set 'nightly-unknown'"),
     ("etcd=3.6.0", "lane lane1: etcd 3.6.0 refused: etcd 3.6 removed the v2 API"),
