@@ -36,6 +36,13 @@ def test_github_nightly_is_scheduled_fail_fast_off_and_keeps_reports():
         uses = {s.get("uses", "").split("@")[0] for s in always}
         assert {"actions/upload-artifact", "mikepenz/action-junit-report"} <= uses, name
     assert set(wf["jobs"]["vm"]["strategy"]["matrix"]["provider"]) == {"virtualbox", "libvirt"}
+    # The guide's own versions run every night on the CentOS VMs (guide [3]: etcd 3.3.11, docker 20.10.21),
+    # with the box cached outside the checkout.
+    assert "3.3.11" in wf["jobs"]["vm"]["strategy"]["matrix"]["etcd"]
+    assert "20.10.21" in wf["jobs"]["vm"]["strategy"]["matrix"]["docker"]
+    assert "CALICOLAB_BOX_CACHE" in wf["jobs"]["vm"]["env"]
+    gitlab_cells = yaml.safe_load(GITLAB.read_text())["vm"]["parallel"]["matrix"][0]
+    assert "20.10.21" in gitlab_cells["DOCKER"] and "3.3.11" in gitlab_cells["ETCD"]
     # Beside the CentOS cells, the Debian 12 box on libvirt (the flavour CI boots for real).
     assert wf["jobs"]["vm-debian"]["strategy"]["matrix"]["os"] == ["debian12"]
     assert "--provider libvirt --os ${{ matrix.os }}" in GITHUB.read_text()
