@@ -20,6 +20,7 @@ from calicolab.core import nodes as cluster_nodes
 from calicolab.core.errors import UserError
 from calicolab.core.state import calico_label
 from calicolab.report import artifacts
+from e2e import expect
 
 HERE = Path(__file__).resolve().parent
 # Folder -> the marker every test in it carries (and no test elsewhere carries).
@@ -58,12 +59,32 @@ def run_state() -> dict:
         pytest.fail(f"no run state ({state_json}): run `invoke up provision` first", pytrace=False)
 
 
+def guard_missing_commands(node) -> None:
+    """Every check reads node commands through this: a command that is missing or cannot run
+    (exit 127/126, sudo refused; CommandResult.cannot_run) fails the check there, naming the
+    command and the PATH, so no check reads its silence as the component's answer (an empty
+    `systemctl is-active` as "not running", say). Docker's own 126 is left to the check: `docker
+    exec` answers it while a container is stopping, which the fault pass watches on purpose."""
+    run = node.run
+
+    def checked(cmd: str, **kwargs):
+        __tracebackhide__ = True
+        result = run(cmd, **kwargs)
+        if result.cannot_run and not (result.program == "docker" and result.rc == 126):
+            raise expect.CheckFailed(result.missing_text())
+        return result
+
+    node.run = checked
+
+
 @pytest.fixture(scope="session")
 def nodes(cluster, run_state) -> dict:
     try:
         made = cluster_nodes.cluster_nodes(cluster, run_state.get("ssh"))
     except UserError as err:
         pytest.fail(str(err), pytrace=False)
+    for node in made.values():
+        guard_missing_commands(node)
     yield made
     cluster_nodes.close_all(made)
 
