@@ -126,8 +126,9 @@ def run_page(data: dict[str, Any]) -> str:
     data = {**data, "verdict": judge(data)["verdict"]}
     verdict = data["verdict"]
     title = f"{HEADLINE.get(verdict, verdict.upper())}: {data.get('cluster', '')} run {_when(data.get('started'))}"
-    parts = [_verdict(data), _failures(data), _what(data), _timeline_section(data), _stages(data), _tests(data),
-             _connectivity(data), _probe_gaps(data), _upgrades(data), _drills(data), _doctor(data), _files(data)]
+    parts = [_verdict(data), _earlier(data), _failures(data), _what(data), _timeline_section(data), _stages(data),
+             _tests(data), _connectivity(data), _probe_gaps(data), _upgrades(data), _drills(data), _doctor(data),
+             _files(data)]
     return _page(title, "\n".join(p for p in parts if p))
 
 
@@ -190,6 +191,20 @@ def _verdict(data: dict[str, Any]) -> str:
     return (f'<h1>calicolab run report</h1><section id="verdict" class="verdict {cls}" data-verdict="{_e(verdict)}">'
             f'<span class="word">{_e(HEADLINE.get(verdict, verdict.upper()))}</span>'
             f'<span class="why">{_e(_cut(reason(data), 320))}</span><div class="facts">{spans}</div></section>')
+
+
+def _earlier(data: dict[str, Any]) -> str:
+    """Earlier runs of this reports folder, moved aside (run_record.py): named, never mixed in."""
+    runs = data.get("earlier") or []
+    if not runs:
+        return ""
+    items = []
+    for r in runs[:5]:
+        verdict = r.get("verdict", "")
+        items.append(f'<li><a href="{_e(r["page"])}">{_e(r["name"])}</a> {pill(verdict, HEADLINE.get(verdict))} '
+                     f'<span class="muted">{_e(r.get("command", ""))}</span></li>')
+    return (f'<section id="earlier"><div class="muted">not this run: earlier runs in this folder, moved aside'
+            f'</div><ul>{"".join(items)}</ul></section>')
 
 
 def _links(paths: list[str], limit: int = 40, open_: bool = True) -> str:

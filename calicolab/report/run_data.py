@@ -37,6 +37,12 @@ Shape of run.json (schema 1); times are seconds, `start` is seconds after `start
   outages: {name: seconds}   (the history's outage figures: longest probe gap per step, traffic
                               lost during each rehearsal),
   files: [path]              (the run's own files in the folder, for links).
+A run that spans tasks (calicolab/report/run_record.py, schema 2) adds: run_id, open (true until
+destroy or e2e's end closes it), tasks: [{task, task_no, verdict, exit, started, finished, seconds,
+read: {file: version}}], calico_task (the task that saw the Calico named), and on every stage,
+pass, test, rehearsal, drill, connectivity step, probe gap and event its `task` and `task_no`;
+`verdict` and `exit` are then the run's (run_record.judge()), each task's own are in `tasks`,
+and the timeline's `start` is seconds after the run's first task started.
 Paths are relative to the reports folder where they lie inside it (the page links them).
 Expected and seen in connectivity rows are "ok" | "blocked" (anything else is shown as given).
 """

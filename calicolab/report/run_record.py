@@ -93,6 +93,18 @@ def move_aside(folder: Path) -> Path | None:
     return target
 
 
+def earlier_runs(folder: Path) -> list[dict[str, Any]]:
+    """The runs moved aside in folder, newest first: where their page is, and what they said."""
+    runs = []
+    base = folder / EARLIER
+    for path in sorted((p for p in base.iterdir() if p.is_dir()), reverse=True) if base.is_dir() else []:
+        data = read(path) or {}
+        runs.append({"page": f"{EARLIER}/{path.name}/{run_data.INDEX}", "name": path.name,
+                     "verdict": data.get("verdict", "unknown"), "command": data.get("command", ""),
+                     "started": data.get("started")})
+    return runs
+
+
 def _shift(items: list[dict], by: float) -> None:
     for item in items:
         if isinstance(item, dict) and item.get("start") is not None:
@@ -113,7 +125,8 @@ def add_task(folder: Path, facts: dict[str, Any], run_id: str | None, task: str,
         record = {"schema": SCHEMA, "kind": "run", "run_id": run_id or new_run_id(), "started": part["started"],
                   "tasks": [], "stages": [], "passes": [], "tests": [], "upgrade": [], "drills": [],
                   "connectivity": [], "probe_gaps": [], "events": [], "sources": [], "doctor": None,
-                  "calico": "unknown", "calico_seen": "", "calico_label": part.get("calico_label", "")}
+                  "calico": "unknown", "calico_seen": "", "calico_label": part.get("calico_label", ""),
+                  "earlier": earlier_runs(folder)}
     if task_no is None:
         task_no = len(record["tasks"])
     for key in ("tasks", "stages", "passes", "tests", "upgrade", "drills", "connectivity", "probe_gaps", "events"):
@@ -149,7 +162,7 @@ def add_task(folder: Path, facts: dict[str, Any], run_id: str | None, task: str,
     versions = dict(part.get("versions") or {})
     members = (record.get("versions") or {}).get("members", []) + versions.pop("members", [])
     record["versions"] = {**(record.get("versions") or {}), **versions, **({"members": members} if members else {})}
-    record["command"] = " ".join(f"invoke {t['task']}" for t in record["tasks"])
+    record["command"] = ", ".join(f"invoke {t['task']}" for t in record["tasks"])
     record["finished"] = part.get("finished")
     record["seconds"] = round(float(record["finished"] or record["started"]) - float(record["started"]), 1)
     record["open"] = not closes

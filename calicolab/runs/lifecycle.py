@@ -11,6 +11,7 @@ the run folder, and the record and page speak for all its tasks (calicolab/repor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -84,10 +85,9 @@ class Lifecycle:
             moved = None
         if moved:
             self.say(f"    an earlier run's reports moved to {moved}")
-        try:
+        # An unusable run folder is refused by the first stage's checks, in one line.
+        with contextlib.suppress(OSError):
             state.update(self.cfg, run_id=self.run_id)
-        except OSError:  # an unusable run folder is refused by the first stage's checks, in one line
-            pass
 
     # -- bookkeeping -------------------------------------------------------------------
     @contextmanager

@@ -32,3 +32,11 @@ def test_properties_added_to_a_pytest_junit(tmp_path):
     add_junit_properties(path, {"calico": "upstream"})
     prop = ET.parse(path).getroot().find("testsuite/properties/property")
     assert (prop.get("name"), prop.get("value")) == ("calico", "upstream")
+
+
+def test_a_refused_stage_is_a_failure_case_in_the_junit(tmp_path):
+    # A task refused (a bad flag) did not do what it was asked: CI must see a failure, not a pass.
+    report = RunReport("calicolab", "docker", stages=[StageRecord("preflight", 0.0, "refused", "unknown suite 'x'")])
+    xml_path, _ = report.write(tmp_path)
+    (case,) = ET.parse(xml_path).getroot().iter("testcase")
+    assert case.find("failure") is not None and case.find("failure").get("message") == "unknown suite 'x'"

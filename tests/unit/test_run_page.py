@@ -349,6 +349,10 @@ def test_an_earlier_run_in_the_same_folder_is_moved_aside_not_mixed_in(tmp_path)
     assert not (cfg.reports_path / "e2e.xml").exists() and (earlier / "e2e.xml").is_file()
     assert json.loads((earlier / "run.json").read_text())["verdict"] == "failed"
     assert "FAILED" in (earlier / "index.html").read_text()
+    page = (cfg.reports_path / "index.html").read_text()  # the earlier run is named as such, and linked
+    section = page[page.index('id="earlier"'):]
+    assert f'<a href="earlier/{earlier.name}/index.html">{earlier.name}</a>' in section
+    assert ">FAILED<" in section[:section.index("</section>")] and "run in progress: 1 of 4" in page
 
 
 def test_a_regenerated_record_keeps_every_tasks_tests(tmp_path):
@@ -360,3 +364,45 @@ def test_a_regenerated_record_keeps_every_tasks_tests(tmp_path):
     (cfg.reports_path / "e2e.xml").unlink()
     page = pages.regenerate(cfg.reports_path).read_text()
     assert 'data-verdict="failed"' in page and 'data-test="test_bgp_is_established"' in page
+
+
+def test_a_refused_task_joins_the_open_run_and_ctrl_c_still_names_the_run(tmp_path):
+    _task(tmp_path, "up")
+    cfg, lc = _lifecycle(tmp_path)
+    lc.begin("verify")
+    with pytest.raises(UserError):
+        try:
+            lc.verify(suite="nightly")  # refused before any stage
+        finally:
+            lc.finish()
+    data = json.loads((cfg.reports_path / "run.json").read_text())
+    assert [(t["task"], t["verdict"]) for t in data["tasks"]] == [("up", "passed"), ("verify", "refused")]
+    assert data["open"] is True and data["verdict"] == "refused"  # nothing failed: the refusal is the news
+    cfg, lc = _lifecycle(tmp_path)
+    lc.begin("provision")
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            with lc.stage("provision"):
+                raise KeyboardInterrupt
+        finally:
+            lc.finish()
+    data = json.loads((cfg.reports_path / "run.json").read_text())
+    # Ctrl-C explains the stage it broke: the run was interrupted, exit 130, as a lone task says.
+    assert (data["verdict"], data["exit"]["code"]) == ("interrupted", 130)
+    assert "interrupted (Ctrl-C) in invoke provision" in html.reason(data)
+
+
+def test_the_doctors_failures_in_a_run_fail_it(tmp_path):
+    _task(tmp_path, "up")
+
+    def doctor(cfg):
+        pages.save_doctor(cfg.reports_path, {"counts": {"PASS": 0, "WARN": 0, "FAIL": 1}, "findings": [
+            {"check": "BGP mesh", "node": "node1", "result": "FAIL", "seen": "Active", "diagnosis": {}}]})
+        raise StageFailed("1 check(s) failed: BGP mesh (node1)")
+
+    _task(tmp_path, "doctor", doctor)
+    cfg = _task(tmp_path, "destroy", _destroyed)
+    data = json.loads((cfg.reports_path / "run.json").read_text())
+    assert data["verdict"] == "failed" and data["doctor"]["findings"][0]["check"] == "BGP mesh"
+    page = (cfg.reports_path / "index.html").read_text()
+    assert "failed at doctor" in page and 'id="doctor"' in page
