@@ -1,17 +1,82 @@
-"""Fixtures for the Calico double's unit tests: an in-memory etcd v2 and a recording netdev."""
+"""Fixtures for the Calico double's unit tests: an in-memory etcd v2, a recording netdev, and the
+upstream oracles (golden outputs of the real Calico code, ../shared/oracles from the repo root)."""
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+# -- oracles ---------------------------------------------------------------------------------
+# Golden outputs computed by the real upstream code (issue 24). They live outside the repo; a
+# missing folder or file is a failure naming it, never a skip, so CI cannot pass without them.
+ORACLES_ENV = "CALICOLAB_ORACLES"
+
+
+def oracles_dir() -> Path:
+    override = os.environ.get(ORACLES_ENV, "").strip()
+    return Path(override) if override else REPO_ROOT.parent / "shared" / "oracles"
+
+
+@functools.cache
+def _load_oracle(filename: str) -> dict[str, Any] | str:
+    """The parsed oracle file, or the one-line reason it cannot be had."""
+    folder = oracles_dir()
+    if not folder.is_dir():
+        return f"oracle folder missing: {folder} (set {ORACLES_ENV} to the folder holding {filename})"
+    path = folder / filename
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return f"oracle file missing: {path}"
+    except (OSError, ValueError) as exc:
+        return f"oracle file unreadable: {path}: {exc}"
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        return f"oracle file has no 'cases' list: {path}"
+    return data
+
+
+def load_oracle(filename: str) -> dict[str, Any]:
+    """The oracle file's whole document; fails the calling test in one line when it is missing."""
+    data = _load_oracle(filename)
+    if isinstance(data, str):
+        pytest.fail(data, pytrace=False)
+    return data
+
+
+def oracle_params(filename: str, key: str = "cases") -> list[Any]:
+    """pytest.param per entry of the file's `key` list, id = its name, for @pytest.mark.parametrize.
+
+    When the file cannot be read, one param carrying the reason (a str); pass each value through
+    oracle_case() so that param fails with that line instead of the test silently vanishing."""
+    data = _load_oracle(filename)
+    if isinstance(data, str):
+        return [pytest.param(data, id=f"{filename}:unavailable")]
+    return [pytest.param(entry, id=str(entry.get("name", index))) for index, entry in enumerate(data[key])]
+
+
+def oracle_case(value: dict[str, Any] | str) -> dict[str, Any]:
+    if isinstance(value, str):
+        pytest.fail(value, pytrace=False)
+    return value
+
+
+@pytest.fixture
+def oracle() -> Callable[[str], dict[str, Any]]:
+    """oracle("calicoctl-get.json") -> the file's document, or the test fails naming what is missing."""
+    return load_oracle
+
 
 _etcd = importlib.import_module("calico_double.agent.etcd")
 EtcdConflict, EtcdKeyNotFound, EtcdNode = _etcd.EtcdConflict, _etcd.EtcdKeyNotFound, _etcd.EtcdNode
