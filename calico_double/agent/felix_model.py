@@ -55,8 +55,12 @@ def selector_set_id(selector: str) -> str:
     return "s:" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def ipset_name(set_id: str, temp: bool = False) -> str:
-    return ((IPSET_TEMP_PREFIX if temp else IPSET_MAIN_PREFIX) + set_id)[:IPSET_MAX_NAME]
+def ipset_name(set_id: str, temp: bool = False, ip_version: int = 4) -> str:
+    """ipsets/ipset_defs.go NameForMainIPSet/NameForTempIPSet: cali<v>- or cali<v>t, cut to 31.
+
+    The double programs IPv4 only; the IPv6 names are here so the naming is checked whole."""
+    prefix = IPSET_TEMP_PREFIX if temp else IPSET_MAIN_PREFIX
+    return (prefix.replace("4", str(ip_version), 1) + set_id)[:IPSET_MAX_NAME]
 
 
 # -- rules -----------------------------------------------------------------------------------------
@@ -165,6 +169,9 @@ class Settings:
     iptables_filter_allow_action: str = "ACCEPT"
     iptables_mangle_allow_action: str = "ACCEPT"
     disable_conntrack_invalid_check: bool = False
+    # IpInIpEnabled: rendered as felix does, but never read from etcd or the environment, since
+    # the double's startup refuses IPIP pools (no tunl0, no all-hosts IP set).
+    ipip_enabled: bool = False
     ignore_loose_rpf: bool = False
     max_ipset_size: int = 1048576
     failsafe_inbound_host_ports: tuple[ProtoPort, ...] = (ProtoPort("tcp", 22), ProtoPort("udp", 68))

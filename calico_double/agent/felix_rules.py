@@ -58,6 +58,10 @@ TW_PREFIX = "cali-tw-"
 FW_PREFIX = "cali-fw-"
 PRI_PREFIX = "cali-pri-"
 PRO_PREFIX = "cali-pro-"
+PI_PREFIX = "cali-pi-"  # policies are not modelled; their names are (rules/rule_defs.go)
+PO_PREFIX = "cali-po-"
+IPSET_ALL_HOSTS = "all-hosts"
+IPIP_TUNNEL = "tunl0"
 
 
 # -- rule text --------------------------------------------------------------------------------------
@@ -185,6 +189,10 @@ def profile_chain_name(prefix: str, profile: str) -> str:
     return length_limited(prefix, profile)
 
 
+def policy_chain_name(prefix: str, policy: str) -> str:
+    return length_limited(prefix, policy)
+
+
 # -- renderer ---------------------------------------------------------------------------------------
 class Renderer:
     def __init__(self, settings: Settings) -> None:
@@ -216,6 +224,9 @@ class Renderer:
 
     def filter_input(self) -> Chain:
         rules = [IptRule((mark_set(self.mark_accept),), ACCEPT)]
+        if self.s.ipip_enabled:
+            rules.append(IptRule(("-p 4", f"-m set ! --match-set {ipset_name(IPSET_ALL_HOSTS)} src"), DROP,
+                                 "Drop IPIP packets from non-Calico hosts"))
         for prefix in self.s.interface_prefixes:
             rules.append(IptRule((in_iface(prefix + "+"),), goto(WL_TO_HOST)))
         rules += [
@@ -410,6 +421,14 @@ class Renderer:
             f"-m set --match-set {ipset_name(IPSET_MASQ_POOLS)} src",
             f"-m set ! --match-set {ipset_name(IPSET_ALL_POOLS)} dst"), MASQUERADE),))
 
+    def nat_postrouting(self) -> Chain:
+        rules = [IptRule((), jump(FIP_SNAT)), IptRule((), jump(NAT_OUTGOING))]
+        if self.s.ipip_enabled:
+            # Traffic leaving by the tunnel with a non-local source takes the tunnel's address.
+            rules.append(IptRule((out_iface(IPIP_TUNNEL), "-m addrtype ! --src-type LOCAL --limit-iface-out",
+                                  "-m addrtype --src-type LOCAL"), MASQUERADE))
+        return Chain(NAT_POSTROUTING, tuple(rules))
+
     # raw and mangle (rules/static.go); no host endpoints, so their dispatch chains are empty
     def raw_prerouting(self) -> Chain:
         rules = [IptRule((), clear_mark(self.all_marks))]
@@ -482,7 +501,7 @@ def render_tables(model: Model) -> dict[str, TableSpec]:
 
     nat = TableSpec("nat", insert_mode=mode)
     nat.add(Chain(NAT_PREROUTING, (IptRule((), jump(FIP_DNAT)),)),
-            Chain(NAT_POSTROUTING, (IptRule((), jump(FIP_SNAT)), IptRule((), jump(NAT_OUTGOING)))),
+            r.nat_postrouting(),
             Chain(NAT_OUTPUT, (IptRule((), jump(FIP_DNAT)),)),
             Chain(FIP_DNAT), Chain(FIP_SNAT),
             r.nat_outgoing(any(p.masquerade for p in model.pools)))
