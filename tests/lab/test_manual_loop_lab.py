@@ -11,54 +11,16 @@ PASSED with all four tasks' stages. The check picked has nothing to do with cali
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import time
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
 from calicolab.core import shell
+import browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package to read the run page "
-                                "(`invoke setup --for tests` installs it; apt-get install chromium)")
+pytestmark = pytest.mark.skipif(browser.CHROMIUM is None, reason=browser.MISSING)
 CHECK = "test_etc_hosts_names_every_node"  # e2e/hosts/test_hosts.py: guide section 3, no calicoctl
 LOOP_TASKS = ["up", "provision", "verify", "destroy"]
-
-
-class Page(HTMLParser):
-    """The DOM Chromium rendered: every element's attributes, and the text inside each."""
-
-    VOID = {"br", "meta", "link", "img", "input", "hr", "rect", "line"}
-
-    def __init__(self, markup: str) -> None:
-        super().__init__()
-        self.elements: list[dict[str, str]] = []
-        self.texts: dict[int, list[str]] = {}
-        self._open: list[int] = []
-        self.feed(markup)
-
-    def handle_starttag(self, tag, attrs):
-        self.elements.append({"tag": tag, **{k: v or "" for k, v in attrs}})
-        if tag not in self.VOID:
-            self._open.append(len(self.elements) - 1)
-
-    def handle_endtag(self, tag):
-        while self._open and self.elements[self._open.pop()]["tag"] != tag:
-            pass
-
-    def handle_data(self, data):
-        for i in self._open:
-            self.texts.setdefault(i, []).append(data)
-
-    def having(self, attr: str, cls: str | None = None) -> list[dict[str, str]]:
-        return [e for e in self.elements if attr in e and (cls is None or cls in e.get("class", "").split())]
-
-    def text(self, element: dict[str, str]) -> str:
-        return " ".join(" ".join(self.texts.get(self.elements.index(element), [])).split())
 
 
 def _ok(res, code: int = 0) -> str:
@@ -68,22 +30,13 @@ def _ok(res, code: int = 0) -> str:
     return res.stdout
 
 
-def _open_in_chromium(page: Path, home: Path) -> Page:
-    args = [CHROMIUM, "--headless", "--disable-gpu", "--window-size=1280,1600", "--dump-dom", page.as_uri()]
-    if os.geteuid() == 0:  # Chromium refuses to run as root with its sandbox
-        args.insert(1, "--no-sandbox")
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(home)})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return Page(proc.stdout)
-
-
-def _stages(dom: Page) -> list[tuple[str, str, str]]:
+def _stages(dom: browser.Dom) -> list[tuple[str, str, str]]:
     return [(e["data-stage"], e["data-task"], e["data-status"]) for e in dom.having("data-task", "stage")]
 
 
-def _band(dom: Page) -> tuple[str, str]:
+def _band(dom: browser.Dom) -> tuple[str, str]:
     (band,) = [e for e in dom.elements if e.get("id") == "verdict"]
-    return band["data-verdict"], dom.text(band)
+    return band["data-verdict"], dom.text_in(band)
 
 
 def test_a_failing_manual_loop_is_a_failed_run_on_its_page(lane, tmp_path):
@@ -104,7 +57,7 @@ def test_a_failing_manual_loop_is_a_failed_run_on_its_page(lane, tmp_path):
     assert failed == [f"{CHECK}[node2]"], failed
     assert {p["name"] for p in data["passes"]} == {"read-only checks", "fault injection"}
 
-    dom = _open_in_chromium(lane.reports_dir / "index.html", tmp_path)
+    dom = browser.open_page(lane.reports_dir / "index.html", tmp_path)
     verdict, band = _band(dom)
     assert verdict == "failed", band
     assert band.startswith(f"FAILED failed at verify; 1 of 2 tests failed: node2: /etc/hosts entry for node1 "
@@ -127,7 +80,7 @@ def test_a_passing_manual_loop_is_passed_with_every_tasks_stages(lane, tmp_path)
     _ok(lane.invoke("verify", "--suite", "read-only", "--pytest-args", f"-k {CHECK}", timeout=900))
     _ok(lane.invoke("destroy", timeout=600))
 
-    dom = _open_in_chromium(lane.reports_dir / "index.html", tmp_path)
+    dom = browser.open_page(lane.reports_dir / "index.html", tmp_path)
     verdict, band = _band(dom)
     assert verdict == "passed", band
     assert band.startswith("PASSED every stage passed; 2 tests passed, none failed"), band

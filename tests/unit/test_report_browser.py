@@ -9,65 +9,22 @@ them the way `invoke report` makes it. The connectivity matrix has no producer y
 step in run_data's documented shape is added to show that the cells render.
 """
 
-import os
 import shutil
-import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from calicolab.report import pages
+import browser
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package "
-                                "(`invoke setup` installs it; apt-get install chromium)")
+pytestmark = pytest.mark.skipif(browser.CHROMIUM is None, reason=browser.MISSING)
 SAMPLE_CONNECTIVITY = ('[{"step": "after provision", "rows": ['
                        '{"src": "A", "dst": "B", "proto": "icmp", "expected": "ok", "seen": "ok"},'
                        '{"src": "B", "dst": "A", "proto": "icmp", "expected": "ok", "seen": "blocked"}]}]')
 
 
-class Dom(HTMLParser):
-    """Text by element id and by class, and every element's attributes, of the rendered DOM."""
-
-    def __init__(self, markup: str) -> None:
-        super().__init__()
-        self.elements: list[dict[str, str]] = []
-        self.text: dict[int, list[str]] = {}
-        self._open: list[int] = []
-        self.feed(markup)
-
-    VOID = {"br", "meta", "link", "img", "input", "hr", "rect", "line"}
-
-    def handle_starttag(self, tag, attrs):
-        self.elements.append({"tag": tag, **{k: v or "" for k, v in attrs}})
-        if tag not in self.VOID:
-            self._open.append(len(self.elements) - 1)
-
-    def handle_startendtag(self, tag, attrs):
-        self.elements.append({"tag": tag, **{k: v or "" for k, v in attrs}})
-
-    def handle_endtag(self, tag):
-        while self._open:
-            if self.elements[self._open.pop()]["tag"] == tag:
-                break
-
-    def handle_data(self, data):
-        for i in self._open:
-            self.text.setdefault(i, []).append(data)
-
-    def find(self, **attrs) -> list[int]:
-        def matches(el: dict[str, str]) -> bool:
-            return all((v in el.get(k.rstrip("_"), "").split()) if k == "class_" else el.get(k) == v
-                       for k, v in attrs.items())
-        return [i for i, el in enumerate(self.elements) if matches(el)]
-
-    def text_of(self, index: int) -> str:
-        return " ".join(" ".join(self.text.get(index, [])).split())
-
-
-def _render(tmp_path: Path, kind: str, connectivity: bool = False) -> tuple[Dom, Path]:
+def _render(tmp_path: Path, kind: str, connectivity: bool = False) -> tuple[browser.Dom, Path]:
     folder = tmp_path / kind
     shutil.copytree(FIXTURES / kind, folder)
     if connectivity:
@@ -76,16 +33,9 @@ def _render(tmp_path: Path, kind: str, connectivity: bool = False) -> tuple[Dom,
         run.write_text(run.read_text().replace('"sources": [', '"sources": [\n    "connectivity.json",', 1))
     page = pages.regenerate(folder)
     shot = folder / "screenshot.png"
-    # --no-sandbox: Chromium refuses to run as root with its sandbox (the set-up runs as root).
-    args = [CHROMIUM, "--headless", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1600",
-            f"--screenshot={shot}", "--dump-dom", page.as_uri()]
-    if os.geteuid() == 0:
-        args.insert(1, "--no-sandbox")
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "HOME": str(tmp_path)})  # its profile in the tmp folder
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = browser.open_page(page, tmp_path, screenshot=shot, timeout=60)
     assert shot.stat().st_size > 10_000  # a page was painted, not a blank
-    return Dom(proc.stdout), shot
+    return dom, shot
 
 
 def test_passing_run_page_in_a_browser(tmp_path):
