@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import time
 
+import browser
 import pytest
 
 from calicolab.core import shell
-import browser
 
 pytestmark = pytest.mark.skipif(browser.CHROMIUM is None, reason=browser.MISSING)
 CHECK = "test_etc_hosts_names_every_node"  # e2e/hosts/test_hosts.py: guide section 3, no calicoctl

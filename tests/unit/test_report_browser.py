@@ -12,10 +12,10 @@ step in run_data's documented shape is added to show that the cells render.
 import shutil
 from pathlib import Path
 
+import browser
 import pytest
 
 from calicolab.report import pages
-import browser
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 pytestmark = pytest.mark.skipif(browser.CHROMIUM is None, reason=browser.MISSING)
