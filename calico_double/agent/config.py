@@ -7,15 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-TRUE_WORDS = {"1", "true", "yes", "on"}
-
-
-def _flag(value: str | None, default: bool) -> bool:
-    # Empty strings mean "unset": the guide's calico.env passes CALICO_NO_DEFAULT_POOLS="".
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in TRUE_WORDS
-
 
 def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     """startup.go evaluateENVBool: set (even empty) and not a false word means true."""
@@ -66,6 +57,7 @@ class Config:
     ipv6pool_nat_outgoing: bool = False
     felix_ipv6support: bool = True
     cluster_type: str = ""
+    wait_for_datastore: bool = False
 
     @property
     def bird_socket(self) -> Path:
@@ -101,7 +93,8 @@ class Config:
             as_num=as_num,
             # startup.go: only the value "true" (any case) turns the default pools off.
             no_default_pools=env.get("NO_DEFAULT_POOLS", "").lower() == "true",
-            libnetwork_enabled=_flag(env.get("CALICO_LIBNETWORK_ENABLED"), False),
+            # rc.local: [ "$CALICO_LIBNETWORK_ENABLED" == "true" ], exactly.
+            libnetwork_enabled=env.get("CALICO_LIBNETWORK_ENABLED") == "true",
             etcd_endpoints=endpoints,
             etcd_ca_file=_opt(env, "ETCD_CA_CERT_FILE"),
             etcd_cert_file=_opt(env, "ETCD_CERT_FILE"),
@@ -125,4 +118,6 @@ class Config:
             ipv6pool_nat_outgoing=env_bool(env, "CALICO_IPV6POOL_NAT_OUTGOING", False),
             felix_ipv6support=env_bool(env, "FELIX_IPV6SUPPORT", True),
             cluster_type=env.get("CLUSTER_TYPE", ""),
+            # startup.go: "An explicit value of true is required to wait for the datastore."
+            wait_for_datastore=env.get("WAIT_FOR_DATASTORE") == "true",
         )

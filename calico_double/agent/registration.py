@@ -395,6 +395,10 @@ def ensure_node_directories(etcd: EtcdClient, node: str) -> None:
 def start_node(cfg: Config, etcd: EtcdClient, netdev: Interfaces,
                proc_sys: Path = Path("/proc/sys")) -> Registration:
     """startup.go main() after the client is made, in its order; returns what was registered."""
+    if cfg.ipv4pool_ipip in ("always", "cross-subnet"):
+        # Refused before anything is written: nothing in the double runs tunl0 or IPIP routes.
+        raise _fatal(f"IPIP mode {cfg.ipv4pool_ipip} (CALICO_IPV4POOL_IPIP) is not implemented by the "
+                     "Calico double: leave CALICO_IPV4POOL_IPIP unset or off")
     stored = read_node(etcd, cfg.nodename)
     # Policy-only mode (CALICO_NETWORKING_BACKEND=none) rewrites the node as it is stored.
     reg = stored or Registration(cfg.nodename, None, None, None)

@@ -5,17 +5,20 @@ steps themselves are in registration.py): its `message`/`warning`/`fatal` helper
 plain lines to stdout (`WARNING: `/`ERROR: ` prefixes), and logrus prints nothing below
 ERROR unless CALICO_STARTUP_LOGLEVEL says so. Without WAIT_FOR_DATASTORE=true there is no
 waiting: etcd unreachable means `ERROR: Unable to access datastore to query node
-configuration`, `Terminating`, exit 1.
+configuration`, `Terminating`, exit 1. With it, startup retries every second until etcd
+answers (waitForConnection).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from .config import Config
-from .etcd import EtcdClient
+from .etcd import EtcdClient, EtcdError, EtcdKeyNotFound, EtcdUnavailable
 from .netdev import NetDev
 from .registration import StartupError, start_node
 
@@ -42,11 +45,38 @@ def setup_logging(stream=None) -> None:
     root.setLevel(logging.INFO)
 
 
-def run(cfg: Config, etcd: EtcdClient, netdev: NetDev) -> IPv4Address | None:
+def wait_for_connection(etcd: EtcdClient, sleep: Callable[[float], None] = time.sleep) -> None:
+    """startup.go waitForConnection: get node "foo" until etcd answers, once a second.
+
+    Not found is an answer; only "unauthorized" ends startup. The retry line is logrus INFO,
+    which startup does not print by default, so the wait itself is silent."""
+    log.info("Checking datastore connection")
+    while True:
+        try:
+            etcd.get("/calico/v1/host/foo/metadata")
+        except EtcdKeyNotFound:
+            pass
+        except EtcdUnavailable as exc:
+            log.debug("Hit error connecting to datastore - retry: %s", exc)
+            sleep(1.0)
+            continue
+        except EtcdError as exc:
+            if "HTTP 401" in str(exc):
+                log.error("Connection to the datastore is unauthorized")
+                raise StartupError("unauthorized") from None
+        break
+    log.info("Datastore connection verified")
+
+
+def run(cfg: Config, etcd: EtcdClient, netdev: NetDev,
+        sleep: Callable[[float], None] = time.sleep) -> IPv4Address | None:
     """The node's registration; the BGP router address (None in policy-only mode).
 
     Raises StartupError (its ERROR lines already printed) when startup.go would terminate."""
-    log.info("Skipping datastore connection test")
+    if cfg.wait_for_datastore:
+        wait_for_connection(etcd, sleep)
+    else:
+        log.info("Skipping datastore connection test")
     reg = start_node(cfg, etcd, netdev)
     return reg.ipv4.ip if reg.ipv4 is not None else None
 

@@ -164,13 +164,14 @@ def test_no_default_pools_takes_only_true(store, proc_sys, value: str, created: 
 
 def test_pool_environment(store, proc_sys, caplog) -> None:
     caplog.set_level(logging.INFO)
-    start(store, proc_sys, CALICO_IPV4POOL_CIDR="10.20.0.0/16", CALICO_IPV4POOL_IPIP="Always",
+    # IPIP modes other than off are refused (test_double_startup_upstream.py); "Off" is lowercased.
+    start(store, proc_sys, CALICO_IPV4POOL_CIDR="10.20.0.0/16", CALICO_IPV4POOL_IPIP="Off",
           CALICO_IPV4POOL_NAT_OUTGOING="false", CALICO_IPV6POOL_CIDR="fd00:1::/80")
     assert store.get_value("/calico/v1/ipam/v4/pool/10.20.0.0-16") == (
-        '{"cidr":"10.20.0.0/16","ipip":"tunl0","ipip_mode":"always","masquerade":false,"ipam":true,"disabled":false}')
-    assert store.get_value("/calico/v1/config/IpInIpEnabled") == "true"
+        '{"cidr":"10.20.0.0/16","ipip":"","ipip_mode":"","masquerade":false,"ipam":true,"disabled":false}')
+    assert store.get_value("/calico/v1/config/IpInIpEnabled") is None
     assert store.get_value("/calico/v1/ipam/v6/pool/fd00:1::-80") is not None
-    assert "Created default IPv4 pool (10.20.0.0/16) with NAT outgoing false. IPIP mode: always" in caplog.messages
+    assert "Created default IPv4 pool (10.20.0.0/16) with NAT outgoing false. IPIP mode: off" in caplog.messages
 
 
 @pytest.mark.parametrize("env, message", [
