@@ -5,7 +5,8 @@ projectcalico/calico@v2.6.1:calico_node/filesystem/etc/calico/confd/templates): 
 (kernel/device/direct protocols, the BGP template, one `Mesh_a_b_c_d` per other node in
 host-name order), bird_aggr.cfg (a blackhole per block affine to this host and the
 aggregation function), bird_ipam.cfg (the pool export filter and `calico_ipip`),
-custom_filters.cfg, and the same four for bird6. BGP timers are BIRD's defaults, as in
+custom_filters.cfg, and the same four for bird6; global and node-specific peers become
+`Global_a_b_c_d`/`Node_a_b_c_d` protocols as the template renders them. BGP timers are BIRD's defaults, as in
 the templates. Debian's BIRD lacks Calico's `krt_tunnel` attribute, so `calico_ipip`
 chooses no tunnel (the pools have IPIP off, as in the guide).
 """
@@ -37,6 +38,16 @@ class Peer:
 
 
 @dataclass(frozen=True)
+class ExtraPeer:
+    """A global (/global/peer_v4/<ip>) or node-specific (/host/<node>/peer_v4/<ip>) BGP peer,
+    as the template reads it: the confd key, and the stored JSON's ip and as_num as text."""
+
+    key: str
+    ip: str
+    as_num: str
+
+
+@dataclass(frozen=True)
 class BirdInputs:
     node: str
     router_id: IPv4Address
@@ -52,6 +63,10 @@ class BirdInputs:
     own_blocks6: tuple[IPv6Network, ...] = ()
     pools6: tuple[IPv6Network, ...] = ()
     custom_filters6: tuple[str, ...] = ()
+    global_peers: tuple[ExtraPeer, ...] = ()
+    node_peers: tuple[ExtraPeer, ...] = ()
+    global_peers6: tuple[ExtraPeer, ...] = ()
+    node_peers6: tuple[ExtraPeer, ...] = ()
 
 
 def protocol_name(kind: str, ip: IPv4Address | IPv6Address) -> str:
@@ -94,6 +109,19 @@ def _pools(etcd: EtcdClient, folder: str) -> list:
         except (ValueError, KeyError, TypeError):
             continue
     return pools
+
+
+def _extra_peers(etcd: EtcdClient, folder: str) -> tuple[ExtraPeer, ...]:
+    """confd's `gets "<folder>/*"`: every key below, in key order, value parsed as JSON."""
+    found = []
+    for leaf in sorted(etcd.leaves(folder), key=lambda n: n.key):
+        try:
+            data = json.loads(leaf.value or "")
+            found.append(ExtraPeer(leaf.key.removeprefix("/calico/bgp/v1"), str(data["ip"]),
+                                   str(data["as_num"])))
+        except (ValueError, KeyError, TypeError):
+            log.warning("Ignoring BGP peer %s with an unreadable value %r", leaf.key, leaf.value)
+    return tuple(found)
 
 
 def gather_inputs(etcd: EtcdClient, node: str, router_id: IPv4Address) -> BirdInputs:
@@ -139,13 +167,18 @@ def gather_inputs(etcd: EtcdClient, node: str, router_id: IPv4Address) -> BirdIn
         peers=tuple(peers),
         own_blocks=tuple(sorted(_blocks(etcd, node, "ipv4"))),
         pools=tuple(sorted(_pools(etcd, POOL_DIR))),
-        log_level=(etcd.get_value(f"{BGP_GLOBAL}/loglevel") or "info").lower(),
+        # The template's LOGGING: this host's loglevel, else the global one, compared as stored.
+        log_level=own.get("loglevel", etcd.get_value(f"{BGP_GLOBAL}/loglevel") or "info"),
         custom_filters=_filters(etcd, "v4"),
         ip6=ip6,
         peers6=tuple(peers6),
         own_blocks6=tuple(sorted(_blocks(etcd, node, "ipv6"))),
         pools6=tuple(sorted(_pools(etcd, POOL_DIR_V6))),
         custom_filters6=_filters(etcd, "v6"),
+        global_peers=_extra_peers(etcd, f"{BGP_GLOBAL}/peer_v4"),
+        node_peers=_extra_peers(etcd, f"{BGP_HOSTS}/{node}/peer_v4"),
+        global_peers6=_extra_peers(etcd, f"{BGP_GLOBAL}/peer_v6"),
+        node_peers6=_extra_peers(etcd, f"{BGP_HOSTS}/{node}/peer_v6"),
     )
 
 
@@ -244,6 +277,20 @@ def _head(config_dir: Path, six: str, router_id: IPv4Address, export: str, debug
     ]
 
 
+def _extra_section(title: str, kind: str, peers: tuple[ExtraPeer, ...], sep: str, none: str) -> list[str]:
+    """The template's global and node-specific peer sections (bird.cfg.mesh.template:76-98)."""
+    out = ["", f"# ------------- {title} -------------"]
+    if not peers:
+        return [*out, none]
+    for peer in peers:
+        out += [f"# For peer {peer.key}",
+                f"protocol bgp {kind}_{'_'.join(peer.ip.split(sep))} from bgp_template {{",
+                f"  neighbor {peer.ip} as {peer.as_num};",
+                "}",
+                ""]
+    return out
+
+
 def _bgp(inputs: BirdInputs, source: IPv4Address | IPv6Address, peers: tuple[Peer, ...], debug: str,
          family_key: str) -> list[str]:
     out = [
@@ -276,9 +323,12 @@ def _bgp(inputs: BirdInputs, source: IPv4Address | IPv6Address, peers: tuple[Pee
             ]
     else:
         out.append("# Node-to-node mesh disabled")
-    return out + ["", "# ------------- Global peers -------------", "# No global peers configured.",
-                  "", "# ------------- Node-specific peers -------------",
-                  "# No node-specific peers configured."]
+    six = family_key == "ip_addr_v6"
+    sep = ":" if six else "."
+    out += _extra_section("Global peers", "Global", inputs.global_peers6 if six else inputs.global_peers, sep,
+                          "# No global peers configured.")
+    return out + _extra_section("Node-specific peers", "Node", inputs.node_peers6 if six else inputs.node_peers,
+                                sep, "# No node-specific peers configured.")
 
 
 def render_main(inputs: BirdInputs, config_dir: Path) -> str:
