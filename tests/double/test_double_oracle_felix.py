@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable
 
 import pytest
-from oracle_cases import oracle_params, require
 
 from calico_double.agent.felix_model import Model, Settings, ipset_name, selector_set_id, tag_selector
 from calico_double.agent.felix_rules import (
@@ -27,6 +26,7 @@ from calico_double.agent.felix_rules import (
     profile_chain_name,
     render_tables,
 )
+from conftest import oracle_case, oracle_params
 
 CASES = oracle_params("felix-names.json")
 
@@ -68,7 +68,7 @@ def rendered(case: dict) -> dict[str, Chain]:
 
 @pytest.mark.parametrize("case", CASES)
 def test_felix_names_and_hashes(case: dict) -> None:
-    case = require(case)
+    case = oracle_case(case)
     kind = case["kind"]
     if kind in NAMES:
         assert NAMES[kind](case["input"]) == case["output"]

@@ -10,7 +10,6 @@ from ipaddress import IPv4Network
 from itertools import islice
 
 import pytest
-from oracle_cases import oracle_params, require
 
 from calico_double.agent.gorand import fnv1_32, host_start_index
 from calico_double.agent.ipam import (
@@ -22,13 +21,14 @@ from calico_double.agent.ipam import (
     host_affinity_dir,
     pool_json,
 )
+from conftest import oracle_case, oracle_params
 
 CASES = oracle_params("ipam-blocks.json")
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_block_walk_matches_libcalico_go(case: dict) -> None:
-    case = require(case)
+    case = oracle_case(case)
     pool = IPv4Network(case["pool"])
     assert case["block_prefix_len"] == BLOCK_PREFIX
     assert fnv1_32(case["host"].encode()) == case["fnv32_seed"]
@@ -40,7 +40,7 @@ def test_block_walk_matches_libcalico_go(case: dict) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_first_address_and_keys_on_an_empty_datastore(case: dict, etcd) -> None:
-    case = require(case)
+    case = oracle_case(case)
     pool = IPv4Network(case["pool"])
     etcd.put(f"/calico/v1/ipam/v4/pool/{case['pool'].replace('/', '-')}", pool_json(pool))
     assert [str(ip) for ip in Ipam(etcd, case["host"]).auto_assign()] == [case["first_ip_on_empty_datastore"]]
