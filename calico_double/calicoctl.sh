@@ -1,12 +1,14 @@
 #!/bin/sh
 # calicoctl for the host when Calico is the project's double (install as /usr/local/bin/calicoctl).
 #
-# The calicoctl double is a python3 script inside the calico-node double image; hosts need
-# not have python3. Where the host has python3 and provisioning put the same script beside this
-# wrapper (../lib/calico-double/calicoctl), it runs on the host, as the real binary does.
-# Otherwise this wrapper runs it in a throwaway container that sees the host's network,
-# processes and BIRD socket. Either way it works whether calico-node is up or not, like the
-# real calicoctl. (A container costs seconds a call under software emulation.)
+# The calicoctl double is a python3 script that provisioning installs beside this wrapper
+# (../lib/calico-double/calicoctl); hosts need not have python3. Where the host's python3 is
+# 3.7+, the script runs on the host, as the real binary does. Otherwise this wrapper runs the
+# same script, mounted from the host, with the python3 of the calico-node double image in a
+# throwaway container that sees the host's network, processes, BIRD socket, /etc/calico and
+# the etcd TLS files. The image itself ships no calicoctl, like calico/node:v2.6.1. Either way
+# it works whether calico-node is up or not, like the real calicoctl. (A container costs
+# seconds a call under software emulation.)
 #
 # Image: $CALICO_DOUBLE_IMAGE, else CALICO_DOUBLE_IMAGE in /etc/calico/calico.env, else the
 # image of the calico-node container, else calicolab/calico-node-double:v2.6.1.
@@ -18,8 +20,12 @@ if [ "${1:-}" = "node" ] && [ "$(id -u)" != "0" ]; then
     exit 1
 fi
 
-script="$(dirname "$0")/../lib/calico-double/calicoctl"
-if [ -f "$script" ] && command -v python3 >/dev/null 2>&1; then
+script="$(cd "$(dirname "$0")/../lib/calico-double" 2>/dev/null && pwd)/calicoctl" || script=""
+if [ -z "$script" ] || [ ! -f "$script" ]; then
+    echo "calicoctl: the Calico double's calicoctl script is missing ($(dirname "$0")/../lib/calico-double/calicoctl): provision the node again" >&2
+    exit 1
+fi
+if command -v python3 >/dev/null 2>&1 && python3 -c 'import sys; sys.exit(sys.version_info < (3, 7))' 2>/dev/null; then
     exec python3 "$script" "$@"
 fi
 
@@ -32,14 +38,23 @@ if [ -z "$image" ]; then
 fi
 image="${image:-calicolab/calico-node-double:v2.6.1}"
 
-set -- --rm -i --net=host --pid=host \
-    -v /var/run/calico:/var/run/calico \
-    -e ETCD_ENDPOINTS="${ETCD_ENDPOINTS:-}" \
-    -e ETCD_CA_CERT_FILE="${ETCD_CA_CERT_FILE:-}" \
-    -e ETCD_CERT_FILE="${ETCD_CERT_FILE:-}" \
-    -e ETCD_KEY_FILE="${ETCD_KEY_FILE:-}" \
-    --entrypoint calicoctl "$image" "$@"
+# `-e NAME` passes NAME only when it is set here: calicoctl sees the environment it would on
+# the host: libcalico-go v1.x CalicoAPIConfigSpec's variables (lib/api/client_config.go).
+set -- --entrypoint python3 "$image" /usr/local/lib/calico-double/calicoctl "$@"
+set -- -e DATASTORE_TYPE -e ETCD_ENDPOINTS -e ETCD_AUTHORITY -e ETCD_SCHEME -e ETCD_USERNAME -e ETCD_PASSWORD \
+    -e ETCD_CA_CERT_FILE -e ETCD_CERT_FILE -e ETCD_KEY_FILE "$@"
 if [ -d /etc/calico ]; then
     set -- -v /etc/calico:/etc/calico:ro "$@"
 fi
-exec docker run "$@"
+# TLS files named outside /etc/calico: their folders, read-only, at the same paths, once each.
+mounted=" "
+for file in "${ETCD_CA_CERT_FILE:-}" "${ETCD_CERT_FILE:-}" "${ETCD_KEY_FILE:-}"; do
+    case "$file" in /*) dir=$(dirname "$file") ;; *) continue ;; esac
+    case "$dir/" in /etc/calico/*) continue ;; esac
+    case "$mounted" in *" $dir "*) continue ;; esac
+    [ -d "$dir" ] || continue
+    mounted="$mounted$dir "
+    set -- -v "$dir:$dir:ro" "$@"
+done
+exec docker run --rm -i --net=host --pid=host -v /var/run/calico:/var/run/calico \
+    -v "$script":/usr/local/lib/calico-double/calicoctl:ro "$@"

@@ -18,7 +18,7 @@ from calicolab.core.polling import Timeout, wait_for
 from calicolab.stack import downloads, etcd_tls, node_images, probes
 from provision import fetch
 from provision.context import Context
-from provision.steps import Change, ensure_absent, ensure_file, unit_active, unit_enabled
+from provision.steps import Change, ensure_file, unit_active, unit_enabled
 
 SECTION = "6 calico"
 ENV_FILE = "/etc/calico/calico.env"
@@ -162,14 +162,13 @@ def calicoctl(ctx: Context) -> Change:
     if art.source == "double":
         content = (ROOT / "calico_double" / "calicoctl.sh").read_text()
         changed = ensure_file(ctx.node, CALICOCTL, content, "0755") or cfg_changed
-        # The script itself beside the wrapper where the host's python3 can run it (3.7+): the
-        # wrapper then runs it on the host instead of in a container.
+        # The script always goes beside the wrapper: the host's python3 runs it where it is 3.7+,
+        # else the wrapper mounts it into a container of the double's image (which has none).
+        script = (ROOT / "calico_double" / "calicoctl").read_text()
+        changed |= ensure_file(ctx.node, CALICOCTL_SCRIPT, script, "0755")
         if ctx.node.run(f"python3 -c {shlex.quote(HOST_PYTHON_OK)}").ok:
-            script = (ROOT / "calico_double" / "calicoctl").read_text()
-            changed |= ensure_file(ctx.node, CALICOCTL_SCRIPT, script, "0755")
             where = "on the host's python3"
         else:
-            changed |= ensure_absent(ctx.node, CALICOCTL_SCRIPT)
             where = "in a container (no python3 3.7+ on the host)"
         return ctx.change("calicoctl", changed, f"the double's calicoctl, {where}, {CALICOCTL_CFG}")
     version = ctx.cfg.versions.calicoctl

@@ -1,6 +1,12 @@
-"""The host's calicoctl (calico_double/calicoctl.sh): the script on the host's python3 where
-provisioning put it beside the wrapper, a throwaway container of the double's image otherwise,
-and `node` commands refused to non-root either way, in calicoctl v1.6.1's words."""
+"""The host's calicoctl (calico_double/calicoctl.sh): the script on the host's python3 (3.7+),
+else the same script, mounted from the host, in a throwaway container of the double's image
+(which ships no calicoctl, like calico/node:v2.6.1), with calicoctl's whole environment; and
+`node` commands refused to non-root either way, in calicoctl v1.6.1's words.
+
+The variables calicoctl v1.6.1 reads are libcalico-go v1.x's CalicoAPIConfigSpec envconfig
+tags (lib/api/client_config.go): DATASTORE_TYPE, ETCD_SCHEME, ETCD_AUTHORITY, ETCD_ENDPOINTS,
+ETCD_USERNAME, ETCD_PASSWORD, ETCD_KEY_FILE, ETCD_CERT_FILE, ETCD_CA_CERT_FILE.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +19,14 @@ import pytest
 from calicolab.core.paths import ROOT
 
 WRAPPER = ROOT / "calico_double" / "calicoctl.sh"
+CALICOCTL_ENV = ["DATASTORE_TYPE", "ETCD_SCHEME", "ETCD_AUTHORITY", "ETCD_ENDPOINTS", "ETCD_USERNAME",
+                 "ETCD_PASSWORD", "ETCD_KEY_FILE", "ETCD_CERT_FILE", "ETCD_CA_CERT_FILE"]
+IN_IMAGE = "/usr/local/lib/calico-double/calicoctl"
 
 
-def _host(tmp_path: Path, script: bool, python: bool) -> tuple[Path, dict[str, str]]:
+def _host(tmp_path: Path, script: bool = True, python: str | None = "3.11") -> tuple[Path, dict[str, str]]:
     """A /usr/local-like tree with the wrapper, and a PATH whose docker and python3 say how they
-    were called."""
+    were called (python3 answers the version check as `python` says: None = no python3)."""
     (tmp_path / "bin").mkdir()
     wrapper = tmp_path / "bin" / "calicoctl"
     shutil.copy(WRAPPER, wrapper)
@@ -26,10 +35,12 @@ def _host(tmp_path: Path, script: bool, python: bool) -> tuple[Path, dict[str, s
         (tmp_path / "lib" / "calico-double" / "calicoctl").write_text("# the double's script\n")
     tools = tmp_path / "tools"
     tools.mkdir()
-    names = ["docker", "python3"] if python else ["docker"]
-    for name in names:
-        (tools / name).write_text(f'#!/bin/sh\necho "{name} $*"\n')
-        (tools / name).chmod(0o755)
+    (tools / "docker").write_text('#!/bin/sh\necho "docker $*"\n')
+    if python is not None:
+        code = 1 if python.startswith(("2.", "3.6")) else 0  # the wrapper's 3.7+ check
+        (tools / "python3").write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then exit {code}; fi\necho "python3 $*"\n')
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
     # sh, sed and id from the system; no python3 there unless the test gives one.
     system = tmp_path / "system"
     system.mkdir()
@@ -38,28 +49,63 @@ def _host(tmp_path: Path, script: bool, python: bool) -> tuple[Path, dict[str, s
     return wrapper, {"PATH": f"{tools}:{system}", "CALICO_DOUBLE_IMAGE": "calicolab/calico-node-double:v2.6.1"}
 
 
-def _run(wrapper: Path, env: dict[str, str], *args: str) -> str:
-    res = subprocess.run([str(wrapper), *args], env=env, capture_output=True, text=True, timeout=20, check=False)
-    return res.stdout.strip()
+def _run(wrapper: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(wrapper), *args], env=env, capture_output=True, text=True, timeout=20, check=False)
 
 
-def test_runs_on_the_hosts_python_when_the_script_is_beside_it(tmp_path) -> None:
-    wrapper, env = _host(tmp_path, script=True, python=True)
-    seen = _run(wrapper, env, "get", "node")
-    assert seen == f"python3 {tmp_path}/bin/../lib/calico-double/calicoctl get node"
+def test_runs_on_the_hosts_python_when_it_is_3_7_or_later(tmp_path) -> None:
+    wrapper, env = _host(tmp_path)
+    seen = _run(wrapper, env, "get", "node").stdout.strip()
+    assert seen == f"python3 {tmp_path}/lib/calico-double/calicoctl get node"
 
 
-@pytest.mark.parametrize("script,python", [(False, True), (True, False)])
-def test_otherwise_in_a_throwaway_container(tmp_path, script, python) -> None:
-    wrapper, env = _host(tmp_path, script=script, python=python)
-    seen = _run(wrapper, env, "get", "node")
-    assert seen.startswith("docker run --rm -i --net=host --pid=host -v /var/run/calico:/var/run/calico")
-    assert seen.endswith("--entrypoint calicoctl calicolab/calico-node-double:v2.6.1 get node")
+@pytest.mark.parametrize("python", [None, "3.6"])
+def test_otherwise_the_hosts_script_in_a_throwaway_container(tmp_path, python) -> None:
+    wrapper, env = _host(tmp_path, python=python)
+    seen = _run(wrapper, env, "get", "node").stdout.strip()
+    assert seen.startswith("docker run --rm -i --net=host --pid=host -v /var/run/calico:/var/run/calico "
+                           f"-v {tmp_path}/lib/calico-double/calicoctl:{IN_IMAGE}:ro ")
+    # The image has no calicoctl: python3 runs the mounted script.
+    assert seen.endswith(f"--entrypoint python3 calicolab/calico-node-double:v2.6.1 {IN_IMAGE} get node")
+
+
+def test_the_container_gets_calicoctls_whole_environment(tmp_path) -> None:
+    wrapper, env = _host(tmp_path, python=None)
+    args = _run(wrapper, env, "get", "node").stdout.split()
+    passed = [args[i + 1] for i, a in enumerate(args) if a == "-e"]
+    assert sorted(passed) == sorted(CALICOCTL_ENV)  # `-e NAME`: passed only when set on the host
+
+
+def test_tls_files_outside_etc_calico_are_mounted_once(tmp_path) -> None:
+    wrapper, env = _host(tmp_path, python=None)
+    certs = tmp_path / "pki"
+    certs.mkdir()
+    for name in ("ca.pem", "client.pem", "client-key.pem"):
+        (certs / name).write_text("x")
+    env.update(ETCD_CA_CERT_FILE=str(certs / "ca.pem"), ETCD_CERT_FILE=str(certs / "client.pem"),
+               ETCD_KEY_FILE=str(certs / "client-key.pem"))
+    seen = _run(wrapper, env, "get", "node").stdout
+    assert seen.count(f"-v {certs}:{certs}:ro ") == 1
+
+
+def test_a_missing_script_is_one_line_naming_it(tmp_path) -> None:
+    wrapper, env = _host(tmp_path, script=False)
+    res = _run(wrapper, env, "get", "node")
+    assert res.returncode == 1 and res.stdout == ""
+    assert len(res.stderr.splitlines()) == 1
+    assert "lib/calico-double/calicoctl" in res.stderr and "provision" in res.stderr
 
 
 def test_node_commands_need_root(tmp_path) -> None:
-    wrapper, env = _host(tmp_path, script=True, python=True)
+    wrapper, env = _host(tmp_path)
     (tmp_path / "tools" / "id").write_text("#!/bin/sh\necho 1000\n")  # a user, whoever runs the test
     (tmp_path / "tools" / "id").chmod(0o755)
-    assert _run(wrapper, env, "node", "status") == "Need super user privileges: Operation not permitted"
-    assert _run(wrapper, env, "get", "node").startswith("python3 ")  # `get` needs no root
+    assert _run(wrapper, env, "node", "status").stdout.strip() == "Need super user privileges: Operation not permitted"
+    assert _run(wrapper, env, "get", "node").stdout.startswith("python3 ")  # `get` needs no root
+
+
+def test_the_image_ships_no_calicoctl() -> None:
+    # calico/node:v2.6.1 has no calicoctl (its Dockerfile copies none; calicoctl is its own release).
+    dockerfile = (ROOT / "calico_double" / "Dockerfile").read_text()
+    copies = [line for line in dockerfile.splitlines() if line.startswith(("COPY", "ADD"))]
+    assert copies and not any("calicoctl" in line for line in copies)
