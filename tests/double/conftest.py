@@ -4,10 +4,13 @@ upstream oracles (golden outputs of the real Calico code, ../shared/oracles from
 from __future__ import annotations
 
 import functools
+import http.server
 import importlib
 import json
 import os
 import sys
+import threading
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -207,6 +210,55 @@ class RecordingNetDev:
 
     def write_sysctl(self, path: str, value: str) -> None:
         self.calls.append(("sysctl", path, value))
+
+
+class EtcdV2HTTP:
+    """An etcd v2 keys API over HTTP on a flat {key: value} map: directories implied by the
+    keys, children sorted by key, `recursive` honoured, errorCode 100 for a missing key."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self.keys = keys
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path, _, query = self.path.partition("?")
+                key = "/" + urllib.parse.unquote(path.split("/v2/keys", 1)[1]).strip("/")
+                node = owner.node(key, "recursive=true" in query)
+                if node is None:
+                    body, code = {"errorCode": 100, "message": "Key not found", "cause": key, "index": 9}, 404
+                else:
+                    body, code = {"action": "get", "node": node}, 200
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def node(self, key: str, recursive: bool, top: bool = True) -> dict[str, Any] | None:
+        if key in self.keys:
+            return {"key": key, "value": self.keys[key], "modifiedIndex": 5, "createdIndex": 5}
+        prefix = key.rstrip("/") + "/"
+        names = sorted({k[len(prefix):].split("/", 1)[0] for k in self.keys if k.startswith(prefix)})
+        if not names and key != "/":
+            return None
+        node: dict[str, Any] = {"key": key, "dir": True, "modifiedIndex": 5, "createdIndex": 5}
+        if top or recursive:
+            children = [self.node(prefix + name, recursive, top=False) for name in names]
+            node["nodes"] = [child for child in children if child is not None]
+        return node
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture

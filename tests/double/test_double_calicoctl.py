@@ -7,10 +7,14 @@ import importlib.util
 import json
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from conftest import EtcdV2HTTP
 
 SCRIPT = Path(__file__).resolve().parents[2] / "calico_double" / "calicoctl"
 
@@ -69,21 +73,34 @@ def fake_proc(root: Path, *names: str) -> Path:
     return root
 
 
-def fake_bird(path: Path, reply: list[str]) -> threading.Thread:
+@contextmanager
+def fake_bird(path: Path, reply: list[str]) -> Iterator[None]:
+    """A BIRD control socket: every connection gets the recorded reply to `show protocols`."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))
-    server.listen(1)
+    server.listen(4)
+    asked: list[bytes] = []
 
     def serve() -> None:
-        conn, _ = server.accept()
-        with conn:
-            assert conn.recv(100) == b"show protocols\n"
-            conn.sendall(("\n".join(reply) + "\n").encode())
-        server.close()
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # shut down below
+            with conn:
+                conn.settimeout(5)
+                asked.append(conn.recv(100))
+                conn.sendall(("\n".join(reply) + "\n").encode())
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    return thread
+    try:
+        yield
+    finally:
+        server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
+        server.close()
+        thread.join(5)
+    assert all(request == b"show protocols\n" for request in asked)
 
 
 EMPTY_BIRD6 = ["0001 BIRD 1.6.8 ready.", "2002-name     proto    table    state  since       info",
@@ -99,11 +116,12 @@ def status(monkeypatch, capsys, tmp_path: Path, procs: tuple[str, ...], v4: list
            v6: list[str] | None) -> tuple[int, str]:
     run = tmp_path / "run"
     run.mkdir()
-    threads = [fake_bird(run / name, reply) for name, reply in (("bird.ctl", v4), ("bird6.ctl", v6)) if reply]
     monkeypatch.setattr(ctl, "BIRD_DIRS", (str(run), str(tmp_path / "none")))
-    code = ctl.node_status(fake_proc(tmp_path / "proc", *procs))
-    for thread in threads:
-        thread.join(2)
+    with ExitStack() as stack:
+        for name, reply in (("bird.ctl", v4), ("bird6.ctl", v6)):
+            if reply:
+                stack.enter_context(fake_bird(run / name, reply))
+        code = ctl.node_status(fake_proc(tmp_path / "proc", *procs))
     return code, capsys.readouterr().out
 
 
@@ -121,17 +139,22 @@ def test_peer_types_and_detail_for_sessions_not_established(monkeypatch, capsys,
     ]
     _, table = status(monkeypatch, capsys, tmp_path, ("calico-felix", "bird", "bird6"), NOT_ESTABLISHED,
                       EMPTY_BIRD6)
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines() if line.startswith("|")]
-    want = ["10.99.0.130", "node-to-node mesh", "start", "19:56:21", "Connect Received: Administrative shutdown"]
-    assert want in rows
     widths = {len(line) for line in table.splitlines() if line.startswith(("|", "+"))}
-    assert len(widths) == 1  # every table line has the same width
+    assert len(widths) == 1  # every table line has the same width, wrapped rows included
+    # Cells over MAX_ROW_WIDTH (30, tablewriter table.go) wrap and the INFO column is 30 wide
+    # (plus a space each side); the oracle's cases pin the exact layout.
+    rule = next(line for line in table.splitlines() if line.startswith("+"))
+    assert rule.split("+")[-2] == "-" * 32
 
 
-def test_birdc_human_output_parses_too() -> None:
-    lines = ["BIRD 1.6.8 ready.", "name     proto    table    state  since       info",
+def test_unexpected_bird_line_is_an_error(monkeypatch, capsys, tmp_path, as_root) -> None:
+    # status.go scanBIRDPeers: a line without a 0001/2002/1002/space prefix ends the command with
+    # `Error executing command: unexpected output line from BIRD` (no newline) and exit 1.
+    birdc = ["BIRD 1.6.8 ready.", "name     proto    table    state  since       info",
              "Mesh_192_168_223_131 BGP      master   up     10:29:48    Established"]
-    assert ctl.parse_bird_protocols(lines)[0]["peer"] == "192.168.223.131"
+    assert status(monkeypatch, capsys, tmp_path, ("calico-felix", "bird", "bird6"), birdc, EMPTY_BIRD6) == (
+        1, "Calico process is running.\n\nIPv4 BGP status\nError executing command: unexpected output line "
+        "from BIRD")
 
 
 def test_ipv6_peer_names_use_colons() -> None:
@@ -170,7 +193,9 @@ def test_no_bgp_daemon_at_all(monkeypatch, capsys, tmp_path, as_root) -> None:
 def test_bird_running_without_socket_says_so_and_exits_0(monkeypatch, capsys, tmp_path, as_root) -> None:
     code, text = status(monkeypatch, capsys, tmp_path, ("calico-felix", "bird", "bird6"), None, EMPTY_BIRD6)
     assert code == 0
-    assert "IPv4 BGP status\nError querying BIRD: unable to connect to BIRDv4 socket: " in text
+    # status.go printBIRDPeers prints the error of its second dial; Go's net package words it.
+    assert (f"IPv4 BGP status\nError querying BIRD: unable to connect to BIRDv4 socket: dial unix "
+            f"{tmp_path}/none/bird.ctl: connect: no such file or directory\nIPv6 BGP status\n") in text
     assert "IPv6 BGP status\nNo IPv6 peers found.\n" in text
 
 
@@ -212,69 +237,70 @@ def test_config_file_is_strict(tmp_path, capsys, monkeypatch, text: str, error: 
     cfg.write_text(text)
     monkeypatch.setattr(ctl, "CONFIG_FILE", str(cfg))
     assert ctl.main(["get", "ippool"]) == 1
-    assert capsys.readouterr().out == f"Failed to get resources: syntax error in {cfg}: " + (
+    # commands/resources.go executeConfigCommand: clientmgr.NewClient's error, then exit 1.
+    assert capsys.readouterr().out == f"Failed to create Calico API client: syntax error in {cfg}: " + (
         "error unmarshaling JSON: " if "unknown field" in error else "") + error + "\n"
 
 
 class FakeEtcdHTTP:
-    """A real HTTP server answering /v2/keys like etcd, or like an etcd 3.4 without --enable-v2."""
+    """A real HTTP server answering /v2/keys like an etcd 3.4 without --enable-v2 (plain 404)."""
 
-    def __init__(self, tree: dict[str, dict] | None) -> None:
+    def __init__(self) -> None:
         import http.server
-
-        owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                key = self.path.split("/v2/keys", 1)[-1].split("?", 1)[0]
-                if owner.tree is None:
-                    body, code = b"404 page not found\n", 404
-                elif key in owner.tree:
-                    body, code = json.dumps({"action": "get", "node": owner.tree[key]}).encode(), 200
-                else:
-                    body, code = json.dumps({"errorCode": 100, "message": "Key not found", "cause": key,
-                                             "index": 7}).encode(), 404
-                self.send_response(code)
+                self.send_response(404)
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(b"404 page not found\n")
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.tree = tree
         self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
 
-def pools_tree() -> dict[str, dict]:
-    v4 = {"cidr": "192.168.0.0/16", "ipip": "", "ipip_mode": "", "masquerade": True, "ipam": True,
-          "disabled": False}
-    v6 = {"cidr": "fd80:24e2:f998:72d6::/64", "ipip": "", "ipip_mode": "", "masquerade": False, "ipam": True,
-          "disabled": False}
-    return {"/calico/v1/ipam/v4/pool": {"nodes": [{"key": "/calico/v1/ipam/v4/pool/192.168.0.0-16",
-                                                  "value": json.dumps(v4)}]},
-            "/calico/v1/ipam/v6/pool": {"nodes": [{"key": "/calico/v1/ipam/v6/pool/fd80:24e2:f998:72d6::-64",
-                                                  "value": json.dumps(v6)}]}}
+# The guide's two nodes and default pools as calico/node 2.6.1 stores them (libcalico-go 63d3fb8
+# lib/backend/model): host metadata, BGP leaves, the pools' JSON.
+GUIDE_KEYS = {
+    "/calico/v1/host/node1/metadata": "{}",
+    "/calico/v1/host/node2/metadata": "{}",
+    "/calico/bgp/v1/host/node1/ip_addr_v4": "192.168.223.131",
+    "/calico/bgp/v1/host/node1/network_v4": "192.168.223.0/24",
+    "/calico/bgp/v1/host/node2/ip_addr_v4": "192.168.223.130",
+    "/calico/bgp/v1/host/node2/network_v4": "192.168.223.0/24",
+    "/calico/v1/ipam/v4/pool/192.168.0.0-16": json.dumps(
+        {"cidr": "192.168.0.0/16", "ipip": "", "ipip_mode": "", "masquerade": True, "ipam": True, "disabled": False}),
+    "/calico/v1/ipam/v6/pool/fd80:24e2:f998:72d6::-64": json.dumps(
+        {"cidr": "fd80:24e2:f998:72d6::/64", "ipip": "", "ipip_mode": "", "masquerade": False, "ipam": True,
+         "disabled": False}),
+}
 
 
-def test_get_ippool_lists_both_families_and_omits_false_fields(monkeypatch, capsys, tmp_path) -> None:
-    etcd = FakeEtcdHTTP(pools_tree())
+@pytest.fixture
+def guide_etcd(monkeypatch, tmp_path):
+    etcd = EtcdV2HTTP(dict(GUIDE_KEYS))
     monkeypatch.setattr(ctl, "CONFIG_FILE", str(tmp_path / "absent.cfg"))
     monkeypatch.setenv("ETCD_ENDPOINTS", etcd.url)
-    assert ctl.main(["get", "ippool"]) == 0
-    assert capsys.readouterr().out == "CIDR\n192.168.0.0/16\nfd80:24e2:f998:72d6::/64\n\n"
-    assert ctl.main(["get", "ippool", "-o", "wide"]) == 0
-    assert capsys.readouterr().out.splitlines()[:2] == ["CIDR                       NAT     IPIP",
-                                                       "192.168.0.0/16             true    false"]
-    assert ctl.main(["get", "ippool", "-o", "yaml"]) == 0
-    assert capsys.readouterr().out == (
+    yield etcd
+    etcd.close()
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = ctl.main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_get_ippool_lists_both_families_and_omits_false_fields(guide_etcd, capsys) -> None:
+    assert run(capsys, "get", "ippool", "-o", "yaml") == (0, (
         "- apiVersion: v1\n  kind: ipPool\n  metadata:\n    cidr: 192.168.0.0/16\n  spec:\n    nat-outgoing: true\n"
-        "- apiVersion: v1\n  kind: ipPool\n  metadata:\n    cidr: fd80:24e2:f998:72d6::/64\n  spec: {}\n")
+        "- apiVersion: v1\n  kind: ipPool\n  metadata:\n    cidr: fd80:24e2:f998:72d6::/64\n  spec: {}\n"))
 
 
 def test_v2_api_disabled_is_an_error_not_an_empty_list(monkeypatch, capsys, tmp_path) -> None:
-    etcd = FakeEtcdHTTP(None)  # etcd 3.4+ without --enable-v2 answers 404 with plain text
+    etcd = FakeEtcdHTTP()  # etcd 3.4+ without --enable-v2 answers 404 with plain text
     monkeypatch.setattr(ctl, "CONFIG_FILE", str(tmp_path / "absent.cfg"))
     monkeypatch.setenv("ETCD_ENDPOINTS", etcd.url)
     assert ctl.main(["get", "ippool"]) == 1
@@ -283,30 +309,115 @@ def test_v2_api_disabled_is_an_error_not_an_empty_list(monkeypatch, capsys, tmp_
 
 
 def test_etcd_unreachable(monkeypatch, capsys, tmp_path) -> None:
+    # coreos/etcd client/cluster_error.go: each endpoint's error after `; error #n: ` and a
+    # newline; the transport's error as Go 1.8 words a refused connect (`getsockopt:`).
     monkeypatch.setattr(ctl, "CONFIG_FILE", str(tmp_path / "absent.cfg"))
     monkeypatch.setenv("ETCD_ENDPOINTS", "http://127.0.0.1:9")
-    assert ctl.main(["get", "nodes"]) == 1
-    assert capsys.readouterr().out.startswith(
-        "Failed to get resources: client: etcd cluster is unavailable or misconfigured; error #0: ")
+    assert run(capsys, "get", "nodes") == (1, (
+        "Failed to get resources: client: etcd cluster is unavailable or misconfigured; error #0: "
+        "dial tcp 127.0.0.1:9: getsockopt: connection refused\n\n"))
 
 
-def test_get_node_lists_names(monkeypatch, capsys) -> None:
-    trees = {
-        "/calico/v1/host": {"nodes": [{"key": "/calico/v1/host/node2", "nodes": []},
-                                      {"key": "/calico/v1/host/node1", "nodes": []}]},
-        "/calico/bgp/v1/host": {"nodes": [{"key": "/calico/bgp/v1/host/node1", "nodes": [
-            {"key": "/calico/bgp/v1/host/node1/ip_addr_v4", "value": "192.168.223.131"},
-            {"key": "/calico/bgp/v1/host/node1/network_v4", "value": "192.168.223.0/24"}]}]},
-        "/calico/bgp/v1/global/as_num": {"value": "64512"},
-    }
-    monkeypatch.setattr(ctl, "etcd_get", lambda _eps, key, recursive=True: trees.get(key))
-    monkeypatch.setattr(ctl, "datastore", lambda: ctl.Datastore(["http://x:2379"]))
-    assert ctl.main(["get", "node"]) == 0
-    assert capsys.readouterr().out == "NAME\nnode1\nnode2\n\n"
-    assert ctl.main(["get", "nodes", "-o", "yaml"]) == 0
-    out = capsys.readouterr().out
+def test_get_node_lists_only_hosts_under_v1_host(guide_etcd, capsys) -> None:
+    # libcalico-go 63d3fb8 listHostMetadata enumerates /calico/v1/host only: a BGP-only folder
+    # (/calico/bgp/v1/host/ghost) is no node.
+    guide_etcd.keys["/calico/bgp/v1/host/ghost/ip_addr_v4"] = "10.9.9.9"
+    assert run(capsys, "get", "node") == (0, "NAME    \nnode1   \nnode2   \n\n")
+    code, out = run(capsys, "get", "nodes", "-o", "yaml")
+    assert code == 0 and "ghost" not in out
     assert "- apiVersion: v1\n  kind: node\n  metadata:\n    name: node1\n" in out
     assert "ipv4Address: 192.168.223.131/24" in out
+
+
+@pytest.mark.parametrize("argv", [("get", "ipPool"), ("get", "IPPOOLS"), ("get", "ipp"), ("get", "pools")])
+def test_get_kinds_are_case_insensitive_with_aliases(guide_etcd, capsys, argv) -> None:
+    # commands/resources.go getResourceFromArguments: strings.ToLower(kind) against the aliases.
+    assert run(capsys, *argv) == (0, "CIDR                       \n192.168.0.0/16             \n"
+                                     "fd80:24e2:f998:72d6::/64   \n\n")
+
+
+def test_get_name_selects_one_resource(guide_etcd, capsys) -> None:
+    # The NAME goes into the resource's metadata and the list is filtered by it; a name that does
+    # not exist lists nothing (get.go's help: "will simply return no results").
+    assert run(capsys, "get", "node", "node1") == (0, "NAME    \nnode1   \n\n")
+    assert run(capsys, "get", "node", "nosuch") == (0, "NAME   \n\n")
+    # An ipPool NAME is a CIDR (net.ParseCIDR: masked to its network).
+    assert run(capsys, "get", "ippool", "192.168.7.0/16") == (0, "CIDR             \n192.168.0.0/16   \n\n")
+    assert run(capsys, "get", "ippool", "pool-a") == (1, "Failed to get resources: invalid CIDR address: pool-a\n")
+
+
+def test_get_config_option_is_honoured(guide_etcd, capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ETCD_ENDPOINTS", "http://127.0.0.1:9")  # wrong: the file must win
+    cfg = tmp_path / "other.cfg"
+    cfg.write_text(CFG.replace("http://10.0.0.1:2379", guide_etcd.url))
+    assert run(capsys, "get", "node", "-c", str(cfg)) == (0, "NAME    \nnode1   \nnode2   \n\n")
+    assert run(capsys, "get", "node", f"--config={cfg}") == (0, "NAME    \nnode1   \nnode2   \n\n")
+    # clientmgr.LoadClientConfig: a -c file other than the default must exist.
+    assert run(capsys, "get", "node", "-c", str(tmp_path / "missing.cfg")) == (
+        1, f"Error reading config file: {tmp_path / 'missing.cfg'}\n")
+
+
+def test_get_output_formats_as_get_go(guide_etcd, capsys) -> None:
+    # custom-columns: the named headings of resourcemgr's headingsMap, in the given order.
+    assert run(capsys, "get", "node", "-o", "custom-columns=IPV4,NAME") == (
+        0, "IPV4                 NAME    \n192.168.223.131/24   node1   \n192.168.223.130/24   node2   \n\n")
+    assert run(capsys, "get", "node", "-o", "bogus") == (1, "unrecognized output format 'bogus'\n")
+    assert run(capsys, "get", "node", "-o", "go-template=") == (1, "need to specify a template\n")
+    assert run(capsys, "get", "node", "-o", "custom-columns=") == (1, "need to specify at least one column\n")
+
+
+def test_go_template_is_refused_not_replaced_by_a_table(guide_etcd, capsys) -> None:
+    code = ctl.main(["get", "node", "-o", "go-template={{range .}}{{.Metadata.Name}}{{end}}"])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert "go-template" in captured.err and "not implemented" in captured.err
+
+
+@pytest.mark.parametrize("argv", [
+    ("get", "node", "--allow-version-mismatch"),  # a calicoctl v3 flag
+    ("get",),
+    ("get", "node", "node1", "node2"),
+])
+def test_get_bad_arguments_as_docopt(capsys, argv) -> None:
+    # get.go: docopt fails -> its usage on stderr, then this line on stdout, exit 1.
+    code = ctl.main(list(argv))
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, f"Invalid option: 'calicoctl {' '.join(argv)}'. Use flag '--help' to "
+                                       "read about a specific subcommand.\n")
+    assert captured.err.startswith("Usage:\n  calicoctl get ")
+
+
+def test_get_unknown_kind(capsys) -> None:
+    assert run(capsys, "get", "frobs") == (1, "Failed to get resources: Resource type 'frobs' is not supported\n")
+
+
+def test_version_with_etcd_down_says_unknown_and_exits_0(monkeypatch, capsys, tmp_path) -> None:
+    # commands/version.go: GetFelixConfig's error goes into `unknown (<error>)`; exit 0.
+    monkeypatch.setattr(ctl, "CONFIG_FILE", str(tmp_path / "absent.cfg"))
+    monkeypatch.setenv("ETCD_ENDPOINTS", "http://127.0.0.1:9")
+    code, out = run(capsys, "version")
+    error = ("client: etcd cluster is unavailable or misconfigured; error #0: dial tcp 127.0.0.1:9: getsockopt: "
+             "connection refused\n")
+    assert code == 0
+    assert out.splitlines(keepends=True)[0] == "Client Version:    v1.6.1\n"
+    assert out.endswith(f"Cluster Version:   unknown ({error})\nCluster Type:      unknown ({error})\n")
+
+
+def test_version_reads_cluster_keys(guide_etcd, capsys) -> None:
+    guide_etcd.keys["/calico/v1/config/CalicoVersion"] = "v2.6.1"
+    code, out = run(capsys, "version")
+    assert code == 0
+    assert out.endswith("Cluster Version:   v2.6.1\nCluster Type:      unknown\n")
+
+
+def test_version_with_bad_config_prints_the_error_and_exits_1(monkeypatch, capsys, tmp_path) -> None:
+    cfg = tmp_path / "calicoctl.cfg"
+    cfg.write_text(CFG.replace("calicoApiConfig", "CalicoAPIConfig"))
+    monkeypatch.setattr(ctl, "CONFIG_FILE", str(cfg))
+    code, out = run(capsys, "version")
+    assert code == 1
+    assert out.endswith(f"Git commit:        calico-double\nsyntax error in {cfg}: invalid config file: expected "
+                        "kind 'calicoApiConfig', got 'CalicoAPIConfig'\n")
 
 
 def test_unknown_command_prints_usage(capsys) -> None:
