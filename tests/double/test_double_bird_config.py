@@ -71,6 +71,7 @@ def test_protocol_name_encodes_peer_address() -> None:
 
 
 def test_main_config_has_router_id_and_one_session_per_other_node() -> None:
+    # calico@v2.6.1 bird.cfg.mesh.template:5-7 (router id = our ip_addr_v4), :63-70 (one Mesh_ per other node).
     text = render_main(inputs(), Path("/etc/calico/confd/config"))
     assert "router id 192.168.223.131;" in text
     assert "protocol bgp Mesh_192_168_223_130 from bgp_template {" in text
@@ -124,6 +125,7 @@ def test_pool_filter_exports_pool_routes_only() -> None:
 
 
 def test_mesh_peers_in_host_name_order(etcd) -> None:
+    # calico@v2.6.1 bird.cfg.mesh.template:63-70: `range $host := lsdir "/host"`, skip our own IP, Mesh_<ip>.
     # confd's lsdir walks /calico/bgp/v1/host in name order, not address order.
     etcd.put("/calico/bgp/v1/global/as_num", "64512")
     etcd.put("/calico/bgp/v1/host/node1/ip_addr_v4", str(NODE1))

@@ -105,7 +105,9 @@ def test_node_commands_need_root(tmp_path) -> None:
 
 
 def test_the_image_ships_no_calicoctl() -> None:
-    # calico/node:v2.6.1 has no calicoctl (its Dockerfile copies none; calicoctl is its own release).
+    # calico/node:v2.6.1 has no calicoctl: projectcalico/calico@v2.6.1 calico_node/Makefile:68
+    # NODE_CONTAINER_BINARIES=startup allocate-ipip-addr calico-felix bird calico-bgp-daemon confd
+    # libnetwork-plugin, copied in by the Dockerfile's `COPY filesystem /`.
     dockerfile = (ROOT / "calico_double" / "Dockerfile").read_text()
     copies = [line for line in dockerfile.splitlines() if line.startswith(("COPY", "ADD"))]
     assert copies and not any("calicoctl" in line for line in copies)

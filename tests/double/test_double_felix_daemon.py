@@ -136,6 +136,7 @@ class FakeDataplane:
 
 # -- process start ----------------------------------------------------------------------------------
 def test_waits_for_ready(stub) -> None:
+    # felix@2.6.0 felix.go:645-653: "Waiting for the datastore to be ready" until the Ready flag is true.
     stop = threading.Event()
     felix = FelixDaemon(EtcdClient([stub.url]), "node1", stop=stop)
     result: list = []
@@ -160,6 +161,7 @@ def proc_sys(tmp_path: Path, all_rp: str) -> Path:
 
 
 def test_loose_rpf_is_refused_with_upstreams_words(tmp_path, caplog) -> None:
+    # felix@2.6.0 intdataplane/int_dataplane.go:739-752: rp_filter 2 (loose) stops felix unless IgnoreLooseRPF.
     felix = FelixDaemon(EtcdClient(["http://127.0.0.1:9"]), "node1", proc_sys=proc_sys(tmp_path, "2"))
     with caplog.at_level(logging.INFO):
         assert felix.configure_kernel(model_from_kvs([("/calico/v1/Ready", "true")], "node1")) is False
@@ -177,6 +179,7 @@ def test_strict_rpf_starts_and_sets_the_default_strict(tmp_path) -> None:
 
 
 def test_hostname_is_nodename_not_libnetworks_hostname() -> None:
+    # calico@v2.6.1 calico_node/filesystem/etc/service/available/felix/run:5-6: FELIX_FELIXHOSTNAME=$NODENAME.
     assert felix_hostname({"NODENAME": "node1", "HOSTNAME": "other"}) == "node1"
     assert felix_hostname({"FELIX_FELIXHOSTNAME": "n2"}) == "n2"
 

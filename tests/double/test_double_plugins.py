@@ -171,6 +171,7 @@ def test_request_pool_default_and_v6(ipam_routes) -> None:
 
 
 def test_request_pool_with_subnet_must_equal_a_pool(ipam_routes) -> None:
+    # libnetwork-plugin@v1.1.0 driver/ipam_driver.go:86 ("Invalid CIDR"), :93 (must match a pool's CIDR).
     status, body = call(ipam_routes, "/IpamDriver.RequestPool", {"Pool": "192.168.0.0/16"})
     assert status == 200 and body["PoolID"] == body["Pool"] == "192.168.0.0/16"
     assert body["Data"] == {"com.docker.network.gateway": "0.0.0.0/0"}
@@ -186,6 +187,7 @@ def test_request_pool_with_subnet_must_equal_a_pool(ipam_routes) -> None:
     ({"Options": {"foo": "bar"}}, "Arbitrary options are not supported"),
 ])
 def test_request_pool_refusals(ipam_routes, req: dict, message: str) -> None:
+    # libnetwork-plugin@v1.1.0 driver/ipam_driver.go:55 (sub pool), :65 (arbitrary options).
     assert call(ipam_routes, "/IpamDriver.RequestPool", req) == (500, {"Err": message})
 
 
@@ -275,6 +277,7 @@ def test_an_existing_profile_is_left_as_it_is(net_routes, store) -> None:
     assert store.get_value(f"{PROFILE}/rules") is None  # Create stops at the first existing key
 
 
+# libnetwork-plugin@v1.1.0 driver/network_driver.go:96, 105, 116: the refusals' words.
 @pytest.mark.parametrize("change, message", [
     ({"IPv4Data": [{"Gateway": "192.168.1.1/24"}]}, "Non-Calico IPAM driver is used"),
     ({"Options": {"com.docker.network.internal": True}}, "Calico driver does not support the --internal flag."),
