@@ -136,7 +136,7 @@ def test_calicoctl_never_reads_the_guides_calico_env(tmp_path: Path) -> None:
 def test_calicoctl_reads_etcd_over_tls(tls_etcd: str, pki: Path) -> None:
     env = _files(pki)
     store = ctl.Datastore([tls_etcd], env["ETCD_CA_CERT_FILE"], env["ETCD_CERT_FILE"], env["ETCD_KEY_FILE"])
-    assert [n["name"] for n in ctl.list_nodes(store)] == ["node1"]
+    assert [n["metadata"]["name"] for n in ctl.list_nodes(store)] == ["node1"]
 
 
 def test_calicoctl_over_plain_http_to_a_tls_port_fails_like_calicoctl(tls_etcd: str) -> None:
@@ -147,7 +147,7 @@ def test_calicoctl_over_plain_http_to_a_tls_port_fails_like_calicoctl(tls_etcd: 
 
 def test_calicoctl_with_a_missing_key_file_says_so(monkeypatch, capsys, pki: Path) -> None:
     store = ctl.Datastore(["https://127.0.0.1:2379"], str(pki / "ca.pem"), str(pki / "client.pem"), "/nonexistent")
-    monkeypatch.setattr(ctl, "datastore", lambda: store)
+    monkeypatch.setattr(ctl, "datastore", lambda *_a, **_kw: store)
     assert ctl.main(["get", "node"]) == 1
     # calicoctl v1.6.1 get.go: a client that cannot be made is `Failed to get resources: ...` on stdout.
     assert capsys.readouterr().out.startswith("Failed to get resources: Failed to create Calico API client")
