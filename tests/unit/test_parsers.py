@@ -1,10 +1,14 @@
 """Parsers read the guide's outputs by structure."""
 
+import json
+import os
+import re
 from pathlib import Path
 
 import pytest
 
 from calicolab.stack import parsers
+from e2e import guide
 
 MEMBERS_V2 = """\
 afc1b952a7b88713: name=node1 peerURLs=http://192.168.223.131:2380 clientURLs=http://192.168.223.131:2379 isLeader=true
@@ -49,9 +53,10 @@ def test_docker_info_cluster_store():
 
 # `calicoctl node status` as calicoctl v1.6.1 prints it. "narrow" is what the real binary
 # prints: its vendored olekukonko/tablewriter (0fd34425) wraps a cell over 30 characters on
-# spaces, the other columns of the continuation lines left blank. "wide" is the same table
-# without wrapping (what calico_double prints). header_wrapped.txt is a later tablewriter
-# (multi-line headers, a2f2500) with a column width of 10.
+# spaces, the other columns of the continuation lines left blank (the oracle below has the real
+# outputs). "wide" is the same table without wrapping (what calico_double printed before issue
+# 24; kept as a tolerant reading). header_wrapped.txt is a later tablewriter (multi-line
+# headers, a2f2500) with a column width of 10.
 FIXTURES = Path(__file__).parent / "fixtures" / "calicoctl_node_status"
 MESH = "node-to-node mesh"
 EST_130 = parsers.BgpPeer("192.168.223.130", MESH, "up", "09:31:18", "Established")
@@ -166,6 +171,96 @@ def test_mesh_problems_of_a_wrapped_table_name_only_the_real_peer():
     # On the old parser this also listed the phantom continuation peer and a cut INFO.
     assert parsers.mesh_problems(node_status("two_peers_narrow.txt"), ["192.168.223.130", "192.168.223.132"]) == [
         "peer 192.168.223.132: state 'start', info 'Active Socket: Connection refused', not up/Established"]
+
+
+# -- the oracle: calicoctl v1.6.1's real `node status` output (issue 24) -----------------------
+# ../shared/oracles/calicoctl-node-status.json from the repo root (CALICOLAB_ORACLES overrides):
+# per case the BIRD control-socket reply, the processes, and calicoctl's exact stdout. Every case
+# is a test; a missing file fails them in one line, never a skip.
+ORACLE_FILE = "calicoctl-node-status.json"
+
+
+def _oracle_folder() -> Path:
+    override = os.environ.get("CALICOLAB_ORACLES", "").strip()
+    return Path(override) if override else Path(__file__).resolve().parents[2].parent / "shared" / "oracles"
+
+
+def _oracle_params() -> list:
+    path = _oracle_folder() / ORACLE_FILE
+    try:
+        cases = json.loads(path.read_text())["cases"]
+    except (OSError, ValueError, KeyError) as exc:
+        return [pytest.param(f"oracle file missing or unreadable: {path} ({exc})", id=f"{ORACLE_FILE}:unavailable")]
+    return [pytest.param(case, id=case["name"]) for case in cases]
+
+
+def _case(value) -> dict:
+    if isinstance(value, str):
+        pytest.fail(value, pytrace=False)
+    return value
+
+
+# status.go unmarshalBIRD, written here from the source (not from the parser under test): a BGP
+# row's name is <Global|Node|Mesh>_<address with _ for . >, then proto, table, state, since, and
+# the info is every later field joined by one space.
+_PEER_NAME = re.compile(r"^(Global|Node|Mesh)_(.+)$")
+_PEER_TYPES = {"Global": "global", "Mesh": "node-to-node mesh", "Node": "node specific"}
+
+
+def _bird_peers(reply: list[str]) -> tuple[parsers.BgpPeer, ...]:
+    peers = []
+    for line in reply:
+        if line.startswith("0000"):
+            break
+        if not (line.startswith("1002-") or line.startswith(" ")):
+            continue
+        fields = line[5:].split() if line.startswith("1002-") else line[1:].split()
+        match = _PEER_NAME.match(fields[0]) if len(fields) >= 6 and fields[1] == "BGP" else None
+        if match:
+            peers.append(parsers.BgpPeer(match.group(2).replace("_", "."), _PEER_TYPES[match.group(1)],
+                                         fields[3], fields[4], " ".join(fields[5:])))
+    return tuple(peers)
+
+
+@pytest.mark.parametrize("case", _oracle_params())
+def test_calicoctl_node_status_reads_calicoctl_output(case):
+    """Each row of the real table is one peer with its whole INFO, wrapped or not; no phantom
+    row from a continuation line."""
+    case = _case(case)
+    running = "calico-felix" in case["processes"]
+    expected = _bird_peers(case["bird_ctl_socket_reply_v4"]) if running else ()
+    assert parsers.calicoctl_node_status(case["stdout"]) == parsers.CalicoNodeStatus(running, expected)
+
+
+@pytest.mark.parametrize("case", _oracle_params())
+def test_mesh_problems_on_calicoctl_output_name_only_real_peers(case):
+    """What e2e, doctor and the upgrade gate conclude (parsers.mesh_problems over the mesh peers
+    BIRD has): one sentence per peer not up/Established with its whole INFO, nothing else."""
+    case = _case(case)
+    status = parsers.calicoctl_node_status(case["stdout"])
+    bird = _bird_peers(case["bird_ctl_socket_reply_v4"])
+    mesh = [p for p in bird if p.peer_type == MESH]
+    others = [p for p in bird if p.peer_type != MESH]
+    problems = parsers.mesh_problems(status, [p.address for p in mesh])
+    if "calico-felix" not in case["processes"]:
+        assert problems == ["calico process is not running"]
+        return
+    expected = [f"peer {p.address}: state {p.state!r}, info {p.info!r}, not up/Established"
+                for p in mesh if not (p.state == "up" and p.info.split()[:1] == ["Established"])]
+    unexpected = [f"unexpected peer {p.address}: type {p.peer_type!r}, state {p.state!r}, info {p.info!r}"
+                  for p in others]
+    assert sorted(problems) == sorted(expected + unexpected)
+
+
+@pytest.mark.parametrize("case", _oracle_params())
+def test_e2e_literals_are_in_calicoctl_output(case):
+    # e2e/calico/test_calico.py reads guide.CALICO_RUNNING and, where bird6 runs with no IPv6
+    # peer, guide.NO_IPV6_PEERS in the text.
+    case = _case(case)
+    if "calico-felix" in case["processes"]:
+        assert case["stdout"].startswith(guide.CALICO_RUNNING + "\n")
+        if "bird6" in case["processes"]:
+            assert f"\n{guide.NO_IPV6_PEERS}\n" in case["stdout"]
 
 
 def test_ip_routes_kinds_and_attributes():
