@@ -423,3 +423,18 @@ def test_version_with_bad_config_prints_the_error_and_exits_1(monkeypatch, capsy
 def test_unknown_command_prints_usage(capsys) -> None:
     assert ctl.main(["frobnicate"]) == 1
     assert "Usage:" in capsys.readouterr().err
+
+
+def test_unknown_option_before_the_command_runs_nothing(capsys) -> None:
+    # calicoctl.go: `arguments, _ := docopt.Parse(doc, nil, true, ..., true, false)`: docopt writes
+    # its usage to stderr, the error is dropped, no command runs, exit 0.
+    code = ctl.main(["--allow-version-mismatch", "get", "node"])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (0, "")
+    assert captured.err.startswith("Usage:\n  calicoctl [options] <command> [<args>...]")
+
+
+def test_unknown_log_level(capsys) -> None:
+    # calicoctl.go: logrus.ParseLevel fails -> this message, exit 1.
+    assert run(capsys, "-l", "loud", "version") == (
+        1, "Unknown log level: loud, expected one of: \npanic, fatal, error, warn, info, debug.\n")
