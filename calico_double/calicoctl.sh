@@ -13,6 +13,7 @@
 # Image: $CALICO_DOUBLE_IMAGE, else CALICO_DOUBLE_IMAGE in /etc/calico/calico.env, else the
 # image of the calico-node container, else calicolab/calico-node-double:v2.6.1.
 set -eu
+EMBEDDED_MARK="# ---- the calicoctl double script, embedded ----"
 
 # calicoctl v1.6.1's `node` commands need root (commands/node/permissions.go), in its words.
 if [ "${1:-}" = "node" ] && [ "$(id -u)" != "0" ]; then
@@ -21,6 +22,15 @@ if [ "${1:-}" = "node" ] && [ "$(id -u)" != "0" ]; then
 fi
 
 script="$(cd "$(dirname "$0")/../lib/calico-double" 2>/dev/null && pwd)/calicoctl" || script=""
+if { [ -z "$script" ] || [ ! -f "$script" ]; } && grep -qx "$EMBEDDED_MARK" "$0" 2>/dev/null; then
+    # A self-contained copy (the local mirror serves one as the calicoctl release file, where
+    # provisioning installs only the downloaded file): the script follows the marker line.
+    script="${CALICOCTL_DOUBLE_CACHE:-/var/run/calico}/calicoctl-double-$(sed "1,/^$EMBEDDED_MARK\$/d" "$0" | cksum | cut -d' ' -f1)"
+    if [ ! -f "$script" ]; then
+        mkdir -p "${CALICOCTL_DOUBLE_CACHE:-/var/run/calico}"
+        sed "1,/^$EMBEDDED_MARK\$/d" "$0" > "$script.$$" && mv "$script.$$" "$script"
+    fi
+fi
 if [ -z "$script" ] || [ ! -f "$script" ]; then
     echo "calicoctl: the Calico double's calicoctl script is missing ($(dirname "$0")/../lib/calico-double/calicoctl): provision the node again" >&2
     exit 1

@@ -181,6 +181,18 @@ def start(cfg: ClusterConfig, say: Callable[[str], None] = print) -> Mirror:
     return mirror
 
 
+EMBEDDED_MARK = "# ---- the calicoctl double script, embedded ----"
+
+
+def self_contained_calicoctl() -> str:
+    """The double's calicoctl as one file, served as the release file: provisioning installs only
+    the file it downloads, so the wrapper carries its script after a marker line it never runs
+    past (every path ends in exec or exit) and extracts it when it finds none beside it."""
+    wrapper = (ROOT / "calico_double" / "calicoctl.sh").read_text()
+    script = (ROOT / "calico_double" / "calicoctl").read_text()
+    return f"{wrapper.rstrip()}\nexit 127\n{EMBEDDED_MARK}\n{script}"
+
+
 def publish(cfg: ClusterConfig, mirror: Mirror, say: Callable[[str], None]) -> None:
     """Push the images (the host reaches the registry as localhost, which Docker allows over
     plain http) and lay out the calicoctl release file."""
@@ -194,7 +206,8 @@ def publish(cfg: ClusterConfig, mirror: Mirror, say: Callable[[str], None]) -> N
         say(f"    pushed {local} as {mirror.registry}/{served}")
     served = calicoctl_file(cfg)
     served.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "calico_double" / "calicoctl.sh", served)
+    served.write_text(self_contained_calicoctl())
+    served.chmod(0o755)
     say(f"    serving the double's calicoctl as {served.relative_to(files_root(cfg))}")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from calicolab.core.paths import ROOT
+from calicolab.infra import mirror
 
 WRAPPER = ROOT / "calico_double" / "calicoctl.sh"
 CALICOCTL_ENV = ["DATASTORE_TYPE", "ETCD_SCHEME", "ETCD_AUTHORITY", "ETCD_ENDPOINTS", "ETCD_USERNAME",
@@ -111,3 +112,32 @@ def test_the_image_ships_no_calicoctl() -> None:
     dockerfile = (ROOT / "calico_double" / "Dockerfile").read_text()
     copies = [line for line in dockerfile.splitlines() if line.startswith(("COPY", "ADD"))]
     assert copies and not any("calicoctl" in line for line in copies)
+
+
+def _served(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The local mirror's calicoctl release file, installed alone as provisioning installs a
+    downloaded calicoctl: no script beside it."""
+    wrapper, env = _host(tmp_path, script=False)
+    wrapper.write_text(mirror.self_contained_calicoctl())
+    system = Path(env["PATH"].split(":")[1])
+    for tool in ("grep", "cksum", "cut", "mkdir", "mv"):
+        (system / tool).symlink_to(shutil.which(tool))
+    return wrapper, {**env, "CALICOCTL_DOUBLE_CACHE": str(tmp_path / "cache")}
+
+
+def test_the_served_single_file_carries_and_runs_the_doubles_script(tmp_path) -> None:
+    # On a mirror lab the image has no calicoctl and nothing is installed beside the download:
+    # the single file extracts the very script the project ships, once, and runs it.
+    wrapper, env = _served(tmp_path)
+    seen = _run(wrapper, env, "get", "node").stdout.strip()
+    (extracted,) = (tmp_path / "cache").iterdir()
+    assert seen == f"python3 {extracted} get node"
+    assert extracted.read_text() == (ROOT / "calico_double" / "calicoctl").read_text()
+    assert _run(wrapper, env, "get", "node").stdout.strip() == seen  # the same copy the next time
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def test_the_plain_wrapper_without_its_script_says_so(tmp_path) -> None:
+    wrapper, env = _host(tmp_path, script=False)
+    res = _run(wrapper, env, "get", "node")
+    assert res.returncode == 1 and "calicoctl script is missing" in res.stderr
