@@ -193,7 +193,9 @@ def test_no_bgp_daemon_at_all(monkeypatch, capsys, tmp_path, as_root) -> None:
 def test_bird_running_without_socket_says_so_and_exits_0(monkeypatch, capsys, tmp_path, as_root) -> None:
     code, text = status(monkeypatch, capsys, tmp_path, ("calico-felix", "bird", "bird6"), None, EMPTY_BIRD6)
     assert code == 0
-    # status.go printBIRDPeers prints the error of its second dial; Go's net package words it.
+    # status.go printBIRDPeers prints the error of its second dial, /var/run/bird/bird.ctl
+    # (calicoctl@v1.6.1 calicoctl/commands/node/status.go:205-207, no newline); Go's net package
+    # words it (`dial unix <path>: connect: ...`).
     assert (f"IPv4 BGP status\nError querying BIRD: unable to connect to BIRDv4 socket: dial unix "
             f"{tmp_path}/none/bird.ctl: connect: no such file or directory\nIPv6 BGP status\n") in text
     assert "IPv6 BGP status\nNo IPv6 peers found.\n" in text
@@ -210,13 +212,17 @@ CFG = "apiVersion: v1\nkind: calicoApiConfig\nmetadata:\nspec:\n  etcdEndpoints:
 
 def test_etcd_endpoints_precedence(tmp_path) -> None:
     cfg = tmp_path / "calicoctl.cfg"
-    # No file: the environment, else libcalico-go's default authority 127.0.0.1:2379.
+    # No file: the environment, else libcalico-go's default authority 127.0.0.1:2379
+    # (libcalico-go@63d3fb8 lib/api/apiconfig.go:50-52; ETCD_ENDPOINTS wins over the authority,
+    # split on commas: lib/backend/etcd/etcd.go:53-58).
     assert ctl.etcd_endpoints({}, cfg) == ["http://127.0.0.1:2379"]
     assert ctl.etcd_endpoints({"ETCD_AUTHORITY": "10.9.9.9:4001", "ETCD_SCHEME": "https"}, cfg) == [
         "https://10.9.9.9:4001"]
     assert ctl.etcd_endpoints({"ETCD_ENDPOINTS": "http://a:2379/,http://b:2379"}, cfg) == [
         "http://a:2379", "http://b:2379"]
-    # calicoctl v1.6 reads only its config file when it exists; calico.env is never read.
+    # calicoctl v1.6 reads only its config file when it exists; calico.env is never read
+    # (calicoctl@v1.6.1 calicoctl/commands/clientmgr/client.go:49-58, libcalico-go@63d3fb8
+    # lib/client/client.go:150-162).
     (tmp_path / "calico.env").write_text('ETCD_ENDPOINTS="http://192.168.223.131:2379"\n')
     cfg.write_text(CFG)
     assert ctl.etcd_endpoints({"ETCD_ENDPOINTS": "http://a:2379/"}, cfg) == ["http://10.0.0.1:2379"]
@@ -237,7 +243,10 @@ def test_config_file_is_strict(tmp_path, capsys, monkeypatch, text: str, error: 
     cfg.write_text(text)
     monkeypatch.setattr(ctl, "CONFIG_FILE", str(cfg))
     assert ctl.main(["get", "ippool"]) == 1
-    # commands/resources.go executeConfigCommand: clientmgr.NewClient's error, then exit 1.
+    # commands/resources.go executeConfigCommand: clientmgr.NewClient's error, then exit 1
+    # (calicoctl@v1.6.1 calicoctl/commands/resources.go:242-245). The error: libcalico-go@63d3fb8
+    # lib/client/client.go:158 (`syntax error in <file>: `), :180 (yaml.UnmarshalStrict),
+    # :186 (APIVersion), :189 (kind).
     assert capsys.readouterr().out == f"Failed to create Calico API client: syntax error in {cfg}: " + (
         "error unmarshaling JSON: " if "unknown field" in error else "") + error + "\n"
 
@@ -301,6 +310,10 @@ def test_get_ippool_lists_both_families_and_omits_false_fields(guide_etcd, capsy
 
 def test_v2_api_disabled_is_an_error_not_an_empty_list(monkeypatch, capsys, tmp_path) -> None:
     etcd = FakeEtcdHTTP()  # etcd 3.4+ without --enable-v2 answers 404 with plain text
+    # A non-2xx body that is not etcd's JSON error is ErrInvalidJSON (coreos/etcd@17ae440
+    # client/keys.go:653-654, 676-680, the words at :69); libcalico-go passes it through
+    # (lib/backend/etcd/etcd.go:372-374, lib/errors/errors.go:27-28) and get.go prints it
+    # (calicoctl@v1.6.1 calicoctl/commands/get.go:178-180).
     monkeypatch.setattr(ctl, "CONFIG_FILE", str(tmp_path / "absent.cfg"))
     monkeypatch.setenv("ETCD_ENDPOINTS", etcd.url)
     assert ctl.main(["get", "ippool"]) == 1
@@ -311,6 +324,8 @@ def test_v2_api_disabled_is_an_error_not_an_empty_list(monkeypatch, capsys, tmp_
 def test_etcd_unreachable(monkeypatch, capsys, tmp_path) -> None:
     # coreos/etcd client/cluster_error.go: each endpoint's error after `; error #n: ` and a
     # newline; the transport's error as Go 1.8 words a refused connect (`getsockopt:`).
+    # coreos/etcd@17ae440 client/client.go:39 (the lead words), client/cluster_error.go:24-26;
+    # calicoctl@v1.6.1 calicoctl/commands/get.go:179 (`Failed to get resources: %v\n`).
     monkeypatch.setattr(ctl, "CONFIG_FILE", str(tmp_path / "absent.cfg"))
     monkeypatch.setenv("ETCD_ENDPOINTS", "http://127.0.0.1:9")
     assert run(capsys, "get", "nodes") == (1, (
@@ -320,7 +335,9 @@ def test_etcd_unreachable(monkeypatch, capsys, tmp_path) -> None:
 
 def test_get_node_lists_only_hosts_under_v1_host(guide_etcd, capsys) -> None:
     # libcalico-go 63d3fb8 listHostMetadata enumerates /calico/v1/host only: a BGP-only folder
-    # (/calico/bgp/v1/host/ghost) is no node.
+    # (/calico/bgp/v1/host/ghost) is no node (lib/backend/compat/compat.go:345-347 lists nodes
+    # by host metadata; lib/backend/etcd/etcd.go:423-453 takes every entry directly under
+    # /calico/v1/host).
     guide_etcd.keys["/calico/bgp/v1/host/ghost/ip_addr_v4"] = "10.9.9.9"
     assert run(capsys, "get", "node") == (0, "NAME    \nnode1   \nnode2   \n\n")
     code, out = run(capsys, "get", "nodes", "-o", "yaml")
@@ -331,7 +348,8 @@ def test_get_node_lists_only_hosts_under_v1_host(guide_etcd, capsys) -> None:
 
 @pytest.mark.parametrize("argv", [("get", "ipPool"), ("get", "IPPOOLS"), ("get", "ipp"), ("get", "pools")])
 def test_get_kinds_are_case_insensitive_with_aliases(guide_etcd, capsys, argv) -> None:
-    # commands/resources.go getResourceFromArguments: strings.ToLower(kind) against the aliases.
+    # commands/resources.go getResourceFromArguments: strings.ToLower(kind) against the aliases
+    # (calicoctl@v1.6.1 calicoctl/commands/resources.go:104, ipPool's at :129).
     assert run(capsys, *argv) == (0, "CIDR                       \n192.168.0.0/16             \n"
                                      "fd80:24e2:f998:72d6::/64   \n\n")
 
@@ -339,9 +357,12 @@ def test_get_kinds_are_case_insensitive_with_aliases(guide_etcd, capsys, argv) -
 def test_get_name_selects_one_resource(guide_etcd, capsys) -> None:
     # The NAME goes into the resource's metadata and the list is filtered by it; a name that does
     # not exist lists nothing (get.go's help: "will simply return no results").
+    # calicoctl@v1.6.1 calicoctl/commands/resources.go:107 (node NAME), get.go:80 (the help);
+    # libcalico-go@63d3fb8 lib/backend/etcd/etcd.go:403-418 (one host, none if absent).
     assert run(capsys, "get", "node", "node1") == (0, "NAME    \nnode1   \n\n")
     assert run(capsys, "get", "node", "nosuch") == (0, "NAME   \n\n")
-    # An ipPool NAME is a CIDR (net.ParseCIDR: masked to its network).
+    # An ipPool NAME is a CIDR (net.ParseCIDR: masked to its network; resources.go:131-136, its
+    # error returned as is: libcalico-go@63d3fb8 lib/net/ipnet.go:81-83, Go's words).
     assert run(capsys, "get", "ippool", "192.168.7.0/16") == (0, "CIDR             \n192.168.0.0/16   \n\n")
     assert run(capsys, "get", "ippool", "pool-a") == (1, "Failed to get resources: invalid CIDR address: pool-a\n")
 
@@ -352,13 +373,16 @@ def test_get_config_option_is_honoured(guide_etcd, capsys, tmp_path, monkeypatch
     cfg.write_text(CFG.replace("http://10.0.0.1:2379", guide_etcd.url))
     assert run(capsys, "get", "node", "-c", str(cfg)) == (0, "NAME    \nnode1   \nnode2   \n\n")
     assert run(capsys, "get", "node", f"--config={cfg}") == (0, "NAME    \nnode1   \nnode2   \n\n")
-    # clientmgr.LoadClientConfig: a -c file other than the default must exist.
+    # clientmgr.LoadClientConfig: a -c file other than the default must exist
+    # (calicoctl@v1.6.1 calicoctl/commands/clientmgr/client.go:49-53; -c: get.go:59-61).
     assert run(capsys, "get", "node", "-c", str(tmp_path / "missing.cfg")) == (
         1, f"Error reading config file: {tmp_path / 'missing.cfg'}\n")
 
 
 def test_get_output_formats_as_get_go(guide_etcd, capsys) -> None:
     # custom-columns: the named headings of resourcemgr's headingsMap, in the given order.
+    # calicoctl@v1.6.1 calicoctl/commands/get.go:158-163 (custom-columns), :146-150 (empty
+    # go-template), :167-169 (anything else).
     assert run(capsys, "get", "node", "-o", "custom-columns=IPV4,NAME") == (
         0, "IPV4                 NAME    \n192.168.223.131/24   node1   \n192.168.223.130/24   node2   \n\n")
     assert run(capsys, "get", "node", "-o", "bogus") == (1, "unrecognized output format 'bogus'\n")
@@ -379,7 +403,9 @@ def test_go_template_is_refused_not_replaced_by_a_table(guide_etcd, capsys) -> N
     ("get", "node", "node1", "node2"),
 ])
 def test_get_bad_arguments_as_docopt(capsys, argv) -> None:
-    # get.go: docopt fails -> its usage on stderr, then this line on stdout, exit 1.
+    # get.go: docopt fails -> its usage on stderr, then this line on stdout, exit 1
+    # (calicoctl@v1.6.1 calicoctl/commands/get.go:112-116; the usage, without
+    # --allow-version-mismatch and with one optional NAME: get.go:30-34).
     code = ctl.main(list(argv))
     captured = capsys.readouterr()
     assert (code, captured.out) == (1, f"Invalid option: 'calicoctl {' '.join(argv)}'. Use flag '--help' to "
@@ -388,11 +414,15 @@ def test_get_bad_arguments_as_docopt(capsys, argv) -> None:
 
 
 def test_get_unknown_kind(capsys) -> None:
+    # calicoctl@v1.6.1 calicoctl/commands/resources.go:160-161, printed by get.go:178-180.
     assert run(capsys, "get", "frobs") == (1, "Failed to get resources: Resource type 'frobs' is not supported\n")
 
 
 def test_version_with_etcd_down_says_unknown_and_exits_0(monkeypatch, capsys, tmp_path) -> None:
     # commands/version.go: GetFelixConfig's error goes into `unknown (<error>)`; exit 0.
+    # calicoctl@v1.6.1 calicoctl/commands/version.go:56 (Println: label, space, version),
+    # :69-82; the error: coreos/etcd@17ae440 client/cluster_error.go:24-26, client/client.go:39,
+    # through libcalico-go@63d3fb8 lib/client/config.go:264-267 unchanged.
     monkeypatch.setattr(ctl, "CONFIG_FILE", str(tmp_path / "absent.cfg"))
     monkeypatch.setenv("ETCD_ENDPOINTS", "http://127.0.0.1:9")
     code, out = run(capsys, "version")
@@ -404,6 +434,8 @@ def test_version_with_etcd_down_says_unknown_and_exits_0(monkeypatch, capsys, tm
 
 
 def test_version_reads_cluster_keys(guide_etcd, capsys) -> None:
+    # calicoctl@v1.6.1 calicoctl/commands/version.go:69-82: the value when set, `unknown` when not
+    # (libcalico-go@63d3fb8 lib/client/config.go:268-269, 389-393: a missing key is unset).
     guide_etcd.keys["/calico/v1/config/CalicoVersion"] = "v2.6.1"
     code, out = run(capsys, "version")
     assert code == 0
@@ -411,6 +443,8 @@ def test_version_reads_cluster_keys(guide_etcd, capsys) -> None:
 
 
 def test_version_with_bad_config_prints_the_error_and_exits_1(monkeypatch, capsys, tmp_path) -> None:
+    # calicoctl@v1.6.1 calicoctl/commands/version.go:62-66 prints NewClient's error bare, exit 1;
+    # the words: libcalico-go@63d3fb8 lib/client/client.go:158, :189.
     cfg = tmp_path / "calicoctl.cfg"
     cfg.write_text(CFG.replace("calicoApiConfig", "CalicoAPIConfig"))
     monkeypatch.setattr(ctl, "CONFIG_FILE", str(cfg))
@@ -428,6 +462,7 @@ def test_unknown_command_prints_usage(capsys) -> None:
 def test_unknown_option_before_the_command_runs_nothing(capsys) -> None:
     # calicoctl.go: `arguments, _ := docopt.Parse(doc, nil, true, ..., true, false)`: docopt writes
     # its usage to stderr, the error is dropped, no command runs, exit 0.
+    # calicoctl@v1.6.1 calicoctl/calicoctl.go:56 (the error dropped), :70 (no <command>, nothing runs).
     code = ctl.main(["--allow-version-mismatch", "get", "node"])
     captured = capsys.readouterr()
     assert (code, captured.out) == (0, "")
@@ -435,6 +470,7 @@ def test_unknown_option_before_the_command_runs_nothing(capsys) -> None:
 
 
 def test_unknown_log_level(capsys) -> None:
-    # calicoctl.go: logrus.ParseLevel fails -> this message, exit 1.
+    # calicoctl.go: logrus.ParseLevel fails -> this message, exit 1
+    # (calicoctl@v1.6.1 calicoctl/calicoctl.go:58-63).
     assert run(capsys, "-l", "loud", "version") == (
         1, "Unknown log level: loud, expected one of: \npanic, fatal, error, warn, info, debug.\n")

@@ -14,9 +14,6 @@ TEST_REF = re.compile(r"((?:tests|e2e)/[\w/]+\.py)::(\w+)")
 # document, named by the test (its comments, decorators) or its module's docstring.
 UPSTREAM_CITE = re.compile(r"[\w/.-]+\.(?:go|template|local|toml|yaml|py)?:\d+|[\w/.-]+/run:\d+|calico-2\.6-facts\.md"
                            r"|guide\.md")
-# Rows of calicoctl's half of issue 24 whose independent tests are not in yet (H7a's side); each
-# name must still be a row, so the list can only shrink.
-AWAITING_INDEPENDENT_TEST = {"calicoctl configuration", "calicoctl and etcd errors"}
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -67,8 +64,7 @@ def problems(text: str) -> list[str]:
                 found.append(f"{behaviour}: 'same' without a test")
             missing = [(p, n) for p, n in refs if not (REPO / p).is_file() or not defined(REPO / p, n)]
             found += [f"{behaviour}: {p}::{n} does not exist" for p, n in missing]
-            if refs and not missing and behaviour not in AWAITING_INDEPENDENT_TEST \
-                    and not any(independent(p, n) for p, n in refs):
+            if refs and not missing and not any(independent(p, n) for p, n in refs):
                 found.append(f"{behaviour}: no cited test takes its expected value from outside the double")
         elif status == "different":
             if len(evidence.split()) < 4:
@@ -103,8 +99,3 @@ def test_the_check_catches_a_row_held_only_by_the_doubles_own_output() -> None:
                 + "| same | tests/double/test_double_ipam.py::test_big_int_rand_rejects_draws_outside_the_limit |")
     assert any("WAIT_FOR_DATASTORE: no cited test takes its expected value from outside the double" in p
                for p in problems(text.replace(row, own_only)))
-
-
-def test_rows_awaiting_an_independent_test_still_exist() -> None:
-    behaviours = {row[0] for row in table_rows(README.read_text())}
-    assert behaviours >= AWAITING_INDEPENDENT_TEST
