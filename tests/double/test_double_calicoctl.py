@@ -397,6 +397,19 @@ def test_go_template_is_refused_not_replaced_by_a_table(guide_etcd, capsys) -> N
     assert "go-template" in captured.err and "not implemented" in captured.err
 
 
+@pytest.mark.parametrize("argv,what", [
+    (("get", "bgpPeer"), "get bgpPeer"), (("get", "profiles"), "get profiles"), (("get", "hep"), "get hep"),
+    (("get", "wep"), "get wep"), (("get", "policy"), "get policy"), (("get", "-f", "pool.yaml"), "--filename"),
+])
+def test_kinds_and_files_it_does_not_implement_are_refused_in_one_line(guide_etcd, capsys, argv, what) -> None:
+    # calicoctl v1.6.1 accepts these kinds and -f (commands/resources.go getResourceFromArguments);
+    # the double implements node and ipPool only, and says so instead of printing an empty table.
+    code = ctl.main(list(argv))
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert what in captured.err and "not implemented" in captured.err and captured.err.count("\n") == 1
+
+
 @pytest.mark.parametrize("argv", [
     ("get", "node", "--allow-version-mismatch"),  # a calicoctl v3 flag
     ("get",),
