@@ -262,17 +262,135 @@ class Route:
     proto: str | None
 
 
-_BIRD_STATE = re.compile(r"^(?P<at>\S+) bird: (?P<proto>\S+): State changed to (?P<state>\w+)$")
-
-
-# A session "dropped as it came up" fell back to start this soon after reaching wait, feed or up;
-# the logs of the failing runs show well under a millisecond, a session that flaps later is
-# another fault.
-DROPPED_AT_ONCE_S = 1.0
+# -- BIRD 1.6's log (svlogd's /var/log/calico/bird/current) ------------------------------------
+# One line of a protocol: `<svlogd -tt stamp> bird: <protocol>: <message>`; global lines
+# (`bird: Reconfigured`) and route lines (`bird: Mesh_x > added ...`) have no `<protocol>: `.
+_BIRD_LINE = re.compile(r"^(?P<at>\S+) bird: (?P<proto>[A-Za-z0-9_]+): (?P<msg>.*)$")
+_STATE = re.compile(r"^State changed to (?P<state>\w+)$")
 # BIRD 1.6's names for a protocol that is up (nest/proto.c, proto_state_name): `wait` is up with
 # nothing fed yet (a graceful restart still waiting for its peers), `feed` while routes go out,
 # `up` once done. A BGP session in any of them was Established.
 _CAME_UP = ("wait", "feed", "up")
+# A session "dropped as it came up" left up this soon after reaching it: the recorded collisions
+# take well under a millisecond (shared/evidence/bird-collision), a session that ends later was
+# up and serving. Also how close in time two nodes' lines of one drop are.
+DROPPED_AT_ONCE_S = 1.0
+# The lines BIRD writes in the same event-loop pass as a state change (the reasons before it,
+# "BGP session closed" and "Incoming connection ... accepted" after it) are this close.
+_SAME_PASS_S = 0.1
+
+# The signatures, in BIRD 1.6's own words (proto/bgp/bgp.c, proto/bgp/packets.c):
+# - bgp_handle_graceful_restart: BGP_TRACE(D_EVENTS, "Neighbor graceful restart detected%s",
+#   p->gr_active ? " - already pending" : ""), then proto_notify_state(PS_START).
+# - bgp_incoming_connection: a new connection from a neighbour whose session is Established
+#   and graceful-restart aware is taken for its restart (the call above), then traced as
+#   "Incoming connection from %I (port %d) accepted".
+# - bgp_sock_err: "Connection closed" / "Connection lost (%M)" on an Established session of a
+#   graceful-restart aware neighbour calls it too: the peer's end went away (its restart).
+# - bgp_rx_notification: bgp_log_error(p, BE_BGP_RX, "Received", code, subcode) logs
+#   "<proto>: Received: <bgp_msg_table text>": Cease subcode 7 is "Connection collision
+#   resolution", sent by bgp_rx_open's collision branch ("Connection collision, giving up the
+#   other connection"); bgp_error logs "<proto>: Error: <text>", e.g. "Hold timer expired"
+#   (bgp_hold_timeout, code 4.0).
+GR_DETECTED = "Neighbor graceful restart detected"
+COLLISION_CEASE = "Received: Connection collision resolution"
+_PEER_WENT = ("Connection closed", "Connection lost")
+_INCOMING = re.compile(r"^Incoming connection from \S+ \(port \d+\) accepted$")
+# Lines that never say why a session ended.
+_ROUTINE = ("Sending ", "Got ", "BGP session established", "Connected to table master",
+            "BGP session closed", "Neighbor graceful restart done")
+
+SHAPE_A = "A"  # the peer's new connection taken for a restart of an Established session
+SHAPE_B = "B"  # Cease 7 (connection collision resolution) received on an Established session
+OTHER = "other"
+SHAPE_TEXT = {
+    SHAPE_A: "connection collision: a second connection from the peer was taken for its graceful "
+             "restart (bgp_incoming_connection), the session went back to start",
+    SHAPE_B: "connection collision: the peer resolved it by router id and sent Cease 7 "
+             "(bgp_rx_open's collision branch), the session went to stop",
+}
+# Calico 2.6.1's mesh is bidirectional, so after a restart both BIRDs connect at once and BIRD
+# 1.6 drops the new session by collision; fixed in Calico 3.4 by one-way mesh connections.
+UPSTREAM_FIX = ("projectcalico/node 1183be5 (PR #79, Calico 3.4: unidirectional BGP connections in "
+                "the node-to-node mesh, `passive on` on one end); 21b6641 (connect delay time 2, "
+                "connect retry time 5, error wait time 5,30)")
+BIRD_SOURCE = ("BIRD 1.6 proto/bgp/bgp.c bgp_incoming_connection and bgp_handle_graceful_restart "
+               "(shape A); proto/bgp/packets.c bgp_rx_open collision branch, Cease 6.7 (shape B)")
+
+
+@dataclass(frozen=True)
+class _Line:
+    t: float | None
+    at: str
+    proto: str
+    msg: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class BgpDrop:
+    """One Established BGP session that ended inside a log: where, when, its signature and the
+    lines that show it (those of the other end of the same drop in `echo`)."""
+
+    node: str
+    protocol: str
+    at: str  # svlogd stamp of the state change
+    shape: str  # SHAPE_A | SHAPE_B | OTHER
+    cause: str  # in BIRD's words: the line(s) that ended it, or what is missing
+    lines: tuple[str, ...] = ()
+    echo: tuple[str, ...] = ()  # "node: line" of the other end
+    up_s: float | None = None  # how long the session had been up (None: up before the log began)
+    outage_s: float | None = None  # until the protocol was up again (None: not within the log)
+
+    @property
+    def collision(self) -> bool:
+        return self.shape in (SHAPE_A, SHAPE_B)
+
+    def describe(self) -> str:
+        kind = f"shape {self.shape}" if self.collision else "not a collision"
+        back = f", up again {self.outage_s:.1f} s later" if self.outage_s is not None else ""
+        return f"{self.node}: {self.protocol} at {self.at}: {kind} ({self.cause}){back}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"node": self.node, "protocol": self.protocol, "at": self.at, "shape": self.shape,
+                "collision": self.collision, "cause": self.cause, "lines": list(self.lines),
+                "echo": list(self.echo), "up_s": self.up_s, "outage_s": self.outage_s}
+
+
+@dataclass(frozen=True)
+class _End:
+    node: str
+    line: _Line
+    up: _Line | None  # where it came up, when that is in the log
+    before: tuple[_Line, ...]  # the protocol's lines since it came up (the last few)
+    after: tuple[_Line, ...]  # its lines in the same pass after the change
+    back: _Line | None  # when it was up again
+
+    @property
+    def up_s(self) -> float | None:
+        if self.up is None or self.up.t is None or self.line.t is None:
+            return None
+        return round(self.line.t - self.up.t, 5)
+
+    def kind(self) -> tuple[str, str]:
+        """(shape or 'peer' or OTHER, cause) from the lines around the change."""
+        msgs = [x.msg for x in self.before]
+        if any(m.startswith(COLLISION_CEASE) for m in msgs):
+            return SHAPE_B, COLLISION_CEASE
+        gr = next((i for i, m in enumerate(msgs) if m.startswith(GR_DETECTED)), None)
+        if gr is not None:
+            if gr > 0 and msgs[gr - 1].startswith(_PEER_WENT):
+                return "peer", f"{msgs[gr - 1]}; {msgs[gr]}"
+            if any(_INCOMING.match(x.msg) for x in self.after):
+                return SHAPE_A, f"{msgs[gr]}; {next(x.msg for x in self.after if _INCOMING.match(x.msg))}"
+        reasons = [m for m in msgs if not m.startswith(_ROUTINE) and not _STATE.match(m)]
+        if reasons:
+            return OTHER, "; ".join(reasons[-3:])
+        return OTHER, ("no reason in the log (BGP logging below debug: set /calico/bgp/v1/global/loglevel "
+                       "to debug to see why)")
+
+    def shown(self) -> tuple[str, ...]:
+        return tuple(x.raw for x in (*self.before, self.line, *self.after))
 
 
 def _svlogd_time(stamp: str) -> float | None:
@@ -283,34 +401,118 @@ def _svlogd_time(stamp: str) -> float | None:
         return None
 
 
+def _session_ends(node: str, log: str) -> list[_End]:
+    """Every time a BGP protocol left wait, feed or up (to start, stop or down) in one log."""
+    by_proto: dict[str, list[_Line]] = {}
+    for raw in log.splitlines():
+        m = _BIRD_LINE.match(raw.strip())
+        if m:
+            by_proto.setdefault(m["proto"], []).append(
+                _Line(_svlogd_time(m["at"]), m["at"], m["proto"], m["msg"], raw.strip()))
+    ends = []
+    for lines in by_proto.values():
+        up: _Line | None = None
+        was_up: bool | None = None  # None: no state change seen yet
+        since = 0  # index of the line after the last state change
+        for i, line in enumerate(lines):
+            state = _STATE.match(line.msg)
+            if state is None:
+                continue
+            if state["state"] in _CAME_UP:
+                if not was_up:
+                    up, was_up = line, True
+            elif was_up or (was_up is None and _left_up(lines[:i])):
+                ends.append(_End(node, line, up, tuple(lines[since:i][-8:]), _same_pass(line, lines[i + 1:]),
+                                 next((x for x in lines[i + 1:] if (s := _STATE.match(x.msg))
+                                       and s["state"] in _CAME_UP), None)))
+                up, was_up = None, False
+            else:
+                up, was_up = None, False
+            since = i + 1
+    return ends
+
+
+def _same_pass(change: _Line, following: list[_Line]) -> tuple[_Line, ...]:
+    """The protocol's lines right after a state change, written in the same event-loop pass."""
+    out = []
+    for x in following:
+        if _STATE.match(x.msg) or x.t is None or change.t is None or x.t - change.t > _SAME_PASS_S:
+            break
+        out.append(x)
+    return tuple(out[:6])
+
+
+def _left_up(lines: list[_Line]) -> bool:
+    """Before the first state change a log shows: lines only an Established session logs as it
+    ends (it was up before the log began)."""
+    return any(x.msg.startswith((GR_DETECTED, "Received: ", "Error: ", "BGP session closed")) for x in lines[-8:])
+
+
+def bgp_drops(logs: Mapping[str, str]) -> list[BgpDrop]:
+    """The BGP sessions dropped in several nodes' BIRD logs (node -> what its log gained in a
+    window), each classified by BIRD's own words, in time order. The one reading of a drop.
+
+    - Shape A: "Neighbor graceful restart detected[ - already pending]", state start, then
+      "Incoming connection from ... accepted" in the same pass: the peer's second connection of
+      a collision taken for a restart. Its other end logs "Connection closed" and the same
+      graceful-restart line within DROPPED_AT_ONCE_S: shown with it (`echo`), not counted again.
+    - Shape B: "Received: Connection collision resolution", then state stop.
+    - The peer's end went away ("Connection closed"/"Connection lost", then graceful restart
+      detected) is the peer restarting, what the faults and restarts do, and no drop, unless it
+      came within DROPPED_AT_ONCE_S of the session coming up with no collision on the peer's side:
+      then it is a drop of another kind.
+    - Any other end of an Established session (a hold timer expiry, a Cease or error received,
+      no reason logged) is a drop of another kind: never a collision.
+    """
+    ends = sorted((e for node, log in logs.items() for e in _session_ends(node, log)),
+                  key=lambda e: (e.line.t or 0.0, e.node))
+    kinds = {id(e): e.kind() for e in ends}
+    for e in ends:
+        kind, cause = kinds[id(e)]
+        if kind == SHAPE_A and (e.up_s is None or e.up_s > DROPPED_AT_ONCE_S):
+            # A new connection from the peer of a session that had been up for a while: the peer
+            # restarted and came back before its old connection was seen to close (no collision).
+            kinds[id(e)] = ("peer", cause)
+    shape_a = [e for e in ends if kinds[id(e)][0] == SHAPE_A]
+
+    def echo_of(end: _End) -> _End | None:
+        return next((a for a in shape_a if a.node != end.node and a.line.t is not None and end.line.t is not None
+                     and abs(a.line.t - end.line.t) <= DROPPED_AT_ONCE_S), None)
+
+    echoes: dict[int, list[_End]] = {}
+    drops: list[tuple[_End, str, str]] = []
+    for end in ends:
+        kind, cause = kinds[id(end)]
+        if kind == "peer":
+            partner = echo_of(end)
+            if partner is not None:
+                echoes.setdefault(id(partner), []).append(end)
+                continue
+            if end.up_s is None or end.up_s > DROPPED_AT_ONCE_S:
+                continue  # the peer restarted: graceful restart's own case
+            kind, cause = OTHER, f"{cause}, as it came up, and no collision in the peer's log"
+        drops.append((end, kind, cause))
+    return [BgpDrop(e.node, e.line.proto, e.line.at, kind, cause, e.shown(),
+                    tuple(f"{x.node}: {raw}" for x in echoes.get(id(e), []) for raw in x.shown()),
+                    e.up_s, None if e.back is None or e.back.t is None or e.line.t is None
+                    else round(e.back.t - e.line.t, 3))
+            for e, kind, cause in drops]
+
+
+# Kept for tests/unit/test_parsers.py (another owner's): the timing-only reading that
+# bgp_drops replaced, over the same scanner. Nothing in the suite uses it.
 def bird_sessions_dropped(log: str) -> list[tuple[str, str]]:
-    """(protocol, time) of every BGP session in a BIRD log (svlogd's
-    /var/log/calico/bird/current) that reached wait, feed or up and was back in start within
-    DROPPED_AT_ONCE_S: a new session dropped as it came up, as after a restart when
-    graceful-restart recovery loses its first session."""
-    came_up: dict[str, float | None] = {}  # protocol -> when it reached feed/up (absent: not up)
-    dropped = []
-    for m in map(_BIRD_STATE.match, log.splitlines()):
-        if not m:
-            continue
-        proto, state, at = m["proto"], m["state"], _svlogd_time(m["at"])
-        if state in _CAME_UP:
-            came_up.setdefault(proto, at)
-            continue
-        since = came_up.pop(proto, None)
-        if state == "start" and since is not None and at is not None and at - since <= DROPPED_AT_ONCE_S:
-            dropped.append((proto, m["at"]))
-    return dropped
+    """(protocol, time) of the sessions that left up for start within DROPPED_AT_ONCE_S of coming up."""
+    return [(e.line.proto, e.line.at) for e in _session_ends("", log)
+            if e.up_s is not None and e.up_s <= DROPPED_AT_ONCE_S and e.line.msg.endswith(" start")]
 
 
 def bird_drops_across(logs: Mapping[str, str]) -> list[tuple[str, str, str]]:
-    """(node, protocol, time) of the sessions dropped as they came up in several nodes' BIRD
-    logs, node -> log, in time order. Both ends of one session may log its drop: a drop within
-    DROPPED_AT_ONCE_S of one already counted on another node is the same one."""
-    seen = sorted(((_svlogd_time(at) or 0.0, node, proto, at) for node, log in logs.items()
-                   for proto, at in bird_sessions_dropped(log)))
+    """bird_sessions_dropped over several nodes, one drop logged by both ends counted once."""
+    seen = sorted((_svlogd_time(at) or 0.0, node, proto, at) for node, log in logs.items()
+                  for proto, at in bird_sessions_dropped(log))
     out: list[tuple[str, str, str]] = []
-    last: dict[str, float] = {}  # node -> time of its last counted drop
+    last: dict[str, float] = {}
     for t, node, proto, at in seen:
         if any(n != node and abs(t - when) <= DROPPED_AT_ONCE_S for n, when in last.items()):
             continue
@@ -320,7 +522,6 @@ def bird_drops_across(logs: Mapping[str, str]) -> list[tuple[str, str, str]]:
 
 
 def bird_sessions_dropped_at_once(log: str, protocol: str) -> list[str]:
-    """Times at which `protocol` was dropped as it came up (see bird_sessions_dropped)."""
     return [at for proto, at in bird_sessions_dropped(log) if proto == protocol]
 
 

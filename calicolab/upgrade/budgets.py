@@ -15,10 +15,16 @@ A rehearsal held under an impairment (calicolab/stack/impairments.py) is checked
 entry `<kind> under <impairment>` (e.g. `calico-node-restart under loss:179`) when the file has
 one, and against the step kind's own entry otherwise: what the injected fault may cost is data
 with its reason, and the plain entry keeps its limits for the runs without it.
+
+A window in which BGP sessions were dropped by Calico 2.6's connection collision, and by nothing
+else (calicolab.stack.parsers.bgp_drops, from both nodes' BIRD logs at debug level), is checked
+against `<kind> under bgp-collision`, its outage figures once per drop. choose() is the one place
+that picks the entry, for the faults, the rehearsals and their grading.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -28,10 +34,11 @@ import yaml
 
 from calicolab.core.errors import UserError
 from calicolab.core.paths import ROOT
+from calicolab.stack import parsers
 from calicolab.upgrade.steps import KIND, StepFigures
 
 DEFAULT_FILE = ROOT / "budgets.yaml"
-ENV = "CALICOLAB_BUDGETS"  # the e2e suite's way to another file (invoke upgrade has --budgets)
+ENV = "CALICOLAB_BUDGETS"  # another file for every run (invoke upgrade's --budgets wins over it)
 
 
 @dataclass(frozen=True)
@@ -69,15 +76,48 @@ MEASURES: dict[str, Measure] = {
 }
 KINDS = tuple(sorted(set(KIND.values())))
 # `<kind> under <impairment key>`: the key as Impairment.key spells it (kind, then the port if any).
-# Or a condition the run saw for itself: `recovery-session-lost` (BIRD's first session after a
-# restart was dropped as it came up; e2e/faults reads it from the peer's BIRD log).
-RECOVERY_SESSION_LOST = "recovery-session-lost"
+# Or `<kind> under bgp-collision`: BGP sessions dropped by a connection collision and nothing else.
+COLLISION = "bgp-collision"
+# The name the collision entries had while the cause was not known: refused with the new one.
+_RENAMED = {"recovery-session-lost": COLLISION}
 _UNDER = re.compile(r"^(?P<kind>\S+) under (?P<impairment>(partition|loss|rate|delay)(:\d+)?|"
-                    + RECOVERY_SESSION_LOST + ")$")
-# Under recovery-session-lost an entry's outage figures are per dropped session: each drop costs
-# the routes until the next session (BIRD's start delay plus a setup), and the peer may drop
-# several in a row (CI, 2026-12-03: three, 4 s apart, 12.4 s without the route).
+                    + COLLISION + ")$")
+# Under bgp-collision an entry's outage figures are per dropped session: each drop costs the
+# routes until the next session (BIRD's connect delay, 4 or 5 s, plus a setup), and the next
+# attempt collides again about half the time (shared/evidence/bird-collision B-03: three in a row).
 PER_DROP = frozenset({"route_back_s", "lost_packets", "longest_gap_s", "icmp_lost"})
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The entry a window is judged by, and why."""
+
+    entry: str
+    times: int = 1  # PER_DROP figures are allowed this many times over (one per collision drop)
+    why: str = ""  # one line for the output and the reports; empty for the plain entry
+
+
+def choose(budgets: Budgets, kind: str, impairment: str = "",
+           drops: Sequence[parsers.BgpDrop] = ()) -> Choice:
+    """The one place that picks a budgets entry: under an impairment, its entry when the file has
+    one; else, when BGP sessions were dropped and every drop was a connection collision (shape A
+    or B, told from BIRD's own log lines), `<kind> under bgp-collision`, per drop; a drop of any
+    other kind keeps the strict entry, and says so."""
+    if impairment:
+        special = f"{kind} under {impairment}"
+        return Choice(special, 1, f"held under {impairment}") if special in budgets else Choice(kind)
+    others = [d for d in drops if not d.collision]
+    if others:
+        return Choice(kind, 1, "strict: BGP session dropped by something other than a connection collision: "
+                      + "; ".join(d.describe() for d in others))
+    if drops:
+        special = f"{kind} under {COLLISION}"
+        shapes = ", ".join(f"shape {d.shape}" for d in drops)
+        if special in budgets:
+            return Choice(special, len(drops), f"{len(drops)} BGP session(s) dropped by Calico 2.6's connection "
+                          f"collision ({shapes}; {parsers.BIRD_SOURCE}; fixed upstream: {parsers.UPSTREAM_FIX})")
+        return Choice(kind, 1, f"{len(drops)} BGP collision drop(s) ({shapes}), but no `{special}` entry")
+    return Choice(kind)
 
 
 @dataclass(frozen=True)
@@ -110,6 +150,10 @@ def parse(data: object, source: str) -> Budgets:
     out: Budgets = {}
     for kind, entries in data.items():
         under = _UNDER.match(str(kind))
+        old = re.match(r"^(\S+) under (\S+)$", str(kind))
+        if old and old[2] in _RENAMED:
+            raise UserError(f"{source}: {kind!r} is now '{old[1]} under {_RENAMED[old[2]]}' (the drops it "
+                            "covered are BGP connection collisions, told from BIRD's log): rename the entry")
         if str(kind) not in KINDS and not (under and under["kind"] in KINDS):
             raise UserError(f"{source}: unknown step {kind!r}: use one of {', '.join(KINDS)}, or "
                             "'<step> under <impairment>' (e.g. 'calico-node-restart under loss:179')")
@@ -131,8 +175,9 @@ def parse(data: object, source: str) -> Budgets:
 
 
 def load(path: Path | str | None = None) -> tuple[Budgets, str]:
-    """(budgets, where they came from); the default file when no path is given."""
-    file = Path(path) if path else DEFAULT_FILE
+    """(budgets, where they came from): the path given, else CALICOLAB_BUDGETS, else the default
+    file. Every reader (faults, rehearsals, grading, invoke upgrade) comes through here."""
+    file = Path(path or os.environ.get(ENV) or DEFAULT_FILE)
     if not file.is_file():
         raise UserError(f"budgets file {file} not found: give an existing file (--budgets FILE) "
                         f"or use the default {DEFAULT_FILE.name}")
@@ -145,22 +190,19 @@ def load(path: Path | str | None = None) -> tuple[Budgets, str]:
 
 
 def entry(budgets: Budgets, component_kind: str, under: str = "") -> str:
-    """The entry a rehearsal of this kind is checked against (under: the impairment's key)."""
-    special = f"{component_kind} under {under}"
-    return special if under and special in budgets else component_kind
+    """The entry a rehearsal of this kind held under an impairment (its key) is checked against."""
+    return choose(budgets, component_kind, under).entry
 
 
 def check(steps: Sequence[StepFigures], component_kind: str, rehearsal: Mapping[str, float | int | None],
-          budgets: Budgets, source: str, label: str, under: str = "", drops: int = 1) -> list[Verdict]:
-    """Every budgeted figure of the rehearsal's steps (and of the rehearsal as a whole); under:
-    the key of the impairment it ran under, if any (see entry()); drops: under
-    recovery-session-lost, how many sessions were dropped (PER_DROP figures allow that many)."""
+          budgets: Budgets, source: str, label: str, under: Choice | str = "") -> list[Verdict]:
+    """Every budgeted figure of the rehearsal's steps (and of the rehearsal as a whole), against
+    the entry choose() picked (a str: an impairment's key, see entry())."""
+    chosen = under if isinstance(under, Choice) else choose(budgets, component_kind, under)
     verdicts = []
-    chosen = entry(budgets, component_kind, under)
-    times = max(1, drops) if chosen.endswith(f" under {RECOVERY_SESSION_LOST}") else 1
-    for name, limit in budgets.get(chosen, {}).items():
-        if name in PER_DROP and times > 1:
-            limit = round(limit * times, 3)
+    for name, limit in budgets.get(chosen.entry, {}).items():
+        if name in PER_DROP and chosen.times > 1:
+            limit = round(limit * chosen.times, 3)
         if MEASURES[name].scope == "rehearsal":
             verdicts.append(Verdict(label, name, rehearsal.get(name), limit, source))
         else:

@@ -34,8 +34,8 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node
-from calicolab.stack import etcd_query, impairments, keyspace, parsers, probes, workloads
-from calicolab.upgrade import recording
+from calicolab.stack import etcd_query, impairments, keyspace, workloads
+from calicolab.upgrade import bgp_watch, recording
 from calicolab.upgrade.upgrader import GATE_DEADLINE, STOP_DEADLINE, Upgrader
 from provision import etcd as etcd_section
 
@@ -78,8 +78,10 @@ class DrillResult:
     seconds: float = 0.0
     before: dict[str, str] = field(default_factory=dict)  # the keyspace snapshots, for grading
     after: dict[str, str] = field(default_factory=dict)
-    # BGP sessions the nodes' BIRD logs show dropped as they came up while calico-node started
-    # again (restore): "node: protocol at time", one per drop.
+    # BGP sessions dropped while calico-node started again (restore), from both nodes' BIRD logs
+    # at debug level, with shape and lines (parsers.BgpDrop.to_json); sessions_dropped: the
+    # connection collisions among them (Calico 2.6's, excused per drop), one line each.
+    bgp_drops: list[dict[str, object]] = field(default_factory=list)
     sessions_dropped: list[str] = field(default_factory=list)
 
     @property
@@ -107,7 +109,10 @@ class DrillResult:
         if self.during:
             sent, got = self.during
             lines.append(f"  background ping across the drill: {got}/{sent} replies")
-        lines += [f"  BGP session dropped as it came up: {d}" for d in self.sessions_dropped]
+        for d in self.bgp_drops:
+            kind = f"shape {d['shape']}" if d.get("collision") else "not a collision"
+            lines.append(f"  BGP session dropped: {d['node']}: {d['protocol']} at {d['at']}: {kind} ({d['cause']})")
+            lines += [f"      {line}" for line in [*d.get("lines", []), *d.get("echo", [])]]  # type: ignore[misc]
         lines.append(f"  pings at the end: {self.pings}")
         lines += [f"  impairment {i['what']} on {', '.join(i['nodes'])} for {i['seconds']} s: {i['dropped']} of "
                   f"{i['seen']} packets dropped" for i in self.impairments]
@@ -122,7 +127,7 @@ class DrillResult:
                 "keys_before": self.keys_before, "keys_after": self.keys_after, "during": self.during,
                 "pings": self.pings, "impairments": self.impairments,
                 "history": self.history.to_json() if self.history else None,
-                "sessions_dropped": self.sessions_dropped, "seconds": self.seconds}
+                "sessions_dropped": self.sessions_dropped, "bgp_drops": self.bgp_drops, "seconds": self.seconds}
 
 
 # -- etcd as the drills see it ----------------------------------------------------------
@@ -453,12 +458,19 @@ def restore(cfg: ClusterConfig, nodes: list[Node], say: Callable[[str], None] = 
         v2_restore(first, ip, backup)
         say("    restore: v2 keys written back; calico-node started on every node")
         upgrader = Upgrader(cfg, nodes, say)
-        marks = {n.name: probes.log_mark(n) for n in nodes}  # host-mounted: kept across the stop
-        for n in nodes:
-            n.run("systemctl start calico-node", check=True, timeout=120)
-        upgrader.bgp_gate()
-        drops = parsers.bird_drops_across({n.name: probes.log_since(n, marks[n.name]) for n in nodes})
-        result.sessions_dropped = [f"{node}: {proto} at {at}" for node, proto, at in drops]
+        # BIRD at debug from its start (confd renders the key before BIRD runs), the logs marked
+        # here (host-mounted: kept across the stop), every drop classified from both of them.
+        bgp = bgp_watch.BgpWatch(cfg, nodes)
+        bgp.start(wait=False)
+        try:
+            for n in nodes:
+                n.run("systemctl start calico-node", check=True, timeout=120)
+            upgrader.bgp_gate()
+            drops = bgp.read()
+        finally:
+            bgp.restore()
+        result.bgp_drops = [d.to_json() for d in drops]
+        result.sessions_dropped = [d.describe() for d in drops if d.collision]
         result.checks.append(Check("BGP mesh after the restore", "Established on every node",
                                    "Established on every node" if all(upgrader.mesh_established(n) for n in nodes)
                                    else "not Established everywhere"))

@@ -1,8 +1,10 @@
 """A fault measured like an upgrade step: the disruption probes (UDP every 10 ms both ways, one
-TCP connection) and the route monitors run across the fault tests; each fault's window gets the
-step figures (longest gap per direction, lost, reorders, reconnects, route back) and is judged
-against its budgets (budgets.yaml: bird-kill, felix-kill), into <reports>/faults.json and the
-run page's probe gaps."""
+TCP connection) and the route monitors run across the fault tests; each fault's window
+(calicolab.upgrade.window, the same as a rehearsal's) gets the step figures (longest gap per
+direction, lost, reorders, reconnects, route back) and the BGP sessions dropped in it, told
+from both nodes' BIRD logs at debug level, and is judged against its budgets (budgets.yaml:
+bird-kill, felix-kill, or `... under bgp-collision` when every drop was a connection collision),
+into <reports>/faults.json and the run page."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from dataclasses import dataclass, field
 
 from calicolab.core.config import ClusterConfig
 from calicolab.core.remote import Node
-from calicolab.stack import disruption
+from calicolab.stack import disruption, parsers
 from calicolab.upgrade import budgets as budget_rules
 from calicolab.upgrade import steps as step_figures
-from calicolab.upgrade.rehearsal import LOG_SLACK, append_probe_gaps, steps_table
+from calicolab.upgrade import window as measuring
 from calicolab.upgrade.upgrader import Hop
 
 
@@ -26,12 +28,13 @@ class Measured:
     step: step_figures.StepFigures | None = None
     verdicts: list[budget_rules.Verdict] = field(default_factory=list)
     table: str = ""
-    under: str = ""  # a condition seen during the fault (set inside the block): its budgets entry applies
-    drops: int = 1  # under recovery-session-lost: sessions dropped (its outage figures are per drop)
     entry: str = ""  # the budgets entry the figures were checked against
+    why: str = ""  # why that entry (budgets.Choice.why)
+    drops: list[parsers.BgpDrop] = field(default_factory=list)  # BGP sessions dropped in the window
     # Figures of the whole fault measured by the test itself (set inside the block), e.g.
     # icmp_lost from its background ping: checked against the same entry as the probes' figures.
     whole: dict[str, float | int | None] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)  # the judgement, for the test's output
 
     @property
     def over(self) -> list[budget_rules.Verdict]:
@@ -45,39 +48,42 @@ class FaultProbes:
         self.cfg = cfg
         self.nodes = list(nodes)
         self.probes = disruption.start(self.nodes, blocks, prefix="flt-probe")
-        disruption.start_route_monitors(self.nodes)
-        self.budgets = budget_rules.load()
+        self.budgets = budget_rules.load()  # the path in CALICOLAB_BUDGETS, else budgets.yaml
 
     def close(self) -> None:
         disruption.stop(self.probes)
 
     @contextlib.contextmanager
-    def window(self, kind: str, node: str, what: str) -> Iterator[Measured]:
+    def window(self, kind: str, node: str, what: str, bgp: bool = True) -> Iterator[Measured]:
         """Measure what happens inside the block; the figures are filled in on leaving it."""
         out = Measured()
-        since = time.time()
-        hop = Hop(kind, node, "", "", started=round(since, 3))
+        hop = Hop(kind, node, "", "", started=round(time.time(), 3))
+        seen: measuring.Window | None = None
         try:
-            yield out
+            with measuring.measured(self.cfg, self.nodes, self.probes, bgp=bgp) as seen:
+                hop.started = round(seen.since, 3)
+                yield out
         finally:
-            end = time.time()
-            hop.ended = round(end, 3)
-            raw = disruption.read(self.probes, end - LOG_SLACK, since)
-            figures = disruption.figures(raw)
-            step = step_figures.build([hop], figures, None, end)[0]
-            step.step = what
-            out.step = step
-            out.table = steps_table([step])
-            out.verdicts = budget_rules.check([step], kind, out.whole, *self.budgets, what, under=out.under,
-                                              drops=out.drops)
-            out.entry = budget_rules.entry(self.budgets[0], kind, out.under)
-            append_probe_gaps(self.cfg, step_figures.gap_rows([step], figures))
-            self._append(out)
+            if seen is not None:  # judged even when the block failed: the record shows what it cost
+                self._judge(out, seen, hop, kind, what)
+
+    def _judge(self, out: Measured, seen: measuring.Window, hop: Hop, kind: str, what: str) -> None:
+        hop.ended = round(seen.end, 3)
+        step = seen.build([hop])[0]
+        step.step = what
+        out.step, out.table, out.drops = step, measuring.steps_table([step]), seen.drops
+        judged = measuring.judge([step], kind, out.whole, self.budgets, what, drops=seen.drops)
+        out.verdicts, out.entry, out.why, out.lines = (judged.verdicts, judged.choice.entry, judged.choice.why,
+                                                       judged.lines())
+        if seen.figures is not None:
+            measuring.append_probe_gaps(self.cfg, step_figures.gap_rows([step], seen.figures))
+        self._append(out)
 
     def _append(self, out: Measured) -> None:
         path = self.cfg.reports_path / "faults.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         done = json.loads(path.read_text()) if path.is_file() else []
         entry = {"step": out.step.to_json() if out.step else None, "budget_entry": out.entry,
+                 "budget_why": out.why, "bgp_drops": [d.to_json() for d in out.drops],
                  "budgets": [v.to_json() for v in out.verdicts]}
         path.write_text(json.dumps([*done, entry], indent=2) + "\n")

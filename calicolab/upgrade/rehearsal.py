@@ -26,12 +26,17 @@ from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.remote import Node
 from calicolab.core.state import calico_label
 from calicolab.core.tables import Column, render
-from calicolab.stack import disruption, impairments, keyspace, parsers, workloads
-from calicolab.stack import probes as probes_on_node
+from calicolab.stack import disruption, impairments, keyspace, workloads
 from calicolab.upgrade import budgets as budget_rules
 from calicolab.upgrade import drills, hazards, leader, recording
 from calicolab.upgrade import steps as step_figures
+from calicolab.upgrade import window as measuring
 from calicolab.upgrade.upgrader import Hop, Upgrader
+
+# The measured window's helpers, where callers have always found them.
+from calicolab.upgrade.window import LOG_SLACK, append_probe_gaps, directions_of, steps_table
+
+__all__ = ["LOG_SLACK", "append_probe_gaps", "directions_of", "steps_table"]
 
 NETWORK = "upgnet"
 # Workloads stay up through etcd and calico-node upgrades; Docker's upgrade restarts them.
@@ -39,7 +44,6 @@ KEEPS_RUNNING = {"etcd": True, "calico": True, "docker": False}
 PROBE_PLANT_ENV = "CALICOLAB_PROBE_PLANT"
 PROBE_PLANTS = ("", "blackhole")
 PLANT_SECONDS = 2.0  # the planted blackhole: node1 -> node2 workload traffic, as the upgrade starts
-LOG_SLACK = 0.5  # seconds: datagrams sent this long before the logs are read have arrived
 
 
 def probe_plant_from_env() -> str:
@@ -100,13 +104,16 @@ class RehearsalResult:
     steps: list[step_figures.StepFigures] = field(default_factory=list)  # the probes' figures, hop by hop
     whole: dict[str, int | None] = field(default_factory=dict)  # figures of the rehearsal as a whole
     budgets: list[budget_rules.Verdict] = field(default_factory=list)
-    budget_entry: str = ""  # the budgets file's entry they came from (budgets.entry)
+    budget_entry: str = ""  # the budgets file's entry they came from (budgets.choose)
+    budget_why: str = ""  # why that entry (budgets.Choice.why)
     probe_raw: str = ""  # the probes', route monitors' and leader watcher's raw records (JSON)
     probe_gaps: list[dict[str, object]] = field(default_factory=list)
     planted: str = ""
     probe_seconds: float = 0.0  # what the probes add to a rehearsal: start, read back, remove
     impairments: list[dict[str, object]] = field(default_factory=list)  # impairments.Applied.to_json
-    # BGP sessions dropped as they came up, from the nodes' BIRD logs: "node: protocol at time"
+    # BGP sessions dropped in the window, from both nodes' BIRD logs at debug level, each with
+    # its shape and lines (parsers.BgpDrop.to_json); sessions_dropped: the collisions among them.
+    bgp_drops: list[dict[str, object]] = field(default_factory=list)
     sessions_dropped: list[str] = field(default_factory=list)
 
     def note_survivor(self, what: str, before: str, after: str) -> None:
@@ -156,14 +163,14 @@ class RehearsalResult:
                          f"one TCP connection, etcd leader{'; PLANTED: ' + self.planted if self.planted else ''}; "
                          f"the probes took {self.probe_seconds:.1f} s to start, read and remove):")
             lines.append(steps_table(self.steps))
-        lines += [f"BGP session dropped as it came up: {d}" for d in self.sessions_dropped]
+        lines += drop_lines(self.bgp_drops)
         lines += [f"impairment {i['what']} on {', '.join(i['nodes'])} for {i['seconds']} s: {i['dropped']} of "
                   f"{i['seen']} packets dropped" for i in self.impairments]
         if self.budgets:
             over = [v for v in self.budgets if not v.ok]
             lines.append(f"budgets ({self.budget_entry!r} in {self.budgets[0].source}): "
                          f"{len(self.budgets) - len(over)} of "
-                         f"{len(self.budgets)} within")
+                         f"{len(self.budgets)} within" + (f"; {self.budget_why}" if self.budget_why else ""))
             lines += [f"  OVER BUDGET: {v.line()}" for v in over]
         return "\n".join(lines)
 
@@ -173,22 +180,20 @@ class RehearsalResult:
                 "hazards": self.hazards, "history": self.history.to_json() if self.history else None,
                 "steps": [s.to_json() for s in self.steps], "whole": self.whole,
                 "budgets": [v.to_json() for v in self.budgets], "budget_entry": self.budget_entry,
+                "budget_why": self.budget_why, "bgp_drops": self.bgp_drops,
                 "probe_raw": self.probe_raw,
                 "probe_gaps": self.probe_gaps, "planted": self.planted, "probe_seconds": self.probe_seconds,
                 "impairments": self.impairments, "sessions_dropped": self.sessions_dropped}
 
 
-def directions_of(figures: list[step_figures.StepFigures]) -> list[str]:
-    return sorted({d for s in figures for d in s.longest_gap_s})
-
-
-def steps_table(figures: list[step_figures.StepFigures]) -> str:
-    dirs = directions_of(figures)
-    return render(("step", *(Column(f"gap {d} s", align="right") for d in dirs),
-                   Column("lost", align="right"), Column("reorders", align="right"),
-                   Column("reconnects", align="right"), Column("leader changes", align="right"),
-                   Column("leaderless s", align="right"), Column("BGP Established s", align="right"),
-                   Column("route back s", align="right")), step_figures.table_rows(figures, dirs))
+def drop_lines(drops: list[dict[str, object]]) -> list[str]:
+    """Each dropped BGP session with its shape and BIRD's lines (the other end's too)."""
+    out = []
+    for d in drops:
+        kind = f"shape {d['shape']}" if d.get("collision") else "not a collision"
+        out.append(f"BGP session dropped: {d['node']}: {d['protocol']} at {d['at']}: {kind} ({d['cause']})")
+        out += [f"    {line}" for line in [*d.get("lines", []), *d.get("echo", [])]]  # type: ignore[misc]
+    return out
 
 
 def _pairs(running: list[workloads.Workload]) -> dict[str, int | None]:
@@ -221,7 +226,7 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
     """Upgrade one component to target with workloads, keys, disruption probes and an etcd client
     history watched, graded against the budgets; the cluster config after the upgrade comes back
     with the result. With impair, that impairment holds between the nodes for the whole upgrade."""
-    budget_set, budget_file = budgets or budget_rules.load(os.environ.get(budget_rules.ENV) or None)
+    budget_set, budget_file = budgets or budget_rules.load()
     probe_plant = probe_plant_from_env()
     if hazards_said:
         found = hazards.report_lines(component, getattr(cfg.versions, component), target, cfg.install_target)[0]
@@ -258,54 +263,46 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         label = f"{component}-{target}"
         clients = recording.Recording(cfg, cfg.reports_path / "histories", label, plant)
         leaders = leader.Watcher(clients.endpoints)
-        disruption.start_route_monitors(nodes)
-        leaders.start()
         clients.start()
-        bird_marks = {n.name: probes_on_node.log_mark(n) for n in nodes} if component == "calico" else {}
-        since = time.time()  # the probes' figures count from here (see disruption.Raw.since)
-        planted = _plant(probes) if probe_plant else None
-        result.planted = f"{PLANT_SECONDS:.0f} s blackhole {probes[0].node.name}->{probes[1].node.name}" \
-            if probe_plant else ""
-        try:
-            with contextlib.ExitStack() as stack:
+        # The one measured window (faults and drills use it too): route monitors, the leader
+        # watch, BIRD at debug with the dropped sessions read from both nodes' logs (calico only:
+        # its restarts are what drop sessions), the probes read back over it.
+        with measuring.measured(cfg, nodes, probes, leaders=leaders, bgp=component == "calico", say=say) as seen:
+            planted = _plant(probes) if probe_plant else None
+            result.planted = f"{PLANT_SECONDS:.0f} s blackhole {probes[0].node.name}->{probes[1].node.name}" \
+                if probe_plant else ""
+            try:
+                with contextlib.ExitStack() as stack:
+                    if impair is not None:
+                        say(f"    impairment while it runs: {impair.describe()}")
+                        applied = stack.enter_context(impairments.held(cfg, nodes, impair))
+                    getattr(upgrader, component)(target)
                 if impair is not None:
-                    say(f"    impairment while it runs: {impair.describe()}")
-                    applied = stack.enter_context(impairments.held(cfg, nodes, impair))
-                getattr(upgrader, component)(target)
-            if impair is not None:
-                result.impairments.append(applied.to_json())
-            if KEEPS_RUNNING[component]:  # the ping's window is the upgrade's, as before clients ran
-                result.during = workloads.stop_background_ping(old[0])
-        finally:
-            if planted is not None:
-                planted.join()
-            samples = leaders.stop()
-            result.history = clients.stop()
+                    result.impairments.append(applied.to_json())
+                if KEEPS_RUNNING[component]:  # the ping's window is the upgrade's, as before clients ran
+                    result.during = workloads.stop_background_ping(old[0])
+            finally:
+                if planted is not None:
+                    planted.join()
+                result.history = clients.stop()
         say(recording.summary(result.history))
-        end = time.time()
         started = time.monotonic()
-        raw = disruption.read(probes, end - LOG_SLACK, since)
-        result.probe_raw = _save_probe_raw(cfg, label, raw, samples, upgrader.hops, end)
-        figures = disruption.figures(raw)
-        result.steps = step_figures.build(upgrader.hops, figures, leader.analyze(samples), end)
-        result.probe_gaps = step_figures.gap_rows(result.steps, figures)
+        assert seen.raw is not None and seen.figures is not None
+        result.probe_raw = _save_probe_raw(cfg, label, seen.raw, seen.samples, upgrader.hops, seen.end,
+                                           seen.bgp.logs if seen.bgp else {})
+        result.steps = seen.build(upgrader.hops)
+        result.probe_gaps = step_figures.gap_rows(result.steps, seen.figures)
         append_probe_gaps(cfg, result.probe_gaps)
         result.probe_seconds += time.monotonic() - started
         result.whole = {"icmp_lost": (result.during[0] - result.during[1]) if result.during else None,
                         "lost_acknowledged_writes": len(result.history.lost)}
-        result.sessions_dropped = [f"{n.name}: {proto} at {at}" for n in nodes if n.name in bird_marks
-                                   for proto, at in parsers.bird_sessions_dropped(
-                                       probes_on_node.log_since(n, bird_marks[n.name]))]
-        under = impair.key if impair is not None else ""
-        if not under and result.sessions_dropped:
-            # BIRD 1.6 flushes the routes a graceful-restart helper kept when the restarted peer's
-            # first session drops as it comes up, until the next session: its own budgets entry.
-            under = budget_rules.RECOVERY_SESSION_LOST
-            say(f"    a BGP session was dropped as it came up ({'; '.join(result.sessions_dropped)}; "
-                f"{probes_on_node.BIRD_LOG}): judged against the entry under {under} where budgets.yaml has one")
-        result.budget_entry = budget_rules.entry(budget_set, step_figures.KIND[component], under)
-        result.budgets = budget_rules.check(result.steps, step_figures.KIND[component], result.whole,
-                                            budget_set, budget_file, f"{component} -> {target}", under=under)
+        judged = measuring.judge(result.steps, step_figures.KIND[component], result.whole, (budget_set, budget_file),
+                                 f"{component} -> {target}", impair.key if impair is not None else "", seen.drops)
+        result.budgets, result.budget_entry, result.budget_why = judged.verdicts, judged.choice.entry, judged.choice.why
+        result.bgp_drops = [d.to_json() for d in seen.drops]
+        result.sessions_dropped = [d.describe() for d in seen.drops if d.collision]
+        for line in judged.lines() if seen.drops else []:
+            say(f"    {line}")
         for hazard_id, problem in hazards.run_checks(found, upgrader.cfg, nodes, before=False).items():
             next(h for h in result.hazards if h["id"] == hazard_id)["result"] = problem
         result.hops, result.hop_table = list(upgrader.hops), upgrader.table()
@@ -344,31 +341,27 @@ def _plant(probes: list[disruption.Probe]) -> threading.Thread:
 
 
 def _save_probe_raw(cfg: ClusterConfig, label: str, raw: disruption.Raw, samples: list[leader.Sample],
-                    hops: list[Hop], end: float) -> str:
-    """The raw records the step figures are made from: the e2e grading makes them again from this."""
+                    hops: list[Hop], end: float, bird: dict[str, str] | None = None) -> str:
+    """The raw records the step figures are made from, and what both nodes' BIRD logs gained in
+    the window: the e2e grading makes the figures and the drops again from this."""
     folder = cfg.reports_path / "probes"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{label}.json"
     path.write_text(json.dumps({"raw": raw.to_json(), "leader": leader.to_json(samples),
-                                "hops": [asdict(h) for h in hops], "end": end}) + "\n")
+                                "hops": [asdict(h) for h in hops], "end": end, "bird": bird or {}}) + "\n")
     return str(path)
+
+
+def load_bird_logs(path: str) -> dict[str, str]:
+    """The window's BIRD logs (node -> lines) saved with the probes' records; {} when none were."""
+    bird = json.loads(Path(path).read_text()).get("bird") or {}
+    return {str(k): str(v) for k, v in bird.items()}
 
 
 def load_probe_raw(path: str) -> tuple[disruption.Raw, list[leader.Sample], list[Hop], float]:
     data = json.loads(Path(path).read_text())
     return (disruption.Raw.from_json(data["raw"]), leader.from_json(data["leader"]),
             [Hop(**h) for h in data["hops"]], float(data["end"]))
-
-
-def append_probe_gaps(cfg: ClusterConfig, rows: list[dict[str, object]]) -> None:
-    """Add gaps to <reports>/probes.json (calicolab/report/run_data.py's probe_gaps)."""
-    path = cfg.reports_path / "probes.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        done = json.loads(path.read_text()) if path.is_file() else []
-    except ValueError:
-        done = []
-    path.write_text(json.dumps([*(done if isinstance(done, list) else []), *rows], indent=2) + "\n")
 
 
 def append_report(cfg: ClusterConfig, result: RehearsalResult) -> None:
@@ -395,7 +388,7 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
         raise UserError("nothing to upgrade: give --etcd, --docker and/or --calico with a target version")
     recording.plant_from_env()  # a bad setting is refused before anything starts
     probe_plant_from_env()
-    budgets = budget_rules.load(budgets_file or os.environ.get(budget_rules.ENV) or None)
+    budgets = budget_rules.load(budgets_file)  # else CALICOLAB_BUDGETS, else budgets.yaml
     for component, target in asked:  # a downgrade is refused before anything is said or done
         if versions.parse(target) < versions.parse(getattr(cfg.versions, component)):
             versions.upgrade_path(component, getattr(cfg.versions, component), target, cfg.install_target)

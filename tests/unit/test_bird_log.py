@@ -20,24 +20,27 @@ class ShellNode:
         return CommandResult(self.name, cmd, res.returncode, res.stdout, res.stderr)
 
 
-LINES = ["2026-12-02_16:43:48.90092 bird: Mesh_192_168_223_131: State changed to start",
-         "2026-12-02_16:43:53.06244 bird: Mesh_192_168_223_131: State changed to feed",
-         "2026-12-02_16:43:53.06269 bird: Mesh_192_168_223_131: State changed to start"]
+# node1's shape B from the recording (tests/unit/fixtures/bird_collision/B-12-node1.log).
+LINES = ["2026-12-04_15:57:52.42723 bird: Mesh_192_168_241_130: State changed to wait",
+         "2026-12-04_15:57:52.42725 bird: Mesh_192_168_241_130: Received: Connection collision resolution",
+         "2026-12-04_15:57:52.42727 bird: Mesh_192_168_241_130: BGP session closed",
+         "2026-12-04_15:57:52.42728 bird: Mesh_192_168_241_130: State changed to stop"]
 
 
 def test_only_what_was_written_after_the_mark_is_read(tmp_path):
     log = tmp_path / "current"
-    log.write_text(LINES[0] + "\n" + LINES[1] + "\n")  # feed before the mark ...
+    log.write_text(LINES[0] + "\n")  # the session came up before the mark ...
     node = ShellNode()
     mark = probes.log_mark(node, str(log))
-    assert mark == 2
+    assert mark == 1
     with log.open("a") as out:
-        out.write(LINES[2] + "\n")
-    assert probes.log_since(node, mark, str(log)) == LINES[2] + "\n"
-    # ... so the drop after it is not one "as it came up" within the window: the window saw no feed
-    assert parsers.bird_sessions_dropped(probes.log_since(node, mark, str(log))) == []
-    assert parsers.bird_sessions_dropped(probes.log_since(node, 0, str(log))) == [
-        ("Mesh_192_168_223_131", "2026-12-02_16:43:53.06269")]
+        out.write("\n".join(LINES[1:]) + "\n")
+    assert probes.log_since(node, mark, str(log)) == "\n".join(LINES[1:]) + "\n"
+    # ... and its end, read from the window's lines alone, is still the collision it was
+    drops = parsers.bgp_drops({"node1": probes.log_since(node, mark, str(log))})
+    assert [(d.shape, d.cause, d.up_s) for d in drops] == [("B", "Received: Connection collision resolution", None)]
+    drops = parsers.bgp_drops({"node1": probes.log_since(node, 0, str(log))})
+    assert [(d.shape, d.at) for d in drops] == [("B", "2026-12-04_15:57:52.42728")]
 
 
 def test_a_log_not_written_yet_is_empty_not_an_error(tmp_path):

@@ -22,6 +22,8 @@ from calicolab.upgrade.upgrader import Hop
 from e2e.expect import CheckFailed
 from e2e.upgrade.grading import grade_budgets
 
+FIXTURES = Path(__file__).parent / "fixtures" / "bird_collision"
+
 
 def test_the_projects_budgets_file_holds_the_issues_budgets():
     found, source = budgets.load()
@@ -45,9 +47,8 @@ def test_the_projects_budgets_file_holds_the_issues_budgets():
     # An outage is a gap: 5 probe intervals at most; a datagram lost alone is not one.
     assert found["bird-kill"].items() >= {"longest_gap_s": 0.05, "route_back_s": 0.05}.items()
     assert found["bird-kill"]["lost_packets"] <= 5
-    dropped = found["bird-kill under recovery-session-lost"]
+    dropped = found["bird-kill under bgp-collision"]
     assert 5.0 < dropped["route_back_s"] < 10.0 and dropped["tcp_reconnects"] == 0
-    assert budgets.entry(found, "bird-kill", "recovery-session-lost") == "bird-kill under recovery-session-lost"
     assert budgets.entry(found, "bird-kill", "") == "bird-kill"
     # The test's own ping (0.2 s apart) is held to the same entry: 1 in flight, or that 8 s.
     assert found["bird-kill"]["icmp_lost"] == 1
@@ -200,7 +201,7 @@ def test_a_faults_own_ping_loss_is_judged_by_the_entry_its_window_was_under():
     step = _step(kind="bird-kill", route_back_s=4.05)
     whole = {"icmp_lost": 21}
     under = {v.measure: v.ok for v in budgets.check([step], "bird-kill", whole, found, source, "k",
-                                                     "recovery-session-lost")}
+                                                     budgets.Choice("bird-kill under bgp-collision"))}
     plain = {v.measure: v.ok for v in budgets.check([step], "bird-kill", whole, found, source, "k")}
     assert under["icmp_lost"] and under["route_back_s"]
     assert not plain["icmp_lost"] and not plain["route_back_s"]
@@ -215,24 +216,33 @@ def test_the_impairments_key_names_its_budget_entry():
     assert applied.to_json()["key"] == "loss:179"
 
 
-def test_a_restart_whose_bgp_session_dropped_as_it_came_up_is_graded_by_that_entry_only(tmp_path):
-    # The rehearsal records the sessions the nodes' BIRD logs show dropped as they came up; only
-    # then may the 2 s hole pass, by the entry under recovery-session-lost.
+def test_a_restart_whose_bgp_session_was_dropped_by_a_collision_is_graded_by_that_entry_only(tmp_path):
+    # The grading tells the drops again from the BIRD log lines saved with the probes' records
+    # (recorded shape B, tests/unit/fixtures/bird_collision/B-12); only then may the 2 s hole pass,
+    # by the entry under bgp-collision. A hold-timer expiry in the same logs keeps the strict one.
     rules = ({"calico-node-restart": {"lost_packets": 0, "longest_gap_s": 0.0},
-              "calico-node-restart under recovery-session-lost": {"lost_packets": 1600, "longest_gap_s": 8.0}},
+              "calico-node-restart under bgp-collision": {"lost_packets": 1600, "longest_gap_s": 8.0}},
              "budgets.yaml")
     holed = _rehearsal(tmp_path, hole=True, component="calico", target="v2.6.1")
     with pytest.raises(CheckFailed, match="lost_packets 200 \\(budget 0\\)"):
         grade_budgets(holed, rules)
-    holed.sessions_dropped = ["node2: Mesh_192_168_223_131 at 2026-12-02_16:43:53.06269"]
+    bird = {n: (FIXTURES / f"B-12-{n}.log").read_text() for n in ("node1", "node2")}
+    raw = json.loads(Path(holed.probe_raw).read_text())
+    Path(holed.probe_raw).write_text(json.dumps({**raw, "bird": bird}))
+    holed.sessions_dropped = []  # the rehearsal's own list is not what the grading reads
     grade_budgets(holed, rules)
     with pytest.raises(CheckFailed, match="lost_packets 200 \\(budget 0\\)"):  # no such entry: the strict one
         grade_budgets(holed, ({"calico-node-restart": rules[0]["calico-node-restart"]}, "budgets.yaml"))
+    bird["node2"] += ("2026-12-04_15:58:30.10000 bird: Mesh_192_168_241_131: Error: Hold timer expired\n"
+                      "2026-12-04_15:58:30.10003 bird: Mesh_192_168_241_131: State changed to stop\n")
+    Path(holed.probe_raw).write_text(json.dumps({**raw, "bird": bird}))
+    with pytest.raises(CheckFailed, match="Hold timer expired"):
+        grade_budgets(holed, rules)
 
 
 def test_the_shipped_restart_entry_under_a_dropped_session_is_as_loose_as_the_loss_one_and_no_looser():
     found, _ = budgets.load()
-    dropped = found[f"calico-node-restart under {budgets.RECOVERY_SESSION_LOST}"]
+    dropped = found[f"calico-node-restart under {budgets.COLLISION}"]
     lossy = found["calico-node-restart under loss:179"]
     assert dropped["route_back_s"] == lossy["route_back_s"] == 8.0 and dropped["tcp_reconnects"] == 0
     assert dropped["icmp_lost"] <= lossy["icmp_lost"] and dropped["lost_acknowledged_writes"] == 0

@@ -1,16 +1,21 @@
 """A fault's window measured by the disruption probes and judged by budgets.yaml: clean records
-pass, a hole in one direction fails the zero-loss budget, and the figures land in faults.json."""
+pass, a hole in one direction fails the zero-loss budget, the figures land in faults.json, the
+BGP sessions dropped in the window (from both nodes' BIRD logs) choose the entry, and
+CALICOLAB_BUDGETS is the file judged by."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import datetime
+from pathlib import Path
 
 from calicolab.core import config
-from calicolab.stack import disruption
-from calicolab.upgrade import budgets as budget_rules
-from calicolab.upgrade import fault_window
+from calicolab.stack import disruption, parsers
+from calicolab.upgrade import bgp_watch, fault_window
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bird_collision"
 
 IV = disruption.INTERVAL
 
@@ -20,12 +25,25 @@ def _udp(t0: float, seqs) -> str:
                    for s in seqs)
 
 
-def _probes(tmp_path, raw_udp: dict[str, str]) -> fault_window.FaultProbes:
-    fp = object.__new__(fault_window.FaultProbes)  # no nodes: the records are handed in below
+def _probes(tmp_path, raw_udp: dict[str, str], monkeypatch=None, bird: dict[str, str] | None = None
+            ) -> fault_window.FaultProbes:
+    """A FaultProbes without nodes: disruption.read is patched by the test; the nodes' BIRD logs
+    over the window are `bird` (node -> lines), read through a stand-in for the debug watch."""
+    fp = object.__new__(fault_window.FaultProbes)
     fp.cfg = config.load({"reports_dir": str(tmp_path)}, environ={})
-    fp.probes, fp.nodes = [], []
-    fp.budgets = budget_rules.load()
+    fp.probes, fp.nodes = ["probe-a", "probe-b"], []  # read() is patched: the probes are never asked
+    fp.budgets = fault_window.budget_rules.load()
     fp._raw = raw_udp
+    if monkeypatch is not None:
+        class Watch:
+            def read(self) -> list[parsers.BgpDrop]:
+                return parsers.bgp_drops(bird or {})
+
+        @contextlib.contextmanager
+        def watched(*_a, **_k):
+            yield Watch()
+
+        monkeypatch.setattr(bgp_watch, "watched", watched)
     return fp
 
 
@@ -39,7 +57,7 @@ def test_a_clean_window_passes_and_a_hole_fails_the_zero_loss_budget(tmp_path, m
             return disruption.Raw(udp=records, tcp={"node1->node2": "", "node2->node1": ""},
                                   routes={"node1": "", "node2": ""}, blocks={}, until=t0 + n * IV, since=t0)
         monkeypatch.setattr(disruption, "read", read)
-        fp = _probes(tmp_path, records)
+        fp = _probes(tmp_path, records, monkeypatch)
         with fp.window("bird-kill", "node1", "kill -9 bird on node1") as measured:
             measured.whole["icmp_lost"] = 0  # the test's own ping, set inside the window
         assert sorted(v.measure for v in measured.over) == over, [v.line() for v in measured.verdicts]
@@ -63,30 +81,39 @@ def test_a_datagram_lost_alone_is_no_outage_but_a_run_of_them_is(tmp_path, monke
         monkeypatch.setattr(disruption, "read", lambda *_, records=records: disruption.Raw(
             udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
             blocks={}, until=t0 + n * IV, since=t0))
-        with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
+        with _probes(tmp_path, records, monkeypatch).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
             measured.whole["icmp_lost"] = 0
         assert measured.step.lost_packets == len(missing)
         assert sorted(v.measure for v in measured.over) == over, [v.line() for v in measured.verdicts]
 
 
+def _bird(tag: str) -> dict[str, str]:
+    return {n: (FIXTURES / f"{tag}-{n}.log").read_text() for n in ("node1", "node2")}
+
+
 def test_the_tests_own_ping_loss_is_judged_with_the_window_and_by_its_entry(tmp_path, monkeypatch):
-    # Stop 19's CI: 21 pings lost while the first new session was dropped. The window judged the
-    # probes under recovery-session-lost; the ping must follow the same entry, and the strict one
-    # must still fail it.
+    # Stop 19's CI: 21 pings lost while the first new session was dropped. With a collision in the
+    # BIRD logs (B-12: shape B) the window judges by `bird-kill under bgp-collision`; the ping
+    # follows the same entry, and with a clean restart in the logs (C-05) the strict one fails it.
     t0 = time.time()
     records = {"node1->node2": _udp(t0, range(300)), "node2->node1": _udp(t0, range(300))}
     monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
         udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
         blocks={}, until=t0 + 300 * IV, since=t0))
-    for under, over in (("", ["icmp_lost"]), (budget_rules.RECOVERY_SESSION_LOST, [])):
-        with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
-            measured.under = under
+    for tag, entry, over in (("C-05", "bird-kill", ["icmp_lost"]), ("B-12", "bird-kill under bgp-collision", [])):
+        fp = _probes(tmp_path, records, monkeypatch, _bird(tag))
+        with fp.window("bird-kill", "node1", "kill -9 bird on node1") as measured:
             measured.whole["icmp_lost"] = 21
         assert [v.measure for v in measured.over] == over, [v.line() for v in measured.verdicts]
-        assert measured.entry == ("bird-kill under " + under if under else "bird-kill")
-    with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
+        assert measured.entry == entry
+    with _probes(tmp_path, records, monkeypatch).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
         pass  # a test that forgot to hand its ping in is not judged as clean
     assert [v.line() for v in measured.over] == ["kill -9 bird on node1: icmp_lost not measured (budget 1)"]
+    # faults.json shows each drop with its shape and BIRD's lines.
+    shown = [e for e in json.loads((tmp_path / "faults.json").read_text()) if e["bgp_drops"]]
+    assert [(d["node"], d["shape"]) for e in shown for d in e["bgp_drops"]] == [("node1", "B")]
+    assert any(line.endswith("Received: Connection collision resolution") for line in shown[0]["bgp_drops"][0]["lines"])
+    assert shown[0]["budget_entry"] == "bird-kill under bgp-collision" and "1183be5" in shown[0]["budget_why"]
 
 
 def test_a_route_replaced_by_delete_then_add_is_no_outage_but_a_withdrawn_one_is(tmp_path, monkeypatch):
@@ -107,16 +134,16 @@ def test_a_route_replaced_by_delete_then_add_is_no_outage_but_a_withdrawn_one_is
         monkeypatch.setattr(disruption, "read", lambda *_, routes=routes: disruption.Raw(
             udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes=routes,
             blocks={"node1": "192.168.104.0/26", "node2": "192.168.166.128/26"}, until=t0 + n * IV, since=t0))
-        with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
+        with _probes(tmp_path, records, monkeypatch).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
             measured.whole["icmp_lost"] = 0
         assert measured.step.route_back_s == gone
         assert [v.measure for v in measured.over] == over, [v.line() for v in measured.verdicts]
 
 
-def test_under_recovery_session_lost_the_outage_allowance_is_per_dropped_session(tmp_path, monkeypatch):
+def test_under_bgp_collision_the_outage_allowance_is_per_dropped_session(tmp_path, monkeypatch):
     # CI, 2026-12-03: the peer dropped three new sessions in a row (4 s apart): 12.35 s gaps both
-    # ways, 2471 datagrams and 62 pings lost. One drop's allowance (8 s) refuses that; three allow
-    # it; the strict entry ignores the count.
+    # ways, 2471 datagrams and 62 pings lost. One collision's allowance (8 s) refuses that; the
+    # three of B-03 allow it; a hold-timer expiry beside them keeps the strict entry.
     t0 = time.time()
     n = 2000
     gap = range(200, 200 + 1235)  # 12.35 s of 10 ms datagrams, both ways
@@ -124,10 +151,40 @@ def test_under_recovery_session_lost_the_outage_allowance_is_per_dropped_session
     monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
         udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
         blocks={}, until=t0 + n * IV, since=t0))
-    for under, drops, over in ((budget_rules.RECOVERY_SESSION_LOST, 1, ["icmp_lost", "lost_packets"]),
-                               (budget_rules.RECOVERY_SESSION_LOST, 3, []),
-                               ("", 3, ["icmp_lost", "longest_gap_s", "lost_packets"])):
-        with _probes(tmp_path, records).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
-            measured.under, measured.drops = under, drops
+    hold = dict(_bird("B-03"))
+    hold["node2"] += ("2026-12-04_15:58:07.60000 bird: Mesh_192_168_241_131: Error: Hold timer expired\n"
+                      "2026-12-04_15:58:07.60003 bird: Mesh_192_168_241_131: BGP session closed\n"
+                      "2026-12-04_15:58:07.60005 bird: Mesh_192_168_241_131: State changed to stop\n")
+    for bird, entry, over in ((_bird("B-12"), "bird-kill under bgp-collision", ["icmp_lost", "lost_packets"]),
+                              (_bird("B-03"), "bird-kill under bgp-collision", []),
+                              (hold, "bird-kill", ["icmp_lost", "longest_gap_s", "lost_packets"])):
+        with _probes(tmp_path, records, monkeypatch, bird).window("bird-kill", "node1", "kill -9 bird") as measured:
             measured.whole["icmp_lost"] = 62
+        assert measured.entry == entry
         assert sorted(v.measure for v in measured.over) == over, [v.line() for v in measured.verdicts]
+    assert "Hold timer expired" in measured.why
+
+
+def test_calicolab_budgets_points_the_fault_pass_at_a_stricter_file(tmp_path, monkeypatch):
+    # budgets.yaml lets a killed BIRD cost 5 datagrams (BIRD 1.6 replaces a kernel route by delete
+    # then add); a stricter file allows none. The fault pass must judge by the file
+    # CALICOLAB_BUDGETS names, as the README says the e2e suite does.
+    t0 = time.time()
+    n = 300
+    records = {"node1->node2": _udp(t0, [s for s in range(n) if s not in (100, 200, 250)]),
+               "node2->node1": _udp(t0, range(n))}
+    monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
+        udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
+        blocks={}, until=t0 + n * IV, since=t0))
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("bird-kill:\n  lost_packets: 0\n  icmp_lost: 0\n")
+    for env, over, source in ((None, [], "budgets.yaml"), (str(strict), ["lost_packets"], str(strict))):
+        if env is None:
+            monkeypatch.delenv(fault_window.budget_rules.ENV, raising=False)
+        else:
+            monkeypatch.setenv(fault_window.budget_rules.ENV, env)
+        with _probes(tmp_path, records, monkeypatch).window("bird-kill", "node1", "kill -9 bird") as measured:
+            measured.whole["icmp_lost"] = 0
+        assert [v.measure for v in measured.over] == over, [v.line() for v in measured.verdicts]
+        assert measured.verdicts[0].source.endswith(source)
+    assert [v.line() for v in measured.over] == ["kill -9 bird: lost_packets 3 (budget 0)"]
