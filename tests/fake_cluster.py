@@ -107,6 +107,7 @@ def healthy_rules(name: str) -> dict[str, Answer]:
         r"^docker exec calico-node sh -c .*show protocols": said(bird_protocols(peer.ip)),  # calicoctl's fallback
         # BIRD's clock, which its SINCE times are in: the session above is 15 minutes old.
         r"^docker exec calico-node date \+%H:%M:%S": said("09:46:18\n"),
+        r"^tail -n \d+ /var/log/calico/bird/current": said("\n1733306778\n"),  # BIRD log: no collision
         r"^ss -Htn state syn-sent$": said(""),  # no SYN waits for an answer
         r"^ping -c 1 ": said(""),  # small and 1500-byte DF pings to the peer answer (output to /dev/null)
         r"^docker logs --tail \d+ calico-node": said("Calico node started successfully\n"),

@@ -10,6 +10,7 @@ from pathlib import Path
 from calicolab.core import node_commands
 from calicolab.core.config import Node as NodeSpec
 from calicolab.diagnose.diagnoses import (
+    BGP_COLLISION,
     BGP_CONNECTING,
     BGP_PEER_DOWN,
     BGP_PORT_BLOCKED,
@@ -45,6 +46,11 @@ BIRD_START_SLACK = 20  # BIRD starts a few seconds after the container's first p
 # still be replacing the routes the peer kept while it was down. Long enough that a restart which
 # is over in two seconds is still seen by a doctor run that starts after it.
 SESSION_NEW = 120
+
+# How far back the doctor looks for sessions dropped by a connection collision: the log's last
+# lines (svlogd keeps more in rotated files), and the drops of the last hour among them.
+COLLISION_LOG_LINES = 5000
+COLLISION_RECENT = 3600
 
 def calico_down_cause(view: ClusterView, node: NodeLike) -> Diagnosis:
     """Why calico-node does not run on this node."""
@@ -225,3 +231,28 @@ def check_bgp_address(view: ClusterView, node: NodeLike) -> Finding:
         return failed("BGP address", node.name, f"{key} missing", calico_down_cause(view, node)
                      if not probes.container_running(node, "calico-node") else BGP_WRONG_IP.at(node.name))
     return failed("BGP address", node.name, f"{key} = {value}, node IP {node.ip}", BGP_WRONG_IP.at(node.name))
+
+
+def check_bgp_collisions(view: ClusterView) -> Finding:
+    """Sessions dropped by Calico 2.6's BGP connection collision in the last hour, told from every
+    node's BIRD log by BIRD's own words (parsers.bgp_drops): what happened, and the outage each
+    cost (until the protocol was up again). A warning: it has healed by itself."""
+    logs: dict[str, str] = {}
+    now: float | None = None
+    for name, node in view.nodes.items():
+        res = node.run(f"tail -n {COLLISION_LOG_LINES} {probes.BIRD_LOG} 2>/dev/null; echo; date -u +%s")
+        text, _, clock = res.stdout.rstrip().rpartition("\n")
+        logs[name] = text
+        if clock.strip().isdigit():
+            now = max(now or 0.0, float(clock))
+    drops = [d for d in parsers.bgp_drops(logs) if d.collision and d.when is not None
+             and (now is None or now - d.when <= COLLISION_RECENT)]
+    if not drops:
+        return passed("BGP collision", "cluster", "no BGP session dropped by a connection collision in the "
+                      f"last {COLLISION_RECENT // 60} min of the BIRD logs")
+    lost = sum(d.outage_s or 0.0 for d in drops)
+    seen = "; ".join(f"{d.node} {d.protocol} at {d.at}: shape {d.shape}" +
+                     (f", routes back after {d.outage_s:.1f} s" if d.outage_s is not None else "") for d in drops)
+    return Finding("BGP collision", "cluster", WARN, f"{len(drops)} session(s) dropped by collision, "
+                   f"{lost:.1f} s without the peer's routes in all: {seen}",
+                   BGP_COLLISION.at(f"{seen} ({probes.BIRD_LOG})"))

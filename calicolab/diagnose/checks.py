@@ -28,6 +28,7 @@ CHECKS: tuple[Check, ...] = (
     Check("felix", per_node=calico.check_felix),
     Check("BIRD", per_node=calico.check_bird),
     Check("BGP mesh", per_node=calico.check_bgp_mesh),
+    Check("BGP collision", cluster=calico.check_bgp_collisions),
     Check("BGP port 179", per_node=calico.check_bgp_port),
     Check("BGP address", per_node=calico.check_bgp_address),
     Check("IP forwarding", per_node=host.check_ip_forwarding),

@@ -132,6 +132,17 @@ RP_FILTER_LOOSE = Diagnosis(
 MTU_MISMATCH = Diagnosis(
     "MTU mismatch", "full-sized packets (1500 bytes, DF set) are lost between the nodes while small ones pass",
     "give both nodes' interfaces and the network between them the same MTU (or lower the workload MTU)")
+# Calico 2.6's own behaviour, not a fault: after a restart both BIRDs connect at once (the mesh is
+# bidirectional) and BIRD 1.6 drops the new session by collision (shared/evidence/bird-collision).
+BGP_COLLISION = Diagnosis(
+    "BGP collision", "a new BGP session was dropped by a connection collision as it came up: both BIRDs "
+    "connected at once after a restart, and BIRD 1.6 took the second connection for a graceful restart "
+    "(proto/bgp/bgp.c bgp_incoming_connection, shape A) or resolved it with Cease 7 (proto/bgp/packets.c "
+    "bgp_rx_open, shape B); the routes the peer kept by graceful restart were flushed until the next session. "
+    "Calico 2.6's node-to-node mesh connects both ways; fixed in Calico 3.4 (projectcalico/node 1183be5, "
+    "PR #79: one-way mesh connections)",
+    "nothing to repair: the next session restores the routes (BIRD's 4-5 s connect delay); Calico >= 3.4 "
+    "does not collide; restarting one node at a time makes it rarer")
 # Not a component's state: the check's own command did not run (exit 127 or 126, or sudo refused),
 # so nothing is known about the component it asks. `where` names the command, node and PATH.
 COMMAND_UNAVAILABLE = Diagnosis(

@@ -127,8 +127,8 @@ def run_page(data: dict[str, Any]) -> str:
     verdict = data["verdict"]
     title = f"{HEADLINE.get(verdict, verdict.upper())}: {data.get('cluster', '')} run {_when(data.get('started'))}"
     parts = [_verdict(data), _earlier(data), _failures(data), _what(data), _timeline_section(data), _stages(data),
-             _tests(data), _connectivity(data), _probe_gaps(data), _upgrades(data), _drills(data), _doctor(data),
-             _files(data)]
+             _tests(data), _connectivity(data), _probe_gaps(data), _bgp_drops(data), _upgrades(data), _drills(data),
+             _doctor(data), _files(data)]
     return _page(title, "\n".join(p for p in parts if p))
 
 
@@ -532,6 +532,33 @@ def _upgrades(data: dict[str, Any]) -> str:
                    + _key_list("new keys", keys.get("added") or [], "skip")
                    + _key_list("lost keys", keys.get("lost") or [], "bad")
                    + _key_list("changed unexpectedly", keys.get("changed") or [], "bad") + "</div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _bgp_drops(data: dict[str, Any]) -> str:
+    """Every BGP session dropped in a measured window (faults.json, upgrade.json, drills.json),
+    with its shape, the entry it was judged by, and BIRD's own lines."""
+    found = [(f"fault: {(f.get('step') or {}).get('step', '')}", f.get("budget_entry", ""), d)
+             for f in data.get("faults") or [] for d in f.get("bgp_drops") or []]
+    found += [(f"rehearsal: {r.get('component')} → {r.get('target')}", r.get("budget_entry", ""), d)
+              for r in data.get("upgrade") or [] for d in r.get("bgp_drops") or []]
+    found += [(f"drill: {r.get('name')}", "", d) for r in data.get("drills") or [] for d in r.get("bgp_drops") or []]
+    if not found:
+        return ""
+    out = ['<section id="bgp-drops"><h2>BGP sessions dropped</h2><p>Told from both nodes\' BIRD logs at debug '
+           'level. Shapes A and B are Calico 2.6\'s connection collision (BIRD 1.6 bgp_incoming_connection; '
+           'bgp_rx_open, Cease 7), fixed in Calico 3.4 (projectcalico/node 1183be5); any other drop is never '
+           'excused.</p>']
+    for where, entry, d in found:
+        shape = f"shape {d.get('shape')}" if d.get("collision") else "not a collision"
+        back = f", routes back after {d['outage_s']} s" if d.get("outage_s") is not None else ""
+        lines = "\n".join([*(d.get("lines") or []), *(d.get("echo") or [])])
+        out.append(f'<div class="card drop" data-shape="{_e(d.get("shape"))}"><h3>{_e(where)}: {_e(d.get("node"))} '
+                   f'{_e(d.get("protocol"))} at {_e(d.get("at"))} '
+                   f'{pill("passed" if d.get("collision") else "failed", shape)}</h3>'
+                   f'<div>{_e(d.get("cause"))}{_e(back)}' + (f"; judged by {_e(entry)!s}" if entry else "")
+                   + f'</div><pre>{_e(lines)}</pre></div>')
     out.append("</section>")
     return "".join(out)
 

@@ -298,7 +298,7 @@ def collect(folder: Path, base: dict[str, Any] | None = None, seen: dict[str, st
         else None
     data["doctor"] = doctor if isinstance(doctor, dict) else None
     for key, name in (("connectivity", "connectivity.json"), ("probe_gaps", "probes.json"),
-                      ("events", "events.json")):
+                      ("events", "events.json"), ("faults", "faults.json")):
         found = read_json(folder / name) if _fresh(folder / name, started, sources, seen=seen) else None
         data[key] = found if isinstance(found, list) else data.get(key) or []
         used += [name] if isinstance(found, list) else []

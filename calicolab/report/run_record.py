@@ -129,11 +129,12 @@ def add_task(folder: Path, facts: dict[str, Any], run_id: str | None, task: str,
                   "earlier": earlier_runs(folder)}
     if task_no is None:
         task_no = len(record["tasks"])
-    for key in ("tasks", "stages", "passes", "tests", "upgrade", "drills", "connectivity", "probe_gaps", "events"):
+    for key in ("tasks", "stages", "passes", "tests", "upgrade", "drills", "connectivity", "probe_gaps", "events",
+                "faults"):
         record[key] = [x for x in record.get(key, []) if not (isinstance(x, dict) and x.get("task_no") == task_no)]
     shift = round(float(part["started"]) - float(record["started"]), 1)
     tag = {"task": task, "task_no": task_no}
-    for key in ("stages", "passes", "tests", "upgrade", "drills", "probe_gaps", "events"):
+    for key in ("stages", "passes", "tests", "upgrade", "drills", "probe_gaps", "events", "faults"):
         items = [dict(x, **tag) for x in part.get(key, []) if isinstance(x, dict)]
         if key in ("stages", "passes", "tests", "probe_gaps", "events"):
             _shift(items, shift)

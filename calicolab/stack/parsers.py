@@ -346,6 +346,11 @@ class BgpDrop:
     def collision(self) -> bool:
         return self.shape in (SHAPE_A, SHAPE_B)
 
+    @property
+    def when(self) -> float | None:
+        """The drop's time, seconds since the epoch (svlogd writes UTC)."""
+        return _svlogd_time(self.at)
+
     def describe(self) -> str:
         kind = f"shape {self.shape}" if self.collision else "not a collision"
         back = f", up again {self.outage_s:.1f} s later" if self.outage_s is not None else ""

@@ -2,9 +2,11 @@
 
 The data is HAZARDS below, in one place. A hazard is crossed when the path moves a component
 from below `at` to `at` or above (`only` narrows it to versions the path lands on, for a bug
-of given releases). Refused ones are also refused by calicolab/core/versions.py (its RULES
-stay the refusal; this says what else is known). An allowed hazard may name a check the
-rehearsal runs for it after the upgrade (CHECKS), cheap and read-only.
+of given releases; `until` makes it a property of every version from `at` up to it, crossed by
+any path that lands on one, as each calico-node restart on the way does). Refused ones are also
+refused by calicolab/core/versions.py (its RULES stay the refusal; this says what else is
+known). An allowed hazard may name a check the rehearsal runs for it after the upgrade (CHECKS),
+cheap and read-only.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Hazard:
     only: tuple[str, ...] = ()  # when set: only if the path lands on one of these versions
     check: str = ""  # a key of CHECKS
     before: bool = False  # the check runs before the upgrade starts (and stops it) instead of after
+    until: str = ""  # when set: present in [at, until), crossed by a path landing on such a version
 
 
 HAZARDS: tuple[Hazard, ...] = (
@@ -67,6 +70,15 @@ HAZARDS: tuple[Hazard, ...] = (
            "projectcalico/calico-upgrade (the etcdv2 -> etcdv3 data migration tool of Calico 3.0); "
            "https://docs.mirantis.com/mcp/q4-18/mcp-operations-guide/update-upgrade/major-upgrade/k8s-update/"
            "upgrade-calico.html (2.6 -> 3.3 needs the etcd schema migration)", refused=True),
+    Hazard("calico-2.6-bgp-collision", "calico", "v2.6.0",
+           "every calico-node restart (an upgrade restarts each node's) may lose the restarted node's "
+           "first new BGP session to a connection collision: Calico 2.6's node-to-node mesh connects both "
+           "ways, both BIRDs connect at once, and BIRD 1.6 drops one session (shape A: taken for a graceful "
+           "restart; shape B: Cease 7), flushing the routes the peer kept for 4 to 12 s; the rehearsal "
+           "tells each drop from the BIRD logs and judges it by `calico-node-restart under bgp-collision`",
+           "BIRD 1.6 proto/bgp/bgp.c bgp_incoming_connection, proto/bgp/packets.c bgp_rx_open; fixed in "
+           "Calico 3.4 by projectcalico/node 1183be5 (PR #79, one-way mesh connections) and 21b6641 (connect "
+           "delay 2 s); shared/evidence/bird-collision", until="v3.4.0"),
 )
 
 
@@ -78,7 +90,10 @@ def crossed(component: str, current: str, path: list[str], hazards: tuple[Hazard
         if hazard.component != component:
             continue
         at = versions.parse(hazard.at)
-        if hazard.only:
+        if hazard.until:
+            if any(at <= versions.parse(v) < versions.parse(hazard.until) for v in path):
+                found.append(hazard)
+        elif hazard.only:
             if any(v in hazard.only for v in path):
                 found.append(hazard)
         elif here < at and any(versions.parse(v) >= at for v in path):

@@ -30,7 +30,17 @@ def test_etcd_paths(current, path, want):
 def test_docker_and_calico():
     assert ids("docker", "20.10.5", ["20.10.24"]) == set()
     assert ids("docker", "20.10.24", ["24.0.7"]) == {"docker-23-no-cluster-store"}
-    assert ids("calico", "v2.6.1", ["v3.0.1"]) == {"calico-3-data-migration"}
+    assert ids("calico", "v2.6.1", ["v3.0.1"]) == {"calico-3-data-migration", "calico-2.6-bgp-collision"}
+
+
+def test_every_calico_restart_below_3_4_crosses_the_bgp_collision():
+    # Calico < 3.4 meshes both ways; projectcalico/node 1183be5 (PR #79, Calico 3.4) made the
+    # node-to-node connections one-way. A restart on 2.6 (the same version again) crosses it too.
+    assert "calico-2.6-bgp-collision" in ids("calico", "v2.6.1", ["v2.6.12"])
+    assert "calico-2.6-bgp-collision" in ids("calico", "v2.6.1", ["v2.6.1"])
+    assert "calico-2.6-bgp-collision" not in ids("calico", "v2.6.1", ["v3.4.0"])
+    hazard = next(h for h in hazards.HAZARDS if h.id == "calico-2.6-bgp-collision")
+    assert "1183be5" in hazard.source and "bgp_incoming_connection" in hazard.source and not hazard.refused
 
 
 def test_every_hazard_has_a_source_and_refused_ones_match_the_refusal_rules():
