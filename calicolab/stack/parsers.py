@@ -391,8 +391,8 @@ class _End:
         reasons = [m for m in msgs if not m.startswith(_ROUTINE) and not _STATE.match(m)]
         if reasons:
             return OTHER, "; ".join(reasons[-3:])
-        return OTHER, ("no reason in the log (BGP logging below debug: set /calico/bgp/v1/global/loglevel "
-                       "to debug to see why)")
+        return OTHER, ("no reason in this protocol's lines (a local stop or restart of it; at info level BIRD "
+                       "logs only states: /calico/bgp/v1/global/loglevel=debug says more)")
 
     def shown(self) -> tuple[str, ...]:
         return tuple(x.raw for x in (*self.before, self.line, *self.after))

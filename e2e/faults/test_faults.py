@@ -256,19 +256,32 @@ def judged(m: Measured) -> None:
                     "; ".join([*causes, *([m.why] if m.why else []), *seen]))
 
 
-def _plant_bgp_drop() -> float:
-    """CALICOLAB_FAULT_PLANT=bgp-drop:<seconds>: TCP 179 dropped between the nodes for that long,
-    from the kill on (a non-collision outage the bird-kill test must fail on, naming it)."""
+def _plant() -> tuple[str, float]:
+    """CALICOLAB_FAULT_PLANT, for the killed-BIRD test: `bgp-drop:<seconds>` drops TCP 179
+    between the nodes for that long from the kill on; `bgp-cease` restarts the peer's protocol
+    for the victim once BGP is back (BIRD sends Cease 6.4, "Administrative reset": a drop that is
+    no collision, which the test must fail on, naming it)."""
     plant = os.environ.get(PLANT_ENV, "")
     if not plant:
-        return 0.0
+        return "", 0.0
     kind, _, seconds = plant.partition(":")
+    if kind == "bgp-cease" and not seconds:
+        return kind, 0.0
     try:
         if kind == "bgp-drop" and float(seconds) > 0:
-            return float(seconds)
+            return kind, float(seconds)
     except ValueError:
         pass
-    raise UserError(f"{PLANT_ENV}={plant!r} is not known: use bgp-drop:<seconds> (e.g. bgp-drop:10), or leave it unset")
+    raise UserError(f"{PLANT_ENV}={plant!r} is not known: use bgp-drop:<seconds> (e.g. bgp-drop:10) or bgp-cease, "
+                    "or leave it unset")
+
+
+def _restart_protocol(node: Node, protocol: str) -> None:
+    """BIRD's own `restart <protocol>` (birdcl in calico/node, birdc in the double)."""
+    ask = (f"for c in birdcl birdc; do command -v $c >/dev/null && exec $c -s {probes.BIRD_CTL} restart {protocol}; "
+           "done; exit 127")
+    res = node.run(f"docker exec calico-node sh -c {shlex.quote(ask)}", timeout=30)
+    print(f"PLANTED: `restart {protocol}` in BIRD on {node.name}: {res.stdout.strip() or res.stderr.strip()}")
 
 
 @contextlib.contextmanager
@@ -306,21 +319,24 @@ def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, 
     old = birds[0].pid
     timing: dict[str, float] = {}
     peer = nodes[cluster.nodes[1].name]
-    planted = _plant_bgp_drop()
+    plant, seconds = _plant()
     query = float(os.environ.get(bgp_watch.QUERY_ENV) or 0)
 
     def kill_and_recover() -> None:
         with contextlib.ExitStack() as stack:
             if query > 0:  # lab evidence: both BIRDs asked every `query` s, as the checks' calls do
                 stack.enter_context(bgp_watch.Querier([victim, peer], query))
-            if planted:
-                stack.enter_context(_bgp_dropped(victim, cluster.nodes[1].ip, planted))
+            if plant == "bgp-drop":
+                stack.enter_context(_bgp_dropped(victim, cluster.nodes[1].ip, seconds))
             victim.run(f"kill -9 {old}", check=True)
             began = time.monotonic()
             print(f"killed bird (pid {old}) inside calico-node on {victim.name}")
             detect(view, ("BIRD",), {"BIRD down", "BIRD restarted"}, [victim.name])
             healthy(view, BGP_CHECKS, "after: BGP Established again", BGP_DEADLINE)
             timing["established"] = time.monotonic() - began
+            if plant == "bgp-cease":
+                _restart_protocol(peer, "Mesh_" + cluster.nodes[0].ip.replace(".", "_"))
+                healthy(view, BGP_CHECKS, "after the planted Cease: BGP Established again", BGP_DEADLINE)
 
     try:
         # BIRD at debug for the window; each BGP session dropped in it is told from both nodes'
