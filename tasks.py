@@ -3,23 +3,29 @@
     invoke e2e                  box -> up -> provision -> idempotence -> verify -> destroy
     invoke up / provision / verify / destroy / ssh node1
     invoke test                 lint + unit tests + the lab end-to-end run
-    invoke report [--history]   the run page (reports/index.html) again, or the runs' history
+    invoke config               every setting: its effective value and where it came from
+    invoke report               the run page (reports/index.html) again; report.history: the runs' history
+
+Tasks with modes are namespaces (`invoke --list`): upgrade.rolling (the default of `invoke
+upgrade`), upgrade.drill, upgrade.restore; bench.lifecycle, bench.lanes, bench.checker,
+bench.against-lab; mirror.start, mirror.stop, mirror.status; report.page, report.history.
+Cluster flags are declared once (calicolab/core/cli_args.py), their help and defaults once in
+the table of settings (calicolab/core/config.py, docs/settings.md).
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import signal
 import subprocess
 import sys
-import threading
+from typing import Any
 
-from invoke import Exit, task
+from invoke import Collection
 
 from calicolab.core import config, paths, state
-from calicolab.core.cli_args import whole_number
-from calicolab.core.errors import StageFailed, Terminated, UserError
+from calicolab.core.cli_args import CLUSTER, cli_task, renamed, whole_number
+from calicolab.core.errors import StageFailed, UserError
+from calicolab.core.settings_doc import write_settings_doc
 from calicolab.core.state import running_config
 from calicolab.core.tables import render
 from calicolab.diagnose.doctor import run_doctor
@@ -38,114 +44,67 @@ from calicolab.runs.soak import parse_runs, run_soak
 from calicolab.stack import downloads, upstream
 from calicolab.upgrade.rehearsal import run_drill, run_restore, run_upgrades
 
-CLUSTER_HELP = {
-    "provider": "docker (local lab, default) | virtualbox | libvirt",
-    "etcd": "etcd version (see versions.yaml)",
-    "docker": "Docker version (see versions.yaml)",
-    "calico": "calico/node version",
-    "calico_source": "upstream | double | auto: real Calico images or the project's double",
-    "privileged": "true | false | auto: --privileged for node and calico-node containers",
-    "run_dir": "run folder for state and Vagrant files (default .run)",
-    "reports_dir": "folder for JUnit files, timings and the run page index.html (default reports)",
-    "prefix": "name prefix for containers, networks and images",
-    "subnet": "private network of the nodes (default 192.168.223.0/24)",
-    "etcd_tls": "true | false (default; the flag alone means true): etcd clients over TLS with client certificates",
-    "os": "VM box flavour: centos7 (default; the guide's hosts) | debian12 (libvirt; runs under KVM or TCG)",
-}
-TLS_FLAG = ["etcd_tls"]  # --etcd-tls alone means true
+Flags = dict[str, Any]  # the cluster settings given on the command line, keyed by setting
+# Settings a running cluster's tasks take; the rest come from the run folder's cluster.json.
+RUN_FOLDER = ("provider", "prefix", "run_dir", "reports_dir")
 
 
-def _cfg(**flags: str | None) -> config.ClusterConfig:
-    flags = {("vm_os" if k == "os" else k): v for k, v in flags.items()}  # --os is the box flavour
-    asked = {k: v for k, v in flags.items() if k in config.OVERRIDABLE}
-    return running_config(config.load(asked), asked)
-
-
-def friendly(fn):
-    """Turn expected failures into one line and a non-zero exit, not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _raise_terminated)  # a cancelled CI job cleans up too
-        try:
-            return fn(*args, **kwargs)
-        except UserError as err:
-            raise Exit(f"error: {err}", code=2) from None
-        except StageFailed as err:
-            raise Exit(f"failed: {err}", code=1) from None
-        except Terminated:
-            raise Exit("terminated", code=143) from None
-        except KeyboardInterrupt:
-            raise Exit("interrupted", code=130) from None
-
-    return wrapper
-
-
-def _raise_terminated(_signum, _frame):
-    raise Terminated
+def _cfg(cluster: Flags) -> config.ClusterConfig:
+    return running_config(config.load(cluster), cluster)
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _lifecycle(task: str, **flags):
+def _lifecycle(task: str, cluster: Flags) -> Lifecycle:
     """The lifecycle of a task; task "" for `e2e`, which begins its run itself."""
-    say = _say
     try:
-        cfg = _cfg(**flags)
+        cfg = _cfg(cluster)
     except UserError as err:  # a refused flag or cluster.yaml still leaves a report to look at
-        write_refusal(reports_folder(flags.get("reports_dir")), str(err), say, task=task or "e2e")
+        write_refusal(reports_folder(cluster.get("reports_dir")), str(err), _say, task=task or "e2e")
         raise
-    lc = Lifecycle(cfg, say=say)
+    lc = Lifecycle(cfg, say=_say)
     if task:  # the task joins the run open in the run folder, or starts one (run_record.py)
         lc.begin(task)
     return lc
 
 
-@task(help={"provider": "docker (the lab) | libvirt (the VM lane) | virtualbox: install only what this provider "
-                        "uses (default: provider of cluster.yaml / CALICOLAB_PROVIDER)",
-            "for": "tests: also what `invoke test` runs (the lab, the libvirt VM lane, the test tools)",
-            "dry_run": "print the plan (groups, what is present and missing) and install nothing"})
-@friendly
-def setup(c, provider=None, for_="", dry_run=False):
+@cli_task("provider", help={
+    "provider": "docker (the lab) | libvirt (the VM lane) | virtualbox: install only what this provider uses "
+                "(default: provider of cluster.yaml / CALICOLAB_PROVIDER)",
+    "for": "tests: also what `invoke test` runs (the lab, the libvirt VM lane, the test tools)",
+    "dry_run": "print the plan (groups, what is present and missing) and install nothing"})
+def setup(c, for_="", dry_run=False, *, cluster: Flags):
     """Install the system packages (apt) the provider needs and start the Docker engine if needed."""
-    chosen = provider or config.load().provider  # the provider the other tasks would use
-    do_setup(chosen, [p.strip() for p in for_.split(",") if p.strip()], lambda m: print(m, flush=True),
-             dry_run=dry_run)
+    chosen = cluster.get("provider") or config.load().provider  # the provider the other tasks would use
+    do_setup(chosen, [p.strip() for p in for_.split(",") if p.strip()], _say, dry_run=dry_run)
 
 
-@task(help=CLUSTER_HELP, optional=TLS_FLAG)
-@friendly
-def box(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
-        privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
+@cli_task(*CLUSTER)
+def box(c, *, cluster: Flags):
     """Build the node image (lab) or the VM box (CentOS 7, or Debian 12 for libvirt) unless its inputs are unchanged."""
-    lc = _lifecycle("box", **locals())
+    lc = _lifecycle("box", cluster)
     try:
         lc.box()
     finally:
         lc.finish()
 
 
-@task(help=CLUSTER_HELP, optional=TLS_FLAG)
-@friendly
-def up(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
-       privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
+@cli_task(*CLUSTER)
+def up(c, *, cluster: Flags):
     """Bring node1 and node2 up (builds the image first when needed)."""
-    lc = _lifecycle("up", **locals())
+    lc = _lifecycle("up", cluster)
     try:
         lc.up()
     finally:
         lc.finish()
 
 
-@task(help=CLUSTER_HELP, optional=TLS_FLAG)
-@friendly
-def provision(c, provider=None, prefix=None, etcd=None, docker=None, calico=None, calico_source=None,
-              privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
+@cli_task(*CLUSTER)
+def provision(c, *, cluster: Flags):
     """Apply the guide's sections 3-6 to both nodes; a second run reports no changes."""
-    lc = _lifecycle("provision", **locals())
+    lc = _lifecycle("provision", cluster)
     try:
         lc.provision()
     finally:
@@ -156,37 +115,31 @@ SUITE_HELP = ("checks (default: read-only checks, then fault injection) | read-o
               "upgrade (read-only, upgrade rehearsals, read-only again)")
 
 
-@task(help={**CLUSTER_HELP, "pytest_args": "extra pytest arguments, e.g. '-k etcd -x'", "suite": SUITE_HELP},
-      optional=TLS_FLAG)
-@friendly
-def verify(c, pytest_args="", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
-           calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
+@cli_task(*CLUSTER, help={"pytest_args": "extra pytest arguments, e.g. '-k etcd -x'", "suite": SUITE_HELP})
+def verify(c, pytest_args="", suite="checks", *, cluster: Flags):
     """Run the e2e tests (e2e/) against the running cluster."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "pytest_args", "suite")}
-    lc = _lifecycle("verify", **flags)
+    lc = _lifecycle("verify", cluster)
     try:
         lc.verify(pytest_args.split(), suite)
     finally:
         lc.finish()
 
 
-@task(help={k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir", "reports_dir", "subnet", "os")})
-@friendly
-def destroy(c, provider=None, prefix=None, run_dir=None, reports_dir=None, subnet=None, os=None):
+@cli_task("provider", "prefix", "run_dir", "reports_dir", "subnet", "vm_os")
+def destroy(c, *, cluster: Flags):
     """Remove the nodes and their network, and leftovers of earlier runs (idempotent)."""
-    lc = _lifecycle("destroy", **locals())
+    lc = _lifecycle("destroy", cluster)
     try:
         lc.destroy(leftovers=True)
     finally:
         lc.finish()
 
 
-@task(help={"node": "node name, e.g. node1", "command": "run this command instead of a shell",
-            **{k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir")}})
-@friendly
-def ssh(c, node, command="", provider=None, prefix=None, run_dir=None):
+@cli_task("provider", "prefix", "run_dir", help={"node": "node name, e.g. node1",
+                                                 "command": "run this command instead of a shell"})
+def ssh(c, node, command="", *, cluster: Flags):
     """Open a shell on a node (or run one command there) through Vagrant's SSH settings."""
-    cfg = _cfg(provider=provider, prefix=prefix, run_dir=run_dir)
+    cfg = _cfg(cluster)
     cfg.node(node)
     target = state.read(cfg).get("ssh", {}).get(node)
     if not target:
@@ -199,111 +152,155 @@ def ssh(c, node, command="", provider=None, prefix=None, run_dir=None):
     sys.exit(subprocess.call(args))
 
 
-@task(help={**CLUSTER_HELP,
-            "destroy": "always (default) | passing (keep a failed cluster) | never",
-            "pytest_args": "extra pytest arguments for the verify stage", "suite": SUITE_HELP,
-            "idempotence": "--no-idempotence skips the second provision that must change nothing "
-                           "(the report shows the stage as skipped)"},
-      optional=TLS_FLAG)
-@friendly
-def e2e(c, destroy="always", pytest_args="", suite="checks", idempotence=True, provider=None, prefix=None, etcd=None,
-        docker=None, calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None,
-        subnet=None, etcd_tls=None, os=None):
+@cli_task(*CLUSTER, help={
+    "destroy": "always (default) | passing (keep a failed cluster) | never",
+    "pytest_args": "extra pytest arguments for the verify stage", "suite": SUITE_HELP,
+    "idempotence": "--no-idempotence skips the second provision that must change nothing "
+                   "(the report shows the stage as skipped)"})
+def e2e(c, destroy="always", pytest_args="", suite="checks", idempotence=True, *, cluster: Flags):
     """Replay the whole guide: box, up, provision, idempotence, verify, destroy."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "destroy", "pytest_args", "suite", "idempotence")}
-    lc = _lifecycle("", **flags)
+    lc = _lifecycle("", cluster)
     lc.e2e(destroy, pytest_args.split(), suite, idempotence)
 
 
-@task(help={"etcd": "target etcd version (passes every minor on the way)",
-            "docker": "target Docker version", "calico": "target calico/node version (rolling restart)",
-            "budgets": "disruption budgets per step (YAML; default budgets.yaml)",
-            "dwell": "etcd only: move the first member one minor towards --etcd and stay there (mixed "
-                     "versions): checks, each member killed in turn, the client history",
-            "rollback": "with --dwell: then roll that member back (before the cluster version moves)",
-            "restore": "the disaster drill instead: back up (v2 keys, a v3 snapshot from 3.4), stop etcd "
-                       "everywhere and remove its data, restore, check Calico and Docker",
-            **{k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir", "reports_dir")}})
-@friendly
-def upgrade(c, etcd=None, docker=None, calico=None, budgets=None, dwell=False, rollback=False, restore=False,
-            provider=None, prefix=None, run_dir=None, reports_dir=None):
+# ---- upgrade: rolling (the default of `invoke upgrade`), drill, restore ----------------------------
+UPGRADE_HELP = {"etcd": "target etcd version (passes every minor on the way)",
+                "docker": "target Docker version", "calico": "target calico/node version (rolling restart)",
+                "budgets": "disruption budgets per step (YAML; default budgets.yaml)"}
+OLD_UPGRADE_MODES = {
+    "dwell": "deprecated spelling of `invoke upgrade.drill --etcd X`",
+    "rollback": "deprecated spelling of `invoke upgrade.drill --etcd X --rollback`",
+    "restore": "deprecated spelling of `invoke upgrade.restore`"}
+
+
+@cli_task(*RUN_FOLDER, help={**UPGRADE_HELP, **OLD_UPGRADE_MODES})
+def upgrade_rolling(c, etcd=None, docker=None, calico=None, budgets=None, dwell=False, rollback=False,
+                    restore=False, *, cluster: Flags):
     """Rehearse upgrades on the running cluster: rolling, gated, workloads, etcd keys and budgets checked."""
-    lc = _lifecycle("upgrade", provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir)
-    cfg = lc.cfg
-    say = lambda m: print(m, flush=True)  # noqa: E731
+    if restore:
+        if etcd or docker or calico or budgets or dwell or rollback:
+            raise UserError("--restore drills the running cluster alone: drop the other flags")
+        renamed("upgrade --restore", "upgrade.restore")
+        return _restore(cluster)
+    if dwell or rollback:
+        if docker or calico or budgets:
+            raise UserError("--dwell and --rollback drill etcd alone: drop --docker, --calico and --budgets")
+        renamed("upgrade --dwell" + (" --rollback" if rollback else ""),
+                "upgrade.drill" + (" --rollback" if rollback else ""))
+        return _drill(etcd, rollback, cluster)
+    lc = _lifecycle("upgrade", cluster)
     try:  # the rehearsal is a stage of the run the cluster belongs to (its page shows it)
-        if restore:
-            if etcd or docker or calico or budgets or dwell or rollback:
-                raise UserError("--restore drills the running cluster alone: drop the other flags")
-            with lc.stage("restore drill"):
-                run_restore(cfg, say=say)
-            return
-        if dwell or rollback:
-            if docker or calico or budgets:
-                raise UserError("--dwell and --rollback drill etcd alone: drop --docker, --calico and --budgets")
-            with lc.stage("rollback drill" if rollback else "dwell drill"):
-                run_drill(cfg, etcd, rollback, say=say)
-            return
         with lc.stage("upgrade"):
-            run_upgrades(cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=say, budgets_file=budgets)
+            run_upgrades(lc.cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=_say, budgets_file=budgets)
     finally:
         lc.finish()
 
 
-@task(help={"lanes": "a lane set from matrix.yaml (ci, versions, upgrades) or inline lanes: "
-                     "'etcd=3.3.25,docker=20.10.5,suite=upgrade;etcd=3.5.16'",
-            "parallel": "how many lanes at a time (default: all)",
-            "destroy": "always (default) | passing | never, for every lane",
-            **{k: CLUSTER_HELP[k] for k in ("prefix", "run_dir", "reports_dir")}})
-@friendly
-def matrix(c, lanes="ci", parallel="0", destroy="always", prefix=None, run_dir=None, reports_dir=None):
+@cli_task(*RUN_FOLDER, help={
+    "etcd": "move the first member one minor towards this etcd version and stay there (mixed versions): "
+            "checks, each member killed in turn, the client history",
+    "rollback": "then roll that member back (before the cluster version moves)"})
+def upgrade_drill(c, etcd=None, rollback=False, *, cluster: Flags):
+    """The half-upgraded etcd cluster: one member a minor ahead (and back with --rollback)."""
+    _drill(etcd, rollback, cluster)
+
+
+def _drill(etcd: str | None, rollback: bool, cluster: Flags) -> None:
+    lc = _lifecycle("upgrade", cluster)
+    try:
+        with lc.stage("rollback drill" if rollback else "dwell drill"):
+            run_drill(lc.cfg, etcd, rollback, say=_say)
+    finally:
+        lc.finish()
+
+
+@cli_task(*RUN_FOLDER)
+def upgrade_restore(c, *, cluster: Flags):
+    """The disaster drill: back up etcd, remove its data everywhere, restore, check Calico and Docker.
+
+    The backup holds the v2 keys and, from etcd 3.4, a v3 snapshot."""
+    _restore(cluster)
+
+
+def _restore(cluster: Flags) -> None:
+    lc = _lifecycle("upgrade", cluster)
+    try:
+        with lc.stage("restore drill"):
+            run_restore(lc.cfg, say=_say)
+    finally:
+        lc.finish()
+
+
+@cli_task("prefix", "run_dir", "reports_dir", help={
+    "lanes": "a lane set from matrix.yaml (ci, versions, upgrades) or inline lanes: "
+             "'etcd=3.3.25,docker=20.10.5,suite=upgrade;etcd=3.5.16'",
+    "parallel": "how many lanes at a time (default: all)",
+    "destroy": "always (default) | passing | never, for every lane"})
+def matrix(c, lanes="ci", parallel="0", destroy="always", *, cluster: Flags):
     """Run version lanes side by side (own prefix, subnet and reports each) and tabulate them."""
-    base = config.load({"prefix": prefix, "run_dir": run_dir, "reports_dir": reports_dir})
-    run_matrix(base, lanes, destroy, say=lambda m: print(m, flush=True),
-               parallel=whole_number("--parallel", parallel))
+    run_matrix(config.load(cluster), lanes, destroy, say=_say, parallel=whole_number("--parallel", parallel))
 
 
-@task(help={"runs": "how many lifecycles to time (default 1)",
-            "lanes": "instead: time 1 lane alone, then this many lanes side by side (read-only suite)",
-            "checker": "instead: time the linearizability checker on a synthetic history of this many "
-                       "operations over 10 keys (e.g. 5000); no cluster",
-            "against_lab": "with a VM provider: the VM lane, then the lab, in one run; per stage both timings "
-                           "and the ratio",
-            "suite": SUITE_HELP, **CLUSTER_HELP}, optional=TLS_FLAG)
-@friendly
-def bench(c, runs="1", lanes="0", checker="0", suite="checks", against_lab=False, provider=None, prefix=None,
-          etcd=None, docker=None, calico=None, calico_source=None, privileged=None, run_dir=None, reports_dir=None,
-          subnet=None, etcd_tls=None,
-          os=None):
-    """Time the lab lifecycle stage by stage (or lanes side by side); print a table, write JSON."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "lanes", "checker", "suite", "against_lab")}
+# ---- bench: lifecycle (the default of `invoke bench`), lanes, checker, against-lab -----------------
+OLD_BENCH_MODES = {
+    "lanes": "deprecated spelling of `invoke bench.lanes --count N`",
+    "checker": "deprecated spelling of `invoke bench.checker --operations N`",
+    "against_lab": "deprecated spelling of `invoke bench.against-lab`"}
+
+
+@cli_task(*CLUSTER, help={"runs": "how many lifecycles to time (default 1)", "suite": SUITE_HELP,
+                          **OLD_BENCH_MODES})
+def bench_lifecycle(c, runs="1", suite="checks", lanes="0", checker="0", against_lab=False, *, cluster: Flags):
+    """Time the lab lifecycle stage by stage; print a table, write JSON."""
     suite_passes(suite)  # an unknown suite is refused before anything is built
     if against_lab:
-        run_against_lab(_cfg(**flags), say=lambda m: print(m, flush=True), suite=suite)
-        return
+        renamed("bench --against-lab", "bench.against-lab")
+        return run_against_lab(_cfg(cluster), say=_say, suite=suite)
     if whole_number("--checker", checker):
-        run_checker_bench(_cfg(**flags), whole_number("--checker", checker), keys=10, clients=4,
-                          say=lambda m: print(m, flush=True))
-        return
+        renamed("bench --checker N", "bench.checker --operations N")
+        return _checker(whole_number("--checker", checker), cluster)
     if whole_number("--lanes", lanes):
-        run_lane_bench(_cfg(**flags), whole_number("--lanes", lanes), say=lambda m: print(m, flush=True))
-        return
-    run_bench(_cfg(**flags), whole_number("--runs", runs, minimum=1), say=lambda m: print(m, flush=True),
-              suite=suite)
+        renamed("bench --lanes N", "bench.lanes --count N")
+        return run_lane_bench(_cfg(cluster), whole_number("--lanes", lanes), say=_say)
+    run_bench(_cfg(cluster), whole_number("--runs", runs, minimum=1), say=_say, suite=suite)
+
+
+@cli_task(*CLUSTER, help={"count": "how many lanes side by side, after 1 lane alone (read-only suite; default 2)"})
+def bench_lanes(c, count="2", *, cluster: Flags):
+    """Time 1 lane alone, then this many lanes side by side (read-only suite)."""
+    run_lane_bench(_cfg(cluster), whole_number("--count", count, minimum=2), say=_say)
+
+
+@cli_task(*CLUSTER, help={"operations": "operations in the synthetic history, over 10 keys (default 5000)"})
+def bench_checker(c, operations="5000", *, cluster: Flags):
+    """Time the linearizability checker on a synthetic history; no cluster."""
+    _checker(whole_number("--operations", operations, minimum=1), cluster)
+
+
+def _checker(operations: int, cluster: Flags) -> None:
+    run_checker_bench(_cfg(cluster), operations, keys=10, clients=4, say=_say)
+
+
+@cli_task(*CLUSTER, help={"suite": SUITE_HELP})
+def bench_against_lab(c, suite="checks", *, cluster: Flags):
+    """With a VM provider: the VM lane, then the lab, in one run; per stage both timings and the ratio."""
+    suite_passes(suite)
+    run_against_lab(_cfg(cluster), say=_say, suite=suite)
 
 
 VM_LANE_DEADLINE_S = 3600  # the VM lane alone, cold box, idle machine: 19 min (docs/vm-runners.md)
 
 
-@task(help={"lab": "also run the lab end-to-end (default true)",
-            "vm": "the VM lane (the read-only suite on two Debian 12 VMs under libvirt, KVM or TCG) beside "
-                  "the lab steps at a lower CPU priority (default true; --no-vm leaves it out); skipped with "
-                  "the reason where libvirt's tools are missing (docs/vm-runners.md)"})
-@friendly
+@cli_task(help={"lab": "also run the lab end-to-end (default true)",
+                "vm": "the VM lane (the read-only suite on two Debian 12 VMs under libvirt, KVM or TCG) beside "
+                      "the lab steps at a lower CPU priority (default true; --no-vm leaves it out); skipped with "
+                      "the reason where libvirt's tools are missing (docs/vm-runners.md)"})
 def test(c, lab=True, vm=True):
-    """The project's own checks: ruff, unit tests, the lab end-to-end run (read-only checks and
-    fault injection), the CI lanes side by side (etcd 3.3 -> 3.5 upgrade rehearsals, etcd 3.5
-    over TLS), a two-run soak, and beside them the VM lane (matrix.yaml's `vm`)."""
+    """The project's own checks: ruff, unit tests, the lab e2e run, the CI lanes, a soak, the VM lane.
+
+    The lab end-to-end run (read-only checks and fault injection), the CI lanes side by side (etcd
+    3.3 -> 3.5 upgrade rehearsals, etcd 3.5 over TLS), a two-run soak, and beside them the VM lane
+    (matrix.yaml's `vm`)."""
     lacking = setup_plan("docker", ["tests"]).missing  # the lab, the VM lane and the test tools
     if lacking:
         print(f"missing {' '.join(lacking)}: run `invoke setup --for tests` as root (./bootstrap.sh invoke test "
@@ -349,18 +346,16 @@ def _start_vm_lane(env: dict[str, str]) -> Beside | None:
     return lane
 
 
-@task(help={"json": "also write the findings as JSON to this path",
-            "check": "run only these checks (comma-separated names, e.g. 'BGP mesh,etcd cluster')",
-            **{k: CLUSTER_HELP[k] for k in ("provider", "prefix", "run_dir", "reports_dir", "subnet")}})
-@friendly
-def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, reports_dir=None, subnet=None):
+@cli_task("provider", "prefix", "run_dir", "reports_dir", "subnet", help={
+    "json": "also write the findings as JSON to this path",
+    "check": "run only these checks (comma-separated names, e.g. 'BGP mesh,etcd cluster')"})
+def doctor(c, json="", check="", *, cluster: Flags):
     """Diagnose the running cluster: check, node, result, likely cause and fix (exit 1 on a failure)."""
-    lc = _lifecycle("doctor", provider=provider, prefix=prefix, run_dir=run_dir, reports_dir=reports_dir,
-                    subnet=subnet)
+    lc = _lifecycle("doctor", cluster)
     only = [name.strip() for name in check.split(",") if name.strip()] or None
     try:  # a stage of the cluster's run: its page shows the doctor's table and judges it
         with lc.stage("doctor"):
-            report = run_doctor(lc.cfg, json or None, only, say=lambda m: print(m, flush=True))
+            report = run_doctor(lc.cfg, json or None, only, say=_say)
             pages.save_doctor(lc.cfg.reports_path, report.to_json())
             if report.failed:
                 raise StageFailed(f"{len(report.failed)} check(s) failed: " +
@@ -369,23 +364,18 @@ def doctor(c, json="", check="", provider=None, prefix=None, run_dir=None, repor
         lc.finish()
 
 
-@task(help={"stop": "stop it instead (also done by `invoke destroy` of the run folder)", "status": "say if it runs",
-            **{k: CLUSTER_HELP[k] for k in ("prefix", "run_dir")}})
-@friendly
-def mirror(c, stop=False, status=False, prefix=None, run_dir=None):
-    """Start a local registry, file server and proxy standing in for Docker Hub, GitHub and a site's
-    proxy (the upstream path, offline)."""
-    cfg = config.load({"prefix": prefix, "run_dir": run_dir})
+# ---- mirror: start (the default of `invoke mirror`), stop, status ----------------------------------
+@cli_task("prefix", "run_dir", help={"stop": "deprecated spelling of `invoke mirror.stop`",
+                                     "status": "deprecated spelling of `invoke mirror.status`"})
+def mirror_start(c, stop=False, status=False, *, cluster: Flags):
+    """Start a local registry, file server and proxy: Docker Hub, GitHub and a site's proxy, offline."""
     if stop:
-        if not local_mirror.stop(cfg):
-            print(f"no mirror in {cfg.run_path}")
-        return
+        renamed("mirror --stop", "mirror.stop")
+        return _mirror_stop(cluster)
     if status:
-        up = local_mirror.running(cfg)
-        print(f"registry {up.registry}, files http://{up.host_ip}:{up.files_port}, proxy "
-              f"http://{up.host_ip}:{up.proxy_port}" if up else f"no mirror in {cfg.run_path}")
-        return
-    served = local_mirror.start(cfg, say=lambda m: print(m, flush=True))
+        renamed("mirror --status", "mirror.status")
+        return _mirror_status(cluster)
+    served = local_mirror.start(config.load(cluster), say=_say)
     print("point a run at it with:")
     for key, value in served.settings().items():
         print(f"  export {key}={value}")
@@ -394,17 +384,39 @@ def mirror(c, stop=False, status=False, prefix=None, run_dir=None):
         print(f"  proxy {key}={value}")
 
 
-@task(help={"record": "fetch calicoctl, resolve the calico/node and busybox digests (and an unpinned etcd archive) "
-                      "from the configured registry and download base, and write the lock: run it once on a "
-                      "trusted machine, review and commit artifacts.lock",
-            "forget": "remove this entry (e.g. 'calicoctl v1.6.1') so its next download is locked again",
-            "lock_file": "the lock file (default: upstream.lock_file of cluster.yaml)",
-            **{k: CLUSTER_HELP[k] for k in ("provider", "etcd", "calico", "os")}})
-@friendly
-def lock(c, record=False, forget="", lock_file=None, provider=None, etcd=None, calico=None, os=None):
+@cli_task("prefix", "run_dir")
+def mirror_stop(c, *, cluster: Flags):
+    """Stop the local mirror (also done by `invoke destroy` of the run folder)."""
+    _mirror_stop(cluster)
+
+
+def _mirror_stop(cluster: Flags) -> None:
+    cfg = config.load(cluster)
+    if not local_mirror.stop(cfg):
+        print(f"no mirror in {cfg.run_path}")
+
+
+@cli_task("prefix", "run_dir")
+def mirror_status(c, *, cluster: Flags):
+    """Say whether the local mirror runs, and where."""
+    _mirror_status(cluster)
+
+
+def _mirror_status(cluster: Flags) -> None:
+    cfg = config.load(cluster)
+    up = local_mirror.running(cfg)
+    print(f"registry {up.registry}, files http://{up.host_ip}:{up.files_port}, proxy "
+          f"http://{up.host_ip}:{up.proxy_port}" if up else f"no mirror in {cfg.run_path}")
+
+
+@cli_task("provider", "etcd", "calico", "vm_os", "lock_file", help={
+    "record": "fetch calicoctl, resolve the calico/node and busybox digests (and an unpinned etcd archive) "
+              "from the configured registry and download base, and write the lock: run it once on a "
+              "trusted machine, review and commit artifacts.lock",
+    "forget": "remove this entry (e.g. 'calicoctl v1.6.1') so its next download is locked again"})
+def lock(c, record=False, forget="", *, cluster: Flags):
     """Show the lock of upstream downloads (sha256 and image digests); --record writes it."""
-    cfg = config.load({k: v for k, v in {"lock_file": lock_file, "provider": provider, "etcd": etcd,
-                                         "calico": calico, "vm_os": os}.items() if v is not None})
+    cfg = config.load(cluster)
     if record:
         resolved, changed = upstream.record_lock(cfg, cfg.lock_path, say=_say)
         print(render(("artifact", "value", "source"), [
@@ -428,27 +440,95 @@ def lock(c, record=False, forget="", lock_file=None, provider=None, etcd=None, c
         for key, e in held.entries.items()]))
 
 
-@task(help={"runs": "how many e2e lifecycles to run in a row (default 10)", "suite": SUITE_HELP, **CLUSTER_HELP},
-      optional=TLS_FLAG)
-@friendly
-def soak(c, runs="10", suite="checks", provider=None, prefix=None, etcd=None, docker=None, calico=None,
-         calico_source=None, privileged=None, run_dir=None, reports_dir=None, subnet=None, etcd_tls=None, os=None):
+@cli_task(*CLUSTER, help={"runs": "how many e2e lifecycles to run in a row (default 10)", "suite": SUITE_HELP})
+def soak(c, runs="10", suite="checks", *, cluster: Flags):
     """Run the e2e lifecycle N times in a row; print passes, failures and timing spread, write soak.json."""
-    flags = {k: v for k, v in locals().items() if k not in ("c", "runs", "suite")}
-    result = run_soak(_cfg(**flags), parse_runs(runs), say=lambda m: print(m, flush=True), suite=suite)
+    result = run_soak(_cfg(cluster), parse_runs(runs), say=_say, suite=suite)
     if result["failed"]:
         raise StageFailed(f"{result['failed']} of {result['runs_done']} soak runs failed (see the table above)")
 
 
-@task(help={"history": "instead: per lane pass rate, stage durations and outages with P50/P95 over the last "
-                       "runs (prints a table, writes history.html); runs outside them are flagged",
-            "last": f"how many runs per lane the history looks at (default {DEFAULT_LAST})",
-            "reports_dir": "the run's reports folder (default: reports_dir of cluster.yaml)",
-            "history_file": "the history file (default: history_file of cluster.yaml, "
-                            "else history.jsonl in the reports folder)"})
-@friendly
-def report(c, history=False, last=str(DEFAULT_LAST), reports_dir=None, history_file=None):
-    """Write the run page (index.html) again from the reports folder's JSON, or the history."""
-    cfg = config.load({"reports_dir": reports_dir, "history_file": history_file})
-    pages.report(cfg.reports_path, cfg.history_path, history, whole_number("--last", last, minimum=1),
-                 say=lambda m: print(m, flush=True))
+# ---- report: page (the default of `invoke report`), history ----------------------------------------
+REPORT_HELP = {"reports_dir": "the run's reports folder (default: reports_dir of cluster.yaml)",
+               "history_file": "the history file (default: history_file of cluster.yaml, "
+                               "else history.jsonl in the reports folder)"}
+LAST_HELP = f"how many runs per lane the history looks at (default {DEFAULT_LAST})"
+
+
+@cli_task("reports_dir", "history_file", help={
+    **REPORT_HELP, "history": "deprecated spelling of `invoke report.history`",
+    "last": f"with --history (deprecated): {LAST_HELP}"})
+def report_page(c, history=False, last=str(DEFAULT_LAST), *, cluster: Flags):
+    """Write the run page (index.html) again from the reports folder's JSON."""
+    if history:
+        renamed("report --history", "report.history")
+    _report(history, last, cluster)
+
+
+@cli_task("reports_dir", "history_file", help={**REPORT_HELP, "last": LAST_HELP})
+def report_history(c, last=str(DEFAULT_LAST), *, cluster: Flags):
+    """Per lane pass rate, stage durations and outages with P50/P95 over the last runs.
+
+    Prints a table and writes history.html; runs outside them are flagged."""
+    _report(True, last, cluster)
+
+
+def _report(history: bool, last: str, cluster: Flags) -> None:
+    cfg = config.load(cluster)
+    pages.report(cfg.reports_path, cfg.history_path, history, whole_number("--last", last, minimum=1), say=_say)
+
+
+@cli_task(*CLUSTER, "history_file", "lock_file", help={
+    "write_doc": "instead: write docs/settings.md again from the table of settings (config.SETTINGS)"})
+def config_(c, write_doc=False, *, cluster: Flags):
+    """Print every setting with its effective value and source (default, cluster.yaml, variable, flag).
+
+    Flags given here are applied as any task would apply them; --write-doc writes docs/settings.md."""
+    if write_doc:
+        _say(f"wrote {write_settings_doc(settings_flags())}")
+        return
+    cfg, rows = config.explain(cluster)
+    _say(render(("setting", "value", "source", "variable"), [
+        (e.setting.yaml_key, _shown(e.value), e.source, e.setting.env) for e in rows]))
+    if (cfg.run_path / "cluster.json").exists() and state.read(cfg).get("ssh"):
+        _say(f"a cluster is up in {cfg.run_path}: its tasks use {cfg.run_path / 'cluster.json'} "
+             "(what it was brought up with)")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return '""' if value == "" else str(value)
+
+
+def _namespace(name: str, default: Any, *others: tuple[str, Any]) -> Collection:
+    ns = Collection(name)
+    ns.add_task(default[1], name=default[0], default=True)
+    for task_name, body in others:
+        ns.add_task(body, name=task_name)
+    return ns
+
+
+ns = Collection(setup, box, up, provision, verify, destroy, ssh, e2e, matrix, test, doctor, lock, soak)
+ns.add_task(config_, name="config")
+ns.add_collection(_namespace("upgrade", ("rolling", upgrade_rolling), ("drill", upgrade_drill),
+                             ("restore", upgrade_restore)))
+ns.add_collection(_namespace("bench", ("lifecycle", bench_lifecycle), ("lanes", bench_lanes),
+                             ("checker", bench_checker), ("against-lab", bench_against_lab)))
+ns.add_collection(_namespace("mirror", ("start", mirror_start), ("stop", mirror_stop), ("status", mirror_status)))
+ns.add_collection(_namespace("report", ("page", report_page), ("history", report_history)))
+
+
+def settings_flags(collection: Collection = ns) -> dict[str, list[str]]:
+    """Setting -> the tasks that take it as a flag (docs/settings.md's flag column)."""
+    found: dict[str, list[str]] = {}
+    for name in sorted(collection.task_names):
+        for param in collection[name].argspec(collection[name].body).parameters:
+            if param in config.SETTINGS and name != "config":
+                found.setdefault(param, []).append(name)
+    for group, members in collection.collections.items():  # bench.* when every bench task takes it
+        names = {f"{group}.{member}" for member in members.task_names}
+        for key, tasks in found.items():
+            if names <= set(tasks):
+                found[key] = sorted([t for t in tasks if t not in names] + [f"{group}.*"])
+    return found

@@ -184,44 +184,164 @@ def install_target(provider: str, vm_os: str) -> str:
     return provider if provider == "docker" else f"{provider}:{vm_os}"
 
 
-# Scalars that the environment (CALICOLAB_<NAME>) and task flags may override.
-OVERRIDABLE = {
-    "prefix": ("prefix",),
-    "provider": ("provider",),
-    "subnet": ("subnet",),
-    "calico_source": ("calico_source",),
-    "privileged": ("privileged",),
-    "run_dir": ("run_dir",),
-    "reports_dir": ("reports_dir",),
-    "history_file": ("history_file",),
-    "etcd_tls": ("etcd_tls",),
-    "vm_os": ("vm_os",),
-    "time_scale": ("time_scale",),
-    "vm_cpus": ("resources", "cpus"),
-    "vm_memory": ("resources", "memory"),
-    "registry_mirror": ("upstream", "registry_mirror"),
-    "calico_node_image": ("upstream", "calico_node_image"),
-    "busybox_image": ("upstream", "busybox_image"),
-    "download_base": ("upstream", "download_base"),
-    "insecure_registry": ("upstream", "insecure_registry"),
-    "lock_file": ("upstream", "lock_file"),
-    "strict_artifacts": ("upstream", "strict"),
-    "http_proxy": ("upstream", "http_proxy"),
-    "https_proxy": ("upstream", "https_proxy"),
-    "no_proxy": ("upstream", "no_proxy"),
-    "etcd": ("versions", "etcd"),
-    "docker": ("versions", "docker"),
-    "calico": ("versions", "calico"),
-    "calicoctl": ("versions", "calicoctl"),
-}
+@dataclass(frozen=True)
+class Setting:
+    """One user-facing setting, declared once: the loader, the task flags' help, `invoke config`
+    and docs/settings.md (python -m calicolab.core.settings_doc) all read this declaration."""
+
+    key: str                 # CALICOLAB_<KEY> in the environment; --<key with dashes> on the command line
+    path: tuple[str, ...]    # where it sits in cluster.yaml
+    kind: str                # text | choice | bool | int | version | subnet | path | url | number
+    default: Any             # used when cluster.yaml leaves it out; versions: one per versions.yaml column
+    help: str
+    live: bool = False       # may differ from what the running cluster was brought up with
+    flag: str = ""           # the command-line spelling when it is not the key's (vm_os: --os)
+
+    @property
+    def env(self) -> str:
+        return f"CALICOLAB_{self.key.upper()}"
+
+    @property
+    def option(self) -> str:
+        return "--" + (self.flag or self.key.replace("_", "-"))
+
+    @property
+    def yaml_key(self) -> str:
+        return ".".join(self.path)
+
+
+_S = Setting
+SETTINGS: dict[str, Setting] = {s.key: s for s in (
+    _S("prefix", ("prefix",), "text", "calicolab", "name prefix of containers, networks, volumes and images"),
+    _S("provider", ("provider",), "choice", "docker",
+       "docker (the local lab) | virtualbox | libvirt: where the two nodes run"),
+    _S("subnet", ("subnet",), "subnet", "192.168.223.0/24",
+       "the nodes' private network (the guide's eth1); the nodes keep their host parts (.131, .130)"),
+    _S("calico_source", ("calico_source",), "choice", "auto",
+       "upstream | double | auto: real Calico images, the project's double, or (lab) the double when "
+       "upstream cannot be fetched"),
+    _S("privileged", ("privileged",), "choice", "auto",
+       "true | false | auto: --privileged for the node and calico-node containers, or the capability set "
+       "that works where it is refused"),
+    _S("run_dir", ("run_dir",), "path", ".run",
+       "run folder: state, Vagrant dotfiles and keys of the current cluster", live=True),
+    _S("reports_dir", ("reports_dir",), "path", "reports",
+       "JUnit files, timings, failure artifacts and the run page index.html", live=True),
+    _S("history_file", ("history_file",), "path", "",
+       "one line per run for `invoke report.history`; empty: history.jsonl in the reports folder"),
+    _S("etcd_tls", ("etcd_tls",), "bool", False,
+       "true | false (the flag alone means true): etcd clients (etcdctl, Docker, Calico) over TLS with "
+       "client certificates"),
+    _S("vm_os", ("vm_os",), "choice", "centos7",
+       "the VM providers' box: centos7 (the guide's hosts) | debian12 (libvirt only; runs under KVM or TCG)",
+       flag="os"),
+    _S("time_scale", ("time_scale",), "number", "auto",
+       "every deadline multiplied by this; auto: 5 for VMs under software emulation (TCG), else 1"),
+    _S("vm_cpus", ("resources", "cpus"), "int", 2, "CPUs of each VM (VM providers)"),
+    _S("vm_memory", ("resources", "memory"), "int", 1024, "memory of each VM in MiB (VM providers)"),
+    _S("registry_mirror", ("upstream", "registry_mirror"), "url", "",
+       "e.g. https://harbor.example.com: the nodes' daemon.json registry-mirrors (guide [5])"),
+    _S("calico_node_image", ("upstream", "calico_node_image"), "text", "calico/node",
+       "calico/node image name without a tag, e.g. harbor.example.com/calico/node (tag: versions.calico)"),
+    _S("busybox_image", ("upstream", "busybox_image"), "text", "busybox",
+       "the workload image, without a tag"),
+    _S("download_base", ("upstream", "download_base"), "url", "",
+       "replaces https://github.com in release URLs (calicoctl, etcd archives)"),
+    _S("insecure_registry", ("upstream", "insecure_registry"), "text", "",
+       "host:port of a registry on plain http (daemon.json insecure-registries)"),
+    _S("lock_file", ("upstream", "lock_file"), "path", "artifacts.lock",
+       "sha256 sums and image digests recorded on first download (`invoke lock`); commit it"),
+    _S("strict_artifacts", ("upstream", "strict"), "bool", False,
+       "true: refuse any download neither pinned nor locked"),
+    _S("http_proxy", ("upstream", "http_proxy"), "url", "",
+       "e.g. http://proxy.example.com:3128: the nodes' apt/yum, downloads and Docker pulls"),
+    _S("https_proxy", ("upstream", "https_proxy"), "url", "", "the same for https:// (usually the same proxy)"),
+    _S("no_proxy", ("upstream", "no_proxy"), "text", "",
+       "more hosts that bypass the proxy; the nodes' own addresses and loopback always do"),
+    _S("etcd", ("versions", "etcd"), "version", {"lab": "3.4.23", "vm": "3.3.11"},
+       "etcd version (versions.yaml lists what each provider can install)"),
+    _S("docker", ("versions", "docker"), "version", {"lab": "20.10.24", "vm": "20.10.21"},
+       "Docker version (versions.yaml lists what each provider can install)"),
+    _S("calico", ("versions", "calico"), "version", "v2.6.1", "calico/node image tag"),
+    _S("calicoctl", ("versions", "calicoctl"), "version", "v1.6.1", "calicoctl release"),
+)}
+# Key -> where it sits in cluster.yaml: the scalars the environment and task flags may override.
+OVERRIDABLE: dict[str, tuple[str, ...]] = {k: s.path for k, s in SETTINGS.items()}
+CLUSTER_FILE_ENV = "CALICOLAB_CLUSTER_FILE"  # another cluster file instead of cluster.yaml
 
 
 def load(overrides: dict[str, Any] | None = None, path: Path | None = None,
          environ: dict[str, str] | None = None) -> ClusterConfig:
     """Read cluster.yaml (or the file CALICOLAB_CLUSTER_FILE names), apply CALICOLAB_*
     variables, then flags; validate."""
+    return _resolve(overrides, path, environ)[0]
+
+
+@dataclass(frozen=True)
+class Effective:
+    """A setting's effective value and where it came from, for `invoke config`."""
+
+    setting: Setting
+    value: Any
+    source: str  # default | cluster.yaml | CALICOLAB_<KEY> | --<flag>
+
+
+def explain(overrides: dict[str, Any] | None = None, path: Path | None = None,
+            environ: dict[str, str] | None = None) -> tuple[ClusterConfig, list[Effective]]:
+    """load() plus, per setting, its value and its source. "default" also covers cluster.yaml
+    holding the declared default (as shipped): "cluster.yaml" means it was changed there."""
+    cfg, file_raw, env_layer, flag_layer = _resolve(overrides, path, environ)
+    rows = []
+    for key, setting in SETTINGS.items():
+        value: Any = cfg
+        for part in setting.path:
+            value = getattr(value, part)
+        if key in flag_layer:
+            source = setting.option
+        elif key in env_layer:
+            source = setting.env
+        else:
+            found, written = _lookup(file_raw, setting.path)
+            source = "cluster.yaml" if found and _differs(written, setting.default) else "default"
+        rows.append(Effective(setting, value, source))
+    return cfg, rows
+
+
+def _differs(written: Any, default: Any) -> bool:
+    if isinstance(default, (dict, bool)) or isinstance(written, (dict, bool)):
+        return written != default and str(written).lower() != str(default).lower()
+    return str(written) != str(default)
+
+
+def _lookup(raw: dict[str, Any], where: tuple[str, ...]) -> tuple[bool, Any]:
+    value: Any = raw
+    for part in where:
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _with_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fill in each declared setting the file leaves out (its default lives in SETTINGS only)."""
+    for setting in SETTINGS.values():
+        target = raw
+        *parents, leaf = setting.path
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                break  # _build names the malformed section
+        else:
+            if leaf not in target:
+                default = setting.default
+                target[leaf] = dict(default) if isinstance(default, dict) else default
+    return raw
+
+
+def _resolve(overrides: dict[str, Any] | None, path: Path | None, environ: dict[str, str] | None
+             ) -> tuple[ClusterConfig, dict[str, Any], dict[str, Any], dict[str, Any]]:
     environ = os.environ if environ is None else environ
-    path = path or Path(environ.get("CALICOLAB_CLUSTER_FILE") or CLUSTER_FILE)
+    path = path or Path(environ.get(CLUSTER_FILE_ENV) or CLUSTER_FILE)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -232,9 +352,11 @@ def load(overrides: dict[str, Any] | None = None, path: Path | None = None,
         raise UserError(f"{path} is not valid YAML{where}: fix the file") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path} must be a mapping of settings")
-    layers = {k: environ[f"CALICOLAB_{k.upper()}"] for k in OVERRIDABLE
-              if environ.get(f"CALICOLAB_{k.upper()}")}
-    layers.update({k: v for k, v in (overrides or {}).items() if v not in (None, "")})
+    file_raw = json.loads(json.dumps(raw, default=str))  # as written, before defaults and overrides
+    raw = _with_defaults(raw)
+    env_layer = {k: environ[s.env] for k, s in SETTINGS.items() if environ.get(s.env)}
+    flag_layer = {k: v for k, v in (overrides or {}).items() if v not in (None, "")}
+    layers = {**env_layer, **flag_layer}
     file_subnet = raw.get("subnet")
     for key, value in layers.items():
         if key not in OVERRIDABLE:
@@ -246,7 +368,7 @@ def load(overrides: dict[str, Any] | None = None, path: Path | None = None,
         target[leaf] = value
     if "subnet" in layers and layers["subnet"] != file_subnet:
         raw["nodes"] = _move_nodes(raw.get("nodes"), str(file_subnet), str(layers["subnet"]))
-    return validate(_build(raw, path))
+    return validate(_build(raw, path)), file_raw, env_layer, flag_layer
 
 
 def _move_nodes(nodes: Any, old_subnet: str, new_subnet: str) -> Any:
@@ -277,7 +399,7 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
     try:
         nodes = tuple(Node(name=str(n["name"]), ip=str(n["ip"])) for n in raw["nodes"])
         v = raw["versions"]
-        column = family(install_target(str(raw["provider"]), str(raw.get("vm_os") or "centos7")))
+        column = family(install_target(str(raw["provider"]), str(raw["vm_os"])))
         versions = Versions(**{k: _for_column(k, v[k], column, path)
                                for k in ("etcd", "docker", "calico", "calicoctl")})
         res = Resources(**{k: _whole("resources." + k, v) for k, v in (raw.get("resources") or {}).items()})
@@ -288,10 +410,9 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
             prefix=str(raw["prefix"]), provider=str(raw["provider"]), subnet=str(raw["subnet"]),
             nodes=nodes, versions=versions, calico_source=str(raw["calico_source"]),
             privileged=str(raw["privileged"]).lower(), run_dir=str(raw["run_dir"]),
-            reports_dir=str(raw.get("reports_dir", "reports")),
-            history_file=str(raw.get("history_file") or ""),
+            reports_dir=str(raw["reports_dir"]), history_file=str(raw["history_file"] or ""),
             resources=res, etcd_tls=_boolean("etcd_tls", raw.get("etcd_tls", False)), upstream=upstream,
-            vm_os=str(raw.get("vm_os") or "centos7"), time_scale=str(raw.get("time_scale") or "auto"),
+            vm_os=str(raw["vm_os"]), time_scale=str(raw["time_scale"]),
         )
     except (KeyError, TypeError) as err:
         raise UserError(f"{path}: missing or malformed setting {err}: compare with git") from None
@@ -334,7 +455,9 @@ def from_effective(path: Path) -> ClusterConfig:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise UserError(f"cannot read the run's configuration {path} ({err}): run `invoke up`") from None
-    return validate(_build(raw, path))
+    if not isinstance(raw, dict):
+        raise UserError(f"the run's configuration {path} is not a mapping: run `invoke destroy`, then `invoke up`")
+    return validate(_build(_with_defaults(raw), path))
 
 
 def validate(cfg: ClusterConfig) -> ClusterConfig:

@@ -69,7 +69,7 @@ def running_config(cfg: ClusterConfig, asked: dict[str, Any]) -> ClusterConfig:
         seen: Any = current
         for part in path:
             seen = seen.get(part) if isinstance(seen, dict) else None
-        if seen is not None and str(seen).lower() != str(value).lower() and key not in ("run_dir", "reports_dir"):
+        if seen is not None and str(seen).lower() != str(value).lower() and not config.SETTINGS[key].live:
             hint = (f"`invoke upgrade --{key} {value}`" if key in ("etcd", "docker", "calico")
                     else "`invoke destroy` first")
             raise UserError(f"the cluster in {cfg.run_path} runs with {key} {seen}, not {value}: "

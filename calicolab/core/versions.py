@@ -81,7 +81,7 @@ def upgrade_path(component: str, current: str, target: str, provider: str) -> li
             raise UserError(f"etcd {target} is older than the running {current}: etcd forbids the downgrade "
                             f"once the cluster version moved to {parse(current)[0]}.{parse(current)[1]} (a member "
                             "below it refuses to start: 'cluster cannot be downgraded'); roll one member back "
-                            "before the last one upgrades (invoke upgrade --etcd ... --rollback) or restore a "
+                            "before the last one upgrades (invoke upgrade.drill --etcd ... --rollback) or restore a "
                             "backup taken before the upgrade")
         raise UserError(f"{component} {target} is older than the running {current}: downgrades "
                         "are not rehearsed (rebuild the cluster at that version instead)")

@@ -9,7 +9,7 @@ proxy (Debian's tinyproxy), for runs that send the nodes through a proxy (upstre
 its log shows what went through it.
 
     invoke mirror            start it; prints the CALICOLAB_* settings that point a run at it
-    invoke mirror --stop     (also done by `invoke destroy` of the same run folder)
+    invoke mirror.stop       (also done by `invoke destroy` of the same run folder)
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def run_against_lab(cfg: ClusterConfig, say: Callable[[str], None], suite: str =
     versions where both offer them): per stage the two timings and their ratio
     (reports/bench-vm-vs-lab.json)."""
     if cfg.is_lab:
-        raise UserError("--against-lab compares a VM provider with the lab: add --provider libvirt (or virtualbox)")
+        raise UserError("bench.against-lab compares a VM provider with the lab: add --provider libvirt (or virtualbox)")
     lab_cfg = config.with_overrides(cfg, provider="docker", prefix=f"{cfg.prefix}-lab"[:31].rstrip("-"),
                                     run_dir=str(cfg.run_path / "lab"), reports_dir=str(cfg.reports_path / "lab"))
     say(f"== VM lane ({cfg.provider}, {cfg.vm_os})")

@@ -1,4 +1,4 @@
-"""The half-upgraded etcd cluster, rehearsed (`invoke upgrade --etcd X --dwell --rollback` does
+"""The half-upgraded etcd cluster, rehearsed (`invoke upgrade.drill --etcd X --rollback` does
 the same): one member a minor ahead, the checks there, each member killed in turn, the
 member rolled back. Runs before the rolling upgrades (this file sorts first), on a cluster
 brought up at an old etcd (e.g. invoke e2e --suite upgrade --etcd 3.3.25 --docker 20.10.5)."""

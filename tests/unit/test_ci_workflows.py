@@ -18,11 +18,15 @@ GITLAB = ROOT / ".gitlab-ci.yml"
 def _tasks() -> set[str]:
     out = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60).stdout
-    return {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
+    names = set()
+    for line in out.splitlines():  # "  upgrade.rolling (upgrade)  ...": a task and its namespace's default
+        words = line.split() if line.startswith("  ") else []
+        names.update(words[:1] + [w.strip("()") for w in words[1:2] if w.startswith("(")])
+    return names
 
 
 def _commands(text: str) -> list[str]:
-    return re.findall(r"invoke ([a-z0-9-]+)", text)
+    return [name.rstrip(".") for name in re.findall(r"invoke ([a-z0-9.-]+)", text)]
 
 
 def test_github_nightly_is_scheduled_fail_fast_off_and_keeps_reports():

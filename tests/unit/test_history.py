@@ -1,5 +1,5 @@
 """The run history: one line per run, per lane P50/P95 over the last N runs, a run beyond the
-others' P95 flagged, `invoke report --history` printing and rendering it."""
+others' P95 flagged, `invoke report.history` printing and rendering it."""
 
 import json
 import subprocess
@@ -64,7 +64,7 @@ def test_invoke_report_history_prints_and_renders(tmp_path):
         history.append(path, run)
     with path.open("a") as out:
         out.write("{not json\n")
-    proc = subprocess.run([sys.executable, "-m", "invoke", "report", "--history", "--reports-dir", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "invoke", "report.history", "--reports-dir", str(tmp_path),
                            "--history-file", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "calico upgrade outage 9.8 s vs P95 4.5 s" in proc.stdout

@@ -2,15 +2,20 @@
 no traceback, and nothing half-made left behind (no node container, no network, no Vagrant
 dotfile). Every run gets its own prefix, run and reports folders."""
 
+import contextlib
+import importlib.util
+import io
 import ipaddress
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 
 import pytest
+from invoke import Collection, Program
 
 from calicolab.core import paths
 
@@ -60,6 +65,14 @@ def _assert_nothing_made(tmp_path, subnet: str = SUBNET, prefix: str = PREFIX) -
 
 @pytest.mark.parametrize("args,fragment", [
     (["bench", "--runs", "abc"], "--runs must be a whole number, not 'abc'"),
+    (["bench.lifecycle", "--runs", "0"], "--runs must be 1 or more, not 0"),
+    (["bench.lanes", "--count", "x"], "--count must be a whole number, not 'x'"),
+    (["bench.lanes", "--count", "1"], "--count must be 2 or more, not 1"),
+    (["bench.checker", "--operations", "many"], "--operations must be a whole number, not 'many'"),
+    (["bench.against-lab", "--suite", "everything"], "unknown suite 'everything'"),
+    (["report.history", "--last", "0"], "--last must be 1 or more, not 0"),
+    (["config", "--provider", "hyperv"], "unknown provider 'hyperv'"),
+    (["config", "--os", "windows"], "unknown VM box flavour 'windows'"),
     (["matrix", "--parallel", "x"], "--parallel must be a whole number, not 'x'"),
     (["matrix", "--lanes", "nightly-unknown"], "unknown lane set 'nightly-unknown'"),
     (["upgrade", "--etcd", "3.6.0"], "etcd 3.6.0 refused"),
@@ -196,11 +209,106 @@ def test_a_node_unreachable_over_ssh(tmp_path):
     assert "is unreachable over SSH" in summary.read_text()
 
 
-def test_every_task_has_a_docstring_and_help():
-    res = _invoke("--list")
-    for name in ("setup", "box", "up", "provision", "verify", "destroy", "ssh", "e2e", "bench", "test", "soak"):
-        assert f"  {name} " in res.stdout
-    help_text = _invoke("--help", "e2e").stdout
-    assert "--destroy" in help_text and "always (default)" in help_text
-    soak_help = _invoke("--help", "soak").stdout
-    assert "--runs" in soak_help and "how many" in soak_help
+# ---- the command line over all tasks (issue 25: a CLI built once) ---------------------------------
+def _namespace() -> Collection:
+    """The tasks as `invoke` sees them (tasks.py's own collection, or its functions)."""
+    spec = importlib.util.spec_from_file_location("tasks_under_test", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Collection.from_module(module)
+
+
+NAMESPACE = _namespace()
+# Every name a user can type: each task, and each namespace that runs its default (`invoke upgrade`).
+TASK_NAMES = sorted({*NAMESPACE.task_names, *(a for aliases in NAMESPACE.task_names.values() for a in aliases)})
+
+
+def _help(name: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        Program(namespace=NAMESPACE, name="invoke", binary="invoke").run(["invoke", "--help", name], exit=False)
+    return out.getvalue()
+
+
+def test_no_short_flag_means_one_thing_here_and_another_there():
+    """Invoke's automatic short flags took each task's first free letter: -e was --etcd in `up`,
+    --prefix in `e2e`, --reports-dir in `destroy`. The one short flag kept is -p, --pytest-args
+    (README: `invoke verify -p '-k name'`), the same in every task that has it."""
+    meaning: dict[str, set[str]] = {}
+    for name in NAMESPACE.task_names:
+        for arg in NAMESPACE[name].get_arguments():
+            for short in (n for n in arg.names if len(n) == 1):
+                meaning.setdefault(short, set()).add(arg.name)
+    assert meaning == {"p": {"pytest_args"}}
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_the_help_of_every_task_is_whole(name):
+    text = _help(name)
+    assert text.startswith(f"Usage: invoke [--core-opts] {name} "), text[:200]
+    docstring = text.split("Docstring:\n", 1)[1].split("\n\n", 1)[0].strip()
+    assert docstring and docstring != "none", f"{name} has no docstring"
+    options = text.split("Options:\n", 1)[1]
+    # A dash taken as a short flag's letter printed `--=STRING, --reports-dir` (e2e before).
+    assert not re.search(r"(^|[\s,])--(?![\w\[])", options), options
+    entries = [line for line in options.splitlines() if re.match(r"^  -", line)]
+    for entry in entries:  # every option says what it does, on its first line
+        assert re.match(r"^  -\S.*?\s{2,}\S", entry), f"{name}: no help for {entry.strip()}"
+
+
+def test_the_box_flavour_is_spelled_os_and_vm_os(tmp_path):
+    for flag in ("--os", "--vm-os"):
+        res = _invoke("config", "--provider", "libvirt", flag, "debian12", tmp_path=tmp_path)
+        assert res.returncode == 0, res.stderr
+        row = next(line.split() for line in res.stdout.splitlines() if line.startswith("vm_os "))
+        assert row[1:3] == ["debian12", "--os"], row
+    assert "--os=STRING, --vm-os=STRING" in _help("e2e")
+
+
+@pytest.mark.parametrize("old,new,stdout", [
+    (["mirror", "--status"], "`invoke mirror --status` is now `invoke mirror.status`", "no mirror in "),
+    (["mirror", "--stop"], "`invoke mirror --stop` is now `invoke mirror.stop`", "no mirror in "),
+])
+def test_an_old_spelling_still_works_and_names_the_new_one(tmp_path, old, new, stdout):
+    res = _invoke(*old, tmp_path=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert new in res.stderr and stdout in res.stdout
+    plain = _invoke(new.split("`")[3].split()[1], tmp_path=tmp_path)  # the new spelling: no note
+    assert plain.returncode == 0 and plain.stderr == "" and stdout in plain.stdout
+
+
+@pytest.mark.parametrize("old,note,error", [
+    (["bench", "--lanes", "1"], "`invoke bench --lanes N` is now `invoke bench.lanes --count N`",
+     "--lanes needs at least 2"),
+    (["report", "--history", "--last", "0"], "`invoke report --history` is now `invoke report.history`",
+     "--last must be 1 or more"),
+])
+def test_an_old_mode_flag_names_the_new_task_before_its_own_error(tmp_path, old, note, error):
+    res = _invoke(*old, tmp_path=tmp_path)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 2, res.stderr
+    assert note in lines[0] and error in lines[1]
+    _assert_nothing_made(tmp_path)
+
+
+def test_the_old_upgrade_modes_keep_their_exclusions(tmp_path):
+    _assert_one_line(_invoke("upgrade", "--restore", "--etcd", "3.5.16", tmp_path=tmp_path),
+                     "--restore drills the running cluster alone: drop the other flags")
+    _assert_one_line(_invoke("upgrade", "--dwell", "--docker", "20.10.24", tmp_path=tmp_path),
+                     "--dwell and --rollback drill etcd alone")
+
+
+def test_invoke_config_names_each_source(tmp_path):
+    """default, cluster.yaml (changed there), the environment variable, the flag."""
+    text = (ROOT / "cluster.yaml").read_text()
+    (tmp_path / "cluster.yaml").write_text(text.replace("privileged: auto ", "privileged: true "))
+    env = _env(tmp_path, CALICOLAB_CLUSTER_FILE=str(tmp_path / "cluster.yaml"), CALICOLAB_VM_MEMORY="2048")
+    res = _invoke("config", "--etcd", "3.5.16", env=env)
+    assert res.returncode == 0, res.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in res.stdout.splitlines()[2:] if line.strip()}
+    assert rows["privileged"][:2] == ["true", "cluster.yaml"]
+    assert rows["resources.memory"][:2] == ["2048", "CALICOLAB_VM_MEMORY"]
+    assert rows["versions.etcd"][:2] == ["3.5.16", "--etcd"]
+    assert rows["prefix"][:2] == [PREFIX, "CALICOLAB_PREFIX"]
+    assert rows["upstream.busybox_image"][:2] == ["busybox", "default"]
+    assert rows["versions.docker"][:2] == ["20.10.24", "default"]  # the lab's column (versions.yaml)
