@@ -1,8 +1,10 @@
 """The one cluster configuration: defaults, overrides and one-line errors for bad input."""
 
+import dataclasses
 import json
 
 import pytest
+import yaml
 
 from calicolab.core import config, paths
 from calicolab.core.errors import UserError
@@ -190,3 +192,107 @@ def test_a_version_table_without_the_runs_column_is_one_line(tmp_path):
     with pytest.raises(UserError) as err:
         config.load({"provider": "virtualbox"}, path=path, environ={})
     assert "versions.etcd names no version for the 'vm' column" in str(err.value) and "\n" not in str(err.value)
+
+
+# ---- one table of settings (issue 25, build item 3) ---------------------------------------------
+SHIPPED = yaml.safe_load(paths.CLUSTER_FILE.read_text())  # cluster.yaml as committed: the defaults users see
+
+
+def _at(data, where):
+    for part in where:
+        data = data[part]
+    return data
+
+
+def _leaves(data, prefix=()):
+    for key, value in data.items():
+        if isinstance(value, dict) and prefix + (key,) not in {("versions", "etcd"), ("versions", "docker")}:
+            yield from _leaves(value, prefix + (key,))
+        else:
+            yield prefix + (key,)
+
+
+def test_every_setting_in_cluster_yaml_is_declared_once_with_its_default():
+    """cluster.yaml (the file users edit) and the table agree: nothing undeclared, no drift."""
+    declared = {s.path: s for s in config.SETTINGS.values()}
+    in_file = {leaf for leaf in _leaves(SHIPPED) if leaf[0] != "nodes"}
+    assert in_file == set(declared)
+    for where, setting in declared.items():
+        assert _at(SHIPPED, where) == setting.default, setting.key
+    assert len({s.env for s in config.SETTINGS.values()}) == len(config.SETTINGS)
+
+
+def test_the_dataclass_defaults_are_the_tables():
+    table = {k: s.default for k, s in config.SETTINGS.items()}
+    up, res = config.Upstream(), config.Resources()
+    assert {k: getattr(up, path[1]) for k, s in config.SETTINGS.items() if (path := s.path)[0] == "upstream"} == \
+        {k: v for k, v in table.items() if config.SETTINGS[k].path[0] == "upstream"}
+    assert (res.cpus, res.memory) == (table["vm_cpus"], table["vm_memory"])
+    fields = {f.name: f.default for f in dataclasses.fields(config.ClusterConfig)}
+    for key in ("etcd_tls", "history_file", "vm_os", "time_scale"):
+        assert fields[key] == table[key], key
+
+
+@pytest.mark.parametrize("line,attribute", [
+    ("calico_source: auto ", "calico_source"),
+    ("time_scale: auto ", "time_scale"),
+    ("reports_dir: reports ", "reports_dir"),
+])
+def test_a_setting_left_out_of_the_file_takes_its_declared_default(tmp_path, line, attribute):
+    text = paths.CLUSTER_FILE.read_text()
+    kept = [row for row in text.splitlines() if not row.startswith(line)]
+    assert len(kept) == len(text.splitlines()) - 1
+    path = tmp_path / "cluster.yaml"
+    path.write_text("\n".join(kept) + "\n")
+    cfg = config.load(path=path, environ={})
+    assert getattr(cfg, attribute) == SHIPPED[attribute]
+
+
+def test_a_left_out_upstream_section_takes_the_declared_defaults(tmp_path):
+    text = paths.CLUSTER_FILE.read_text()
+    head, rest = text.split("upstream:", 1)
+    tail = rest[rest.index("\nrun_dir:"):]
+    path = tmp_path / "cluster.yaml"
+    path.write_text(head + tail.lstrip("\n"))
+    cfg = config.load(path=path, environ={})
+    assert (cfg.upstream.calico_node_image, cfg.upstream.lock_file) == ("calico/node", "artifacts.lock")
+
+
+def test_explain_names_each_value_and_its_source(tmp_path):
+    path = tmp_path / "cluster.yaml"
+    path.write_text(paths.CLUSTER_FILE.read_text().replace("privileged: auto ", "privileged: false ")
+                    .replace("lock_file: artifacts.lock", "lock_file: site.lock"))
+    cfg, rows = config.explain({"vm_os": "debian12", "provider": "libvirt"}, path=path,
+                               environ={"CALICOLAB_HTTP_PROXY": "http://proxy.example.com:3128"})
+    seen = {e.setting.key: (e.value, e.source) for e in rows}
+    assert set(seen) == set(config.SETTINGS)
+    assert seen["privileged"] == ("false", "cluster.yaml")
+    assert seen["lock_file"] == ("site.lock", "cluster.yaml")
+    assert seen["http_proxy"] == ("http://proxy.example.com:3128", "CALICOLAB_HTTP_PROXY")
+    assert seen["vm_os"] == ("debian12", "--os") and seen["provider"] == ("libvirt", "--provider")
+    assert seen["prefix"] == ("calicolab", "default")
+    assert seen["etcd"] == (BOOKWORM_VERSIONS["etcd"], "default")  # Debian VMs take the lab column
+    assert cfg == config.load({"vm_os": "debian12", "provider": "libvirt"}, path=path,
+                              environ={"CALICOLAB_HTTP_PROXY": "http://proxy.example.com:3128"})
+
+
+def _running_cluster(tmp_path):
+    from calicolab.core import state
+
+    cfg = config.load({"run_dir": str(tmp_path / "run")}, environ={})
+    config.write_effective(cfg)
+    state.update(cfg, ssh={"node1": {"host": "127.0.0.1"}})
+    return cfg
+
+
+def test_a_running_cluster_refuses_what_may_not_change_and_takes_what_may(tmp_path):
+    """`live` in the table is what running_config lets differ (run_dir, reports_dir)."""
+    from calicolab.core.state import running_config
+
+    _running_cluster(tmp_path)
+    run = {"run_dir": str(tmp_path / "run")}
+    with pytest.raises(UserError, match="runs with prefix calicolab, not other: use `invoke destroy` first"):
+        running_config(config.load({**run, "prefix": "other"}, environ={}), {**run, "prefix": "other"})
+    asked = {**run, "reports_dir": str(tmp_path / "elsewhere")}
+    assert running_config(config.load(asked, environ={}), asked).prefix == "calicolab"
+    assert {k for k, s in config.SETTINGS.items() if s.live} == {"run_dir", "reports_dir"}
