@@ -325,8 +325,10 @@ def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, 
     def kill_and_recover() -> None:
         with contextlib.ExitStack() as stack:
             if query > 0:  # lab evidence: both BIRDs asked every `query` s, as the checks' calls do
-                asker = stack.enter_context(bgp_watch.Querier([victim, peer], query))
-                stack.callback(lambda: print(f"both BIRDs queried every {query:g} s: {asker.asked} answers asked"))
+                asker = bgp_watch.Querier([victim, peer], query)
+                # Registered first, so it runs after the querier has stopped and counted.
+                stack.callback(lambda: print(f"both BIRDs queried every {query:g} s: {asker.asked} questions"))
+                stack.enter_context(asker)
             if plant == "bgp-drop":
                 stack.enter_context(_bgp_dropped(victim, cluster.nodes[1].ip, seconds))
             victim.run(f"kill -9 {old}", check=True)

@@ -150,3 +150,16 @@ def test_an_impairment_entry_wins_and_a_missing_collision_entry_keeps_the_strict
     assert budgets.choose(rules, "calico-node-restart", "loss:179", drops).entry == "calico-node-restart under loss:179"
     choice = budgets.choose(rules, "calico-node-restart", "", drops)
     assert choice.entry == "calico-node-restart" and "no `calico-node-restart under bgp-collision` entry" in choice.why
+
+
+@pytest.mark.parametrize("tag,node,shape,pending,old", [
+    ("L-q2", "node1", parsers.SHAPE_A, False, 1),
+    ("L-q6", "node2", parsers.SHAPE_A, True, 1),
+    ("L-q8", "node1", parsers.SHAPE_B, False, 0),  # the timing-only reading missed it: a false failure
+])
+def test_the_fault_tests_own_debug_recordings(tag, node, shape, pending, old):
+    drops = parsers.bgp_drops(logs(tag))
+    assert [(d.node, d.shape) for d in drops] == [(node, shape)]
+    assert ("already pending" in drops[0].cause) == pending
+    assert budgets.choose(found(), "bird-kill", "", drops).entry == "bird-kill under bgp-collision"
+    assert len(parsers.bird_drops_across(logs(tag))) == old
