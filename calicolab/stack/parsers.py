@@ -420,6 +420,11 @@ def _session_ends(node: str, log: str) -> list[_End]:
         was_up: bool | None = None  # None: no state change seen yet
         since = 0  # index of the line after the last state change
         for i, line in enumerate(lines):
+            if line.msg.startswith("Initializing"):
+                # A new BIRD process sets its protocols up (nest/proto.c: "Initializing"): the one
+                # before died without a word (kill -9, a restart of calico-node), which is no drop.
+                up, was_up, since = None, False, i + 1
+                continue
             state = _STATE.match(line.msg)
             if state is None:
                 continue

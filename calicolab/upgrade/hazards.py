@@ -105,7 +105,7 @@ def report_lines(component: str, current: str, target: str, provider: str) -> tu
     """The hazards from current to target and one line each. The path is computed without the
     refusal rules (a refused target is named here first, then refused by them)."""
     if versions.parse(target) <= versions.parse(current):
-        path = [target] if target != current else []
+        path = [target]  # the same version again is a restart at it: what holds there is crossed
     else:
         try:
             path = versions.upgrade_path(component, current, target, provider)

@@ -163,3 +163,15 @@ def test_the_fault_tests_own_debug_recordings(tag, node, shape, pending, old):
     assert ("already pending" in drops[0].cause) == pending
     assert budgets.choose(found(), "bird-kill", "", drops).entry == "bird-kill under bgp-collision"
     assert len(parsers.bird_drops_across(logs(tag))) == old
+
+
+def test_a_new_bird_process_is_no_drop_of_the_old_ones_session():
+    # A rolling restart: node2's session came up after node1's restart, then node2's calico-node
+    # was restarted (BIRD SIGKILLed: no line) and the new BIRD logs "Initializing", "Starting",
+    # "State changed to start" (nest/proto.c). The old process's session did not drop: it died.
+    log = ("2026-12-04_19:00:03.10000 bird: Mesh_192_168_239_131: State changed to feed\n"
+           "2026-12-04_19:00:03.10010 bird: Mesh_192_168_239_131: State changed to up\n"
+           "2026-12-04_19:00:13.02120 bird: Mesh_192_168_239_131: Initializing\n"
+           "2026-12-04_19:00:13.02125 bird: Mesh_192_168_239_131: Starting\n"
+           "2026-12-04_19:00:13.02131 bird: Mesh_192_168_239_131: State changed to start\n")
+    assert parsers.bgp_drops({"node2": log}) == []

@@ -65,3 +65,10 @@ def test_report_lines_for_a_refused_target_name_it_as_refused():
     assert [h.id for h in found] == ["etcd-3.6-no-v2"]
     assert any(line.strip().startswith("[REFUSED] etcd-3.6-no-v2") for line in lines)
     assert hazards.report_lines("docker", "20.10.5", "20.10.24", "docker")[1][0].endswith("none known")
+
+
+def test_a_restart_at_the_same_calico_version_names_the_collision_hazard():
+    # The rolling restart rehearsal "upgrades" calico to the version it runs.
+    found, lines = hazards.report_lines("calico", "v2.6.1", "v2.6.1", "docker")
+    assert [h.id for h in found] == ["calico-2.6-bgp-collision"]
+    assert "calico-2.6-bgp-collision" in lines[1]
