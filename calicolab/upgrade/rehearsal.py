@@ -418,7 +418,7 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
 
 def run_drill(cfg: ClusterConfig, etcd: str | None, rollback: bool,
               say: Callable[[str], None] = print) -> drills.DrillResult:
-    """`invoke upgrade --etcd X --dwell [--rollback]`: one member a minor ahead, checks and faults
+    """`invoke upgrade.drill --etcd X [--rollback]`: one member a minor ahead, checks and faults
     there, optionally rolled back; reports/drills.json; fails with the problems found."""
     if not etcd:
         raise UserError("a dwell needs an etcd target: give --etcd with a newer version, e.g. --etcd "
@@ -439,7 +439,7 @@ def run_drill(cfg: ClusterConfig, etcd: str | None, rollback: bool,
 
 
 def run_restore(cfg: ClusterConfig, say: Callable[[str], None] = print) -> drills.DrillResult:
-    """`invoke upgrade --restore`: the disaster drill on the running cluster (it stops etcd on
+    """`invoke upgrade.restore`: the disaster drill on the running cluster (it stops etcd on
     every node and removes its data); reports/drills.json; fails with the problems found."""
     nodes = list(cluster_nodes.from_run(cfg).values())
     try:
