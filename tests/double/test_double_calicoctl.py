@@ -13,8 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-from conftest import EtcdV2HTTP
+from double_kit import EtcdV2HTTP
 
 SCRIPT = Path(__file__).resolve().parents[2] / "calico_double" / "calicoctl"
 

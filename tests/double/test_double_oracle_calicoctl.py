@@ -13,9 +13,8 @@ import json
 from typing import Any
 
 import pytest
+from double_kit import EtcdV2HTTP, load_oracle, oracle_case, oracle_params
 from test_double_calicoctl import ctl, fake_bird, fake_proc
-
-from conftest import EtcdV2HTTP, load_oracle, oracle_case, oracle_params
 
 STATUS = "calicoctl-node-status.json"
 GET = "calicoctl-get.json"

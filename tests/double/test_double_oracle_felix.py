@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 import pytest
+from double_kit import oracle_case, oracle_params
 
 from calico_double.agent.felix_model import Model, Settings, ipset_name, selector_set_id, tag_selector
 from calico_double.agent.felix_rules import (
@@ -26,7 +27,6 @@ from calico_double.agent.felix_rules import (
     profile_chain_name,
     render_tables,
 )
-from conftest import oracle_case, oracle_params
 
 CASES = oracle_params("felix-names.json")
 

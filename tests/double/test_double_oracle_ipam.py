@@ -10,6 +10,7 @@ from ipaddress import IPv4Network
 from itertools import islice
 
 import pytest
+from double_kit import oracle_case, oracle_params
 
 from calico_double.agent.gorand import fnv1_32, host_start_index
 from calico_double.agent.ipam import (
@@ -21,7 +22,6 @@ from calico_double.agent.ipam import (
     host_affinity_dir,
     pool_json,
 )
-from conftest import oracle_case, oracle_params
 
 CASES = oracle_params("ipam-blocks.json")
 

@@ -13,6 +13,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
+from double_kit import FakeEtcd
 
 from calico_double.agent.docker_api import DockerClient, DockerError
 from calico_double.agent.ipam import Ipam, pool_json
@@ -24,7 +25,6 @@ from calico_double.agent.plugin_server import (
     PluginServer,
     dispatch,
 )
-from conftest import FakeEtcd
 
 NET_ID = "4b1f6b6d2e8c0a9f3d7e5c1b2a4f6e8d0c2b4a6f8e0d2c4b6a8f0e2d4c6b8a0f"
 EP_ID = "d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"

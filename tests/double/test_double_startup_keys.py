@@ -13,12 +13,12 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 import pytest
+from double_kit import FakeEtcd
 
 from calico_double.agent.config import Config
 from calico_double.agent.etcd import EtcdUnavailable
 from calico_double.agent.netdev import CommandError, NetDev
 from calico_double.agent.registration import NodeConflict, StartupError, read_node, start_node
-from conftest import FakeEtcd
 
 ENV = {"NODENAME": "node1", "HOSTNAME": "node1", "IP": "192.168.223.131", "IP6": "",
        "CALICO_NETWORKING_BACKEND": "bird", "AS": "", "NO_DEFAULT_POOLS": "",
