@@ -82,8 +82,10 @@ VIRTUALBOX = Group("virtualbox", "VMs under VirtualBox: Packer builds the CentOS
     Tool("packer", "packer"), Tool("vagrant", "vagrant")))
 TESTS = Group(
     "project tests", "the project's own tests: chromium checks the run page headless, docker-registry "
-    "and tinyproxy stand in for Docker Hub and a site's proxy (the mirror lane, `invoke mirror`)", (
-        Tool("chromium", "chromium"), Tool("docker-registry", "docker-registry"), Tool("tinyproxy", "tinyproxy")))
+    "and tinyproxy stand in for Docker Hub and a site's proxy (the mirror lane, `invoke mirror`), ipset "
+    "lets the double's Felix rules run in a network namespace", (
+        Tool("chromium", "chromium"), Tool("docker-registry", "docker-registry"), Tool("tinyproxy", "tinyproxy"),
+        Tool("ipset", "ipset")))
 VIRTUALBOX_ITSELF = Manual(
     "VirtualBox", "VBoxManage",
     "VirtualBox is not in Debian's main archive: install VirtualBox 7.x (or 6.1.28+) from virtualbox.org's "

@@ -29,10 +29,11 @@ BOOKWORM = {
     "dnsmasq-base": "2.90-4~deb12u2", "mmdebstrap": "1.3.5-7", "fdisk": "2.38.1-5+deb12u3",
     "curl": "7.88.1-10+deb12u15", "iproute2": "6.1.0-3", "ca-certificates": "20250419~deb12u2",
     "chromium": "156.0.8078.114-1~deb12u1", "docker-registry": "2.8.2+ds1-1", "tinyproxy": "1.11.1-2.1+deb12u1",
+    "ipset": "7.17-1",
 }
 # What the VM lane and the project's own tests use, and a VirtualBox runner must not get (the
 # issue: "a Debian VirtualBox runner gets KVM/libvirt installed beside VirtualBox").
-LAB_AND_TEST_TOOLS = {"chromium", "docker-registry", "tinyproxy", "mmdebstrap", "fdisk", "vagrant-libvirt",
+LAB_AND_TEST_TOOLS = {"chromium", "docker-registry", "tinyproxy", "ipset", "mmdebstrap", "fdisk", "vagrant-libvirt",
                       "qemu-system-x86", "qemu-utils", "libvirt-daemon-system", "libvirt-clients", "dnsmasq-base"}
 # The images provisioning copies to the nodes are built on the runner: Docker and debootstrap
 # (calicolab/infra/images.py builds the probe from a debootstrap minbase).
@@ -97,7 +98,8 @@ def test_project_images_is_its_own_named_group_on_every_provider():
 def test_for_tests_is_everything_invoke_test_ran_before():
     for provider in host_setup.PROVIDERS:
         assert missing(provider, "tests") >= OLD_APT_PACKAGES
-    assert missing("docker", "tests") == OLD_APT_PACKAGES
+    # ... and ipset, so the double's Felix rules run in a namespace instead of skipping.
+    assert missing("docker", "tests") == OLD_APT_PACKAGES | {"ipset"}
 
 
 def test_present_tools_are_not_installed_again():
