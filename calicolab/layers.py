@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CORE, STACK, INFRA = "calicolab.core", "calicolab.stack", "calicolab.infra"
 DIAGNOSE, REPORT, UPGRADE, RUNS = "calicolab.diagnose", "calicolab.report", "calicolab.upgrade", "calicolab.runs"
+ETCD_HISTORY, MEASURE = "calicolab.etcd_history", "calicolab.measure"
 PROVISION, E2E, TASKS = "provision", "e2e", "tasks"
 # Layer -> the layers it may import (besides itself), lowest first.
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -25,11 +26,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     INFRA: (CORE, STACK),
     DIAGNOSE: (CORE, STACK),
     REPORT: (CORE, STACK),
-    UPGRADE: (CORE, STACK, PROVISION, DIAGNOSE, REPORT),
-    RUNS: (CORE, STACK, PROVISION, INFRA, DIAGNOSE, REPORT, UPGRADE),
+    ETCD_HISTORY: (CORE, STACK),
+    # The measured window serves faults, rehearsals and drills alike: it knows no upgrade.
+    MEASURE: (CORE, STACK, ETCD_HISTORY),
+    UPGRADE: (CORE, STACK, PROVISION, DIAGNOSE, REPORT, ETCD_HISTORY, MEASURE),
+    RUNS: (CORE, STACK, PROVISION, INFRA, DIAGNOSE, REPORT, ETCD_HISTORY, MEASURE, UPGRADE),
     # The e2e checks grade provisioning, so they never take expected values from it.
-    E2E: (CORE, STACK, DIAGNOSE, REPORT, UPGRADE),
-    TASKS: (CORE, STACK, PROVISION, INFRA, DIAGNOSE, REPORT, UPGRADE, RUNS),
+    E2E: (CORE, STACK, DIAGNOSE, REPORT, ETCD_HISTORY, MEASURE, UPGRADE),
+    TASKS: (CORE, STACK, PROVISION, INFRA, DIAGNOSE, REPORT, ETCD_HISTORY, MEASURE, UPGRADE, RUNS),
 }
 SOURCES = ("calicolab", "provision", "e2e", "tasks.py")
 

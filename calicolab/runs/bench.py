@@ -15,9 +15,9 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.state import calico_label
 from calicolab.core.tables import Column, render
+from calicolab.etcd_history import linearizability
 from calicolab.runs import matrix
 from calicolab.runs.lifecycle import Lifecycle
-from calicolab.upgrade import linearizability
 
 
 def mem_available_mib() -> float:
@@ -129,7 +129,7 @@ def _lane_settings(cfg: ClusterConfig) -> dict[str, str]:
 
 def run_checker_bench(cfg: ClusterConfig, ops: int, keys: int, clients: int, say: Callable[[str], None]) -> dict:
     """The linearizability checker's cost on a synthetic history linearizable by construction
-    (calicolab.upgrade.linearizability.simulate), e.g. 5000 operations over 10 keys by 4
+    (calicolab.etcd_history.linearizability.simulate), e.g. 5000 operations over 10 keys by 4
     clients with 2% indeterminate: seconds and search steps (reports/bench-checker.json)."""
     history = linearizability.simulate(ops, keys=keys, clients=clients)
     start = time.monotonic()

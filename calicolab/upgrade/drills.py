@@ -34,8 +34,9 @@ from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node
+from calicolab.etcd_history import recording
+from calicolab.measure import bgp_watch
 from calicolab.stack import etcd_query, impairments, keyspace, workloads
-from calicolab.upgrade import bgp_watch, recording
 from calicolab.upgrade.upgrader import GATE_DEADLINE, STOP_DEADLINE, Upgrader
 from provision import etcd as etcd_section
 

@@ -26,17 +26,15 @@ from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.remote import Node
 from calicolab.core.state import calico_label
 from calicolab.core.tables import Column, render
+from calicolab.etcd_history import recording
+from calicolab.measure import budgets as budget_rules
+from calicolab.measure import etcd_leader, step_figures
+from calicolab.measure import window as measuring
+from calicolab.measure.step_figures import Hop
+from calicolab.measure.window import append_probe_gaps, steps_table
 from calicolab.stack import disruption, impairments, keyspace, workloads
-from calicolab.upgrade import budgets as budget_rules
-from calicolab.upgrade import drills, hazards, leader, recording
-from calicolab.upgrade import steps as step_figures
-from calicolab.upgrade import window as measuring
-from calicolab.upgrade.upgrader import Hop, Upgrader
-
-# The measured window's helpers, where callers have always found them.
-from calicolab.upgrade.window import LOG_SLACK, append_probe_gaps, directions_of, steps_table
-
-__all__ = ["LOG_SLACK", "append_probe_gaps", "directions_of", "steps_table"]
+from calicolab.upgrade import drills, hazards
+from calicolab.upgrade.upgrader import Upgrader
 
 NETWORK = "upgnet"
 # Workloads stay up through etcd and calico-node upgrades; Docker's upgrade restarts them.
@@ -262,7 +260,7 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
             workloads.start_background_ping(old[0], old[1], seconds=600)
         label = f"{component}-{target}"
         clients = recording.Recording(cfg, cfg.reports_path / "histories", label, plant)
-        leaders = leader.Watcher(clients.endpoints)
+        leaders = etcd_leader.Watcher(clients.endpoints)
         clients.start()
         # The one measured window (faults and drills use it too): route monitors, the leader
         # watch, BIRD at debug with the dropped sessions read from both nodes' logs (calico only:
@@ -340,14 +338,14 @@ def _plant(probes: list[disruption.Probe]) -> threading.Thread:
     return thread
 
 
-def _save_probe_raw(cfg: ClusterConfig, label: str, raw: disruption.Raw, samples: list[leader.Sample],
+def _save_probe_raw(cfg: ClusterConfig, label: str, raw: disruption.Raw, samples: list[etcd_leader.Sample],
                     hops: list[Hop], end: float, bird: dict[str, str] | None = None) -> str:
     """The raw records the step figures are made from, and what both nodes' BIRD logs gained in
     the window: the e2e grading makes the figures and the drops again from this."""
     folder = cfg.reports_path / "probes"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{label}.json"
-    path.write_text(json.dumps({"raw": raw.to_json(), "leader": leader.to_json(samples),
+    path.write_text(json.dumps({"raw": raw.to_json(), "leader": etcd_leader.to_json(samples),
                                 "hops": [asdict(h) for h in hops], "end": end, "bird": bird or {}}) + "\n")
     return str(path)
 
@@ -358,9 +356,9 @@ def load_bird_logs(path: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in bird.items()}
 
 
-def load_probe_raw(path: str) -> tuple[disruption.Raw, list[leader.Sample], list[Hop], float]:
+def load_probe_raw(path: str) -> tuple[disruption.Raw, list[etcd_leader.Sample], list[Hop], float]:
     data = json.loads(Path(path).read_text())
-    return (disruption.Raw.from_json(data["raw"]), leader.from_json(data["leader"]),
+    return (disruption.Raw.from_json(data["raw"]), etcd_leader.from_json(data["leader"]),
             [Hop(**h) for h in data["hops"]], float(data["end"]))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from calicolab.core import config, node_commands, state, versions
 from calicolab.core.config import ClusterConfig
@@ -20,6 +20,7 @@ from calicolab.core.errors import StageFailed
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node
 from calicolab.core.tables import Column, render
+from calicolab.measure.step_figures import Hop
 from calicolab.stack import etcd_query, parsers
 from provision import calico as calico_section
 from provision import docker as docker_section
@@ -30,19 +31,6 @@ from provision.context import Context
 GATE_DEADLINE = 90
 STOP_DEADLINE = 120  # beyond systemd's default stop timeout (90 s, then SIGKILL)
 NO_SERVICE_STARTS = "/usr/sbin/policy-rc.d"
-
-
-@dataclass
-class Hop:
-    component: str
-    node: str
-    before: str
-    after: str
-    seconds: float = 0.0
-    gate: str = ""
-    started: float = 0.0  # wall clock: the probes' figures are sliced by these windows
-    ended: float = 0.0
-    bgp_seconds: float | None = None  # calico-node (re)started -> BGP Established on every node
 
 
 class Upgrader:

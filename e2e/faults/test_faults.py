@@ -29,11 +29,11 @@ from calicolab.diagnose import checks, engine
 from calicolab.diagnose import etcd as diag_etcd
 from calicolab.diagnose.diagnoses import PASS, Finding
 from calicolab.diagnose.engine import ClusterView
+from calicolab.measure import bgp_watch
+from calicolab.measure import budgets as budget_rules
+from calicolab.measure.fault_window import FaultProbes, Measured
 from calicolab.stack import etcd_query, probes, workloads
 from calicolab.stack.workloads import Workload, WorkloadFailed
-from calicolab.upgrade import bgp_watch
-from calicolab.upgrade import budgets as budget_rules
-from calicolab.upgrade.fault_window import FaultProbes, Measured
 from e2e import expect
 
 pytestmark = [pytest.mark.disruptive]

@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from calicolab.core.config import ClusterConfig
+from calicolab.etcd_history import operations, recording
+from calicolab.measure import budgets as budget_rules
+from calicolab.measure import etcd_leader, step_figures
+from calicolab.measure import window as measuring
 from calicolab.stack import disruption, parsers
-from calicolab.upgrade import budgets as budget_rules
-from calicolab.upgrade import history, leader, recording
-from calicolab.upgrade import steps as step_figures
-from calicolab.upgrade import window as measuring
 from calicolab.upgrade.rehearsal import RehearsalResult, load_bird_logs, load_probe_raw
 from e2e import expect, guide
 
@@ -55,7 +55,7 @@ def grade_history(result: RehearsalResult, apis: tuple[str, ...] = ("v2", "v3"))
     what = f"{result.component} rehearsal: etcd client history"
     expect.true(f"{what} recorded", result.history is not None and bool(result.history.raw),
                 "a history file", result.history, "the clients did not start")
-    hist = history.read_dump(Path(result.history.raw))
+    hist = operations.read_dump(Path(result.history.raw))
     report = recording.evaluate(hist, recording.final_reads(hist))
     for api in apis:
         answered = [op for op in hist.of_api(api) if op.outcome == "ok"]
@@ -92,12 +92,12 @@ def grade_budgets(result: RehearsalResult, budgets: tuple[budget_rules.Budgets, 
     expect.true(f"{what}: probe datagrams both ways", len(carried) == 2 and min(carried.values()) >= 100,
                 "at least 100 datagrams received in each direction", carried,
                 "the probes could not reach each other across the nodes")
-    figures = step_figures.build(hops, probes, leader.analyze(samples), end)
+    figures = step_figures.build(hops, probes, etcd_leader.analyze(samples), end)
     expect.true(f"{what}: etcd leader samples", len(samples) > 0, "the leader watcher polled the members",
                 len(samples), "etcd's client URLs are not reachable from the host")
     whole = dict(result.whole)
     if result.history is not None and result.history.raw:
-        hist = history.read_dump(Path(result.history.raw))
+        hist = operations.read_dump(Path(result.history.raw))
         whole["lost_acknowledged_writes"] = len(recording.evaluate(hist, recording.final_reads(hist)).lost)
     if result.during:
         whole["icmp_lost"] = result.during[0] - result.during[1]

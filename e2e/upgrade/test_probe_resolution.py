@@ -14,8 +14,8 @@ import time
 import pytest
 
 from calicolab.core.polling import Timeout, wait_for
+from calicolab.measure.window import LOG_SLACK, append_probe_gaps
 from calicolab.stack import disruption
-from calicolab.upgrade.rehearsal import LOG_SLACK, append_probe_gaps
 from e2e import expect
 
 pytestmark = [pytest.mark.upgrade]

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from calicolab.core.errors import UserError
+from calicolab.measure import budgets
 from calicolab.stack import parsers
-from calicolab.upgrade import budgets
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bird_collision"
 N1, N2 = "Mesh_192_168_241_130", "Mesh_192_168_241_131"  # node1's protocol for node2, node2's for node1

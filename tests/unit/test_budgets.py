@@ -14,11 +14,11 @@ import pytest
 
 from calicolab.core.errors import UserError
 from calicolab.core.paths import ROOT
+from calicolab.measure import budgets
+from calicolab.measure.step_figures import Hop, StepFigures
 from calicolab.stack import disruption, impairments
-from calicolab.upgrade import budgets, rehearsal
+from calicolab.upgrade import rehearsal
 from calicolab.upgrade.rehearsal import RehearsalResult
-from calicolab.upgrade.steps import StepFigures
-from calicolab.upgrade.upgrader import Hop
 from e2e.expect import CheckFailed
 from e2e.upgrade.grading import grade_budgets
 

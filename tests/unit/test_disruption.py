@@ -16,12 +16,12 @@ import pytest
 
 from calicolab.core.paths import ROOT
 from calicolab.core.polling import wait_for
+from calicolab.measure import etcd_leader, step_figures
+from calicolab.measure.etcd_leader import Sample
+from calicolab.measure.step_figures import Hop
 from calicolab.report import run_data
 from calicolab.stack import disruption
 from calicolab.stack.disruption import Packet
-from calicolab.upgrade import leader, steps
-from calicolab.upgrade.leader import Sample
-from calicolab.upgrade.upgrader import Hop
 
 PROBE = ROOT / "workloads" / "probe" / "probe.py"
 IV = 0.01  # the probe's interval
@@ -111,7 +111,7 @@ def test_leader_changes_and_time_without_a_leader():
         (1.0, "n1", "", 0, False), (1.05, "n2", "A", 2, True),  # n1 down, n2 still follows A
         (2.0, "n2", "", 3, True),  # n2 a candidate: nobody names a leader from here
         (4.0, "n1", "B", 4, True), (4.1, "n2", "B", 4, True)]]
-    fig = leader.analyze(samples)
+    fig = etcd_leader.analyze(samples)
     assert fig.changes == [4.0]
     assert fig.leaderless == [(2.0, 4.0)]
     assert fig.leaderless_in(3.0, 10.0) == 1.0 and fig.changes_in(0, 3.0) == 0
@@ -126,7 +126,7 @@ def test_a_new_leader_read_with_its_old_term_is_one_election_not_two():
         (0.3, "n1", "", 0, False), (0.37, "n2", "B", 2, True), (0.47, "n2", "B", 3, True),
         (2.3, "n2", "", 3, True),  # B alone has no quorum and steps down
         (21.3, "n1", "B", 16, True), (21.4, "n2", "B", 16, True)]]
-    fig = leader.analyze(samples)
+    fig = etcd_leader.analyze(samples)
     assert fig.changes == [0.47, 21.3], fig.changes
     # The broken rule (every new (leader, term) pair) would count three.
     assert len({(s.leader, s.term) for s in samples if s.leader}) - 1 == 3
@@ -135,7 +135,7 @@ def test_a_new_leader_read_with_its_old_term_is_one_election_not_two():
 def test_the_same_leader_re_elected_after_stepping_down_is_an_election():
     samples = [Sample(t, m, ld, term, ok) for t, m, ld, term, ok in [
         (0.0, "n1", "A", 2, True), (1.5, "n1", "", 2, True), (3.0, "n1", "A", 4, True)]]
-    assert leader.analyze(samples).changes == [3.0]
+    assert etcd_leader.analyze(samples).changes == [3.0]
 
 def _hop(component: str, node: str, started: float, ended: float, bgp: float | None = None) -> Hop:
     return Hop(component, node, "a", "b", round(ended - started, 1), "", started, ended, bgp)
@@ -149,7 +149,7 @@ def test_steps_take_the_gaps_that_start_in_their_window():
                                              "b->a": disruption.analyze("b->a", b_a)},
                                  reconnects={"a->b": [1006.0], "b->a": []})
     hops = [_hop("docker", "node1", t0 + 1, t0 + 2), _hop("docker", "node2", t0 + 2.5, t0 + 3.2)]
-    out = steps.build(hops, figures, None, t0 + 10)
+    out = step_figures.build(hops, figures, None, t0 + 10)
     assert [s.lost_packets for s in out] == [0, 50]
     assert out[1].longest_gap_s == {"a->b": 0.5, "b->a": 0.0}
     assert out[1].tcp_reconnects == 1

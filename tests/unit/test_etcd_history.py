@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
-from calicolab.upgrade import history, recording
-from calicolab.upgrade.history import History, Op, WatchEvent
+from calicolab.etcd_history import operations, recording
+from calicolab.etcd_history.operations import History, Op, WatchEvent
 
 K = "/calicolab-history/t/v2/k0"
 
@@ -32,7 +32,7 @@ def test_parse_lines_pairs_invoke_and_end_and_leaves_the_unanswered_indeterminat
         {"type": "watch-start", "watcher": "node1/watch", "index": 7},
         {"type": "watch", "watcher": "node1/watch", "key": K, "action": "set", "index": 7, "value": "x", "at": 1.4},
     ]
-    hist = history.parse_lines(json.dumps(line) for line in lines)
+    hist = operations.parse_lines(json.dumps(line) for line in lines)
     a, b = hist.ops
     assert (a.outcome, a.index, a.complete) == ("ok", 7, 1.5) and a.applied
     assert (b.outcome, b.complete) == ("info", None) and not b.applied
@@ -41,16 +41,16 @@ def test_parse_lines_pairs_invoke_and_end_and_leaves_the_unanswered_indeterminat
 
 def test_acknowledged_write_lost_when_the_final_index_is_older():
     ops = [w(1, "put", 0, 1, 10, "a"), w(2, "put", 2, 3, 12, "b")]
-    assert history.lost_writes(ops, {K: final(12, "b")}) == []
-    lost = history.lost_writes(ops, {K: final(10, "a")})
+    assert operations.lost_writes(ops, {K: final(12, "b")}) == []
+    lost = operations.lost_writes(ops, {K: final(10, "a")})
     assert len(lost) == 1 and "'b'" in lost[0] and "final read found 'a' @10" in lost[0]
 
 
 def test_absent_key_is_a_loss_unless_something_deleted_it():
     ops = [w(1, "put", 0, 1, 10, "a")]
-    assert len(history.lost_writes(ops, {K: final(None, None)})) == 1
+    assert len(operations.lost_writes(ops, {K: final(None, None)})) == 1
     maybe_deleted = [*ops, w(2, "delete", 2, None, outcome="info")]
-    assert history.lost_writes(maybe_deleted, {K: final(None, None)}) == []
+    assert operations.lost_writes(maybe_deleted, {K: final(None, None)}) == []
 
 
 def test_local_reads_may_be_stale_but_not_invented_nor_go_back():
@@ -60,10 +60,10 @@ def test_local_reads_may_be_stale_but_not_invented_nor_go_back():
         return Op(id=f"l{i}", process="node2/v2", api="v2", f="get_local", key=K, invoke=t0, complete=t0 + 0.1,
                   outcome="ok", found=True, read=read, index=index, member_index=member, endpoint="e2")
 
-    assert history.local_read_problems([put_a, put_b, local(1, 4, "a", 10, 20)]) == []  # stale: allowed
-    assert len(history.local_read_problems([put_a, local(1, 4, "zz", 10, 20)])) == 1  # never written
-    assert len(history.local_read_problems([put_a, local(1, 4, "a", 13, 20)])) == 1  # wrong index
-    back = history.local_read_problems([put_a, put_b, local(1, 4, "b", 11, 21), local(2, 5, "a", 10, 19)])
+    assert operations.local_read_problems([put_a, put_b, local(1, 4, "a", 10, 20)]) == []  # stale: allowed
+    assert len(operations.local_read_problems([put_a, local(1, 4, "zz", 10, 20)])) == 1  # never written
+    assert len(operations.local_read_problems([put_a, local(1, 4, "a", 13, 20)])) == 1  # wrong index
+    back = operations.local_read_problems([put_a, put_b, local(1, 4, "b", 11, 21), local(2, 5, "a", 10, 19)])
     assert len(back) == 1 and "went back" not in back[0] and "19 after 21" in back[0]
 
 
@@ -74,19 +74,19 @@ def _watched(events: list[tuple[int, str, str | None]], ops: list[Op]) -> Histor
 
 def test_watch_sees_every_acknowledged_write_in_order():
     ops = [w(1, "put", 0, 1, 10, "a"), w(2, "put", 2, 3, 11, "b"), w(3, "delete", 4, 5, 12, succeeded=True)]
-    assert history.watch_problems(_watched([(10, "set", "a"), (11, "set", "b"), (12, "delete", None)], ops)) == []
-    missed = history.watch_problems(_watched([(10, "set", "a"), (12, "delete", None)], ops))
+    assert operations.watch_problems(_watched([(10, "set", "a"), (11, "set", "b"), (12, "delete", None)], ops)) == []
+    missed = operations.watch_problems(_watched([(10, "set", "a"), (12, "delete", None)], ops))
     assert len(missed) == 1 and "missed the acknowledged write @11" in missed[0]
-    reordered = history.watch_problems(_watched([(11, "set", "b"), (10, "set", "a"), (12, "delete", None)], ops))
+    reordered = operations.watch_problems(_watched([(11, "set", "b"), (10, "set", "a"), (12, "delete", None)], ops))
     assert any("out of order" in p for p in reordered)
-    short = history.watch_problems(_watched([(10, "set", "a")], ops))
+    short = operations.watch_problems(_watched([(10, "set", "a")], ops))
     assert any("stopped at @10 before the acknowledged write @11" in p for p in short)
 
 
 def test_watch_event_nobody_asked_for_is_a_problem_but_an_indeterminate_write_is_not():
     ops = [w(1, "put", 0, 1, 10, "a"), w(2, "put", 2, None, value="b", outcome="info")]
-    assert history.watch_problems(_watched([(10, "set", "a"), (11, "set", "b")], ops)) == []
-    invented = history.watch_problems(_watched([(10, "set", "a"), (11, "set", "zz")], ops))
+    assert operations.watch_problems(_watched([(10, "set", "a"), (11, "set", "b")], ops)) == []
+    invented = operations.watch_problems(_watched([(10, "set", "a"), (11, "set", "zz")], ops))
     assert len(invented) == 1 and "matches no write" in invented[0]
 
 

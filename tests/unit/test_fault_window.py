@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 from calicolab.core import config
+from calicolab.measure import bgp_watch, fault_window
 from calicolab.stack import disruption, parsers
-from calicolab.upgrade import bgp_watch, fault_window
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bird_collision"
 

@@ -43,3 +43,22 @@ def test_an_e2e_check_may_not_take_its_expected_values_from_provisioning(tmp_pat
     _write(tmp_path, "e2e/hosts/test_hosts.py", "from provision.hosts import SYSCTL\n")
     found = [str(p) for p in layers.check(tmp_path)]
     assert len(found) == 1 and "e2e must not import provision.hosts" in found[0], found
+
+
+def test_the_measured_window_and_the_etcd_histories_may_not_import_what_uses_them(tmp_path):
+    # measure serves faults, rehearsals and drills: an import of the upgrader (its Hop once lived
+    # there) would tie the fault pass to upgrades; etcd_history sits below measure.
+    for pkg in ("calicolab", "calicolab/etcd_history", "calicolab/measure", "calicolab/upgrade"):
+        _write(tmp_path, f"{pkg}/__init__.py", "")
+    _write(tmp_path, "calicolab/upgrade/upgrader.py", "from calicolab.measure.step_figures import Hop\n")
+    _write(tmp_path, "calicolab/measure/step_figures.py", "from calicolab.upgrade.upgrader import Upgrader\n")
+    _write(tmp_path, "calicolab/measure/etcd_leader.py", "from calicolab.etcd_history import etcd_client\n")
+    _write(tmp_path, "calicolab/etcd_history/etcd_client.py", "from calicolab.measure import window\n")
+    _write(tmp_path, "calicolab/measure/window.py", "")
+    found = [str(p) for p in layers.check(tmp_path)]
+    assert any("calicolab/measure/step_figures.py:1" in p and "calicolab.measure must not import "
+               "calicolab.upgrade.upgrader" in p for p in found), found
+    assert any("calicolab/etcd_history/etcd_client.py:1" in p and "calicolab.etcd_history must not import "
+               "calicolab.measure.window" in p for p in found), found
+    # the two downward imports are allowed
+    assert not any("upgrader.py" in p or "etcd_leader.py" in p for p in found), found

@@ -9,8 +9,8 @@ import itertools
 
 import pytest
 
-from calicolab.upgrade import linearizability as lin
-from calicolab.upgrade.history import Op
+from calicolab.etcd_history import linearizability as lin
+from calicolab.etcd_history.operations import Op
 
 _ids = itertools.count()
 

@@ -1,6 +1,6 @@
 """Record etcd client histories while something runs (an upgrade, a fault), then check them.
 
-The clients (calicolab/upgrade/etcd_client.py) run on the host, one per member, each against
+The clients (calicolab/etcd_history/etcd_client.py) run on the host, one per member, each against
 that member's client URL over the lab's private network, as the node's own Calico and Docker
 talk to their local member. On the host rather than the nodes because (a) the lab's Debian
 nodes and the CentOS 7 VMs carry no python3, and installing one would change the host the
@@ -36,8 +36,8 @@ from calicolab.core import versions
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.polling import Timeout, wait_for
+from calicolab.etcd_history import etcd_client, linearizability, operations
 from calicolab.stack import etcd_tls
-from calicolab.upgrade import etcd_client, history, linearizability
 
 ROOT_FOLDER = "/calicolab-history"
 KEYS = 5  # per API; shared by both members' clients, so their operations race on each key
@@ -105,7 +105,7 @@ class HistoryReport:
                 "history": self.raw, "failures": self.failure_text, "notes": self.notes}
 
 
-def evaluate(hist: history.History, final: dict[str, history.Op]) -> HistoryReport:
+def evaluate(hist: operations.History, final: dict[str, operations.Op]) -> HistoryReport:
     """Every check over a recorded history (also what the e2e grading re-runs on the raw file)."""
     started = time.monotonic()
     report = HistoryReport(notes=list(hist.notes))
@@ -119,9 +119,9 @@ def evaluate(hist: history.History, final: dict[str, history.Op]) -> HistoryRepo
         report.explanation[api] = verdict.explain()
         if not verdict.ok:
             texts.append(f"== {api}: not linearizable\n{verdict.explain()}")
-    report.lost = history.lost_writes(hist.ops, final)
-    report.local_reads = history.local_read_problems(hist.of_api("v2"))
-    report.watch = history.watch_problems(hist)
+    report.lost = operations.lost_writes(hist.ops, final)
+    report.local_reads = operations.local_read_problems(hist.of_api("v2"))
+    report.watch = operations.watch_problems(hist)
     report.watch_events = sum(len(e) for e in hist.watches.values())
     for title, lines in (("acknowledged writes lost", report.lost), ("impossible local reads", report.local_reads),
                          ("watch problems", report.watch)):
@@ -132,9 +132,9 @@ def evaluate(hist: history.History, final: dict[str, history.Op]) -> HistoryRepo
     return report
 
 
-def final_reads(hist: history.History) -> dict[str, history.Op]:
+def final_reads(hist: operations.History) -> dict[str, operations.Op]:
     """The last answered quorum read of each key by the final readers."""
-    final: dict[str, history.Op] = {}
+    final: dict[str, operations.Op] = {}
     for op in hist.ops:
         if (op.process.startswith("final/") and op.outcome == "ok" and op.f == "get"
                 and (op.key not in final or op.invoke > final[op.key].invoke)):
@@ -227,9 +227,9 @@ class Recording:
             for key in keys:
                 reader.run(key.split("/")[-2], "get", key)
         rec.close()
-        hist = history.load([*self.outputs.values(), final_path])
+        hist = operations.load([*self.outputs.values(), final_path])
         raw = self.folder / f"{self.label}-history.json"
-        history.dump(hist, raw)
+        operations.dump(hist, raw)
         report = evaluate(hist, final_reads(hist))
         report.raw = str(raw)
         if report.failure_text:

@@ -12,14 +12,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from calicolab.measure.etcd_leader import LeaderFigures
 from calicolab.stack import disruption
-from calicolab.upgrade.leader import LeaderFigures
-from calicolab.upgrade.upgrader import Hop
+
+
+@dataclass
+class Hop:
+    """One member or node moved to one version (calicolab/upgrade/upgrader.py makes them), or a
+    fault's window taken as one step (fault_window.py): the span its step is cut from."""
+
+    component: str
+    node: str
+    before: str
+    after: str
+    seconds: float = 0.0
+    gate: str = ""
+    started: float = 0.0  # wall clock: the probes' figures are sliced by these windows
+    ended: float = 0.0
+    bgp_seconds: float | None = None  # calico-node (re)started -> BGP Established on every node
+
 
 # The budgets file names steps by kind (budgets.yaml); a component's hops are all one kind.
 KIND = {"etcd": "etcd-member-upgrade", "docker": "docker-upgrade", "calico-node": "calico-node-restart",
         "calico": "calico-node-restart",
-        # faults measured the same way (calicolab/upgrade/fault_window.py)
+        # faults measured the same way (calicolab/measure/fault_window.py)
         "bird-kill": "bird-kill", "felix-kill": "felix-kill"}
 # Hops whose node's workloads Docker stops and starts again: an outage inside the hop is theirs.
 RESTARTS_WORKLOADS = {"docker"}

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from calicolab.upgrade import etcd_client
+from calicolab.etcd_history import etcd_client
 
 POLL = 0.1  # seconds between one member's polls
 

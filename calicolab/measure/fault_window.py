@@ -1,6 +1,6 @@
 """A fault measured like an upgrade step: the disruption probes (UDP every 10 ms both ways, one
 TCP connection) and the route monitors run across the fault tests; each fault's window
-(calicolab.upgrade.window, the same as a rehearsal's) gets the step figures (longest gap per
+(calicolab.measure.window, the same as a rehearsal's) gets the step figures (longest gap per
 direction, lost, reorders, reconnects, route back) and the BGP sessions dropped in it, told
 from both nodes' BIRD logs at debug level, and is judged against its budgets (budgets.yaml:
 bird-kill, felix-kill, or `... under bgp-collision` when every drop was a connection collision),
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from calicolab.core.config import ClusterConfig
 from calicolab.core.remote import Node
+from calicolab.measure import budgets as budget_rules
+from calicolab.measure import step_figures
+from calicolab.measure import window as measuring
+from calicolab.measure.step_figures import Hop
 from calicolab.stack import disruption, parsers
-from calicolab.upgrade import budgets as budget_rules
-from calicolab.upgrade import steps as step_figures
-from calicolab.upgrade import window as measuring
-from calicolab.upgrade.upgrader import Hop
 
 
 @dataclass

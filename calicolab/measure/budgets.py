@@ -34,8 +34,8 @@ import yaml
 
 from calicolab.core.errors import UserError
 from calicolab.core.paths import ROOT
+from calicolab.measure.step_figures import KIND, StepFigures
 from calicolab.stack import parsers
-from calicolab.upgrade.steps import KIND, StepFigures
 
 DEFAULT_FILE = ROOT / "budgets.yaml"
 ENV = "CALICOLAB_BUDGETS"  # another file for every run (invoke upgrade's --budgets wins over it)

@@ -20,7 +20,7 @@ in Porcupine's treatment of nondeterministic models. An unknown index is None, a
 that sees the key settles it.
 
 Reads without quorum (v2 `quorum=false`) are served from one member's store and need not be
-linearizable; history.local_read_problems checks what they may return instead.
+linearizable; operations.local_read_problems checks what they may return instead.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from calicolab.upgrade.history import Op
+from calicolab.etcd_history.operations import Op
 
 State = tuple[str | None, int | None]  # (value or None when absent, index or None when unknown)
 ABSENT: State = (None, None)

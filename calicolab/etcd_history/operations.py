@@ -1,5 +1,5 @@
 """etcd client histories: the operations clients ran while an upgrade or a fault ran, and what
-they saw, as recorded by calicolab/upgrade/etcd_client.py (JSON lines, one per event).
+they saw, as recorded by calicolab/etcd_history/etcd_client.py (JSON lines, one per event).
 
 An operation is invoked, then ends one of three ways: `ok` (etcd answered; for a
 compare-and-swap, create or delete, `succeeded` says whether it applied), `fail` (it certainly
@@ -9,7 +9,7 @@ it may or may not have taken effect, at any time after its invocation). An invoc
 end line is indeterminate too (the client was stopped while it was in flight).
 
 The checks over a history live here (lost acknowledged writes, local reads, watches); the
-linearizability search is calicolab/upgrade/linearizability.py.
+linearizability search is calicolab/etcd_history/linearizability.py.
 """
 
 from __future__ import annotations

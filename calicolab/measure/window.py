@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from calicolab.core.config import ClusterConfig
 from calicolab.core.remote import Node
 from calicolab.core.tables import Column, render
+from calicolab.measure import bgp_watch, etcd_leader, step_figures
+from calicolab.measure import budgets as budget_rules
+from calicolab.measure.step_figures import Hop
 from calicolab.stack import disruption, parsers
-from calicolab.upgrade import bgp_watch, leader
-from calicolab.upgrade import budgets as budget_rules
-from calicolab.upgrade import steps as step_figures
-from calicolab.upgrade.upgrader import Hop
 
 LOG_SLACK = 0.5  # seconds: datagrams sent this long before the logs are read have arrived
 
@@ -86,21 +85,21 @@ class Window:
     end: float = 0.0
     raw: disruption.Raw | None = None
     figures: disruption.Figures | None = None
-    samples: list[leader.Sample] = field(default_factory=list)
+    samples: list[etcd_leader.Sample] = field(default_factory=list)
     steps: list[step_figures.StepFigures] = field(default_factory=list)
     drops: list[parsers.BgpDrop] = field(default_factory=list)
     bgp: bgp_watch.BgpWatch | None = None
 
     def build(self, hops: Sequence[Hop]) -> list[step_figures.StepFigures]:
         """The hops' step figures from what the window read."""
-        self.steps = step_figures.build(hops, self.figures, leader.analyze(self.samples) if self.samples else None,
+        self.steps = step_figures.build(hops, self.figures, etcd_leader.analyze(self.samples) if self.samples else None,
                                         self.end)
         return self.steps
 
 
 @contextlib.contextmanager
 def measured(cfg: ClusterConfig, nodes: Sequence[Node], probes: Sequence[disruption.Probe],
-             leaders: leader.Watcher | None = None, bgp: bool = True,
+             leaders: etcd_leader.Watcher | None = None, bgp: bool = True,
              say: Callable[[str], None] = print) -> Iterator[Window]:
     """Measure what happens inside the block: route monitors on, the leader watch (if given)
     polling, BIRD at debug (bgp); on leaving, the probes' records since the start, the leader

@@ -10,7 +10,7 @@ create_revision, kv/deleterange. The prefix is read off the member's /version an
 whenever the member goes away (an upgrade restarts it at another version).
 
 Every operation is written as an `invoke` line before it is sent and an `ok`, `fail` or `info`
-line when it ends (see calicolab/upgrade/history.py), with time.monotonic() stamps: clients on
+line when it ends (see calicolab/etcd_history/operations.py), with time.monotonic() stamps: clients on
 one host share that clock, which orders operations across clients in real time.
 
 Usage: etcd_client.py --endpoint http://IP:2379 --name node1 --prefix /calicolab-history/ID
