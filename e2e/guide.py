@@ -1,7 +1,7 @@
 """The guide's own facts, the expected values of the e2e checks. Each carries its section of
-the guide (docs: guide.md, from the original Chinese guide); values the guide does not print
-come from upstream Calico 2.6.1 or from first principles, and say which. Nothing here is read
-from the modules under test (provision/, calicolab/)."""
+the guide (docs/guide.md, the project's account of the original Chinese guide); values the guide
+does not print come from upstream Calico 2.6.1 or from first principles, and say which. Nothing
+here is read from the modules under test (provision/, calicolab/)."""
 
 from __future__ import annotations
 

@@ -133,7 +133,8 @@ MTU_MISMATCH = Diagnosis(
     "MTU mismatch", "full-sized packets (1500 bytes, DF set) are lost between the nodes while small ones pass",
     "give both nodes' interfaces and the network between them the same MTU (or lower the workload MTU)")
 # Calico 2.6's own behaviour, not a fault: after a restart both BIRDs connect at once (the mesh is
-# bidirectional) and BIRD 1.6 drops the new session by collision (shared/evidence/bird-collision).
+# bidirectional) and BIRD 1.6 drops the new session by collision (recorded BIRD logs:
+# tests/unit/fixtures/bird_collision/README.md).
 BGP_COLLISION = Diagnosis(
     "BGP collision", "a new BGP session was dropped by a connection collision as it came up: both BIRDs "
     "connected at once after a restart, and BIRD 1.6 took the second connection for a graceful restart "

@@ -84,7 +84,8 @@ _UNDER = re.compile(r"^(?P<kind>\S+) under (?P<impairment>(partition|loss|rate|d
                     + COLLISION + ")$")
 # Under bgp-collision an entry's outage figures are per dropped session: each drop costs the
 # routes until the next session (BIRD's connect delay, 4 or 5 s, plus a setup), and the next
-# attempt collides again about half the time (shared/evidence/bird-collision B-03: three in a row).
+# attempt collides again about half the time (tests/unit/fixtures/bird_collision/ B-03: three in a
+# row).
 PER_DROP = frozenset({"route_back_s", "lost_packets", "longest_gap_s", "icmp_lost"})
 
 

@@ -272,7 +272,7 @@ _STATE = re.compile(r"^State changed to (?P<state>\w+)$")
 # `up` once done. A BGP session in any of them was Established.
 _CAME_UP = ("wait", "feed", "up")
 # A session "dropped as it came up" left up this soon after reaching it: the recorded collisions
-# take well under a millisecond (shared/evidence/bird-collision), a session that ends later was
+# take well under a millisecond (tests/unit/fixtures/bird_collision/), a session that ends later was
 # up and serving. Also how close in time two nodes' lines of one drop are.
 DROPPED_AT_ONCE_S = 1.0
 # The lines BIRD writes in the same event-loop pass as a state change (the reasons before it,

@@ -78,7 +78,7 @@ HAZARDS: tuple[Hazard, ...] = (
            "tells each drop from the BIRD logs and judges it by `calico-node-restart under bgp-collision`",
            "BIRD 1.6 proto/bgp/bgp.c bgp_incoming_connection, proto/bgp/packets.c bgp_rx_open; fixed in "
            "Calico 3.4 by projectcalico/node 1183be5 (PR #79, one-way mesh connections) and 21b6641 (connect "
-           "delay 2 s); shared/evidence/bird-collision", until="v3.4.0"),
+           "delay 2 s); recorded: tests/unit/fixtures/bird_collision/README.md", until="v3.4.0"),
 )
 
 

@@ -1,7 +1,8 @@
 """What the Calico double's unit tests share: an in-memory etcd v2 (and one served over HTTP), a
-recording netdev, and the upstream oracles (golden outputs of the real Calico code,
-../shared/oracles from the repo root). A module of its own, not conftest.py: another test folder's
-conftest.py would shadow `from conftest import ...` when pytest collects both."""
+recording netdev, and the upstream oracles (golden outputs of the real Calico code): an input
+read at run time from the folder CALICOLAB_ORACLES names, by default `shared/oracles` beside the
+checkout (oracles_dir), not part of the project. A module of its own, not conftest.py: another
+test folder's conftest.py would shadow `from conftest import ...` when pytest collects both."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def test_go_rand_known_values() -> None:
 
 
 # The start index for real host names is checked against libcalico-go's own generator, run
-# for real, in test_double_oracle_ipam.py (../shared/oracles/ipam-blocks.json).
+# for real, in test_double_oracle_ipam.py (the oracle ipam-blocks.json, read from CALICOLAB_ORACLES).
 
 
 def test_big_int_rand_rejects_draws_outside_the_limit() -> None:

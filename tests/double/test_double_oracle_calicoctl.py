@@ -1,5 +1,6 @@
 """The calicoctl double against the oracle: calicoctl v1.6.1's own `node status` and `get`
-output, computed by the upstream code (../shared/oracles, see each file's `source`).
+output, computed by the upstream code (the oracle files, an input read from the folder
+CALICOLAB_ORACLES names, see double_kit.oracles_dir; each file's `source` says how it was made).
 
 Every case of calicoctl-node-status.json and calicoctl-get.json is a test, byte for byte: the
 double's calicoctl reads a fake BIRD control socket serving the recorded reply (and sees the

@@ -1,8 +1,9 @@
 """The double's Felix names and rule hashes against felix 2.6.0's own functions, run for real.
 
-Expected values: ../shared/oracles/felix-names.json (chain names, tag IP set names, and the
-static chains with their `cali:` hashes, computed by felix 2.6.0's code; see its `generator`
-and `source` fields). Each case is one test, named by the case.
+Expected values: the oracle felix-names.json (an input read from the folder CALICOLAB_ORACLES
+names, see double_kit.oracles_dir): chain names, tag IP set names, and the static chains with
+their `cali:` hashes, computed by felix 2.6.0's code (see its `generator` and `source` fields).
+Each case is one test, named by the case.
 """
 
 from __future__ import annotations

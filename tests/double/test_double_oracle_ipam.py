@@ -1,7 +1,8 @@
 """The double's block generator against libcalico-go f87d397's randomBlockGenerator, run for real.
 
-Expected values: ../shared/oracles/ipam-blocks.json (computed by the upstream Go code, see its
-`generator` and `source` fields). Each case is one host name in one pool.
+Expected values: the oracle ipam-blocks.json (an input read from the folder CALICOLAB_ORACLES
+names, see double_kit.oracles_dir; computed by the upstream Go code, see its `generator` and
+`source` fields). Each case is one host name in one pool.
 """
 
 from __future__ import annotations

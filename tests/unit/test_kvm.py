@@ -1,9 +1,9 @@
 """Which runs are software emulation: libvirt without usable KVM only (issue 22, defect 6).
 
-A VirtualBox host usually has no writable /dev/kvm (VirtualBox brings its own hypervisor;
-shared/docs/centos7-facts.md), and the docker lab runs natively: neither is emulated, so neither
-gets the x5 deadlines nor the slowed etcd timers (the guide's etcd.conf, shared/docs/guide.md
-section 4, sets no ETCD_HEARTBEAT_INTERVAL / ETCD_ELECTION_TIMEOUT: etcd's 100 / 1000 ms).
+A VirtualBox host usually has no writable /dev/kvm (VirtualBox brings its own hypervisor and
+does not need the KVM module), and the docker lab runs natively: neither is emulated, so neither
+gets the x5 deadlines nor the slowed etcd timers (the guide's etcd.conf, docs/guide.md section 4,
+sets no ETCD_HEARTBEAT_INTERVAL / ETCD_ELECTION_TIMEOUT: etcd's defaults, 100 / 1000 ms).
 """
 
 from __future__ import annotations

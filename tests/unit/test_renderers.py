@@ -1,4 +1,4 @@
-"""Files provisioning writes, compared with the guide's text (../shared/docs/guide.md)."""
+"""Files provisioning writes, compared with the guide's text (docs/guide.md)."""
 
 import json
 

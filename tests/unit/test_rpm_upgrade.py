@@ -2,8 +2,9 @@
 archive must keep the member's configuration and its enabled unit.
 
 The node is a FakeNode that answers like CentOS 7 with etcd-3.3.11-2.el7.centos installed. Its
-`rpm -e etcd` does what the package's erase does (Fedora/el7 etcd.spec lineage, recorded in
-/work/shared/docs/centos7-facts.md; rpm's %config(noreplace) rule; systemd 219's macros.systemd):
+`rpm -e etcd` does what the package's erase does (the Fedora/el7 etcd.spec lineage marks
+/etc/etcd/etcd.conf `%config(noreplace)` and calls `%systemd_preun etcd.service`; rpm's rule for
+such a file on erase; systemd 219's macros.systemd, which expand `%systemd_preun`):
 - /etc/etcd/etcd.conf is `%config(noreplace)`: edited, it is renamed etcd.conf.rpmsave; as
   shipped, it is deleted;
 - %preun `%systemd_preun etcd.service` on erase: `systemctl --no-reload disable` and `stop`;
