@@ -232,7 +232,9 @@ class Upgrader:
         """Install without letting the package start the service: the hop starts it in order."""
         node.put("#!/bin/sh\nexit 101\n", NO_SERVICE_STARTS, mode="0755")
         try:
-            self._platform(node).install(node, component, version, self.cfg.provider, self.cfg.upstream.download_base,
+            # The install target, not the provider: a Debian VM installs from Debian's archive.
+            self._platform(node).install(node, component, version, self.cfg.install_target,
+                                         self.cfg.upstream.download_base,
                                          self.cfg.upstream.proxy_env(self.cfg.nodes))
         finally:
             node.run(f"rm -f {NO_SERVICE_STARTS}")
