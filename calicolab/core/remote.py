@@ -48,6 +48,8 @@ _SHELL_CANNOT_RUN = re.compile(
     r"(?P<why>not found|command not found|No such file or directory|Permission denied)\s*$", re.M)
 # sudo's own refusals exit 1 with `sudo: ...` (e.g. `sudo: a password is required` under -n,
 # `sudo: sorry, you must have a tty to run sudo` with requiretty): nothing ran at all.
+# Shell builtins that ask whether a program exists: their 127 is "no", said about their argument.
+LOOKUPS = frozenset({"command", "type"})
 _SUDO_REFUSED = re.compile(r"^sudo: (?P<why>.+)$", re.M)
 _ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # A word in command position: at the start, or after ; & | ( or $( , past VAR=value assignments.
@@ -87,6 +89,8 @@ class CommandResult:
             if self.rc in (NOT_FOUND, NOT_EXECUTABLE) or shell.group("command") in programs:
                 why = "permission denied" if shell.group("why") == "Permission denied" else "not found"
                 return CannotRun(shell.group("command"), why)
+        if self.rc == NOT_FOUND and self.program in LOOKUPS:
+            return None  # dash's `command -v X` exits 127, silently, when X is absent: an answer
         if self.rc == NOT_FOUND:
             return CannotRun(self.program, "not found")
         if self.rc == NOT_EXECUTABLE:

@@ -148,6 +148,13 @@ def test_the_shells_own_messages_are_classified(usr_local, shell):
         assert answered.rc in (1, 2) and "No such file" in answered.stderr and answered.cannot_run is None, answered
     # A component's non-zero answer is not a missing command.
     assert _as_sudo_runs("exit 3", CENTOS7_SECURE_PATH, shell).cannot_run is None
+    # `command -v X` answers whether X exists: dash says "no" with 127 and no message (bash with 1),
+    # which is an answer about X (the restore drill asks for etcdutl), not a missing `command`.
+    absent = _as_sudo_runs("command -v etcdutl", CENTOS7_SECURE_PATH, shell)
+    assert absent.rc in (1, 127) and absent.stdout == "" and absent.cannot_run is None, absent
+    # ... and a missing program later in the same line still counts.
+    later = _as_sudo_runs("command -v etcdutl; calicoctl node status", CENTOS7_SECURE_PATH, shell)
+    assert later.rc == 127 and later.cannot_run is not None and later.cannot_run.command == "calicoctl"
 
 
 def test_sudos_own_refusal_is_a_command_that_did_not_run():
