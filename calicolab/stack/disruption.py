@@ -367,20 +367,42 @@ def stop(probes: Sequence[Probe]) -> None:
         workloads.remove(nodes, [p.name for p in probes], NETWORK)
 
 
-def blackhole(node: Node, container: str, source_ip: str, seconds: float) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Blackhole:
+    """When a drop rule went in and came out, by the node's clock, each bracketed: the rule takes
+    effect somewhere between `placing` and `placed` (the `iptables -I` call), and stops between
+    `removing` and `removed` (`iptables -D`). Under emulation (TCG) an iptables call alone can take
+    a few hundred milliseconds, so the drop lasts longer than the sleep between the two calls."""
+    placing: float
+    placed: float
+    removing: float
+    removed: float
+
+    @property
+    def shortest(self) -> float:
+        """The least the drop can have lasted."""
+        return self.removing - self.placed
+
+    @property
+    def longest(self) -> float:
+        """The most the drop can have lasted."""
+        return self.removed - self.placing
+
+
+def blackhole(node: Node, container: str, source_ip: str, seconds: float) -> Blackhole:
     """Drop everything from source_ip arriving in the container's network namespace for `seconds`
-    (one direction of workload traffic); the wall-clock times, on the node, the drop rule went in
-    and came out. In the workload's own namespace no Calico rule can get ahead of it."""
+    (one direction of workload traffic), and say when the drop rule went in and came out. In the
+    workload's own namespace no Calico rule can get ahead of it."""
     rule = f"INPUT -s {source_ip} -j DROP"
-    inner = (f"iptables -I {rule} && date +%s.%N && sleep {seconds} && iptables -D {rule} && date +%s.%N")
+    inner = (f"date +%s.%N && iptables -I {rule} && date +%s.%N && sleep {seconds} && "
+             f"date +%s.%N && iptables -D {rule} && date +%s.%N")
     res = node.run(f"pid=$(docker inspect -f '{{{{.State.Pid}}}}' {shlex.quote(container)}) && "
                    f"nsenter -t $pid -n sh -c {shlex.quote(inner)}", timeout=seconds + 60)
     if not res.ok:
         node.run(f"pid=$(docker inspect -f '{{{{.State.Pid}}}}' {shlex.quote(container)}) && "
                  f"nsenter -t $pid -n iptables -D {rule}")
         raise UserError(f"blackhole in {container} on {node.name} failed: {res.describe()}")
-    times = [float(x) for x in res.stdout.split()[-2:]]
-    return times[0], times[1]
+    return Blackhole(*(float(x) for x in res.stdout.split()[-4:]))
 
 
 def longest(gaps: Sequence[Gap]) -> float:

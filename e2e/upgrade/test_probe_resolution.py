@@ -1,6 +1,11 @@
 """The disruption probe's resolution, shown before the rehearsals rely on it: a 1 s blackhole of
-workload traffic, one direction and then the other, is measured as 1 s +- 50 ms in that
-direction and as nothing in the other.
+workload traffic, one direction and then the other, is measured as long as the drop rule was in,
++- 50 ms, in that direction and as nothing in the other.
+
+How long the rule was in is read off the node's clock around each iptables call: on a native
+node that is 1 s and a few milliseconds; under TCG an iptables call alone took 0.28 s (Debian VM
+lane: rule in for 1.304 s, gap measured 1.280 s), so the drop really lasted longer than 1 s.
+The probe is judged against what the rule did, not against the sleep between the two calls.
 
 It lives in the upgrade pass (not tests/lab/, not e2e/faults/) because the upgrade budgets are
 read off this instrument: the pass that grades them proves it first, on the same cluster,
@@ -33,7 +38,7 @@ def test_a_one_second_blackhole_is_measured_as_one_second_in_its_direction_only(
         windows = {}
         for src, dst in ((a, b), (b, a)):
             windows[disruption.direction(src, dst)] = disruption.blackhole(dst.node, dst.name, src.ip, BLACKHOLE)
-        last_end = max(end for _, end in windows.values())
+        last_end = max(hole.removed for hole in windows.values())
 
         def after_both() -> disruption.Raw:
             return disruption.read(probes, time.time() - LOG_SLACK)
@@ -48,19 +53,23 @@ def test_a_one_second_blackhole_is_measured_as_one_second_in_its_direction_only(
                         "the drop rule was not removed from the workload's namespace")
         figures = disruption.figures(raw)
         rows = []
-        for direction, (start, end) in windows.items():
+        for direction, hole in windows.items():
             gaps = [g for g in figures.directions[direction].gaps if g.seconds >= NOISE]
-            print(f"{direction}: blackhole rule in for {end - start:.3f} s; gaps seen: "
-                  f"{[(round(g.start - start, 3), g.seconds, g.lost) for g in gaps]}")
+            print(f"{direction}: blackhole rule in for {hole.shortest:.3f} to {hole.longest:.3f} s; gaps seen: "
+                  f"{[(round(g.start - hole.placing, 3), g.seconds, g.lost) for g in gaps]}")
             expect.equal(f"{direction}: gaps of {NOISE} s or more", len(gaps), 1,
                          "the blackhole was missed, or the other direction's leaked into this one")
             gap = gaps[0]
-            expect.true(f"{direction}: the blackhole's gap", abs(gap.seconds - BLACKHOLE) <= TOLERANCE,
-                        f"{BLACKHOLE:.3f} s +- {TOLERANCE * 1000:.0f} ms",
-                        f"{gap.seconds:.3f} s ({gap.lost} datagrams lost; rule in for {end - start:.3f} s)",
+            low, high = hole.shortest - TOLERANCE, hole.longest + TOLERANCE
+            expect.true(f"{direction}: the blackhole's gap", low <= gap.seconds <= high,
+                        f"{hole.shortest:.3f} to {hole.longest:.3f} s (the rule's time in) "
+                        f"+- {TOLERANCE * 1000:.0f} ms",
+                        f"{gap.seconds:.3f} s ({gap.lost} datagrams lost)",
                         "the probe's clock or interval is off, or the node was too loaded to send on time")
-            expect.true(f"{direction}: the gap's place", abs(gap.start - start) <= TOLERANCE,
-                        f"within {TOLERANCE * 1000:.0f} ms of the rule going in", f"{gap.start - start:+.3f} s",
+            placed = hole.placing - TOLERANCE <= gap.start <= hole.placed + TOLERANCE
+            expect.true(f"{direction}: the gap's place", placed,
+                        f"while the rule went in ({hole.placed - hole.placing:.3f} s) +- {TOLERANCE * 1000:.0f} ms",
+                        f"{gap.start - hole.placing:+.3f} s after the call began",
                         "the node's and the probe's clocks disagree")
             rows.append({"step": f"probe resolution: {BLACKHOLE:.0f} s blackhole", "direction": direction,
                          "at": gap.start, "seconds": gap.seconds, "lost": gap.lost})
