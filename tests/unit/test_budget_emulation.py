@@ -1,0 +1,43 @@
+"""Startup budgets under software emulation: the Debian VM lane (TCG) measured calico-node's
+restart to BGP Established at 70.6 s and 60.5 s against the lab's 30 s budget, while its outage
+figures stayed within theirs (0.00 s gaps, 2 datagrams). Process starts are CPU-bound, so a
+startup figure's limit is scaled by the run's deadline factor; outage and loss limits are not."""
+
+from __future__ import annotations
+
+from calicolab.measure import budgets
+from calicolab.measure.step_figures import StepFigures
+
+RULES = {"calico-node-restart": {"bgp_established_s": 30.0, "longest_gap_s": 0.05, "lost_packets": 5}}
+
+
+def _restart(bgp: float, gap: float = 0.0, lost: int = 0) -> StepFigures:
+    return StepFigures(step="calico-node v2.6.1->v2.6.1 on node1", kind="calico-node-restart", node="node1",
+                       start=0.0, end=1.0, longest_gap_s={"node1->node2": gap}, lost={"node1->node2": lost},
+                       bgp_established_s=bgp)
+
+
+def _verdicts(step: StepFigures, factor: float) -> dict[str, budgets.Verdict]:
+    found = budgets.check([step], "calico-node-restart", {}, RULES, "budgets.yaml", "calico", time_factor=factor)
+    return {v.measure: v for v in found}
+
+
+def test_native_runs_keep_the_written_startup_budget():
+    seen = _verdicts(_restart(70.6), 1.0)
+    assert not seen["bgp_established_s"].ok and seen["bgp_established_s"].budget == 30.0
+    assert seen["bgp_established_s"].line().endswith("(budget 30.0)")
+
+
+def test_emulated_runs_scale_startup_and_say_why():
+    seen = _verdicts(_restart(70.6), 5.0)
+    verdict = seen["bgp_established_s"]
+    assert verdict.ok and verdict.budget == 150.0
+    assert "30.0 x5: process starts under software emulation" in verdict.line()
+    assert not _verdicts(_restart(150.1), 5.0)["bgp_established_s"].ok
+
+
+def test_outage_and_loss_are_never_scaled():
+    seen = _verdicts(_restart(10.0, gap=0.2, lost=20), 5.0)
+    assert seen["longest_gap_s"].budget == 0.05 and not seen["longest_gap_s"].ok
+    assert seen["lost_packets"].budget == 5 and not seen["lost_packets"].ok
+    assert seen["longest_gap_s"].scaled == "" and seen["lost_packets"].scaled == ""
