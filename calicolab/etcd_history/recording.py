@@ -75,6 +75,9 @@ class HistoryReport:
     stop_seconds: float = 0.0  # what recording adds to a rehearsal: stopping, draining, final reads, checks
     raw: str = ""  # the history file (JSON)
     failure_text: str = ""  # the offending sub-histories, readable
+    # Clients that ended on their own before they were told to stop: "<node>: exit N: <stderr's last
+    # line>". Their operations are missing from the history; this says why.
+    clients_ended: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -102,7 +105,8 @@ class HistoryReport:
                 "local_read_problems": len(self.local_reads), "watch_problems": len(self.watch),
                 "watch_events": self.watch_events, "check_seconds": self.check_seconds,
                 "stop_seconds": self.stop_seconds,
-                "history": self.raw, "failures": self.failure_text, "notes": self.notes}
+                "history": self.raw, "failures": self.failure_text, "notes": self.notes,
+                "clients_ended": self.clients_ended}
 
 
 def evaluate(hist: operations.History, final: dict[str, operations.Op]) -> HistoryReport:
@@ -194,8 +198,19 @@ class Recording:
     def _said(self, name: str, text: str) -> bool:
         return f"{name}: {text}" in self.outputs[name].read_text()
 
+    def ended_early(self) -> list[str]:
+        """The clients that exited before stop() signalled them, with their last stderr line."""
+        ended = []
+        for name, proc in self.procs.items():
+            if proc.poll() is None:
+                continue
+            err = (self.folder / f"{self.label}-{name}.stderr").read_text(errors="replace").strip().splitlines()
+            ended.append(f"{name}: exit {proc.returncode}: {err[-1] if err else 'nothing on stderr'}")
+        return ended
+
     def stop(self) -> HistoryReport:
         started = time.monotonic()
+        ended = self.ended_early()
         try:
             for proc in self.procs.values():
                 proc.send_signal(signal.SIGTERM)
@@ -232,6 +247,7 @@ class Recording:
         operations.dump(hist, raw)
         report = evaluate(hist, final_reads(hist))
         report.raw = str(raw)
+        report.clients_ended = ended
         if report.failure_text:
             text_path = self.folder / f"{self.label}-history-failures.txt"
             text_path.write_text(report.failure_text + "\n")
@@ -262,6 +278,7 @@ def summary(report: HistoryReport) -> str:
                      f"{'linearizable' if report.linearizable.get(api) else 'NOT linearizable'}")
     lines.append(f"  acknowledged writes lost: {len(report.lost)}; impossible local reads: "
                  f"{len(report.local_reads)}; watch problems: {len(report.watch)}")
+    lines += [f"  client ended early: {line}" for line in report.clients_ended]
     lines += [f"  note: {n}" for n in report.notes if "planted" in n]
     if report.problems:
         lines.append(f"  offending sub-histories: {report.failure_text}")

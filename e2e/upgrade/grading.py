@@ -61,7 +61,8 @@ def grade_history(result: RehearsalResult, apis: tuple[str, ...] = ("v2", "v3"))
         answered = [op for op in hist.of_api(api) if op.outcome == "ok"]
         expect.true(f"{what}: {api} operations answered", len(answered) >= 20 and any(op.applied for op in answered),
                     "at least 20 answered operations, writes among them", f"{len(answered)}",
-                    "the clients could not reach etcd's client URLs from the host")
+                    "the history clients ended early: " + "; ".join(result.history.clients_ended)
+                    if result.history.clients_ended else "the clients could not reach etcd's client URLs from the host")
     expect.true(f"{what}: watch events", report.watch_events > 0, "the v2 watches saw the writes",
                 report.watch_events, "the watchers never got an event")
     offending = report.failure_text or "(none)"
