@@ -168,7 +168,7 @@ def test_under_bgp_collision_the_outage_allowance_is_per_dropped_session(tmp_pat
 def test_calicolab_budgets_points_the_fault_pass_at_a_stricter_file(tmp_path, monkeypatch):
     # budgets.yaml lets a killed BIRD cost 5 datagrams (BIRD 1.6 replaces a kernel route by delete
     # then add); a stricter file allows none. The fault pass must judge by the file
-    # CALICOLAB_BUDGETS names, as the README says the e2e suite does.
+    # CALICOLAB_BUDGETS names, as docs/upgrades.md says the e2e suite does.
     t0 = time.time()
     n = 300
     records = {"node1->node2": _udp(t0, [s for s in range(n) if s not in (100, 200, 250)]),
