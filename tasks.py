@@ -47,24 +47,26 @@ from calicolab.upgrade.rehearsal import run_drill, run_restore, run_upgrades
 Flags = dict[str, Any]  # the cluster settings given on the command line, keyed by setting
 # Settings a running cluster's tasks take; the rest come from the run folder's cluster.json.
 RUN_FOLDER = ("provider", "prefix", "run_dir", "reports_dir")
+PLANT_HELP = ("test only, repeatable: KIND=VALUE, a fault or load planted on purpose so a check shows it "
+              "catches it (docs/settings.md lists the kinds)")
 
 
-def _cfg(cluster: Flags) -> config.ClusterConfig:
-    return running_config(config.load(cluster), cluster)
+def _cfg(cluster: Flags, plant: list[str] | None = None) -> config.ClusterConfig:
+    return config.with_plants(running_config(config.load(cluster), cluster), config.parse_plants(plant))
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _lifecycle(task: str, cluster: Flags) -> Lifecycle:
+def _lifecycle(task: str, cluster: Flags, plant: list[str] | None = None, lane: str = "") -> Lifecycle:
     """The lifecycle of a task; task "" for `e2e`, which begins its run itself."""
     try:
-        cfg = _cfg(cluster)
+        cfg = _cfg(cluster, plant)
     except UserError as err:  # a refused flag or cluster.yaml still leaves a report to look at
         write_refusal(reports_folder(cluster.get("reports_dir")), str(err), _say, task=task or "e2e")
         raise
-    lc = Lifecycle(cfg, say=_say)
+    lc = Lifecycle(cfg, say=_say, lane=lane)
     if task:  # the task joins the run open in the run folder, or starts one (run_record.py)
         lc.begin(task)
     return lc
@@ -115,10 +117,11 @@ SUITE_HELP = ("checks (default: read-only checks, then fault injection) | read-o
               "upgrade (read-only, upgrade rehearsals, read-only again)")
 
 
-@cli_task(*CLUSTER, help={"pytest_args": "extra pytest arguments, e.g. '-k etcd -x'", "suite": SUITE_HELP})
-def verify(c, pytest_args="", suite="checks", *, cluster: Flags):
+@cli_task(*CLUSTER, "budgets", help={"pytest_args": "extra pytest arguments, e.g. '-k etcd -x'", "suite": SUITE_HELP,
+                                     "plant": PLANT_HELP}, iterable=["plant"])
+def verify(c, pytest_args="", suite="checks", plant=None, *, cluster: Flags):
     """Run the e2e tests (e2e/) against the running cluster."""
-    lc = _lifecycle("verify", cluster)
+    lc = _lifecycle("verify", cluster, plant)
     try:
         lc.verify(pytest_args.split(), suite)
     finally:
@@ -152,46 +155,51 @@ def ssh(c, node, command="", *, cluster: Flags):
     sys.exit(subprocess.call(args))
 
 
-@cli_task(*CLUSTER, help={
+@cli_task(*CLUSTER, "history_file", "budgets", help={
     "destroy": "always (default) | passing (keep a failed cluster) | never",
     "pytest_args": "extra pytest arguments for the verify stage", "suite": SUITE_HELP,
     "idempotence": "--no-idempotence skips the second provision that must change nothing "
-                   "(the report shows the stage as skipped)"})
-def e2e(c, destroy="always", pytest_args="", suite="checks", idempotence=True, *, cluster: Flags):
+                   "(the report shows the stage as skipped)",
+    "lane": "the run's name on its run page and in the history (default: the prefix; `invoke matrix` "
+            "names its lanes)",
+    "plant": PLANT_HELP}, iterable=["plant"])
+def e2e(c, destroy="always", pytest_args="", suite="checks", idempotence=True, lane="", plant=None, *,
+        cluster: Flags):
     """Replay the whole guide: box, up, provision, idempotence, verify, destroy."""
-    lc = _lifecycle("", cluster)
+    lc = _lifecycle("", cluster, plant, lane)
     lc.e2e(destroy, pytest_args.split(), suite, idempotence)
 
 
 # ---- upgrade: rolling (the default of `invoke upgrade`), drill, restore ----------------------------
 UPGRADE_HELP = {"etcd": "target etcd version (passes every minor on the way)",
                 "docker": "target Docker version", "calico": "target calico/node version (rolling restart)",
-                "budgets": "disruption budgets per step (YAML; default budgets.yaml)"}
+                "plant": PLANT_HELP}
 OLD_UPGRADE_MODES = {
     "dwell": "deprecated spelling of `invoke upgrade.drill --etcd X`",
     "rollback": "deprecated spelling of `invoke upgrade.drill --etcd X --rollback`",
     "restore": "deprecated spelling of `invoke upgrade.restore`"}
 
 
-@cli_task(*RUN_FOLDER, help={**UPGRADE_HELP, **OLD_UPGRADE_MODES})
-def upgrade_rolling(c, etcd=None, docker=None, calico=None, budgets=None, dwell=False, rollback=False,
-                    restore=False, *, cluster: Flags):
+@cli_task(*RUN_FOLDER, "budgets", help={**UPGRADE_HELP, **OLD_UPGRADE_MODES}, iterable=["plant"])
+def upgrade_rolling(c, etcd=None, docker=None, calico=None, dwell=False, rollback=False,
+                    restore=False, plant=None, *, cluster: Flags):
     """Rehearse upgrades on the running cluster: rolling, gated, workloads, etcd keys and budgets checked."""
     if restore:
-        if etcd or docker or calico or budgets or dwell or rollback:
+        if etcd or docker or calico or cluster.get("budgets") or dwell or rollback or plant:
             raise UserError("--restore drills the running cluster alone: drop the other flags")
         renamed("upgrade --restore", "upgrade.restore")
         return _restore(cluster)
     if dwell or rollback:
-        if docker or calico or budgets:
+        if docker or calico or cluster.get("budgets"):
             raise UserError("--dwell and --rollback drill etcd alone: drop --docker, --calico and --budgets")
         renamed("upgrade --dwell" + (" --rollback" if rollback else ""),
                 "upgrade.drill" + (" --rollback" if rollback else ""))
-        return _drill(etcd, rollback, cluster)
-    lc = _lifecycle("upgrade", cluster)
+        return _drill(etcd, rollback, cluster, plant)
+    lc = _lifecycle("upgrade", cluster, plant)
     try:  # the rehearsal is a stage of the run the cluster belongs to (its page shows it)
         with lc.stage("upgrade"):
-            run_upgrades(lc.cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=_say, budgets_file=budgets)
+            run_upgrades(lc.cfg, {"etcd": etcd, "docker": docker, "calico": calico}, say=_say,
+                         budgets_file=str(lc.cfg.budgets_path))
     finally:
         lc.finish()
 
@@ -199,14 +207,15 @@ def upgrade_rolling(c, etcd=None, docker=None, calico=None, budgets=None, dwell=
 @cli_task(*RUN_FOLDER, help={
     "etcd": "move the first member one minor towards this etcd version and stay there (mixed versions): "
             "checks, each member killed in turn, the client history",
-    "rollback": "then roll that member back (before the cluster version moves)"})
-def upgrade_drill(c, etcd=None, rollback=False, *, cluster: Flags):
+    "rollback": "then roll that member back (before the cluster version moves)",
+    "plant": PLANT_HELP}, iterable=["plant"])
+def upgrade_drill(c, etcd=None, rollback=False, plant=None, *, cluster: Flags):
     """The half-upgraded etcd cluster: one member a minor ahead (and back with --rollback)."""
-    _drill(etcd, rollback, cluster)
+    _drill(etcd, rollback, cluster, plant)
 
 
-def _drill(etcd: str | None, rollback: bool, cluster: Flags) -> None:
-    lc = _lifecycle("upgrade", cluster)
+def _drill(etcd: str | None, rollback: bool, cluster: Flags, plant: list[str] | None = None) -> None:
+    lc = _lifecycle("upgrade", cluster, plant)
     try:
         with lc.stage("rollback drill" if rollback else "dwell drill"):
             run_drill(lc.cfg, etcd, rollback, say=_say)
@@ -489,7 +498,8 @@ def config_(c, write_doc=False, *, cluster: Flags):
         return
     cfg, rows = config.explain(cluster)
     _say(render(("setting", "value", "source", "variable"), [
-        (e.setting.yaml_key, _shown(e.value), e.source, e.setting.env) for e in rows]))
+        (e.setting.yaml_key or f"({e.setting.key})", _shown(e.value), e.source, e.setting.env)
+        for e in rows]))
     if (cfg.run_path / "cluster.json").exists() and state.read(cfg).get("ssh"):
         _say(f"a cluster is up in {cfg.run_path}: its tasks use {cfg.run_path / 'cluster.json'} "
              "(what it was brought up with)")

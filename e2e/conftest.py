@@ -1,7 +1,9 @@
 """Fixtures for the e2e tests: the running cluster described by the run folder.
 
-`invoke verify` points CALICOLAB_CLUSTER_JSON at the run's effective configuration; the
-tests reach the nodes over the SSH settings Vagrant gave (state.json). Each folder under
+`invoke verify` names the run's effective configuration with `--cluster-json` (without it:
+the run folder cluster.yaml names) and this task's test-only plants with `--plant KIND=VALUE`;
+the deadline factor is cluster.json's. The tests reach the nodes over the SSH settings Vagrant
+gave (state.json, beside cluster.json). Each folder under
 e2e/ is one pass of `invoke verify` (calicolab/runs/passes.py); the folders whose tests
 break or upgrade the cluster carry a marker, and a test whose marker does not match its
 folder stops the run at collection.
@@ -10,12 +12,11 @@ folder stops the run at collection.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from calicolab.core import config
+from calicolab.core import config, deadlines
 from calicolab.core import nodes as cluster_nodes
 from calicolab.core.errors import UserError
 from calicolab.core.state import calico_label
@@ -27,32 +28,65 @@ HERE = Path(__file__).resolve().parent
 FOLDER_MARKS = {"faults": "disruptive", "upgrade": "upgrade"}
 
 
-def run_files() -> tuple[Path, Path]:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("calicolab", "the cluster under test")
+    group.addoption("--cluster-json", default=None, metavar="PATH",
+                    help="the run's effective configuration (invoke verify passes it; default: cluster.json "
+                         "in the run folder that cluster.yaml names); state.json is read beside it")
+    group.addoption("--plant", action="append", default=[], metavar="KIND=VALUE",
+                    help="test only, repeatable: a fault or load planted on purpose "
+                         f"({'; '.join(f'{k}={v}' for k, v in config.PLANTS.items())})")
+
+
+def run_files(pytestconfig: pytest.Config) -> tuple[Path, Path]:
     """cluster.json and state.json of the cluster under test."""
-    cluster_json = os.environ.get("CALICOLAB_CLUSTER_JSON")
-    if cluster_json:
-        return Path(cluster_json), Path(os.environ.get("CALICOLAB_STATE_JSON",
-                                                       Path(cluster_json).with_name("state.json")))
-    cfg = config.load()
-    return cfg.run_path / "cluster.json", cfg.run_path / "state.json"
+    given = pytestconfig.getoption("cluster_json")
+    cluster_json = Path(given) if given else config.load().run_path / "cluster.json"
+    return cluster_json, cluster_json.with_name("state.json")
+
+
+def _is_e2e_run(pytestconfig: pytest.Config) -> bool:
+    """Started by `invoke verify` (or told the cluster outright), not a bare collection."""
+    return bool(pytestconfig.getoption("cluster_json"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """This process's deadlines are the run's (cluster.json, written by the lifecycle), and a
+    bad --plant is refused before any test runs."""
+    plants(config)
+    try:
+        cluster_json, _ = run_files(config)
+        factor = json.loads(cluster_json.read_text()).get(deadlines.EFFECTIVE_KEY, 1)
+    except (UserError, OSError, ValueError, AttributeError):
+        factor = 1  # no run yet: the cluster fixture says so when a test needs it
+    deadlines.apply(factor)
+
+
+def plants(pytestconfig: pytest.Config) -> config.Plants:
+    try:
+        return config.parse_plants(pytestconfig.getoption("plant"))
+    except UserError as err:
+        raise pytest.UsageError(str(err)) from None
 
 
 @pytest.fixture(scope="session")
-def cluster_json() -> Path:
-    return run_files()[0]
+def cluster_json(pytestconfig) -> Path:
+    return run_files(pytestconfig)[0]
 
 
 @pytest.fixture(scope="session")
-def cluster(cluster_json) -> config.ClusterConfig:
+def cluster(cluster_json, pytestconfig) -> config.ClusterConfig:
+    """The running cluster's configuration, with this run's plants (which cluster.json never holds:
+    a test re-reading cluster.json keeps them with config.with_plants(..., cluster.plants))."""
     if not cluster_json.exists():
         pytest.fail(f"no running cluster ({cluster_json} missing): run `invoke up provision` first",
                     pytrace=False)
-    return config.from_effective(cluster_json)
+    return config.with_plants(config.from_effective(cluster_json), plants(pytestconfig))
 
 
 @pytest.fixture(scope="session")
-def run_state() -> dict:
-    _, state_json = run_files()
+def run_state(pytestconfig) -> dict:
+    _, state_json = run_files(pytestconfig)
     try:
         return json.loads(state_json.read_text())
     except FileNotFoundError:
@@ -94,9 +128,9 @@ def calico_source(run_state) -> str:
     return run_state.get("calico_source", "unknown")
 
 
-def _node_names() -> list[str]:
+def _node_names(pytestconfig: pytest.Config) -> list[str]:
     """The cluster's node names, sorted (xdist needs the same order on every worker)."""
-    cluster_json, _ = run_files()
+    cluster_json, _ = run_files(pytestconfig)
     try:
         cfg = config.from_effective(cluster_json) if cluster_json.exists() else config.load()
     except UserError as err:
@@ -106,7 +140,7 @@ def _node_names() -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "node_name" in metafunc.fixturenames:  # one test per node
-        metafunc.parametrize("node_name", _node_names())
+        metafunc.parametrize("node_name", _node_names(metafunc.config))
 
 
 @pytest.fixture
@@ -134,13 +168,9 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook 
                                 + "; ".join(wrong[:5]))
 
 
-def _is_e2e_run() -> bool:
-    return bool(os.environ.get("CALICOLAB_CLUSTER_JSON"))
-
-
-def _calico_line() -> str | None:
-    _, state_json = run_files()
-    if not (_is_e2e_run() and state_json.exists()):
+def _calico_line(pytestconfig: pytest.Config) -> str | None:
+    _, state_json = run_files(pytestconfig)
+    if not (_is_e2e_run(pytestconfig) and state_json.exists()):
         return None
     run_state = json.loads(state_json.read_text())
     seen = run_state.get("calico_seen")
@@ -148,9 +178,9 @@ def _calico_line() -> str | None:
         f" [{seen}]" if seen else "")
 
 
-def pytest_report_header(config):  # noqa: ARG001 - pytest hook signature
-    line = _calico_line()
-    return [line, f"cluster: {run_files()[0]}"] if line else []
+def pytest_report_header(config):
+    line = _calico_line(config)
+    return [line, f"cluster: {run_files(config)[0]}"] if line else []
 
 
 @pytest.hookimpl(wrapper=True)
@@ -158,11 +188,11 @@ def pytest_runtest_makereport(item, call):  # noqa: ARG001 - pytest hook signatu
     report = yield
     # A failing e2e check: snapshot every node (calicolab/report/artifacts.py) and link the files.
     if report.failed and report.when in ("setup", "call"):
-        artifacts.on_failed_test(item, report, *run_files())
+        artifacts.on_failed_test(item, report, *run_files(item.config))
     return report
 
 
 def pytest_terminal_summary(terminalreporter):
-    line = _calico_line()
+    line = _calico_line(terminalreporter.config)
     if line:
         terminalreporter.write_line(line)

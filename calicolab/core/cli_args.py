@@ -26,9 +26,10 @@ from calicolab.core.errors import StageFailed, Terminated, UserError
 
 # Parameter -> its one short flag, wherever the parameter exists (README: `invoke verify -p '-k x'`).
 SHORT_FLAGS = {"pytest_args": "p"}
-# The cluster settings of the tasks that bring up, provision, check or time a cluster.
-CLUSTER = ("provider", "prefix", "etcd", "docker", "calico", "calico_source", "privileged", "run_dir",
-           "reports_dir", "subnet", "etcd_tls", "vm_os")
+# The cluster settings of the tasks that bring up, provision, check or time a cluster (and so
+# what a matrix lane may set: it is one `invoke e2e` told everything on its command line).
+CLUSTER = ("provider", "prefix", "etcd", "docker", "calico", "calicoctl", "calico_source", "privileged", "run_dir",
+           "reports_dir", "subnet", "etcd_tls", "vm_os", "vm_cpus", "vm_memory", "time_scale")
 BOOLEAN_FLAGS = ("etcd_tls",)  # --etcd-tls alone means true; --etcd-tls false says no
 
 

@@ -1,7 +1,10 @@
 """The cluster configuration: cluster.yaml, overridden by the environment and by flags.
 
 The effective configuration is written as JSON into the run folder; the Vagrantfile reads
-that file (CALICOLAB_CONFIG), so Python and Ruby never describe the cluster twice.
+that file (CALICOLAB_CONFIG), so Python and Ruby never describe the cluster twice. The project's
+own processes hand values to each other through that file and command-line options, never
+through the environment: this module (with calicolab/core/environment.py) is the only reader of
+CALICOLAB_* variables, and `python -m calicolab.layers` checks that no other module reads one.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 
 import yaml
 
+from calicolab.core import environment
 from calicolab.core.errors import UserError
-from calicolab.core.paths import CLUSTER_FILE, ROOT
+from calicolab.core.paths import CLUSTER_FILE, DEFAULT_IMAGE_NAMESPACE, ROOT
 from calicolab.core.versions import check_versions, family
 
 PROVIDERS = ("docker", "virtualbox", "libvirt")
@@ -78,6 +82,75 @@ class Upstream:
         return {k: v for k, v in env.items() if v}
 
 
+# Test-only plants: a fault or a load a run adds on purpose, so a check shows it catches (or
+# survives) what it must. Given as `--plant KIND=VALUE` to the tasks that reach them (e2e, verify,
+# upgrade.*), handed to the e2e tests as the same pytest option; never read from the environment
+# and never written into cluster.json, so no later task inherits one. Kind -> what VALUE may be.
+PLANTS: dict[str, str] = {
+    "fault": "bgp-drop:SECONDS (the killed-BIRD test also drops TCP 179 between the nodes that long) | "
+             "bgp-cease (the peer restarts its protocol once BGP is back: a drop that is no collision)",
+    "history": "lost-write (one etcd history client replaces an acknowledged write behind the history's back)",
+    "probe": "blackhole (node1 -> node2 workload traffic dropped for 2 s as an upgrade rehearsal starts)",
+    "bgp-query": "SECONDS (the killed-BIRD test asks both BIRDs their protocols this often: lab evidence)",
+}
+
+
+@dataclass(frozen=True)
+class Plants:
+    """The plants of one task (PLANTS); "" where none is planted."""
+
+    fault: str = ""
+    history: str = ""
+    probe: str = ""
+    bgp_query: str = ""
+
+    def given(self) -> dict[str, str]:
+        """Kind -> value of each plant set, in PLANTS' spelling."""
+        return {kind: value for kind in PLANTS if (value := getattr(self, kind.replace("-", "_")))}
+
+    def options(self) -> list[str]:
+        """The same plants as command-line options, for a child process (pytest, a task)."""
+        return [arg for kind, value in self.given().items() for arg in ("--plant", f"{kind}={value}")]
+
+    @property
+    def fault_seconds(self) -> float:
+        """bgp-drop's seconds (0 for bgp-cease or no fault plant)."""
+        return float(self.fault.partition(":")[2] or 0)
+
+
+def _positive(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+def _plant_ok(kind: str, value: str) -> bool:
+    if kind == "fault":
+        name, colon, seconds = value.partition(":")
+        return (name == "bgp-cease" and not colon) or (name == "bgp-drop" and _positive(seconds))
+    if kind == "bgp-query":
+        return _positive(value)
+    return value == {"history": "lost-write", "probe": "blackhole"}[kind]
+
+
+def parse_plants(given: list[str] | tuple[str, ...] | None) -> Plants:
+    """`--plant KIND=VALUE` options (repeatable) as Plants; anything else is refused in one line."""
+    found: dict[str, str] = {}
+    for item in given or ():
+        kind, equals, value = str(item).partition("=")
+        kind, value = kind.strip(), value.strip()
+        if not equals or kind not in PLANTS:
+            raise UserError(f"--plant {item!r}: write KIND=VALUE with KIND one of {', '.join(PLANTS)} "
+                            "(docs/settings.md, test-only plants)")
+        if not _plant_ok(kind, value):
+            raise UserError(f"--plant {kind}={value!r} is not known: use {kind}={PLANTS[kind]}")
+        if kind in found and found[kind] != value:
+            raise UserError(f"--plant {kind} given twice ({found[kind]}, {value}): plant one of each kind")
+        found[kind] = value
+    return Plants(**{kind.replace("-", "_"): value for kind, value in found.items()})
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     prefix: str
@@ -97,6 +170,9 @@ class ClusterConfig:
     history_file: str = ""
     vm_os: str = "centos7"  # the VM providers' box flavour (VM_OSES); the lab ignores it
     time_scale: str = "auto"  # deadlines multiplied by this; auto: longer for VMs under software emulation
+    budgets: str = "budgets.yaml"  # the disruption budgets faults and rehearsals are judged by
+    artifact_limit: int = 12  # failing e2e tests per pytest process whose nodes are snapshotted
+    plants: Plants = field(default_factory=Plants)  # this task's test-only plants (never in cluster.json)
 
     # Derived values, so nothing downstream recomputes them differently.
     @property
@@ -122,6 +198,11 @@ class ClusterConfig:
         if not self.history_file:
             return self.reports_path / "history.jsonl"
         path = Path(self.history_file)
+        return path if path.is_absolute() else ROOT / path
+
+    @property
+    def budgets_path(self) -> Path:
+        path = Path(self.budgets)
         return path if path.is_absolute() else ROOT / path
 
     @property
@@ -173,6 +254,7 @@ class ClusterConfig:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["plants"]  # a task's own: a later task reading the run folder plants nothing
         data["netmask"] = self.netmask
         data["prefixlen"] = self.prefixlen
         data["run_path"] = str(self.run_path)
@@ -190,7 +272,7 @@ class Setting:
     and docs/settings.md (python -m calicolab.core.settings_doc) all read this declaration."""
 
     key: str                 # CALICOLAB_<KEY> in the environment; --<key with dashes> on the command line
-    path: tuple[str, ...]    # where it sits in cluster.yaml
+    path: tuple[str, ...]    # where it sits in cluster.yaml; () for a machine setting (environment only)
     kind: str                # text | choice | bool | int | version | subnet | path | url | number
     default: Any             # used when cluster.yaml leaves it out; versions: one per versions.yaml column
     help: str
@@ -199,7 +281,13 @@ class Setting:
 
     @property
     def env(self) -> str:
-        return f"CALICOLAB_{self.key.upper()}"
+        return environment.variable(self.key)
+
+    @property
+    def machine(self) -> bool:
+        """About this machine, not a cluster (where images and boxes are kept): no cluster.yaml
+        key, no flag, not part of ClusterConfig; read with machine_value()."""
+        return not self.path
 
     @property
     def option(self) -> str:
@@ -208,6 +296,13 @@ class Setting:
     @property
     def yaml_key(self) -> str:
         return ".".join(self.path)
+
+    @property
+    def site(self) -> bool:
+        """Shared by every run this machine starts rather than chosen per cluster: where things are
+        kept and judged (live settings, machine settings) and where upstream parts come from. A
+        matrix lane keeps the caller's (lane_environ)."""
+        return self.live or self.machine or self.path[0] == "upstream"
 
 
 _S = Setting
@@ -228,7 +323,12 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
     _S("reports_dir", ("reports_dir",), "path", "reports",
        "JUnit files, timings, failure artifacts and the run page index.html", live=True),
     _S("history_file", ("history_file",), "path", "",
-       "one line per run for `invoke report.history`; empty: history.jsonl in the reports folder"),
+       "one line per run for `invoke report.history`; empty: history.jsonl in the reports folder", live=True),
+    _S("budgets", ("budgets",), "path", "budgets.yaml",
+       "disruption budgets (YAML) the faults, the upgrade rehearsals and their grading judge by", live=True),
+    _S("artifact_limit", ("artifact_limit",), "int", 12,
+       "failing e2e tests per pytest process whose nodes are snapshotted (a broken cluster fails every "
+       "check; a dozen snapshots say as much as fifty); 0: none", live=True),
     _S("etcd_tls", ("etcd_tls",), "bool", False,
        "true | false (the flag alone means true): etcd clients (etcdctl, Docker, Calico) over TLS with "
        "client certificates"),
@@ -264,10 +364,72 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
        "Docker version (versions.yaml lists what each provider can install)"),
     _S("calico", ("versions", "calico"), "version", "v2.6.1", "calico/node image tag"),
     _S("calicoctl", ("versions", "calicoctl"), "version", "v1.6.1", "calicoctl release"),
+    # Machine settings: the environment only (a CI job or a second checkout sets them).
+    _S("image_namespace", (), "text", DEFAULT_IMAGE_NAMESPACE,
+       "names the images this checkout builds (NAMESPACE/probe, ...): a second checkout on the same "
+       "Docker sets its own, so neither rebuilds the other's"),
+    _S("box_cache", (), "path", "",
+       "where VM boxes are built and kept, outside the checkout so a fresh clone reuses them; empty: "
+       "/var/cache/calicolab/boxes as root, else $XDG_CACHE_HOME/calicolab/boxes", live=True),
 )}
 # Key -> where it sits in cluster.yaml: the scalars the environment and task flags may override.
-OVERRIDABLE: dict[str, tuple[str, ...]] = {k: s.path for k, s in SETTINGS.items()}
-CLUSTER_FILE_ENV = "CALICOLAB_CLUSTER_FILE"  # another cluster file instead of cluster.yaml
+OVERRIDABLE: dict[str, tuple[str, ...]] = {k: s.path for k, s in SETTINGS.items() if not s.machine}
+CLUSTER_FILE_ENV = environment.variable("cluster_file")  # another cluster file instead of cluster.yaml
+
+
+def machine_value(key: str, environ: dict[str, str] | None = None) -> str:
+    """A machine setting's value: its variable, else its default."""
+    setting = SETTINGS[key]
+    if not setting.machine:
+        raise KeyError(f"{key} is a cluster setting: read it from the ClusterConfig")
+    return environment.value(key, environ) or str(setting.default)
+
+
+def lane_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a run that is given its cluster settings as flags (a matrix lane): the
+    caller's, less every CALICOLAB_* variable but the site settings' (Setting.site). A nightly's
+    strict mode, mirror and box cache reach every lane; its CALICOLAB_ETCD does not."""
+    environ = dict(os.environ if environ is None else environ)
+    keep = {s.env for s in SETTINGS.values() if s.site}
+    return {k: v for k, v in environ.items() if not k.startswith(environment.PREFIX) or k in keep}
+
+
+def given_live(overrides: dict[str, Any] | None, environ: dict[str, str] | None = None) -> set[str]:
+    """The live settings this command was given (a flag or a variable): they apply to the running
+    cluster's tasks too (state.running_config), where the rest come from the run folder."""
+    environ = os.environ if environ is None else environ
+    return {k for k, s in SETTINGS.items() if s.live and not s.machine
+            and ((overrides or {}).get(k) not in (None, "") or environ.get(s.env))}
+
+
+def setting_value(cfg: ClusterConfig, key: str) -> Any:
+    value: Any = cfg
+    for part in SETTINGS[key].path:
+        value = getattr(value, part)
+    return value
+
+
+def with_settings(cfg: ClusterConfig, values: dict[str, Any]) -> ClusterConfig:
+    """cfg with these settings (key -> value, already resolved) put in place."""
+    for key, value in values.items():
+        *parents, leaf = SETTINGS[key].path
+        if parents:  # one level of sections (upstream, resources, versions)
+            section = getattr(cfg, parents[0])
+            cfg = replace(cfg, **{parents[0]: replace(section, **{leaf: value})})
+        else:
+            cfg = replace(cfg, **{leaf: value})
+    return validate(cfg)
+
+
+def with_plants(cfg: ClusterConfig, plants: Plants) -> ClusterConfig:
+    return replace(cfg, plants=plants)
+
+
+def fallback_reports_dir(flag: str | None, environ: dict[str, str] | None = None) -> Path:
+    """Where a task's reports go when the configuration cannot even be read: the flag, the
+    variable, the default."""
+    path = Path(flag or environment.value("reports_dir", environ) or SETTINGS["reports_dir"].default)
+    return path if path.is_absolute() else ROOT / path
 
 
 def load(overrides: dict[str, Any] | None = None, path: Path | None = None,
@@ -293,9 +455,11 @@ def explain(overrides: dict[str, Any] | None = None, path: Path | None = None,
     cfg, file_raw, env_layer, flag_layer = _resolve(overrides, path, environ)
     rows = []
     for key, setting in SETTINGS.items():
-        value: Any = cfg
-        for part in setting.path:
-            value = getattr(value, part)
+        if setting.machine:
+            source = setting.env if environment.value(key, environ) else "default"
+            rows.append(Effective(setting, machine_value(key, environ), source))
+            continue
+        value = setting_value(cfg, key)
         if key in flag_layer:
             source = setting.option
         elif key in env_layer:
@@ -325,6 +489,8 @@ def _lookup(raw: dict[str, Any], where: tuple[str, ...]) -> tuple[bool, Any]:
 def _with_defaults(raw: dict[str, Any]) -> dict[str, Any]:
     """Fill in each declared setting the file leaves out (its default lives in SETTINGS only)."""
     for setting in SETTINGS.values():
+        if setting.machine:
+            continue
         target = raw
         *parents, leaf = setting.path
         for parent in parents:
@@ -354,7 +520,7 @@ def _resolve(overrides: dict[str, Any] | None, path: Path | None, environ: dict[
         raise UserError(f"{path} must be a mapping of settings")
     file_raw = json.loads(json.dumps(raw, default=str))  # as written, before defaults and overrides
     raw = _with_defaults(raw)
-    env_layer = {k: environ[s.env] for k, s in SETTINGS.items() if environ.get(s.env)}
+    env_layer = {k: environ[s.env] for k, s in SETTINGS.items() if environ.get(s.env) and not s.machine}
     flag_layer = {k: v for k, v in (overrides or {}).items() if v not in (None, "")}
     layers = {**env_layer, **flag_layer}
     file_subnet = raw.get("subnet")
@@ -412,7 +578,8 @@ def _build(raw: dict[str, Any], path: Path) -> ClusterConfig:
             privileged=str(raw["privileged"]).lower(), run_dir=str(raw["run_dir"]),
             reports_dir=str(raw["reports_dir"]), history_file=str(raw["history_file"] or ""),
             resources=res, etcd_tls=_boolean("etcd_tls", raw.get("etcd_tls", False)), upstream=upstream,
-            vm_os=str(raw["vm_os"]), time_scale=str(raw["time_scale"]),
+            vm_os=str(raw["vm_os"]), time_scale=str(raw["time_scale"]), budgets=str(raw["budgets"]),
+            artifact_limit=_count("artifact_limit", raw["artifact_limit"]),
         )
     except (KeyError, TypeError) as err:
         raise UserError(f"{path}: missing or malformed setting {err}: compare with git") from None
@@ -437,6 +604,16 @@ def _whole(key: str, value: Any) -> int:
         raise UserError(f"{key} must be a whole number, not {value!r}") from None
     if number < 1:
         raise UserError(f"{key} must be at least 1, not {number}")
+    return number
+
+
+def _count(key: str, value: Any) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise UserError(f"{key} must be a whole number, not {value!r}") from None
+    if number < 0:
+        raise UserError(f"{key} must be 0 or more, not {number}")
     return number
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from calicolab.core import environment
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_FILE = ROOT / "cluster.yaml"
 VERSIONS_FILE = ROOT / "versions.yaml"
 CACHE = ROOT / ".cache"
 # Images the project builds are named <IMAGE_NAMESPACE>/<name>. A second checkout on the same
-# Docker (a branch under test) sets its own, so the two never rebuild each other's images.
-IMAGE_NAMESPACE = os.environ.get("CALICOLAB_IMAGE_NAMESPACE", "").strip() or "calicolab"
+# Docker (a branch under test) sets its own, so the two never rebuild each other's images. A
+# machine setting (config.SETTINGS["image_namespace"]), read once at import.
+DEFAULT_IMAGE_NAMESPACE = "calicolab"
+IMAGE_NAMESPACE = environment.value("image_namespace") or DEFAULT_IMAGE_NAMESPACE
 # Where the lab image and the Debian box once baked the saved images. Nothing is put there now
 # (a CentOS 7 VM has no such folder); the node contract test asserts it stays absent.
 NODE_IMAGES = "/opt/calicolab/images"

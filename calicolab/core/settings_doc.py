@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from calicolab.core.config import CLUSTER_FILE_ENV, SETTINGS, Setting
+from calicolab.core.config import CLUSTER_FILE_ENV, PLANTS, SETTINGS, Setting
 from calicolab.core.paths import ROOT
 
 DOC = ROOT / "docs" / "settings.md"
@@ -35,10 +35,36 @@ settings marked "yes" under "may change while up".
 
 A version setting is one version for every provider, or one per versions.yaml column
 (`lab`: the docker provider and Debian VMs; `vm`: the CentOS 7 VMs); a flag or environment
-variable is one version and replaces both.
+variable is one version and replaces both. A machine setting describes this machine, not a
+cluster (where images and boxes are kept): it has no cluster.yaml key and is set in the
+environment only.
+
+The environment is read for these variables only, by the configuration layer
+(calicolab/core/config.py; `python -m calicolab.layers` checks that no other module reads a
+`CALICOLAB_*` variable). The project's own processes hand values to each other as
+command-line options and through the run folder, not the environment: `invoke matrix` starts
+each lane as `invoke e2e` with its settings as flags, and `invoke verify` starts pytest with
+`--cluster-json <run_dir>/cluster.json` (which also carries the run's deadline factor). A
+matrix lane keeps the caller's variables of the site and machine settings (`upstream.*`, the
+ones that may change while up, the machine settings) and none of its other `CALICOLAB_*` ones.
 
 | cluster.yaml | environment | flag (tasks) | type | default | may change while up | what |
 |---|---|---|---|---|---|---|
+"""
+
+
+PLANTS_INTRO = """
+## Test-only plants
+
+A plant is a fault or a load a run adds on purpose, so that a check shows it catches (or
+survives) it; a normal run has none. Plants are options, never settings: `--plant KIND=VALUE`,
+repeatable, on `invoke e2e`, `verify`, `upgrade` (`rolling`, `drill`), passed on to the e2e
+tests as the same pytest option. They are not read from the environment and not written into
+cluster.json, so no later task inherits one. A test failing under its plant is the expected
+result.
+
+| kind | value |
+|---|---|
 """
 
 
@@ -61,9 +87,11 @@ def render_settings_doc(tasks_by_setting: Mapping[str, Sequence[str]]) -> str:
     for key, setting in SETTINGS.items():
         tasks = tasks_by_setting.get(key) or ()
         flag = f"`{setting.option}` ({', '.join(tasks)})" if tasks else "-"
-        rows.append(f"| `{setting.yaml_key}` | `{setting.env}` | {_cell(flag)} | {setting.kind} | "
+        where = f"`{setting.yaml_key}`" if not setting.machine else f"- (machine: `{setting.key}`)"
+        rows.append(f"| {where} | `{setting.env}` | {_cell(flag)} | {setting.kind} | "
                     f"`{_default(setting)}` | {'yes' if setting.live else 'no'} | {_cell(setting.help)} |")
-    return INTRO + "\n".join(rows) + "\n"
+    plants = [f"| `{kind}` | {_cell(values)} |" for kind, values in PLANTS.items()]
+    return INTRO + "\n".join(rows) + "\n" + PLANTS_INTRO + "\n".join(plants) + "\n"
 
 
 def write_settings_doc(tasks_by_setting: Mapping[str, Sequence[str]], path: Path = DOC) -> Path:

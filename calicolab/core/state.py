@@ -53,10 +53,12 @@ def clear(cfg: ClusterConfig, *keys: str) -> None:
         _write(cfg, data)
 
 
-def running_config(cfg: ClusterConfig, asked: dict[str, Any]) -> ClusterConfig:
+def running_config(cfg: ClusterConfig, asked: dict[str, Any], environ: dict[str, str] | None = None
+                   ) -> ClusterConfig:
     """The configuration of the cluster this run folder holds, when one is up: later tasks
     (provision, verify, upgrade, destroy) act on what was brought up, not on cluster.yaml.
-    A flag that contradicts the running cluster is refused rather than silently ignored."""
+    A flag that contradicts the running cluster is refused rather than silently ignored; a live
+    setting given to this task (flag or variable: the budgets, the reports folder) is taken."""
     effective = cfg.run_path / "cluster.json"
     if not (read(cfg).get("ssh") and effective.exists()):
         return cfg
@@ -74,4 +76,5 @@ def running_config(cfg: ClusterConfig, asked: dict[str, Any]) -> ClusterConfig:
                     else "`invoke destroy` first")
             raise UserError(f"the cluster in {cfg.run_path} runs with {key} {seen}, not {value}: "
                             f"use {hint}, or another --run-dir")
-    return running
+    live = {key: config.setting_value(cfg, key) for key in config.given_live(asked, environ)}
+    return config.with_plants(config.with_settings(running, live), cfg.plants)

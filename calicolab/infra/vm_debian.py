@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from calicolab.core import shell
+from calicolab.core import config, shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.paths import ROOT
@@ -54,10 +54,12 @@ VAGRANT_PRIVATE_KEY = "keys/vagrant"
 
 
 def cache_dir(environ: dict[str, str] | None = None) -> Path:
-    """Outside the checkout, so a fresh clone (CI) reuses the box as it reuses the Docker images."""
+    """Outside the checkout, so a fresh clone (CI) reuses the box as it reuses the Docker images:
+    the box_cache machine setting, else the machine's cache folder."""
     environ = os.environ if environ is None else environ
-    if environ.get("CALICOLAB_BOX_CACHE"):
-        return Path(environ["CALICOLAB_BOX_CACHE"])
+    chosen = config.machine_value("box_cache", environ)
+    if chosen:
+        return Path(chosen)
     if os.geteuid() == 0:
         return Path("/var/cache/calicolab/boxes")
     return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "calicolab" / "boxes"

@@ -11,7 +11,6 @@ never hangs the run that is already failing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -269,27 +268,24 @@ def collect_quietly(cfg: ClusterConfig, label: str, ssh: Mapping[str, Mapping[st
 _collected_in_this_process = 0
 
 
-def test_limit() -> int:
-    # A broken cluster fails every check; a dozen snapshots say as much as fifty.
-    return int(os.environ.get("CALICOLAB_ARTIFACT_LIMIT", "12"))
-
-
 def on_failed_test(item: Any, report: Any, cluster_json: Path, state_json: Path) -> str | None:
     """Collect for a failing e2e test and put the ATTACHMENT lines into its captured stdout,
-    which pytest's JUnit writes as the test case's system-out (junit_logging=system-out)."""
+    which pytest's JUnit writes as the test case's system-out (junit_logging=system-out). At
+    most the run's artifact_limit tests per process are collected (a broken cluster fails every
+    check; a dozen snapshots say as much as fifty)."""
     global _collected_in_this_process
-    if _collected_in_this_process >= test_limit():
-        text = f"artifacts: not collected (limit of {test_limit()} per test process reached)\n"
-    elif not cluster_json.exists():
+    if not cluster_json.exists():
         return None
+    try:
+        cfg = config.from_effective(cluster_json)
+        ssh = json.loads(state_json.read_text()).get("ssh") if state_json.exists() else None
+    except (UserError, OSError, ValueError) as err:
+        text = f"artifacts: not collected ({err})\n"
     else:
-        _collected_in_this_process += 1
-        try:
-            cfg = config.from_effective(cluster_json)
-            ssh = json.loads(state_json.read_text()).get("ssh") if state_json.exists() else None
-        except (UserError, OSError, ValueError) as err:
-            text = f"artifacts: not collected ({err})\n"
+        if _collected_in_this_process >= cfg.artifact_limit:
+            text = f"artifacts: not collected (limit of {cfg.artifact_limit} per test process reached)\n"
         else:
+            _collected_in_this_process += 1
             got = collect_quietly(cfg, item.nodeid, ssh)
             if got is None:
                 return None

@@ -2,7 +2,7 @@
 rate, stage durations and outage figures with P50/P95 over the last N runs; a run outside them
 is flagged ("calico upgrade outage 9.8 s vs P95 4.5 s").
 
-The file is cluster.yaml's `history_file` (CALICOLAB_HISTORY_FILE), by default history.jsonl in the
+The file is the `history_file` setting (docs/settings.md), by default history.jsonl in the
 reports folder; a nightly runner keeps it outside the checkout (or caches it) so nights add up.
 
 A lane is the configuration a run tested (provider, versions, TLS, suite), not its name prefix:
@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from calicolab.core.config import SETTINGS
 from calicolab.core.errors import UserError
 from calicolab.core.tables import Column, render
 
@@ -68,7 +69,7 @@ def load(path: Path) -> tuple[list[dict[str, Any]], int]:
         text = path.read_text()
     except FileNotFoundError:
         raise UserError(f"no history at {path}: e2e runs append to it (history_file in cluster.yaml, "
-                        "CALICOLAB_HISTORY_FILE)") from None
+                        f"{SETTINGS['history_file'].env} or --history-file)") from None
     except OSError as err:
         raise UserError(f"cannot read the history {path} ({err.strerror}): check the path") from None
     entries, bad = [], 0

@@ -12,7 +12,6 @@ the run folder, and the record and page speak for all its tasks (calicolab/repor
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import time
@@ -21,10 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from calicolab.core import deadlines, nodes, state
+from calicolab.core import config, deadlines, nodes, state
 from calicolab.core.config import ClusterConfig, write_effective
 from calicolab.core.errors import StageFailed, Terminated, UserError
-from calicolab.core.paths import ROOT
 from calicolab.core.remote import Node
 from calicolab.core.state import calico_label
 from calicolab.infra import images, kvm, lab, libvirt_host, mirror, preflight, vm_box, vm_debian
@@ -45,10 +43,11 @@ CLOSES_RUN = ("destroy", "e2e")
 
 
 class Lifecycle:
-    def __init__(self, cfg: ClusterConfig, say: Callable[[str], None] = print) -> None:
+    def __init__(self, cfg: ClusterConfig, say: Callable[[str], None] = print, lane: str = "") -> None:
         self.cfg = cfg
         self.say = say
-        # Deadlines for this run and its child processes (the e2e tests): longer under emulation.
+        # Deadlines for this process and, through cluster.json (_effective), the e2e tests it
+        # starts: longer under emulation.
         self.deadline_factor = deadlines.resolve(cfg.time_scale, kvm.emulated(cfg.provider))
         deadlines.apply(self.deadline_factor)
         self.vagrant = VagrantCluster(cfg)
@@ -59,8 +58,8 @@ class Lifecycle:
         # What the run page says about the lane (suite, destroy policy, ...); `e2e` marks a whole
         # lifecycle, the one kind of run the history compares.
         self.lane: dict[str, object] = {
-            # A matrix names its lanes (CALICOLAB_LANE); a lone run is known by its prefix.
-            "name": os.environ.get("CALICOLAB_LANE") or cfg.prefix, "prefix": cfg.prefix,
+            # A matrix names its lanes (`invoke e2e --lane`); a lone run is known by its prefix.
+            "name": lane or cfg.prefix, "prefix": cfg.prefix,
             "subnet": cfg.subnet, "provider": cfg.provider, "etcd_tls": str(cfg.etcd_tls).lower()}
         self.command = ""
         self.run_id: str | None = None  # the run this task belongs to (begin())
@@ -148,7 +147,7 @@ class Lifecycle:
             self.say(f"reports not written: {self.cfg.reports_path} ({err.strerror})")
             if not unwinding:
                 raise UserError(f"{self.cfg.reports_path} cannot be written ({err.strerror}): choose another "
-                                "folder with --reports-dir or CALICOLAB_REPORTS_DIR") from None
+                                f"folder with --reports-dir or {config.SETTINGS['reports_dir'].env}") from None
         if leaks and verdict == "passed":
             verdict, error, code = "failed", f"private key material in {len(leaks)} place(s)", 1
         self._write_page(verdict, error, code, unwinding)
@@ -213,8 +212,11 @@ class Lifecycle:
         return leaks
 
     def _effective(self, extra: dict[str, object]) -> None:
+        """cluster.json anew: this task's configuration, the provider's facts kept in the state,
+        and the deadline factor the child processes apply (e2e/conftest.py)."""
         data = dict(state.read(self.cfg).get("effective", {}))
         data.update(extra)
+        data[deadlines.EFFECTIVE_KEY] = self.deadline_factor
         state.update(self.cfg, effective=data)
         write_effective(self.cfg, data)
 
@@ -331,6 +333,9 @@ class Lifecycle:
             self.provision()
         extra = pytest_args or []
         with self.stage("verify"):
+            # The e2e tests read this task's configuration from the run folder: its live settings
+            # (budgets, artifact limit, reports folder) and the deadline factor.
+            self._effective({})
             self.node_images()  # the fault pass and the rehearsals copy the probe
             failed = []
             for test_pass in test_passes:
@@ -414,9 +419,7 @@ def outcome(err: BaseException | None, report: RunReport) -> tuple[str, str, int
 def reports_folder(flag: str | None, environ: dict[str, str] | None = None) -> Path:
     """Where a run's reports go when its configuration cannot even be read (the flag, the
     environment, the default): the refusal is reported there."""
-    environ = os.environ if environ is None else environ
-    path = Path(flag or environ.get("CALICOLAB_REPORTS_DIR") or "reports")
-    return path if path.is_absolute() else ROOT / path
+    return config.fallback_reports_dir(flag, environ)
 
 
 def whole_run_report(data: dict, folder: Path) -> RunReport:

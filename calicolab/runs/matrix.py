@@ -1,7 +1,9 @@
 """`invoke matrix`: version lanes side by side on one machine.
 
 Each lane is an `invoke e2e` in its own process with its own name prefix, subnet, run folder
-and reports folder, so lanes never share a container, a network or a file. The images are
+and reports folder, so lanes never share a container, a network or a file. A lane is told all
+of it on its command line (lane_command); its environment is the caller's less the caller's
+cluster settings (config.lane_environ). The images are
 built once before the lanes start (they share them). At the end: one JUnit set per lane in
 its reports folder and a table of lanes x results x timings (also reports/matrix.json, and
 reports/index.html linking every lane's run page).
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +26,8 @@ from pathlib import Path
 import yaml
 
 from calicolab.core import config
-from calicolab.core.config import ClusterConfig
+from calicolab.core.cli_args import CLUSTER
+from calicolab.core.config import SETTINGS, ClusterConfig
 from calicolab.core.errors import StageFailed, UserError
 from calicolab.core.paths import ROOT
 from calicolab.core.tables import Column, render
@@ -35,8 +37,10 @@ from calicolab.runs.passes import suite_passes
 
 MATRIX_FILE = ROOT / "matrix.yaml"
 LANE_SUBNETS = ipaddress.ip_network("192.168.224.0/20")  # 16 lanes: .224.0/24 ... .239.0/24
-# Where a lane's files go is the matrix's to say; the history is shared by every lane.
-LANE_KEYS = set(config.OVERRIDABLE) - {"prefix", "run_dir", "reports_dir", "history_file"}
+# What a lane may set: the cluster settings `invoke e2e` takes as flags. Where a lane's files go
+# is the matrix's to say (the history is shared by every lane); the site's settings (mirrors,
+# proxy, strict mode, budgets) are the caller's for every lane.
+LANE_KEYS = set(CLUSTER) - {"prefix", "run_dir", "reports_dir"}
 
 
 @dataclass
@@ -122,27 +126,15 @@ def plan(base: ClusterConfig, lanes: list[Lane]) -> list[Lane]:
     return lanes
 
 
-CALLER_VARIABLES = frozenset(
-    ["CALICOLAB_IMAGE_NAMESPACE", "CALICOLAB_BOX_CACHE",
-     *(f"CALICOLAB_{key.upper()}" for key, where in config.OVERRIDABLE.items() if where[0] == "upstream")])
-
-
-def _env(base: ClusterConfig, lane: Lane) -> dict[str, str]:
-    # The lane's settings are its own; where the images and boxes live stays the caller's, and so
-    # do the site's upstream settings (mirror, proxy, lock, strict): a nightly's strict mode must
-    # reach every lane it starts.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_") or k in CALLER_VARIABLES}
-    env.update({f"CALICOLAB_{k.upper()}": v for k, v in lane.settings.items()})
-    env.update(CALICOLAB_PREFIX=lane.prefix, CALICOLAB_SUBNET=lane.subnet,
-               CALICOLAB_RUN_DIR=str(lane.run_dir(base)), CALICOLAB_REPORTS_DIR=str(lane.reports_dir(base)),
-               # The lane's name on its run page, and one history for all lanes.
-               CALICOLAB_LANE=lane.name, CALICOLAB_HISTORY_FILE=str(base.history_path))
-    return env
-
-
-def lane_command(lane: Lane, destroy: str) -> list[str]:
-    """The lane's `invoke e2e` (its settings travel in the environment, `_env`)."""
-    cmd = [sys.executable, "-m", "invoke", "e2e", "--suite", lane.suite, "--destroy", destroy]
+def lane_command(base: ClusterConfig, lane: Lane, destroy: str) -> list[str]:
+    """The lane's `invoke e2e`, every value of the lane on its command line: its settings, where
+    its files go, its name on the run page, and the one history of all lanes."""
+    cmd = [sys.executable, "-m", "invoke", "e2e", "--suite", lane.suite, "--destroy", destroy,
+           "--lane", lane.name, "--prefix", lane.prefix, "--subnet", lane.subnet,
+           "--run-dir", str(lane.run_dir(base)), "--reports-dir", str(lane.reports_dir(base)),
+           "--history-file", str(base.history_path)]
+    for key, value in sorted(lane.settings.items()):
+        cmd += [SETTINGS[key].option, value]
     return cmd if lane.idempotence else [*cmd, "--no-idempotence"]
 
 
@@ -150,12 +142,12 @@ def _run_lane(base: ClusterConfig, lane: Lane, destroy: str, say: Callable[[str]
     out_dir = lane.reports_dir(base)
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "output.log"
-    cmd = lane_command(lane, destroy)
+    cmd = lane_command(base, lane, destroy)
     start = time.monotonic()
     # The lane writes to its log file, not to a pipe: if this process dies, the lane still
     # finishes (and destroys its cluster) instead of failing on a broken pipe.
     with log.open("w") as out:
-        lane.proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(base, lane), stdout=out, stderr=subprocess.STDOUT,
+        lane.proc = subprocess.Popen(cmd, cwd=ROOT, env=config.lane_environ(), stdout=out, stderr=subprocess.STDOUT,
                                      text=True, stdin=subprocess.DEVNULL,
                                      # Own session: a terminal's Ctrl-C reaches the lanes once,
                                      # forwarded by run_matrix, never twice mid-destroy.

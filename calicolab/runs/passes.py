@@ -9,7 +9,6 @@ only when the user narrowed the run (--pytest-args, e.g. -k), and then it is sai
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -65,11 +64,13 @@ def command(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: Pat
     # objects (workloads/test_network.py) share them.
     workers = ["-n", "auto", "--dist", "loadscope"] if test_pass.parallel else ["-n", "0"]
     # The project's configuration named outright: its registered markers make --strict-markers
-    # refuse a misspelt or renamed one.
+    # refuse a misspelt or renamed one. The run folder's cluster.json and this task's plants are
+    # options of e2e/conftest.py: nothing reaches the tests through the environment.
     return [sys.executable, "-m", "pytest", *(str(root / f) for f in test_pass.folders),
             "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
             "-p", "no:cacheprovider", "--tb=short", "--strict-markers", *workers,
-            f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *test_pass.options, *extra]
+            f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *test_pass.options,
+            "--cluster-json", str(cfg.run_path / "cluster.json"), *cfg.plants.options(), *extra]
 
 
 def verdict(test_pass: TestPass, rc: int, extra: list[str]) -> tuple[bool, str]:
@@ -86,10 +87,8 @@ def verdict(test_pass: TestPass, rc: int, extra: list[str]) -> tuple[bool, str]:
 
 def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: Path = E2E) -> int:
     cfg.reports_path.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CALICOLAB_CLUSTER_JSON=str(cfg.run_path / "cluster.json"),
-               CALICOLAB_STATE_JSON=str(state.path(cfg)))
     xml = cfg.reports_path / test_pass.junit
-    rc = subprocess.run(command(cfg, test_pass, extra, root), env=env, cwd=str(ROOT)).returncode
+    rc = subprocess.run(command(cfg, test_pass, extra, root), cwd=str(ROOT)).returncode
     if xml.exists():
         run_state = state.read(cfg)
         source = run_state.get("calico_source", "unknown")

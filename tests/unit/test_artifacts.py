@@ -302,12 +302,14 @@ def test_on_failed_test_puts_attachment_lines_into_the_captured_stdout(tmp_path,
     assert item.sections[0][:2] == ("call", "stdout") and line in item.sections[0][2]
 
 
-def test_on_failed_test_stops_collecting_at_the_limit(tmp_path, monkeypatch):
-    monkeypatch.setenv("CALICOLAB_ARTIFACT_LIMIT", "1")
+def test_on_failed_test_stops_collecting_at_the_runs_limit(tmp_path, monkeypatch):
+    # The limit is the run's artifact_limit, read from the run folder's cluster.json.
+    cluster_json = config.write_effective(config.load({"run_dir": str(tmp_path / "run"), "artifact_limit": "1"},
+                                                      environ={}))
     monkeypatch.setattr(artifacts, "_collected_in_this_process", 1)
     monkeypatch.setattr(artifacts, "collect_quietly", lambda *a, **k: pytest.fail("collected past the limit"))
     report = _Report()
-    artifacts.on_failed_test(_Item(), report, tmp_path / "cluster.json", tmp_path / "state.json")
+    artifacts.on_failed_test(_Item(), report, cluster_json, tmp_path / "state.json")
     assert "limit of 1 per test process reached" in report.sections[0][1]
 
 

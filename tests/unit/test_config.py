@@ -33,6 +33,8 @@ def test_environment_then_flags_override():
     ({"calico": "v3.0.1"}, "calico v3.0.1 refused: Calico 3 dropped the Docker libnetwork driver"),
     ({"etcd": "3.4.99"}, "etcd 3.4.99 is not available for the docker provider"),
     ({"calico_source": "maybe"}, "unknown calico source"),
+    ({"artifact_limit": "-1"}, "artifact_limit must be 0 or more, not -1"),
+    ({"artifact_limit": "a dozen"}, "artifact_limit must be a whole number, not 'a dozen'"),
 ])
 def test_bad_input_is_one_clear_line(override, message):
     with pytest.raises(UserError) as err:
@@ -214,7 +216,7 @@ def _leaves(data, prefix=()):
 
 def test_every_setting_in_cluster_yaml_is_declared_once_with_its_default():
     """cluster.yaml (the file users edit) and the table agree: nothing undeclared, no drift."""
-    declared = {s.path: s for s in config.SETTINGS.values()}
+    declared = {s.path: s for s in config.SETTINGS.values() if not s.machine}
     in_file = {leaf for leaf in _leaves(SHIPPED) if leaf[0] != "nodes"}
     assert in_file == set(declared)
     for where, setting in declared.items():
@@ -225,11 +227,11 @@ def test_every_setting_in_cluster_yaml_is_declared_once_with_its_default():
 def test_the_dataclass_defaults_are_the_tables():
     table = {k: s.default for k, s in config.SETTINGS.items()}
     up, res = config.Upstream(), config.Resources()
-    assert {k: getattr(up, path[1]) for k, s in config.SETTINGS.items() if (path := s.path)[0] == "upstream"} == \
-        {k: v for k, v in table.items() if config.SETTINGS[k].path[0] == "upstream"}
+    assert {k: getattr(up, path[1]) for k, s in config.SETTINGS.items() if (path := s.path)[:1] == ("upstream",)} == \
+        {k: v for k, v in table.items() if config.SETTINGS[k].path[:1] == ("upstream",)}
     assert (res.cpus, res.memory) == (table["vm_cpus"], table["vm_memory"])
     fields = {f.name: f.default for f in dataclasses.fields(config.ClusterConfig)}
-    for key in ("etcd_tls", "history_file", "vm_os", "time_scale"):
+    for key in ("etcd_tls", "history_file", "vm_os", "time_scale", "budgets", "artifact_limit"):
         assert fields[key] == table[key], key
 
 
@@ -286,13 +288,92 @@ def _running_cluster(tmp_path):
 
 
 def test_a_running_cluster_refuses_what_may_not_change_and_takes_what_may(tmp_path):
-    """`live` in the table is what running_config lets differ (run_dir, reports_dir)."""
+    """`live` in the table is what running_config lets differ, and takes when given."""
     from calicolab.core.state import running_config
 
     _running_cluster(tmp_path)
     run = {"run_dir": str(tmp_path / "run")}
     with pytest.raises(UserError, match="runs with prefix calicolab, not other: use `invoke destroy` first"):
-        running_config(config.load({**run, "prefix": "other"}, environ={}), {**run, "prefix": "other"})
+        running_config(config.load({**run, "prefix": "other"}, environ={}), {**run, "prefix": "other"}, {})
     asked = {**run, "reports_dir": str(tmp_path / "elsewhere")}
-    assert running_config(config.load(asked, environ={}), asked).prefix == "calicolab"
-    assert {k for k, s in config.SETTINGS.items() if s.live} == {"run_dir", "reports_dir"}
+    got = running_config(config.load(asked, environ={}), asked, {})
+    assert got.prefix == "calicolab" and got.reports_path == tmp_path / "elsewhere"
+    assert {k for k, s in config.SETTINGS.items() if s.live and not s.machine} == {
+        "run_dir", "reports_dir", "history_file", "budgets", "artifact_limit"}
+
+
+def test_a_running_cluster_takes_live_settings_from_the_environment_but_keeps_its_own_otherwise(tmp_path):
+    from calicolab.core.state import running_config
+
+    _running_cluster(tmp_path)  # brought up with budgets.yaml and 12 artifacts
+    run = {"run_dir": str(tmp_path / "run")}
+    environ = {"CALICOLAB_BUDGETS": str(tmp_path / "strict.yaml"), "CALICOLAB_ARTIFACT_LIMIT": "3"}
+    got = running_config(config.load(run, environ=environ), run, environ)
+    assert (got.budgets_path, got.artifact_limit) == (tmp_path / "strict.yaml", 3)
+    # Not given to this task: the running cluster's, not cluster.yaml's (a later `invoke verify`
+    # of a cluster brought up with --reports-dir keeps writing there).
+    elsewhere = config.load({**run, "reports_dir": str(tmp_path / "first")}, environ={})
+    config.write_effective(elsewhere)
+    assert running_config(config.load(run, environ={}), run, {}).reports_path == tmp_path / "first"
+
+
+def test_plants_are_options_of_known_kinds_and_values():
+    plants = config.parse_plants(["fault=bgp-drop:10", "history=lost-write", "probe=blackhole",
+                                  "bgp-query=0.2"])
+    assert (plants.fault, plants.history, plants.probe, plants.bgp_query) == (
+        "bgp-drop:10", "lost-write", "blackhole", "0.2")
+    assert plants.fault_seconds == 10.0
+    assert plants.options() == ["--plant", "fault=bgp-drop:10", "--plant", "history=lost-write",
+                                "--plant", "probe=blackhole", "--plant", "bgp-query=0.2"]
+    assert config.parse_plants(plants.options()[1::2]) == plants  # what a child process is given back
+    assert config.parse_plants(["fault=bgp-cease"]).fault_seconds == 0.0
+    assert config.parse_plants(None) == config.Plants() and config.Plants().options() == []
+
+
+@pytest.mark.parametrize("given,message", [
+    (["colour=blue"], "KIND one of fault, history, probe, bgp-query"),
+    (["lost-write"], "write KIND=VALUE"),
+    (["fault=bgp-drop:0"], "--plant fault='bgp-drop:0' is not known: use fault=bgp-drop:SECONDS"),
+    (["fault=bgp-drop"], "--plant fault='bgp-drop' is not known"),
+    (["fault=bgp-cease:5"], "--plant fault='bgp-cease:5' is not known"),
+    (["probe=drop-everything"], "--plant probe='drop-everything' is not known: use probe=blackhole"),
+    (["history=lost"], "--plant history='lost' is not known: use history=lost-write"),
+    (["bgp-query=often"], "--plant bgp-query='often' is not known"),
+    (["probe=blackhole", "probe=blackhole", "fault=bgp-cease", "fault=bgp-drop:3"], "--plant fault given twice"),
+])
+def test_a_bad_plant_is_one_line(given, message):
+    with pytest.raises(UserError) as err:
+        config.parse_plants(given)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_plants_never_reach_the_run_folder(tmp_path):
+    cfg = config.with_plants(config.load({"run_dir": str(tmp_path / "run")}, environ={}),
+                             config.parse_plants(["probe=blackhole"]))
+    written = json.loads(config.write_effective(cfg).read_text())
+    assert "plants" not in written and "blackhole" not in json.dumps(written)
+    assert config.from_effective(tmp_path / "run" / "cluster.json").plants == config.Plants()
+
+
+def test_machine_settings_come_from_the_environment_only(tmp_path):
+    assert config.machine_value("box_cache", {}) == ""
+    assert config.machine_value("box_cache", {"CALICOLAB_BOX_CACHE": " /srv/boxes "}) == "/srv/boxes"
+    assert config.machine_value("image_namespace", {}) == "calicolab"
+    with pytest.raises(KeyError):
+        config.machine_value("prefix", {})
+    _, rows = config.explain(environ={"CALICOLAB_BOX_CACHE": "/srv/boxes"})
+    seen = {e.setting.key: (e.value, e.source) for e in rows}
+    assert seen["box_cache"] == ("/srv/boxes", "CALICOLAB_BOX_CACHE")
+    assert seen["image_namespace"] == ("calicolab", "default")
+    with pytest.raises(UserError, match="unknown setting 'box_cache'"):
+        config.load({"box_cache": "/srv/boxes"}, environ={})
+
+
+def test_the_image_namespace_default_is_the_one_paths_uses_unset():
+    assert config.SETTINGS["image_namespace"].default == paths.DEFAULT_IMAGE_NAMESPACE
+
+
+def test_reports_of_a_refusal_go_where_the_flag_or_variable_says(tmp_path):
+    assert config.fallback_reports_dir(str(tmp_path / "a"), {"CALICOLAB_REPORTS_DIR": "b"}) == tmp_path / "a"
+    assert config.fallback_reports_dir(None, {"CALICOLAB_REPORTS_DIR": str(tmp_path / "b")}) == tmp_path / "b"
+    assert config.fallback_reports_dir(None, {}) == paths.ROOT / "reports"

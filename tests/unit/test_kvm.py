@@ -28,8 +28,8 @@ def no_kvm(monkeypatch, tmp_path):
     cpuinfo.write_text(VMX_CPU)
     monkeypatch.setattr(kvm, "CPUINFO", cpuinfo)
     kvm.has_kvm.cache_clear()
-    # Lifecycle exports the run's factor; the test's own value is put back afterwards.
-    monkeypatch.setenv(deadlines.FACTOR_VARIABLE, "1")
+    # Lifecycle applies the run's factor to this process; the test's own is put back afterwards.
+    monkeypatch.setattr(deadlines, "_factor", 1.0)
     yield
     kvm.has_kvm.cache_clear()
 
@@ -68,6 +68,7 @@ def test_libvirt_without_kvm_is_emulated_slower_deadlines_and_etcd_timers(no_kvm
     cfg = _cfg(tmp_path, "libvirt")
     lc = Lifecycle(cfg, say=lambda _m: None)
     assert lc.deadline_factor == deadlines.TCG_FACTOR > 1
+    assert deadlines.deadline_factor() == deadlines.TCG_FACTOR  # this process's polling and commands
     # etcd's tuning guide: heartbeat and election scaled together (10x apart, as etcd's defaults).
     timers = _timers(etcd.render_conf(cfg, cfg.node("node1")))
     assert int(timers["ETCD_ELECTION_TIMEOUT"]) == 10 * int(timers["ETCD_HEARTBEAT_INTERVAL"]) > 1000

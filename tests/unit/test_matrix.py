@@ -22,30 +22,52 @@ def test_every_lane_set_in_matrix_yaml_plans_with_distinct_prefixes_and_subnets(
         assert all(lane.subnet.startswith("192.168.2") and lane.prefix.startswith("calicolab-") for lane in lanes)
 
 
-def test_inline_lanes_and_their_environment(tmp_path):
-    base = config.load({"run_dir": str(tmp_path / "run"), "reports_dir": str(tmp_path / "rep")}, environ={})
+def _flags(cmd: list[str]) -> dict[str, str]:
+    """--flag value pairs of a command line (the lone --no-idempotence left out)."""
+    at = cmd.index("e2e") + 1
+    return {cmd[i]: cmd[i + 1] for i in range(at, len(cmd) - 1, 2) if cmd[i].startswith("--")}
+
+
+def test_inline_lanes_and_their_command_lines(tmp_path):
+    base = config.load({"run_dir": str(tmp_path / "run"), "reports_dir": str(tmp_path / "rep"),
+                        "history_file": str(tmp_path / "nights.jsonl")}, environ={})
     lanes = matrix.plan(base, matrix.parse_lanes("etcd=3.3.25,docker=20.10.5,suite=upgrade;etcd=3.5.16"))
     assert [(lane.name, lane.suite, lane.subnet) for lane in lanes] == [
         ("lane1", "upgrade", "192.168.224.0/24"), ("lane2", "checks", "192.168.225.0/24")]
-    env = matrix._env(base, lanes[0])
-    assert env["CALICOLAB_ETCD"] == "3.3.25" and env["CALICOLAB_SUBNET"] == "192.168.224.0/24"
-    assert env["CALICOLAB_RUN_DIR"] == str(tmp_path / "run" / "lanes" / "lane1")
+    # Everything a lane is told is on its command line, none of it in its environment.
+    flags = _flags(matrix.lane_command(base, lanes[0], "passing"))
+    assert flags == {"--suite": "upgrade", "--destroy": "passing", "--lane": "lane1", "--prefix": "calicolab-lane1",
+                     "--subnet": "192.168.224.0/24", "--run-dir": str(tmp_path / "run" / "lanes" / "lane1"),
+                     "--reports-dir": str(tmp_path / "rep" / "lanes" / "lane1"),
+                     "--history-file": str(tmp_path / "nights.jsonl"), "--etcd": "3.3.25", "--docker": "20.10.5"}
 
 
-def test_a_lane_keeps_the_sites_upstream_settings_and_strict_mode(tmp_path, monkeypatch):
-    # The nightly sets strict mode (and a site its mirror and proxy) for the whole job: every lane
-    # it starts must see them, while the caller's cluster settings stay out of the lanes.
-    base = config.load({"run_dir": str(tmp_path / "run"), "reports_dir": str(tmp_path / "rep")}, environ={})
-    lane = matrix.plan(base, matrix.parse_lanes("etcd=3.5.16"))[0]
+def test_every_lane_setting_is_a_flag_the_lanes_e2e_takes():
+    # matrix.yaml's vm lane sets vm_os (spelt --os) and vm_cpus: the lane's e2e must accept both.
+    (vm,) = matrix.plan(_base(), matrix.parse_lanes("vm"))
+    flags = _flags(matrix.lane_command(_base(), vm, "always"))
+    assert flags["--os"] == "debian12" and flags["--vm-cpus"] == "1" and flags["--provider"] == "libvirt"
+    with pytest.raises(UserError, match="unknown setting.s. registry_mirror"):
+        matrix.plan(_base(), matrix.parse_lanes("etcd=3.5.16,registry_mirror=https://harbor.example.com"))
+
+
+def test_a_lane_keeps_the_sites_upstream_settings_and_strict_mode(monkeypatch):
+    # The nightly sets strict mode (and a site its mirror, proxy and budgets) for the whole job:
+    # every lane it starts must see them, while the caller's cluster settings stay out of the lanes.
     monkeypatch.setenv("CALICOLAB_STRICT_ARTIFACTS", "true")
     monkeypatch.setenv("CALICOLAB_REGISTRY_MIRROR", "https://harbor.example.com")
     monkeypatch.setenv("CALICOLAB_HTTPS_PROXY", "http://proxy.example.com:3128")
+    monkeypatch.setenv("CALICOLAB_BUDGETS", "/srv/site-budgets.yaml")
     monkeypatch.setenv("CALICOLAB_ETCD", "3.3.25")
-    env = matrix._env(base, lane)
+    monkeypatch.setenv("CALICOLAB_CLUSTER_FILE", "/srv/other.yaml")
+    monkeypatch.setenv("HOME_OF_THE_JOB", "kept")
+    env = config.lane_environ()
     assert env["CALICOLAB_STRICT_ARTIFACTS"] == "true"
     assert env["CALICOLAB_REGISTRY_MIRROR"] == "https://harbor.example.com"
     assert env["CALICOLAB_HTTPS_PROXY"] == "http://proxy.example.com:3128"
-    assert env["CALICOLAB_ETCD"] == "3.5.16"
+    assert env["CALICOLAB_BUDGETS"] == "/srv/site-budgets.yaml"
+    assert "CALICOLAB_ETCD" not in env and "CALICOLAB_CLUSTER_FILE" not in env
+    assert env["HOME_OF_THE_JOB"] == "kept"
 
 
 @pytest.mark.parametrize("spec,message", [
@@ -65,9 +87,9 @@ def test_bad_lanes_are_refused_in_one_line(spec, message):
 def test_a_lane_can_skip_the_idempotence_pass_and_says_so():
     (vm,) = matrix.parse_lanes("vm")  # CI's VM lane (matrix.yaml)
     assert not vm.idempotence and "no idempotence pass" in vm.label()
-    assert matrix.lane_command(vm, "always")[-1] == "--no-idempotence"
+    assert matrix.lane_command(_base(), vm, "always")[-1] == "--no-idempotence"
     lab = matrix.parse_lanes("etcd=3.5.16")[0]
-    assert lab.idempotence and "--no-idempotence" not in matrix.lane_command(lab, "always")
+    assert lab.idempotence and "--no-idempotence" not in matrix.lane_command(_base(), lab, "always")
 
 
 def test_table_counts_tests_and_marks_failures():

@@ -94,3 +94,28 @@ def test_node_names_come_from_the_cluster_or_collection_stops(tree, tmp_path):
     read_only = passes.TestPass("read-only checks", ("hosts",), False, "e2e.xml")
     rc, (ok, _) = _run(tree, read_only)
     assert rc not in (0, passes.NO_TESTS) and not ok
+
+
+def test_the_run_folder_and_the_plants_reach_the_tests_as_options_not_the_environment(tree, monkeypatch):
+    # The pass's pytest is told cluster.json (with the run's deadline factor) and this task's
+    # plants on its command line; a variable of the old hand-off left in the environment is ignored.
+    root, cfg = tree
+    cfg = config.with_plants(cfg, config.parse_plants(["probe=blackhole", "fault=bgp-drop:4"]))
+    config.write_effective(cfg, {"deadline_factor": 5})
+    monkeypatch.setenv("CALICOLAB_CLUSTER_JSON", "/nonexistent/cluster.json")
+    _test_file(root, "hosts", "from calicolab.core import deadlines\n\n"
+                              "def test_handed_on(cluster, cluster_json):\n"
+                              f"    assert str(cluster_json) == {str(cfg.run_path / 'cluster.json')!r}\n"
+                              "    assert (cluster.plants.probe, cluster.plants.fault_seconds) == ('blackhole', 4.0)\n"
+                              "    assert deadlines.deadline_factor() == 5.0\n")
+    command = passes.command(cfg, passes.TestPass("read-only checks", ("hosts",), False, "e2e.xml"), [], root)
+    assert command[command.index("--cluster-json") + 1] == str(cfg.run_path / "cluster.json")
+    assert _run((root, cfg), passes.TestPass("read-only checks", ("hosts",), False, "e2e.xml")) == (0, (True, ""))
+
+
+def test_a_bad_plant_stops_the_pass_before_any_test(tree):
+    root, cfg = tree
+    _test_file(root, "hosts", PASSING)
+    read_only = passes.TestPass("read-only checks", ("hosts",), False, "e2e.xml")
+    rc, (ok, _) = _run(tree, read_only, ["--plant", "probe=drop-everything"])
+    assert rc not in (0, passes.NO_TESTS) and not ok

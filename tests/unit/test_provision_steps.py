@@ -136,10 +136,9 @@ def test_platform_detection():
 def _etcd_settings(monkeypatch: pytest.MonkeyPatch, factor: str | None) -> dict[str, str]:
     from calicolab.core import deadlines
     from provision import etcd
-    if factor is None:
-        monkeypatch.delenv(deadlines.FACTOR_VARIABLE, raising=False)
-    else:
-        monkeypatch.setenv(deadlines.FACTOR_VARIABLE, factor)
+    monkeypatch.setattr(deadlines, "_factor", 1.0)  # put back afterwards
+    if factor is not None:
+        deadlines.apply(float(factor))
     cfg = config.load({}, environ={})
     return dict(line.split("=", 1) for line in etcd.render_conf(cfg, cfg.node("node1")).splitlines())
 

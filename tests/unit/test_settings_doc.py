@@ -24,13 +24,23 @@ def test_docs_settings_md_is_current():
 def test_every_setting_has_a_row_with_its_variable():
     text = DOC.read_text()
     for setting in config.SETTINGS.values():
-        assert f"| `{setting.yaml_key}` | `{setting.env}` |" in text
+        where = f"`{setting.yaml_key}`" if setting.path else f"- (machine: `{setting.key}`)"
+        assert f"| {where} | `{setting.env}` |" in text
+
+
+def test_every_plant_kind_has_a_row():
+    text = DOC.read_text()
+    assert "## Test-only plants" in text
+    for kind in ("fault", "history", "probe", "bgp-query"):  # the plants the e2e tests and rehearsals take
+        assert f"| `{kind}` |" in text
 
 
 def test_the_flag_column_names_the_tasks_that_take_it():
     flags = _tasks_module().settings_flags()
     assert "e2e" in flags["vm_os"] and "upgrade.*" in flags["prefix"]
-    assert "vm_cpus" not in flags  # environment and cluster.yaml only
+    assert "no_proxy" not in flags and "artifact_limit" not in flags  # environment and cluster.yaml only
+    assert "vm_cpus" in flags and "e2e" in flags["vm_cpus"]  # a matrix lane sets it on its e2e
+    assert "image_namespace" not in flags  # a machine setting: the environment only
     row = next(line for line in DOC.read_text().splitlines() if line.startswith("| `vm_os` |"))
     assert "`--os` (" in row
 

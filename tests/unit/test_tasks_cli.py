@@ -93,6 +93,10 @@ def _assert_nothing_made(tmp_path, subnet: str = SUBNET, prefix: str = PREFIX) -
     (["e2e", "--suite", "nightly"], "unknown suite 'nightly'"),
     (["ssh", "node9"], "unknown node 'node9'"),
     (["e2e", "--privileged", "maybe"], "privileged must be true, false or auto"),
+    (["e2e", "--plant", "fault=bgp-drop:0"], "--plant fault='bgp-drop:0' is not known: use fault=bgp-drop:SECONDS"),
+    (["verify", "--plant", "colour=blue"], "--plant 'colour=blue': write KIND=VALUE"),
+    (["upgrade", "--etcd", "3.5.16", "--plant", "probe=drop-everything"], "--plant probe='drop-everything'"),
+    (["upgrade.drill", "--etcd", "3.5.16", "--plant", "history=lost"], "--plant history='lost' is not known"),
 ])
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, fragment):
     _assert_one_line(_invoke(*args, tmp_path=tmp_path), fragment)

@@ -145,11 +145,14 @@ def test_the_vm_lane_of_matrix_yaml(monkeypatch):
     (lane,) = matrix.plan(base, matrix.parse_lanes("vm"))
     assert lane.suite == "read-only" and lane.subnet == "192.168.226.0/24"
     assert lane.settings["provider"] == "libvirt" and lane.settings["vm_os"] == "debian12"
-    # The lane's own settings reach its e2e; where images and boxes live stays the caller's.
+    # The lane's own settings reach its e2e as flags; where images and boxes live stays the caller's.
+    cmd = matrix.lane_command(base, lane, "always")
+    assert cmd[cmd.index("--os") + 1] == "debian12" and cmd[cmd.index("--vm-cpus") + 1] == "1"
     monkeypatch.setenv("CALICOLAB_IMAGE_NAMESPACE", "calicolab-x")
+    monkeypatch.setenv("CALICOLAB_BOX_CACHE", "/srv/boxes")
     monkeypatch.setenv("CALICOLAB_ETCD", "3.5.16")
-    env = matrix._env(base, lane)
-    assert env["CALICOLAB_VM_OS"] == "debian12" and env["CALICOLAB_IMAGE_NAMESPACE"] == "calicolab-x"
+    env = config.lane_environ()
+    assert env["CALICOLAB_IMAGE_NAMESPACE"] == "calicolab-x" and env["CALICOLAB_BOX_CACHE"] == "/srv/boxes"
     assert "CALICOLAB_ETCD" not in env
 
 
