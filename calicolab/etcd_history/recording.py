@@ -14,8 +14,9 @@ over: the writers stop, the watchers drain, every key is read with quorum from e
 (the final reads), and the history is checked: linearizable per key and API, no acknowledged
 write lost, local reads sane, watches complete and in order. The folder is removed.
 
-`CALICOLAB_HISTORY_PLANT=lost-write` makes a client replace one acknowledged write behind the
-history's back, which every check above must catch (the e2e check then fails on purpose).
+The test-only plant `--plant history=lost-write` (cfg.plants.history) makes a client replace one
+acknowledged write behind the history's back, which every check above must catch (the e2e check
+then fails on purpose).
 """
 
 from __future__ import annotations
@@ -42,17 +43,6 @@ from calicolab.stack import etcd_tls
 ROOT_FOLDER = "/calicolab-history"
 KEYS = 5  # per API; shared by both members' clients, so their operations race on each key
 INTERVAL = 0.1  # seconds between one client's operations: ~8 a second each, light on a 2-CPU lab
-PLANT_ENV = "CALICOLAB_HISTORY_PLANT"
-PLANTS = ("", "lost-write")
-
-
-def plant_from_env() -> str:
-    plant = os.environ.get(PLANT_ENV, "")
-    if plant not in PLANTS:
-        raise UserError(f"{PLANT_ENV}={plant!r} is not known: use lost-write (or leave it unset)")
-    return plant
-
-
 def v3_available(version: str) -> bool:
     # The JSON gateway exists from 3.3 (/v3beta) on every version this stack can run; v3 keys
     # are a keyspace apart from v2's, so the two APIs are two sets of registers.

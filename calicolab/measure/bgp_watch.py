@@ -33,7 +33,6 @@ IN_EFFECT_DEADLINE = 60
 # trace, debug only: "Scanning interfaces").
 _RECONFIGURED = re.compile(r" bird: Reconfigured$")
 _DEBUG_LINE = re.compile(r" bird: \w+: Scanning interfaces$")
-QUERY_ENV = "CALICOLAB_BGP_QUERY_S"  # lab evidence: ask both BIRDs their protocols this often
 
 
 def debug_in_effect(log: str) -> bool:

@@ -24,7 +24,6 @@ that picks the entry, for the faults, the rehearsals and their grading.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -38,8 +37,7 @@ from calicolab.core.paths import ROOT
 from calicolab.measure.step_figures import KIND, StepFigures
 from calicolab.stack import parsers
 
-DEFAULT_FILE = ROOT / "budgets.yaml"
-ENV = "CALICOLAB_BUDGETS"  # another file for every run (invoke upgrade's --budgets wins over it)
+DEFAULT_FILE = ROOT / "budgets.yaml"  # the `budgets` setting's default (cfg.budgets_path)
 
 
 @dataclass(frozen=True)
@@ -183,9 +181,10 @@ def parse(data: object, source: str) -> Budgets:
 
 
 def load(path: Path | str | None = None) -> tuple[Budgets, str]:
-    """(budgets, where they came from): the path given, else CALICOLAB_BUDGETS, else the default
-    file. Every reader (faults, rehearsals, grading, invoke upgrade) comes through here."""
-    file = Path(path or os.environ.get(ENV) or DEFAULT_FILE)
+    """(budgets, where they came from): the path given (the run's `budgets` setting,
+    cfg.budgets_path), else the default file. Every reader (faults, rehearsals, grading, invoke
+    upgrade) comes through here."""
+    file = Path(path or DEFAULT_FILE)
     if not file.is_file():
         raise UserError(f"budgets file {file} not found: give an existing file (--budgets FILE) "
                         f"or use the default {DEFAULT_FILE.name}")

@@ -48,7 +48,7 @@ class FaultProbes:
         self.cfg = cfg
         self.nodes = list(nodes)
         self.probes = disruption.start(self.nodes, blocks, prefix="flt-probe")
-        self.budgets = budget_rules.load()  # the path in CALICOLAB_BUDGETS, else budgets.yaml
+        self.budgets = budget_rules.load(cfg.budgets_path)  # the run's `budgets` setting
 
     def close(self) -> None:
         disruption.stop(self.probes)

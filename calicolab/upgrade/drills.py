@@ -233,7 +233,7 @@ class _Watched:
         workloads.start_background_ping(self.running[0], self.running[1], seconds=900)
         if record:
             self.clients = recording.Recording(self.cfg, self.cfg.reports_path / "histories", self.label,
-                                               recording.plant_from_env())
+                                               self.cfg.plants.history)
             self.clients.start()
 
     def finish(self, result: DrillResult, cfg: ClusterConfig) -> None:

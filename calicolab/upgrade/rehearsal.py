@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -39,16 +38,7 @@ from calicolab.upgrade.upgrader import Upgrader
 NETWORK = "upgnet"
 # Workloads stay up through etcd and calico-node upgrades; Docker's upgrade restarts them.
 KEEPS_RUNNING = {"etcd": True, "calico": True, "docker": False}
-PROBE_PLANT_ENV = "CALICOLAB_PROBE_PLANT"
-PROBE_PLANTS = ("", "blackhole")
-PLANT_SECONDS = 2.0  # the planted blackhole: node1 -> node2 workload traffic, as the upgrade starts
-
-
-def probe_plant_from_env() -> str:
-    plant = os.environ.get(PROBE_PLANT_ENV, "")
-    if plant not in PROBE_PLANTS:
-        raise UserError(f"{PROBE_PLANT_ENV}={plant!r} is not known: use blackhole (or leave it unset)")
-    return plant
+PLANT_SECONDS = 2.0  # the planted blackhole (--plant probe=blackhole): node1 -> node2, as the upgrade starts
 
 
 @dataclass(frozen=True)
@@ -224,13 +214,13 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
     """Upgrade one component to target with workloads, keys, disruption probes and an etcd client
     history watched, graded against the budgets; the cluster config after the upgrade comes back
     with the result. With impair, that impairment holds between the nodes for the whole upgrade."""
-    budget_set, budget_file = budgets or budget_rules.load()
-    probe_plant = probe_plant_from_env()
+    budget_set, budget_file = budgets or budget_rules.load(cfg.budgets_path)
+    probe_plant = cfg.plants.probe  # test-only plants are options of the task (config.parse_plants)
     if hazards_said:
         found = hazards.report_lines(component, getattr(cfg.versions, component), target, cfg.install_target)[0]
     else:
         found = say_hazards(cfg, component, target, say)
-    plant = recording.plant_from_env()
+    plant = cfg.plants.history
     upgrader = Upgrader(cfg, nodes, say)
     result = RehearsalResult(component, target)
     result.hazards = [{"id": h.id, "what": h.what, "source": h.source, "refused": h.refused, "check": h.check,
@@ -322,7 +312,7 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
 
 
 def _plant(probes: list[disruption.Probe]) -> threading.Thread:
-    """CALICOLAB_PROBE_PLANT=blackhole: drop node1 -> node2 workload traffic for PLANT_SECONDS as
+    """--plant probe=blackhole: drop node1 -> node2 workload traffic for PLANT_SECONDS as
     the upgrade starts, on a connection of its own; every zero-loss budget must then fail."""
     src, dst = probes
     node = Node(dst.node.target, dst.node.ip)
@@ -384,9 +374,7 @@ def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
     asked = [(c, targets[c]) for c in ORDER if targets.get(c)]
     if not asked:
         raise UserError("nothing to upgrade: give --etcd, --docker and/or --calico with a target version")
-    recording.plant_from_env()  # a bad setting is refused before anything starts
-    probe_plant_from_env()
-    budgets = budget_rules.load(budgets_file)  # else CALICOLAB_BUDGETS, else budgets.yaml
+    budgets = budget_rules.load(budgets_file or cfg.budgets_path)  # a bad file is refused before anything starts
     for component, target in asked:  # a downgrade is refused before anything is said or done
         if versions.parse(target) < versions.parse(getattr(cfg.versions, component)):
             versions.upgrade_path(component, getattr(cfg.versions, component), target, cfg.install_target)
@@ -421,7 +409,6 @@ def run_drill(cfg: ClusterConfig, etcd: str | None, rollback: bool,
     if not etcd:
         raise UserError("a dwell needs an etcd target: give --etcd with a newer version, e.g. --etcd "
                         f"{versions.newest('etcd', cfg.install_target)}")
-    recording.plant_from_env()
     drills.next_minor(cfg, etcd)  # a target that is not a minor above is refused before anything runs
     say_hazards(cfg, "etcd", drills.next_minor(cfg, etcd), say)
     nodes = list(cluster_nodes.from_run(cfg).values())

@@ -22,13 +22,11 @@ For example test_kill_felix.py: `kill -9` of felix inside calico-node, measured 
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 
-from calicolab.core.errors import UserError
 from calicolab.diagnose.engine import ClusterView
 from calicolab.measure.fault_window import FaultProbes
 from calicolab.stack import workloads
@@ -37,7 +35,6 @@ from e2e import expect
 from e2e.faults.fault_kit import Traffic
 
 HERE = Path(__file__).resolve().parent
-PLANT_ENV = "CALICOLAB_FAULT_PLANT"
 # The faults in the order they ran as one module (test_faults.py), the order the budgets' lab
 # figures were measured in: the etcd member first, before the traffic pair exists; the killed
 # BIRD and felix before any test restarts calico-node; the v2 API, which restarts every etcd
@@ -66,24 +63,14 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook 
 
 # -- the fault plant -----------------------------------------------------------------------------
 @pytest.fixture
-def fault_plant() -> tuple[str, float]:
-    """CALICOLAB_FAULT_PLANT, for the killed-BIRD test: `bgp-drop:<seconds>` drops TCP 179
-    between the nodes for that long from the kill on; `bgp-cease` restarts the peer's protocol
-    for the victim once BGP is back (BIRD sends Cease 6.4, "Administrative reset": a drop that is
-    no collision, which the test must fail on, naming it). ("", 0.0) when unset."""
-    plant = os.environ.get(PLANT_ENV, "")
-    if not plant:
-        return "", 0.0
-    kind, _, seconds = plant.partition(":")
-    if kind == "bgp-cease" and not seconds:
-        return kind, 0.0
-    try:
-        if kind == "bgp-drop" and float(seconds) > 0:
-            return kind, float(seconds)
-    except ValueError:
-        pass
-    raise UserError(f"{PLANT_ENV}={plant!r} is not known: use bgp-drop:<seconds> (e.g. bgp-drop:10) or bgp-cease, "
-                    "or leave it unset")
+def fault_plant(cluster) -> tuple[str, float]:
+    """`--plant fault=...` (test only; validated by config.parse_plants), for the killed-BIRD test:
+    `bgp-drop:SECONDS` drops TCP 179 between the nodes for that long from the kill on; `bgp-cease`
+    restarts the peer's protocol for the victim once BGP is back (BIRD sends Cease 6.4,
+    "Administrative reset": a drop that is no collision, which the test must fail on, naming it).
+    ("", 0.0) when none is planted."""
+    plant = cluster.plants
+    return plant.fault.partition(":")[0], plant.fault_seconds
 
 
 # -- state shared by the faults (package scope: one of each for the whole folder) ----------------

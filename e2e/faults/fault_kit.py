@@ -163,7 +163,7 @@ def bgp_drop_rules(peer_ip: str) -> list[str]:
 
 # -- budgets -------------------------------------------------------------------------------------
 def judged(m: Measured) -> None:
-    """The fault's probe figures against the budgets file (CALICOLAB_BUDGETS, else budgets.yaml),
+    """The fault's probe figures against the budgets file (the run's `budgets` setting),
     by the entry the window chose from the BGP drops it saw: measured vs budget for any over it,
     and every dropped session with its shape and BIRD's lines."""
     print(m.table)

@@ -6,7 +6,6 @@ The fault plant (conftest.py `fault_plant`) adds a BGP drop or a Cease the test 
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 import time
 
@@ -77,7 +76,7 @@ def test_killed_bird_is_named_and_graceful_restart_keeps_traffic(view, cluster, 
     timing: dict[str, float] = {}
     peer = nodes[cluster.nodes[1].name]
     plant, seconds = fault_plant
-    query = float(os.environ.get(bgp_watch.QUERY_ENV) or 0)
+    query = float(cluster.plants.bgp_query or 0)  # --plant bgp-query=SECONDS: lab evidence
 
     def kill_and_recover() -> None:
         with contextlib.ExitStack() as stack:

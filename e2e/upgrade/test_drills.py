@@ -26,7 +26,7 @@ def _check(result: drills.DrillResult, what: str) -> drills.Check:
 
 
 def test_etcd_dwell_in_mixed_versions_then_rollback(cluster_json, nodes, cluster):
-    cfg = config.from_effective(cluster_json)
+    cfg = config.with_plants(config.from_effective(cluster_json), cluster.plants)  # --plant history=...
     ordered = [nodes[n.name] for n in cluster.nodes]
     old, target = cfg.versions.etcd, versions.newest("etcd", cfg.install_target)
     if guide.minor(old) == guide.minor(target):

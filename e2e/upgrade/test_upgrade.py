@@ -8,13 +8,13 @@ the read-only checks then run again at the new versions.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from calicolab.core import config, paths, versions
+from calicolab.measure import budgets as budget_rules
 from calicolab.stack import impairments, workloads
 from calicolab.upgrade import drills
 from calicolab.upgrade.rehearsal import rehearse
@@ -31,9 +31,17 @@ RECOVERY_PER_DROP_S = BIRD_START_DELAY_S + 3.0
 pytestmark = [pytest.mark.upgrade]
 
 
-def _current(cluster_json) -> config.ClusterConfig:
-    # Re-read every time: each rehearsal moves the cluster (and its cluster.json) forward.
-    return config.from_effective(cluster_json)
+def _current(cluster_json, plants: config.Plants | None = None) -> config.ClusterConfig:
+    # Re-read every time: each rehearsal moves the cluster (and its cluster.json) forward. The
+    # run's test-only plants are not in cluster.json: a rehearsal gets them from the cluster fixture.
+    return config.with_plants(config.from_effective(cluster_json), plants or config.Plants())
+
+
+def _invoke_upgrade(cluster_json, *args: str) -> subprocess.CompletedProcess:
+    """`invoke upgrade ...` on this run's cluster, told its run folder and prefix as flags."""
+    run = ["--run-dir", str(cluster_json.parent), "--prefix", _current(cluster_json).prefix]
+    return subprocess.run([sys.executable, "-m", "invoke", "upgrade", *args, *run], cwd=paths.ROOT,
+                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -68,11 +76,7 @@ def refusal_reason(template: str, run: config.ClusterConfig) -> str:
 def test_refused_upgrade_is_refused_with_its_reason_and_changes_nothing(cluster_json, flag, version, reason, hazard):
     before = _current(cluster_json).versions
     reason = refusal_reason(reason, _current(cluster_json))
-    env_run = {"CALICOLAB_RUN_DIR": str(cluster_json.parent),
-               "CALICOLAB_PREFIX": _current(cluster_json).prefix}
-    res = subprocess.run([sys.executable, "-m", "invoke", "upgrade", flag, version], cwd=paths.ROOT,
-                         capture_output=True, text=True, timeout=120,
-                         env={**os.environ, **env_run})
+    res = _invoke_upgrade(cluster_json, flag, version)
     print(f"invoke upgrade {flag} {version}: {res.stderr.strip()}")
     expect.equal(f"exit code of `invoke upgrade {flag} {version}`", res.returncode, 2,
                  "the compatibility rules did not stop the upgrade")
@@ -85,7 +89,7 @@ def test_refused_upgrade_is_refused_with_its_reason_and_changes_nothing(cluster_
 
 
 def _rehearse(cluster_json, nodes, cluster, component: str):
-    cfg = _current(cluster_json)
+    cfg = _current(cluster_json, cluster.plants)
     running = getattr(cfg.versions, component)
     target = versions.newest(component, cfg.install_target)
     if running == target:
@@ -97,7 +101,7 @@ def _rehearse(cluster_json, nodes, cluster, component: str):
                  "the rolling upgrade stopped early")
     grade(result, cluster)
     grade_history(result)
-    grade_budgets(result)
+    grade_budgets(result, budget_rules.load(cfg.budgets_path))
     return result, running, target
 
 
@@ -137,9 +141,7 @@ def test_etcd_downgrade_after_the_cluster_version_moved_is_refused(cluster_json)
     if not older:
         pytest.skip(f"no etcd minor below {running} on this provider to try a downgrade to")
     target = max(older, key=versions.parse)
-    env_run = {"CALICOLAB_RUN_DIR": str(cluster_json.parent), "CALICOLAB_PREFIX": cfg.prefix}
-    res = subprocess.run([sys.executable, "-m", "invoke", "upgrade", "--etcd", target], cwd=paths.ROOT,
-                         capture_output=True, text=True, timeout=120, env={**os.environ, **env_run})
+    res = _invoke_upgrade(cluster_json, "--etcd", target)
     print(f"invoke upgrade --etcd {target}: {res.stderr.strip()}")
     expect.equal(f"exit code of `invoke upgrade --etcd {target}` on etcd {running}", res.returncode, 2,
                  "the suite let a downgrade past the cluster version start")
@@ -158,12 +160,12 @@ def test_docker_rolling_upgrade_keeps_containers_and_network(cluster_json, order
 
 
 def _rolling_restart(cluster_json, ordered_nodes, cluster, impair: impairments.Impairment | None):
-    cfg = _current(cluster_json)
+    cfg = _current(cluster_json, cluster.plants)
     result, _ = rehearse(cfg, ordered_nodes, "calico", cfg.versions.calico, say=print, impair=impair)
     print(result.summary())
     grade(result, cluster)
     grade_history(result)
-    grade_budgets(result)
+    grade_budgets(result, budget_rules.load(cfg.budgets_path))
     expect.equal("calico-node restarts, one per node, in order", [h.node for h in result.hops],
                  [n.name for n in ordered_nodes], "the rolling restart skipped a node")
     return result

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from calicolab.core import config
 from calicolab.core.errors import UserError
 from calicolab.core.paths import ROOT
 from calicolab.measure import budgets
 from calicolab.measure.step_figures import Hop, StepFigures
 from calicolab.stack import disruption, impairments
-from calicolab.upgrade import rehearsal
 from calicolab.upgrade.rehearsal import RehearsalResult
 from e2e.expect import CheckFailed
 from e2e.upgrade.grading import grade_budgets
@@ -157,10 +157,9 @@ def test_the_rehearsal_lists_over_budget_figures_among_its_problems():
     assert "over budget: etcd on node1: lost_packets 3 (budget 0)" in result.problems
 
 
-def test_an_unknown_probe_plant_is_refused(monkeypatch):
-    monkeypatch.setenv(rehearsal.PROBE_PLANT_ENV, "drop-everything")
-    with pytest.raises(UserError, match="use blackhole"):
-        rehearsal.probe_plant_from_env()
+def test_an_unknown_probe_plant_is_refused():
+    with pytest.raises(UserError, match="use probe=blackhole"):
+        config.parse_plants(["probe=drop-everything"])
 
 
 @pytest.mark.parametrize("content,fragment", [

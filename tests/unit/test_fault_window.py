@@ -25,14 +25,21 @@ def _udp(t0: float, seqs) -> str:
                    for s in seqs)
 
 
-def _probes(tmp_path, raw_udp: dict[str, str], monkeypatch=None, bird: dict[str, str] | None = None
-            ) -> fault_window.FaultProbes:
+def _probes(tmp_path, raw_udp: dict[str, str], monkeypatch=None, bird: dict[str, str] | None = None,
+            budgets: str | None = None) -> fault_window.FaultProbes:
     """A FaultProbes without nodes: disruption.read is patched by the test; the nodes' BIRD logs
-    over the window are `bird` (node -> lines), read through a stand-in for the debug watch."""
-    fp = object.__new__(fault_window.FaultProbes)
-    fp.cfg = config.load({"reports_dir": str(tmp_path)}, environ={})
-    fp.probes, fp.nodes = ["probe-a", "probe-b"], []  # read() is patched: the probes are never asked
-    fp.budgets = fault_window.budget_rules.load()
+    over the window are `bird` (node -> lines), read through a stand-in for the debug watch. With
+    `budgets` (and monkeypatch) it is made as the fault pass makes it, from a run configuration
+    whose `budgets` setting is that file."""
+    if budgets is not None:
+        monkeypatch.setattr(disruption, "start", lambda *_a, **_k: ["probe-a", "probe-b"])
+        fp = fault_window.FaultProbes(config.load({"reports_dir": str(tmp_path), "budgets": budgets}, environ={}),
+                                      [], [])
+    else:
+        fp = object.__new__(fault_window.FaultProbes)
+        fp.cfg = config.load({"reports_dir": str(tmp_path)}, environ={})
+        fp.probes, fp.nodes = ["probe-a", "probe-b"], []  # read() is patched: the probes are never asked
+        fp.budgets = fault_window.budget_rules.load()
     fp._raw = raw_udp
     if monkeypatch is not None:
         class Watch:
@@ -165,10 +172,10 @@ def test_under_bgp_collision_the_outage_allowance_is_per_dropped_session(tmp_pat
     assert "Hold timer expired" in measured.why
 
 
-def test_calicolab_budgets_points_the_fault_pass_at_a_stricter_file(tmp_path, monkeypatch):
+def test_the_budgets_setting_points_the_fault_pass_at_a_stricter_file(tmp_path, monkeypatch):
     # budgets.yaml lets a killed BIRD cost 5 datagrams (BIRD 1.6 replaces a kernel route by delete
-    # then add); a stricter file allows none. The fault pass must judge by the file
-    # CALICOLAB_BUDGETS names, as docs/upgrades.md says the e2e suite does.
+    # then add); a stricter file allows none. The fault pass must judge by the file the run's
+    # `budgets` setting names (--budgets, CALICOLAB_BUDGETS), as docs/upgrades.md says.
     t0 = time.time()
     n = 300
     records = {"node1->node2": _udp(t0, [s for s in range(n) if s not in (100, 200, 250)]),
@@ -178,12 +185,9 @@ def test_calicolab_budgets_points_the_fault_pass_at_a_stricter_file(tmp_path, mo
         blocks={}, until=t0 + n * IV, since=t0))
     strict = tmp_path / "strict.yaml"
     strict.write_text("bird-kill:\n  lost_packets: 0\n  icmp_lost: 0\n")
-    for env, over, source in ((None, [], "budgets.yaml"), (str(strict), ["lost_packets"], str(strict))):
-        if env is None:
-            monkeypatch.delenv(fault_window.budget_rules.ENV, raising=False)
-        else:
-            monkeypatch.setenv(fault_window.budget_rules.ENV, env)
-        with _probes(tmp_path, records, monkeypatch).window("bird-kill", "node1", "kill -9 bird") as measured:
+    for chosen, over, source in (("budgets.yaml", [], "budgets.yaml"), (str(strict), ["lost_packets"], str(strict))):
+        fp = _probes(tmp_path, records, monkeypatch, budgets=chosen)
+        with fp.window("bird-kill", "node1", "kill -9 bird") as measured:
             measured.whole["icmp_lost"] = 0
         assert [v.measure for v in measured.over] == over, [v.line() for v in measured.verdicts]
         assert measured.verdicts[0].source.endswith(source)
