@@ -2,7 +2,8 @@
 
 Each layer may import itself and the layers named for it, nothing above; there is no import
 cycle between modules; an import inside a function is allowed only with a comment on its
-line saying why. The unit test tests/unit/test_layers.py runs the same check.
+line saying why; no module outside the config layer (CONFIG_LAYER) reads a CALICOLAB_*
+variable. The unit test tests/unit/test_layers.py runs the same check.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from calicolab.core.environment import PREFIX as ENV_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE, STACK, INFRA = "calicolab.core", "calicolab.stack", "calicolab.infra"
@@ -36,6 +39,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     TASKS: (CORE, STACK, PROVISION, INFRA, DIAGNOSE, REPORT, ETCD_HISTORY, MEASURE, UPGRADE, RUNS),
 }
 SOURCES = ("calicolab", "provision", "e2e", "tasks.py")
+# The only modules that read CALICOLAB_* variables: every other one takes its settings from the
+# configuration, and the project's processes hand values on as options or through the run folder.
+CONFIG_LAYER = ("calicolab/core/config.py", "calicolab/core/environment.py")
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,62 @@ def check(root: Path = ROOT) -> list[Problem]:
             if not imp.nested:
                 graph.setdefault(imp.module, set()).add(imp.target)
     problems += [Problem(" -> ".join(cycle), "import cycle") for cycle in cycles(graph)]
+    for path in python_files(root):
+        if path.relative_to(root).as_posix() not in CONFIG_LAYER:
+            problems += environment_reads(path, root)
     return problems
+
+
+def _names_variable(node: ast.AST) -> bool:
+    """A string, or an f-string's start, naming a CALICOLAB_ variable."""
+    if isinstance(node, ast.JoinedStr) and node.values:
+        node = node.values[0]
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(ENV_PREFIX)
+
+
+def _is_environ(node: ast.AST) -> bool:
+    """os.environ, or a mapping named environ (the functions that take one), or .items() of either."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("items", "keys"):
+        node = node.func.value
+    return (isinstance(node, ast.Attribute) and node.attr == "environ") or \
+        (isinstance(node, ast.Name) and node.id == "environ")
+
+
+def _reads(node: ast.AST) -> bool:
+    if isinstance(node, ast.Call):  # os.environ.get(NAME), environ.pop(NAME), os.getenv(NAME)
+        func = node.func
+        getenv = (isinstance(func, ast.Attribute) and func.attr == "getenv") or \
+            (isinstance(func, ast.Name) and func.id == "getenv")
+        lookup = isinstance(func, ast.Attribute) and func.attr in ("get", "pop", "setdefault") and \
+            _is_environ(func.value)
+        return (getenv or lookup) and bool(node.args) and _names_variable(node.args[0])
+    if isinstance(node, ast.Subscript):  # os.environ[NAME]
+        return _is_environ(node.value) and _names_variable(node.slice)
+    if isinstance(node, ast.Compare):  # NAME in os.environ
+        return _names_variable(node.left) and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops) and \
+            any(_is_environ(c) for c in node.comparators)
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):  # picked by prefix
+        return any(_is_environ(g.iter) for g in node.generators) and \
+            any(_names_variable(n) for n in ast.walk(node))
+    return False
+
+
+def environment_reads(path: Path, root: Path = ROOT) -> list[Problem]:
+    """CALICOLAB_* variables read outside the config layer: a name given to os.environ or getenv
+    (a string, an f-string, a filter on the environment's keys), and module constants naming one
+    (the way such reads hid: PLANT_ENV = "CALICOLAB_FAULT_PLANT")."""
+    tree = ast.parse(path.read_text())
+    rel = path.relative_to(root)
+    fix = "declare it in config.SETTINGS and take it from the configuration, or pass it on as an option"
+    found = [Problem(f"{rel}:{node.lineno}", f"module constant names {node.value.value} "  # type: ignore[union-attr]
+                                             f"outside the config layer: {fix}")
+             for node in tree.body
+             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
+             and _names_variable(node.value) and isinstance(node.value, ast.Constant)]
+    found += [Problem(f"{rel}:{node.lineno}", f"reads a CALICOLAB_* variable outside the config layer "
+                                              f"({', '.join(CONFIG_LAYER)}): {fix}")
+              for node in ast.walk(tree) if _reads(node)]
+    return found
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -161,7 +222,8 @@ def main() -> int:
         print(problem)
     modules = sum(1 for _ in python_files())
     print(f"{modules} modules: " + (f"{len(problems)} problem(s)" if problems else
-                                    "no upward import, no cycle, no unexplained function-level import"))
+                                    "no upward import, no cycle, no unexplained function-level import, "
+                                    "no CALICOLAB_* read outside the config layer"))
     return 1 if problems else 0
 
 

@@ -62,3 +62,44 @@ def test_the_measured_window_and_the_etcd_histories_may_not_import_what_uses_the
                "calicolab.measure.window" in p for p in found), found
     # the two downward imports are allowed
     assert not any("upgrader.py" in p or "etcd_leader.py" in p for p in found), found
+
+
+def test_no_module_outside_the_config_layer_reads_a_calicolab_variable(tmp_path):
+    for pkg in ("calicolab", "calicolab/core", "calicolab/runs", "calicolab/infra", "e2e", "e2e/faults"):
+        _write(tmp_path, f"{pkg}/__init__.py", "")
+    # The config layer reads the environment: allowed there only.
+    _write(tmp_path, "calicolab/core/config.py", 'import os\nX = os.environ.get("CALICOLAB_PREFIX")\n'
+                                                 'ENV = "CALICOLAB_CLUSTER_FILE"\n')
+    # The shapes such reads took before issue 25, one per line.
+    _write(tmp_path, "calicolab/runs/lifecycle.py", "\n".join([
+        "import os",
+        'lane = os.environ.get("CALICOLAB_LANE")',                                 # 2: get
+        'limit = int(os.getenv("CALICOLAB_ARTIFACT_LIMIT", "12"))',                # 3: getenv
+        'def cache(environ):\n    return environ["CALICOLAB_BOX_CACHE"]',           # 5: a passed environ
+        'planted = "CALICOLAB_PROBE_PLANT" in os.environ',                         # 6: membership
+        'def f(k):\n    return os.environ.get(f"CALICOLAB_{k.upper()}")',           # 8: an f-string
+        'env = {k: v for k, v in os.environ.items() if not k.startswith("CALICOLAB_")}',  # 9: by prefix
+        ""]))
+    _write(tmp_path, "e2e/faults/conftest.py", 'import os\nPLANT_ENV = "CALICOLAB_FAULT_PLANT"\n'
+                                               'plant = os.environ.get(PLANT_ENV, "")\n')
+    # Not reads: a message naming a variable, and a child's environment written for a non-Python tool.
+    _write(tmp_path, "calicolab/infra/vagrant_env.py",
+           'import os\nenv = dict(os.environ, CALICOLAB_CONFIG="x")\n'
+           'HINT = "pick another folder with --run-dir or CALICOLAB_RUN_DIR"\n'
+           'def f():\n    raise ValueError("set CALICOLAB_ETCD_TLS=true")\n')
+    found = [str(p) for p in layers.check(tmp_path)]
+    lines = sorted(p.split(":")[0] + ":" + p.split(":")[1] for p in found)
+    assert lines == [*(f"calicolab/runs/lifecycle.py:{n}" for n in (2, 3, 5, 6, 8, 9)),
+                     "e2e/faults/conftest.py:2"], found
+    assert all("outside the config layer" in p for p in found), found
+
+
+def test_the_project_reads_no_calicolab_variable_outside_the_config_layer_and_a_planted_read_fails(tmp_path):
+    assert [str(p) for p in layers.check() if "config layer" in p.what] == []
+    # The same check on a copy of one real module with one read planted in it.
+    real = layers.ROOT / "calicolab" / "runs" / "matrix.py"
+    _write(tmp_path, "calicolab/__init__.py", "")
+    _write(tmp_path, "calicolab/runs/__init__.py", "")
+    _write(tmp_path, "calicolab/runs/matrix.py", real.read_text() + '\nLANE = os.environ.get("CALICOLAB_LANE")\n')
+    found = [str(p) for p in layers.environment_reads(tmp_path / "calicolab/runs/matrix.py", tmp_path)]
+    assert len(found) == 1 and "calicolab/runs/matrix.py:" in found[0], found
