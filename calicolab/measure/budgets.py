@@ -34,7 +34,7 @@ import yaml
 from calicolab.core.deadlines import deadline_factor
 from calicolab.core.errors import UserError
 from calicolab.core.paths import ROOT
-from calicolab.measure.step_figures import KIND, StepFigures
+from calicolab.measure.step_figures import StepFigures
 from calicolab.stack import parsers
 
 DEFAULT_FILE = ROOT / "budgets.yaml"  # the `budgets` setting's default (cfg.budgets_path)
@@ -78,7 +78,9 @@ MEASURES: dict[str, Measure] = {
     "lost_acknowledged_writes": Measure(int, "rehearsal", "etcd writes acknowledged and gone after the upgrade",
                                         "etcd lost data across the upgrade"),
 }
-KINDS = tuple(sorted(set(KIND.values())))
+# The kinds of step an entry may name: each upgradable component's (calicolab/upgrade/components.py;
+# tests/unit/test_components.py checks each is here and in budgets.yaml) and the faults'.
+KINDS = tuple(sorted({"etcd-member-upgrade", "docker-upgrade", "calico-node-restart", "bird-kill", "felix-kill"}))
 # `<kind> under <impairment key>`: the key as Impairment.key spells it (kind, then the port if any).
 # Or `<kind> under bgp-collision`: BGP sessions dropped by a connection collision and nothing else.
 COLLISION = "bgp-collision"

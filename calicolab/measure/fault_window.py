@@ -57,7 +57,7 @@ class FaultProbes:
     def window(self, kind: str, node: str, what: str, bgp: bool = True) -> Iterator[Measured]:
         """Measure what happens inside the block; the figures are filled in on leaving it."""
         out = Measured()
-        hop = Hop(kind, node, "", "", started=round(time.time(), 3))
+        hop = Hop(kind, node, "", "", started=round(time.time(), 3), kind=kind)
         seen: measuring.Window | None = None
         try:
             with measuring.measured(self.cfg, self.nodes, self.probes, bgp=bgp) as seen:

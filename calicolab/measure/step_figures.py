@@ -30,15 +30,11 @@ class Hop:
     started: float = 0.0  # wall clock: the probes' figures are sliced by these windows
     ended: float = 0.0
     bgp_seconds: float | None = None  # calico-node (re)started -> BGP Established on every node
-
-
-# The budgets file names steps by kind (budgets.yaml); a component's hops are all one kind.
-KIND = {"etcd": "etcd-member-upgrade", "docker": "docker-upgrade", "calico-node": "calico-node-restart",
-        "calico": "calico-node-restart",
-        # faults measured the same way (calicolab/measure/fault_window.py)
-        "bird-kill": "bird-kill", "felix-kill": "felix-kill"}
-# Hops whose node's workloads Docker stops and starts again: an outage inside the hop is theirs.
-RESTARTS_WORKLOADS = {"docker"}
+    # The kind of step (its budgets.yaml entry; "" is the component's own name), and whether the
+    # hop stops and starts its node's workloads (an outage inside the hop is then theirs). The
+    # upgrader takes both from the component's entry (calicolab/upgrade/components.py).
+    kind: str = ""
+    restarts_workloads: bool = False
 
 
 @dataclass
@@ -94,9 +90,9 @@ def build(hops: Sequence[Hop], probes: disruption.Figures | None, leader: Leader
         lo = float("-inf") if i == 0 else hop.started
         hi = hops[i + 1].started if i + 1 < len(hops) else float("inf")
         fig = StepFigures(f"{hop.component} {hop.before}->{hop.after} on {hop.node}",
-                          KIND.get(hop.component, hop.component), hop.node, hop.started, hop.ended or end,
+                          hop.kind or hop.component, hop.node, hop.started, hop.ended or end,
                           bgp_established_s=hop.bgp_seconds)
-        allowed = (hop.started, hop.ended) if hop.component in RESTARTS_WORKLOADS else None
+        allowed = (hop.started, hop.ended) if hop.restarts_workloads else None
         if probes is not None:
             for direction, d in probes.directions.items():
                 mine = [g for g in d.gaps if lo <= g.start < hi]

@@ -32,12 +32,11 @@ from calicolab.measure import window as measuring
 from calicolab.measure.step_figures import Hop
 from calicolab.measure.window import append_probe_gaps, steps_table
 from calicolab.stack import disruption, impairments, keyspace, workloads
-from calicolab.upgrade import drills, hazards
+from calicolab.upgrade import components, drills, hazards
+from calicolab.upgrade.components import Component
 from calicolab.upgrade.upgrader import Upgrader
 
 NETWORK = "upgnet"
-# Workloads stay up through etcd and calico-node upgrades; Docker's upgrade restarts them.
-KEEPS_RUNNING = {"etcd": True, "calico": True, "docker": False}
 PLANT_SECONDS = 2.0  # the planted blackhole (--plant probe=blackhole): node1 -> node2, as the upgrade starts
 
 
@@ -57,12 +56,13 @@ def endpoint_of(w: workloads.Workload) -> Endpoint:
     return Endpoint(w.name, ep, net, w.block)
 
 
-def expected_keys(component: str, snapshot: dict[str, str], restarted: list[Endpoint]) -> keyspace.Expected:
-    """What an upgrade of `component` may do to the keyspace, key by key. etcd and calico-node
-    upgrades must leave every key as it was. Docker's restarts the workloads: each old endpoint's
-    Calico and Docker records are deleted (new ones are added), and the allocations inside their
-    IPAM blocks are rewritten; the blocks themselves, their affinities and all else stay."""
-    if component != "docker":
+def expected_keys(component: Component, snapshot: dict[str, str], restarted: list[Endpoint]) -> keyspace.Expected:
+    """What an upgrade of `component` may do to the keyspace, key by key. One that keeps the
+    workloads running (etcd, calico-node) must leave every key as it was. One that restarts them
+    (Docker's): each old endpoint's Calico and Docker records are deleted (new ones are added), and
+    the allocations inside their IPAM blocks are rewritten; the blocks themselves, their
+    affinities and all else stay."""
+    if component.workloads_keep_running:
         return keyspace.Expected()
     deleted = [k for ep in restarted for k in snapshot
                if k.endswith(f"/workload/libnetwork/libnetwork/endpoint/{ep.endpoint_id}")
@@ -221,6 +221,7 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
     else:
         found = say_hazards(cfg, component, target, say)
     plant = cfg.plants.history
+    entry = components.get(component)
     upgrader = Upgrader(cfg, nodes, say)
     result = RehearsalResult(component, target)
     result.hazards = [{"id": h.id, "what": h.what, "source": h.source, "refused": h.refused, "check": h.check,
@@ -244,18 +245,18 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         result.probe_seconds = time.monotonic() - started
         result.before = keyspace.snapshot(nodes[0], cfg.node(nodes[0].name).ip)
         watched = old + [workloads.Workload(p.name, p.node, p.ip) for p in probes]
-        result.restarted = [] if KEEPS_RUNNING[component] else [endpoint_of(w) for w in watched]
-        result.expected = expected_keys(component, result.before, result.restarted)
-        if KEEPS_RUNNING[component]:
+        result.restarted = [] if entry.workloads_keep_running else [endpoint_of(w) for w in watched]
+        result.expected = expected_keys(entry, result.before, result.restarted)
+        if entry.workloads_keep_running:
             workloads.start_background_ping(old[0], old[1], seconds=600)
         label = f"{component}-{target}"
         clients = recording.Recording(cfg, cfg.reports_path / "histories", label, plant)
         leaders = etcd_leader.Watcher(clients.endpoints)
         clients.start()
         # The one measured window (faults and drills use it too): route monitors, the leader
-        # watch, BIRD at debug with the dropped sessions read from both nodes' logs (calico only:
-        # its restarts are what drop sessions), the probes read back over it.
-        with measuring.measured(cfg, nodes, probes, leaders=leaders, bgp=component == "calico", say=say) as seen:
+        # watch, BIRD at debug with the dropped sessions read from both nodes' logs (for the
+        # components whose restarts are what drop sessions), the probes read back over it.
+        with measuring.measured(cfg, nodes, probes, leaders=leaders, bgp=entry.watches_bgp, say=say) as seen:
             planted = _plant(probes) if probe_plant else None
             result.planted = f"{PLANT_SECONDS:.0f} s blackhole {probes[0].node.name}->{probes[1].node.name}" \
                 if probe_plant else ""
@@ -264,10 +265,10 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
                     if impair is not None:
                         say(f"    impairment while it runs: {impair.describe()}")
                         applied = stack.enter_context(impairments.held(cfg, nodes, impair))
-                    getattr(upgrader, component)(target)
+                    getattr(upgrader, entry.upgrade)(target)
                 if impair is not None:
                     result.impairments.append(applied.to_json())
-                if KEEPS_RUNNING[component]:  # the ping's window is the upgrade's, as before clients ran
+                if entry.workloads_keep_running:  # the ping's window is the upgrade's, as before clients ran
                     result.during = workloads.stop_background_ping(old[0])
             finally:
                 if planted is not None:
@@ -284,7 +285,7 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         result.probe_seconds += time.monotonic() - started
         result.whole = {"icmp_lost": (result.during[0] - result.during[1]) if result.during else None,
                         "lost_acknowledged_writes": len(result.history.lost)}
-        judged = measuring.judge(result.steps, step_figures.KIND[component], result.whole, (budget_set, budget_file),
+        judged = measuring.judge(result.steps, entry.step_kind, result.whole, (budget_set, budget_file),
                                  f"{component} -> {target}", impair.key if impair is not None else "", seen.drops)
         result.budgets, result.budget_entry, result.budget_why = judged.verdicts, judged.choice.entry, judged.choice.why
         result.bgp_drops = [d.to_json() for d in seen.drops]
@@ -364,16 +365,15 @@ def append_report(cfg: ClusterConfig, result: RehearsalResult) -> None:
     path.write_text(json.dumps([*done, result.to_json(calico)], indent=2) + "\n")
 
 
-ORDER = ("etcd", "docker", "calico")  # the store first, then its clients
-
-
 def run_upgrades(cfg: ClusterConfig, targets: dict[str, str],
                  say: Callable[[str], None] = print, budgets_file: str | None = None) -> list[RehearsalResult]:
-    """`invoke upgrade`: rehearse each asked component on the running cluster, in ORDER;
-    write reports/upgrade.json; fail with the problems found (over-budget figures among them)."""
-    asked = [(c, targets[c]) for c in ORDER if targets.get(c)]
+    """`invoke upgrade`: rehearse each asked component on the running cluster, in the registry's
+    order (components.COMPONENTS); write reports/upgrade.json; fail with the problems found
+    (over-budget figures among them)."""
+    asked = [(c, targets[c]) for c in components.NAMES if targets.get(c)]
     if not asked:
-        raise UserError("nothing to upgrade: give --etcd, --docker and/or --calico with a target version")
+        flags = [f"--{c}" for c in components.NAMES]
+        raise UserError(f"nothing to upgrade: give {', '.join(flags[:-1])} and/or {flags[-1]} with a target version")
     budgets = budget_rules.load(budgets_file or cfg.budgets_path)  # a bad file is refused before anything starts
     for component, target in asked:  # a downgrade is refused before anything is said or done
         if versions.parse(target) < versions.parse(getattr(cfg.versions, component)):

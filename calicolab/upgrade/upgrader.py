@@ -22,6 +22,8 @@ from calicolab.core.remote import Node
 from calicolab.core.tables import Column, render
 from calicolab.measure.step_figures import Hop
 from calicolab.stack import etcd_query, parsers
+from calicolab.upgrade import components
+from calicolab.upgrade.components import Component
 from provision import calico as calico_section
 from provision import docker as docker_section
 from provision import etcd as etcd_section
@@ -51,10 +53,11 @@ class Upgrader:
         extras = state.read(self.cfg).get("effective", {})
         config.write_effective(self.cfg, extras)
 
-    def _hop(self, component: str, node: Node, before: str, after: str,
+    def _hop(self, component: Component, node: Node, before: str, after: str,
              action: Callable[[], str]) -> None:
-        self.say(f"    {component} {before} -> {after} on {node.name}")
-        hop = Hop(component, node.name, before, after, started=round(time.time(), 3))
+        self.say(f"    {component.hop} {before} -> {after} on {node.name}")
+        hop = Hop(component.hop, node.name, before, after, started=round(time.time(), 3),
+                  kind=component.step_kind, restarts_workloads=component.restarts_workloads)
         start = time.monotonic()
         self._bgp_seconds = None
         try:
@@ -70,32 +73,35 @@ class Upgrader:
         return platform.detect(node)
 
     # -- etcd ------------------------------------------------------------------------
-    def _rolling(self, component: str, target: str, per_node: Callable[[Node, str], str],
-                 after_all: Callable[[str], None] | None = None) -> None:
-        """Every version on the path, node by node; the configuration follows each version."""
+    def _rolling(self, component: Component, target: str, per_node: Callable[[Node, str], str],
+                 members: dict[str, str] | None = None) -> list[str]:
+        """Every version on the path, node by node; the configuration follows each version.
+        members: a node's version where it is not the cluster's (its first hop starts there)."""
+        name = component.name
         # The compatibility rules first: they say why (e.g. etcd 3.6 has no v2 API).
-        config.with_overrides(self.cfg, versions=replace(self.cfg.versions, **{component: target}))
-        current = getattr(self.cfg.versions, component)
-        # A dwell (calicolab/upgrade/drills.py) may have left one etcd member a minor ahead.
-        members = state.read(self.cfg).get("etcd_members") or {} if component == "etcd" else {}
-        for version in versions.upgrade_path(component, current, target, self.cfg.install_target):
-            before = getattr(self.cfg.versions, component)
+        config.with_overrides(self.cfg, versions=replace(self.cfg.versions, **{name: target}))
+        members = dict(members or {})
+        path = versions.upgrade_path(name, getattr(self.cfg.versions, name), target, self.cfg.install_target)
+        for version in path:
+            before = getattr(self.cfg.versions, name)
             for node in self.nodes:
                 self._hop(component, node, members.pop(node.name, before), version,
                           lambda n=node, v=version: per_node(n, v))
-            self._record(component, version)
-        if component == "etcd":
-            state.update(self.cfg, etcd_members={})
-            if after_all:
-                after_all(version)
+            self._record(name, version)
+        return path
 
     def etcd(self, target: str) -> None:
-        self._rolling("etcd", target, self._etcd_member, self._etcd_cluster_gate)
+        # A dwell (calicolab/upgrade/drills.py) may have left one member a minor ahead.
+        ahead = state.read(self.cfg).get("etcd_members") or {}
+        path = self._rolling(components.ETCD, target, self._etcd_member, ahead)
+        state.update(self.cfg, etcd_members={})
+        if path:
+            self._etcd_cluster_gate(path[-1])
 
     def etcd_member(self, node: Node, before: str, version: str) -> None:
         """One member to `version` (up or, before the cluster version moved, back), gated; the
         cluster's recorded version is left alone: a mixed cluster runs at the lowest one."""
-        self._hop("etcd", node, before, version, lambda: self._etcd_member(node, version))
+        self._hop(components.ETCD, node, before, version, lambda: self._etcd_member(node, version))
 
     def _etcd_member(self, node: Node, version: str) -> str:
         cfg_after = replace(self.cfg, versions=replace(self.cfg.versions, etcd=version))
@@ -149,7 +155,7 @@ class Upgrader:
 
     # -- docker ----------------------------------------------------------------------
     def docker(self, target: str) -> None:
-        self._rolling("docker", target, self._docker_node)
+        self._rolling(components.DOCKER, target, self._docker_node)
 
     def _docker_node(self, node: Node, version: str) -> str:
         running = [n for n in node.run("docker ps --format '{{.Names}}'").stdout.split() if n != "calico-node"]
@@ -176,9 +182,9 @@ class Upgrader:
         config.with_overrides(self.cfg, versions=replace(self.cfg.versions, calico=target))
         before = self.cfg.versions.calico
         for node in self.nodes:
-            self._hop("calico-node", node, before, target,
+            self._hop(components.CALICO, node, before, target,
                       lambda n=node: self._calico_node(n, target))
-        self._record("calico", target)
+        self._record(components.CALICO.name, target)
 
     def _calico_node(self, node: Node, target: str) -> str:
         run = state.read(self.cfg)

@@ -5,6 +5,7 @@ broken cases (IPAM wiped, a key rewritten, a lost peer)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from calicolab.core.config import ClusterConfig
@@ -13,6 +14,7 @@ from calicolab.measure import budgets as budget_rules
 from calicolab.measure import etcd_leader, step_figures
 from calicolab.measure import window as measuring
 from calicolab.stack import disruption, parsers
+from calicolab.upgrade import components
 from calicolab.upgrade.rehearsal import RehearsalResult, load_bird_logs, load_probe_raw
 from e2e import expect, guide
 
@@ -93,6 +95,10 @@ def grade_budgets(result: RehearsalResult, budgets: tuple[budget_rules.Budgets, 
     expect.true(f"{what}: probe datagrams both ways", len(carried) == 2 and min(carried.values()) >= 100,
                 "at least 100 datagrams received in each direction", carried,
                 "the probes could not reach each other across the nodes")
+    # Each hop's kind and whether it restarts workloads from the component's entry, not from the
+    # rehearsal's own record of its hops.
+    component = components.get(result.component)
+    hops = [replace(h, kind=component.step_kind, restarts_workloads=component.restarts_workloads) for h in hops]
     figures = step_figures.build(hops, probes, etcd_leader.analyze(samples), end)
     expect.true(f"{what}: etcd leader samples", len(samples) > 0, "the leader watcher polled the members",
                 len(samples), "etcd's client URLs are not reachable from the host")
@@ -103,7 +109,7 @@ def grade_budgets(result: RehearsalResult, budgets: tuple[budget_rules.Budgets, 
     if result.during:
         whole["icmp_lost"] = result.during[0] - result.during[1]
     budget_set, source = budgets or budget_rules.load()
-    kind = step_figures.KIND[result.component]
+    kind = component.step_kind
     impairment = str(result.impairments[0].get("key", "")) if result.impairments else ""
     # The drops told again from the BIRD log lines saved with the probes' records, not from the
     # rehearsal's own list; the entry picked where the faults and the rehearsal pick it.

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,8 +138,10 @@ def test_the_same_leader_re_elected_after_stepping_down_is_an_election():
         (0.0, "n1", "A", 2, True), (1.5, "n1", "", 2, True), (3.0, "n1", "A", 4, True)]]
     assert etcd_leader.analyze(samples).changes == [3.0]
 
-def _hop(component: str, node: str, started: float, ended: float, bgp: float | None = None) -> Hop:
-    return Hop(component, node, "a", "b", round(ended - started, 1), "", started, ended, bgp)
+def _hop(component: str, node: str, started: float, ended: float, bgp: float | None = None,
+         restarts_workloads: bool = False) -> Hop:
+    return Hop(component, node, "a", "b", round(ended - started, 1), "", started, ended, bgp,
+               restarts_workloads=restarts_workloads)
 
 
 def test_steps_take_the_gaps_that_start_in_their_window():
@@ -148,13 +151,17 @@ def test_steps_take_the_gaps_that_start_in_their_window():
     figures = disruption.Figures(directions={"a->b": disruption.analyze("a->b", a_b),
                                              "b->a": disruption.analyze("b->a", b_a)},
                                  reconnects={"a->b": [1006.0], "b->a": []})
-    hops = [_hop("docker", "node1", t0 + 1, t0 + 2), _hop("docker", "node2", t0 + 2.5, t0 + 3.2)]
+    hops = [_hop("docker", "node1", t0 + 1, t0 + 2, restarts_workloads=True),
+            _hop("docker", "node2", t0 + 2.5, t0 + 3.2, restarts_workloads=True)]
     out = step_figures.build(hops, figures, None, t0 + 10)
     assert [s.lost_packets for s in out] == [0, 50]
     assert out[1].longest_gap_s == {"a->b": 0.5, "b->a": 0.0}
     assert out[1].tcp_reconnects == 1
     # node2's hop restarts its workloads until 1003.2: 0.3 s of the 0.5 s gap is outside it.
     assert out[1].gap_outside_restart_s == pytest.approx(0.3, abs=0.011)
+    # A hop that keeps its workloads running owns no outage: the whole gap counts.
+    kept = step_figures.build([replace(h, restarts_workloads=False) for h in hops], figures, None, t0 + 10)
+    assert kept[1].gap_outside_restart_s == pytest.approx(0.5, abs=0.011)
     assert out[1].leader_changes is None  # no watcher, no figure (a budget on it then fails)
 
 
