@@ -247,6 +247,43 @@ def figures(raw: Raw) -> Figures:
     return out
 
 
+@dataclass(frozen=True)
+class ClockOffset:
+    """How far one node's wall clock is ahead of another's, read off the probes' own datagrams
+    (NTP's four-timestamp estimate): each direction's quickest datagram bounds the offset from one
+    side, so the truth lies within `uncertainty` (half the quickest round trip) of `seconds`."""
+
+    node: str
+    reference: str
+    seconds: float  # node's wall clock minus the reference's
+    uncertainty: float
+
+
+def clock_offset(raw: Raw, node: str, reference: str) -> ClockOffset | None:
+    """`node`'s wall clock against `reference`'s, or None when a direction has no datagram.
+
+    A probe logs the sender's wall clock and the receiver's monotonic clock. The datagrams a node
+    sends carry both its clocks, which maps its monotonic clock to its wall clock; with that, each
+    direction's least (arrival - departure) is the offset plus that direction's one-way delay,
+    and the two directions' difference cancels the delays (as far as they are alike)."""
+    there, back = raw.udp.get(f"{reference}->{node}", ""), raw.udp.get(f"{node}->{reference}", "")
+    to_node = [p for p in parse_udp(there) if p.sent_real >= raw.since]
+    to_ref = [p for p in parse_udp(back) if p.sent_real >= raw.since]
+    if not to_node or not to_ref:
+        return None
+    # Wall minus monotonic, per node, from what it sent (the median shrugs off the odd late stamp).
+    wall_of = {node: _median([p.sent_real - p.sent for p in to_ref]),
+               reference: _median([p.sent_real - p.sent for p in to_node])}
+    ahead = min(p.received + wall_of[node] - p.sent_real for p in to_node)  # offset + delay there
+    behind = min(p.received + wall_of[reference] - p.sent_real for p in to_ref)  # -offset + delay back
+    return ClockOffset(node, reference, round((ahead - behind) / 2, 4), round(max(0.0, (ahead + behind) / 2), 4))
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def probe_address(block: str) -> str:
     net = ipaddress.ip_network(block)
     return str(net.network_address + min(ADDRESS_OFFSET, net.num_addresses - 1))
