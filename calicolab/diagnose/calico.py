@@ -182,6 +182,12 @@ def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec, info: str =
         return calico_down_cause(view, node)
     if not birds:
         return BIRD_DOWN.at(node.name)
+    text = info.lower()
+    if ("no route" in text or "unreachable" in text) and not probes.ping(node, peer.ip):
+        # Before the peer's processes: a peer cut off from the private network also loses etcd,
+        # so its calico-node is down too, and "not listening" would send the user to the wrong end
+        # (Debian VM lane: both nodes' etcd lost each other, then node2's calico-node).
+        return HOST_UNREACHABLE.at(f"{node.name} -> {peer.ip} ({info})")
     other = view.nodes.get(peer.name)
     if other is not None:
         peer_procs, peer_birds = bird_processes(other)
@@ -189,7 +195,6 @@ def session_cause(view: ClusterView, node: NodeLike, peer: NodeSpec, info: str =
             return BGP_PEER_DOWN.at(f"{peer.name} (calico-node not running)")
         if not peer_birds:
             return BGP_PEER_DOWN.at(f"{peer.name} (no bird inside calico-node)")
-    text = info.lower()
     if "refused" in text:
         return BGP_PEER_DOWN.at(f"{node.name} -> {peer.ip}:179 refused")
     # A SYN that gets no answer, seen from either end of the session.

@@ -16,6 +16,7 @@ from calicolab.diagnose.diagnoses import (
     ETCD_PUBLISH_TIMEOUT,
     ETCD_STALE_DATA,
     ETCD_V2_OFF,
+    HOST_UNREACHABLE,
     Diagnosis,
     Finding,
 )
@@ -68,7 +69,11 @@ def quorum_cause(view: ClusterView) -> Diagnosis | None:
             return cause
     first = next(iter(view.nodes.values()))
     for peer in view.peers(first):
-        if probes.tcp_port(first, peer.ip, 2380) != probes.OPEN:
+        port = probes.tcp_port(first, peer.ip, 2380)
+        if port == probes.UNREACHABLE or (port != probes.OPEN and not probes.ping(first, peer.ip)):
+            # Not a firewall: the peer is off the private network (the Debian VM lane saw it).
+            return HOST_UNREACHABLE.at(f"{first.name} -> {peer.ip} (etcd peers on 2380 too)")
+        if port != probes.OPEN:
             return ETCD_PEER_PORT_BLOCKED.at(f"{first.name} -> {peer.name}:2380")
     return ETCD_PUBLISH_TIMEOUT.at(", ".join(n.name for n in sick))
 

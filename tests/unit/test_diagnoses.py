@@ -80,6 +80,16 @@ def test_members_that_cannot_reach_each_other_on_2380():
     assert found.diagnosis.name == "etcd peer port blocked" and found.diagnosis.where == "node1 -> node2:2380"
 
 
+def test_members_that_cannot_reach_each_other_at_all_are_an_unreachable_peer_not_a_firewall():
+    # Debian VM lane: "dial tcp 192.168.229.130:2380: connect: no route to host" was called a
+    # blocked 2380 with the advice to open the port.
+    view = fake_view(both({r":2379/health": http('{"health":"false"}', 503),
+                           r"/dev/tcp/\S+/2380": said("tcp-rc=1\nbash: connect: No route to host\n"),
+                           r"^ping -c 1": said("", 1)}))
+    found = finding(view, "etcd cluster", "cluster")
+    assert found.diagnosis.name == "peer unreachable" and found.diagnosis.where.startswith(f"node1 -> {NODE2.ip}")
+
+
 # etcd 3.4 without ETCD_ENABLE_V2 in its etcd.conf (which the v2 check reads to say so).
 V2_OFF = {n.name: {r":2379/v2/keys/": http("404 page not found", 404),
                    r"^cat /etc/etcd/etcd\.conf": said(etcd_conf(n.name, enable_v2=False))} for n in CFG.nodes}
@@ -231,6 +241,16 @@ def test_peer_without_bird_is_named():
     symptoms["node2"] = {r"^docker top calico-node": said(top(bird=False))}
     found = finding(fake_view(symptoms), "BGP mesh", "node1")
     assert found.diagnosis.name == "BGP peer not listening" and found.diagnosis.where.startswith("node2")
+
+
+def test_a_peer_cut_off_the_private_network_is_unreachable_though_its_bird_is_down_too():
+    # Debian VM lane: node2 fell off the private network; its etcd lost quorum, so its calico-node
+    # was down as well, and the old order named that ("the peer refuses TCP 179") over the cause.
+    symptoms = _session_down("Active Socket: No route to host")
+    symptoms["node1"][r"^ping -c 1"] = said("", 1)
+    symptoms["node2"] = {r"^docker top calico-node": said(top(bird=False))}
+    found = finding(fake_view(symptoms), "BGP mesh", "node1")
+    assert found.diagnosis.name == "peer unreachable" and "No route to host" in found.diagnosis.where
 
 
 def test_wrong_bgp_address_is_named():
