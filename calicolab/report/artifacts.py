@@ -102,6 +102,11 @@ def node_probes(cfg: ClusterConfig) -> list[Probe]:
                      f"|| birdc -s {BIRD_SOCKET} show protocols all'"),
         _shell_probe("ip-addr.txt", "ip addr"),
         _shell_probe("ip-route.txt", "ip route show table all"),
+        # Whether the private network itself carries: a peer that answers no ARP is "no route to
+        # host" for etcd and BIRD alike (the Debian VM lane lost it once mid-run).
+        _shell_probe("peers.txt", "ip neigh show; " + "; ".join(
+            f"ping -c 1 -W 2 {n.ip} >/dev/null 2>&1 && echo '{n.ip} ({n.name}) answers ping' "
+            f"|| echo '{n.ip} ({n.name}) does not answer ping'" for n in cfg.nodes)),
         _shell_probe("iptables-save.txt", "iptables-save"),
         _shell_probe("docker-info.txt", "docker info"),
         _shell_probe("docker-ps.txt", "docker ps -a --no-trunc"),
@@ -125,7 +130,13 @@ def _host_run(cmd: list[str], timeout: float) -> tuple[int, str, str]:
 
 
 def host_probes(cfg: ClusterConfig, node_name: str) -> list[tuple[str, list[str]]]:
-    """Seen from the host, so there is something even when SSH is dead (lab nodes only)."""
+    """Seen from the host, so there is something even when SSH is dead: the lab's containers;
+    for libvirt, the bridges the guests' interfaces hang on and the host's FORWARD chain, which
+    bridged guest traffic crosses where br_netfilter is loaded (Docker loads it) and Docker sets
+    its policy to DROP."""
+    if cfg.provider == "libvirt":
+        return [("host-bridges.txt", ["bridge", "link", "show"]),
+                ("host-forward.txt", ["iptables", "-w", "-n", "-v", "-L", "FORWARD"])]
     if not cfg.is_lab:
         return []
     container = f"{cfg.prefix}-{node_name}"  # the Vagrantfile's docker provider name

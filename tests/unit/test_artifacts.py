@@ -63,6 +63,7 @@ def _probe_rules(ip: str) -> dict[str, tuple[int, str]]:
             (1, "Error: No such container: calico-node\n"),
         SHELL + r"'ip addr'$": (0, f"2: eth1: <BROADCAST,MULTICAST,UP>\n    inet {ip}/24 scope global eth1\n"),
         SHELL + r"'ip route show table all'$": (0, "default via 10.0.2.2 dev eth0\n"),
+        SHELL + r"'ip neigh show; ping": (0, f"{ip} dev eth1 lladdr 52:54:00:10:b9:3d REACHABLE\n"),
         SHELL + r"iptables-save$": (0, "*filter\nCOMMIT\n"),
         SHELL + r"'docker info'$": (0, f" Cluster Store: etcd://{ip}:2379\n"),
         SHELL + r"'docker ps -a --no-trunc'$": (0, "CONTAINER ID   IMAGE   COMMAND   STATUS   NAMES\n"),
