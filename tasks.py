@@ -297,7 +297,7 @@ def bench_against_lab(c, suite="checks", *, cluster: Flags):
     run_against_lab(_cfg(cluster), say=_say, suite=suite)
 
 
-VM_LANE_DEADLINE_S = 3600  # the VM lane alone, cold box, idle machine: 19 min (docs/vm-runners.md)
+VM_LANE_DEADLINE_S = 3600  # the VM lane alone: 13 to 19 min on an idle machine (docs/vms.md, timings)
 
 
 @cli_task(help={"lab": "also run the lab end-to-end (default true)",

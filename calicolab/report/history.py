@@ -9,7 +9,7 @@ A lane is the configuration a run tested (provider, versions, TLS, suite), not i
 the same lane run by a soak, a matrix or a plain e2e lands in the same rows. A run is flagged when
 a figure exceeds the P95 of the other runs of its window by more than MARGIN: with only a few
 runs the P95 of the others is near their maximum, and stage times on a shared 2-CPU host spread
-by about 20 % between identical runs (the README's soak: 71.7 to 85.5 s), so a smaller excess
+by about 20 % between identical runs (docs/running.md's soak: 71.7 to 85.5 s), so a smaller excess
 would flag noise.
 """
 
