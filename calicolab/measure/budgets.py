@@ -24,6 +24,7 @@ that picks the entry, for the faults, the rehearsals and their grading.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -78,9 +79,22 @@ MEASURES: dict[str, Measure] = {
     "lost_acknowledged_writes": Measure(int, "rehearsal", "etcd writes acknowledged and gone after the upgrade",
                                         "etcd lost data across the upgrade"),
 }
-# The kinds of step an entry may name: each upgradable component's (calicolab/upgrade/components.py;
-# tests/unit/test_components.py checks each is here and in budgets.yaml) and the faults'.
-KINDS = tuple(sorted({"etcd-member-upgrade", "docker-upgrade", "calico-node-restart", "bird-kill", "felix-kill"}))
+
+
+def kinds() -> tuple[str, ...]:
+    """The kinds of step an entry may name: those of the project's own budgets.yaml, where each
+    kind is declared by its entry (an upgradable component's step kind, calicolab/upgrade/
+    components.py, or a fault's window, e2e/faults/). A budgets file of the user's own is held to
+    them, so a misspelt kind is refused; tests/unit/test_budget_kinds.py checks that every kind
+    of the project's file is used by a component or a fault, and every one used has an entry."""
+    return _project_kinds(DEFAULT_FILE.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _project_kinds(_stamp: int) -> tuple[str, ...]:
+    data = yaml.safe_load(DEFAULT_FILE.read_text()) or {}
+    return tuple(sorted({str(k).split(" under ", 1)[0] for k in data}))
+
 # `<kind> under <impairment key>`: the key as Impairment.key spells it (kind, then the port if any).
 # Or `<kind> under bgp-collision`: BGP sessions dropped by a connection collision and nothing else.
 COLLISION = "bgp-collision"
@@ -154,7 +168,7 @@ Budgets = dict[str, dict[str, float | int]]
 def parse(data: object, source: str) -> Budgets:
     """Validate a loaded budgets document; UserError (one line) for anything wrong."""
     if not isinstance(data, Mapping):
-        raise UserError(f"{source}: expected a mapping of step kinds ({', '.join(KINDS)}) to budgets")
+        raise UserError(f"{source}: expected a mapping of step kinds ({', '.join(kinds())}) to budgets")
     out: Budgets = {}
     for kind, entries in data.items():
         under = _UNDER.match(str(kind))
@@ -162,8 +176,9 @@ def parse(data: object, source: str) -> Budgets:
         if old and old[2] in _RENAMED:
             raise UserError(f"{source}: {kind!r} is now '{old[1]} under {_RENAMED[old[2]]}' (the drops it "
                             "covered are BGP connection collisions, told from BIRD's log): rename the entry")
-        if str(kind) not in KINDS and not (under and under["kind"] in KINDS):
-            raise UserError(f"{source}: unknown step {kind!r}: use one of {', '.join(KINDS)}, or "
+        known = kinds()
+        if str(kind) not in known and not (under and under["kind"] in known):
+            raise UserError(f"{source}: unknown step {kind!r}: use one of {', '.join(known)}, or "
                             "'<step> under <impairment>' (e.g. 'calico-node-restart under loss:179')")
         if entries is None:
             entries = {}

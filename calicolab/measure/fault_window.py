@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from calicolab.core.config import ClusterConfig
+from calicolab.core.errors import UserError
 from calicolab.core.remote import Node
 from calicolab.measure import budgets as budget_rules
 from calicolab.measure import step_figures
@@ -55,7 +56,12 @@ class FaultProbes:
 
     @contextlib.contextmanager
     def window(self, kind: str, node: str, what: str, bgp: bool = True) -> Iterator[Measured]:
-        """Measure what happens inside the block; the figures are filled in on leaving it."""
+        """Measure what happens inside the block; the figures are filled in on leaving it. A kind
+        without its budgets entry is refused before the fault is made: nothing would judge it."""
+        entries, source = self.budgets
+        if kind not in entries:
+            raise UserError(f"{source} has no entry {kind!r}: a fault's window is judged by its own entry; "
+                            "add one (docs/faults-and-doctor.md)")
         out = Measured()
         hop = Hop(kind, node, "", "", started=round(time.time(), 3), kind=kind)
         seen: measuring.Window | None = None

@@ -12,7 +12,9 @@ Adding a fault is one file, plus a budgets entry and a diagnosis where it needs 
   (`healthy` before and after, `detect` for the diagnosis, `judged` for the budgets). It runs
   after the modules in RUN_ORDER, alphabetically among any others.
 - If it measures the disruption (`disruption_probes.window(kind, ...)`), an entry named `kind`
-  in budgets.yaml; `judged` fails a window whose entry is missing.
+  in budgets.yaml: the entry declares the kind (nothing else lists it), a window whose entry is
+  missing is refused before the fault is made, and tests/unit/test_budget_kinds.py checks both
+  ways (every entry used, every kind used has an entry).
 - If no check names it yet, a Diagnosis in calicolab/diagnose/diagnoses.py and the check that
   returns it (calicolab/diagnose/{etcd,docker,calico,host}.py, listed in checks.py).
 For example test_kill_felix.py: `kill -9` of felix inside calico-node, measured in the window
