@@ -40,9 +40,11 @@ def etcd_member_list_v2(text: str) -> list[EtcdMember]:
 
 
 def etcd_member_list_v3(member_json: str, status_json: str) -> list[EtcdMember]:
-    """`etcdctl member list -w json` plus `endpoint status -w json` for the leader."""
+    """`etcdctl member list -w json` plus `endpoint status -w json` for the leader. A member with
+    no leader (no quorum) has no `leader` in its status: the JSON of etcd's protobuf leaves out a
+    field that is 0, and 0 is raft's "none"."""
     members = json.loads(member_json).get("members", [])
-    leaders = {str(s["Status"]["leader"]) for s in json.loads(status_json)}
+    leaders = {str(s.get("Status", {}).get("leader")) for s in json.loads(status_json)} - {"None", "0"}
     return [EtcdMember(member_id=format(int(m["ID"]), "x"), name=m.get("name", ""),
                        peer_urls=tuple(m.get("peerURLs", [])), client_urls=tuple(m.get("clientURLs", [])),
                        is_leader=str(m["ID"]) in leaders, started=bool(m.get("name")))

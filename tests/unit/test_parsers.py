@@ -36,6 +36,17 @@ def test_member_list_v3_leader_from_endpoint_status():
     assert [(m.name, m.is_leader) for m in members] == [("node1", False), ("node2", True)]
 
 
+def test_members_without_quorum_name_no_leader_and_do_not_crash():
+    # Debian VM lane, both members cut off from each other: etcd 3.5's status JSON had no
+    # "leader" (a zero field is left out), and the parser died with KeyError instead of the
+    # check saying "no leader".
+    listed = ('{"members":[{"ID":1,"name":"node1","peerURLs":["p1"],"clientURLs":["c1"]},'
+              '{"ID":2,"name":"node2","peerURLs":["p2"],"clientURLs":["c2"]}]}')
+    status = '[{"Endpoint":"c1","Status":{"header":{"member_id":1},"raftTerm":35}}]'
+    members = parsers.etcd_member_list_v3(listed, status)
+    assert [(m.name, m.is_leader) for m in members] == [("node1", False), ("node2", False)]
+
+
 def test_cluster_health_degraded():
     text = ("member afc1b952a7b88713 is healthy: got healthy result from http://192.168.223.131:2379\n"
             "member c2ea0b3f1b36ab04 is unreachable: [http://192.168.223.130:2379] are all unreachable\n"
