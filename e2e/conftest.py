@@ -12,6 +12,7 @@ folder stops the run at collection.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from calicolab.core import config, deadlines
 from calicolab.core import nodes as cluster_nodes
 from calicolab.core.errors import UserError
 from calicolab.core.state import calico_label
+from calicolab.measure import command_log
 from calicolab.report import artifacts
 from e2e import expect
 
@@ -33,6 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cluster-json", default=None, metavar="PATH",
                     help="the run's effective configuration (invoke verify passes it; default: cluster.json "
                          "in the run folder that cluster.yaml names); state.json is read beside it")
+    group.addoption("--command-log", default=None, metavar="DIR",
+                    help="record every node command (node, test, start, seconds, exit) under DIR, one "
+                         "JSON-lines file per worker: `invoke bench --suite read-only` measures its floor")
     group.addoption("--plant", action="append", default=[], metavar="KIND=VALUE",
                     help="test only, repeatable: a fault or load planted on purpose "
                          f"({'; '.join(f'{k}={v}' for k, v in config.PLANTS.items())})")
@@ -112,12 +117,16 @@ def guard_missing_commands(node) -> None:
 
 
 @pytest.fixture(scope="session")
-def nodes(cluster, run_state) -> dict:
+def nodes(cluster, run_state, pytestconfig) -> dict:
     try:
         made = cluster_nodes.cluster_nodes(cluster, run_state.get("ssh"))
     except UserError as err:
         pytest.fail(str(err), pytrace=False)
+    log = pytestconfig.getoption("command_log")
+    recorder = command_log.Recorder(Path(log), lambda: os.environ.get("PYTEST_CURRENT_TEST", "")) if log else None
     for node in made.values():
+        if recorder:
+            recorder.wrap(node)
         guard_missing_commands(node)
     yield made
     cluster_nodes.close_all(made)

@@ -177,8 +177,8 @@ class Node:
         return f"Node({self.name})"
 
     def run(self, cmd: str, *, check: bool = False, timeout: float = 120) -> CommandResult:
-        timeout *= deadline_factor()  # emulated VMs: every command takes longer
         """Run a shell command as root; check=True raises on a non-zero exit."""
+        timeout *= deadline_factor()  # emulated VMs: every command takes longer
         wrapped = f"sudo -n sh -c {shlex.quote(cmd)}"
         try:
             res = self.conn.run(wrapped, hide=True, warn=True, timeout=timeout, in_stream=False)

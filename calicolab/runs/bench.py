@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
-from calicolab.core import config
+from calicolab.core import config, nodes
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.state import calico_label
 from calicolab.core.tables import Column, render
 from calicolab.etcd_history import linearizability
+from calicolab.measure import command_log
 from calicolab.runs import matrix
 from calicolab.runs.lifecycle import Lifecycle
 
@@ -33,18 +36,25 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: 
     samples: dict[str, list[float]] = {}
     memory: list[float] = []
     totals: list[float] = []
+    floors: list[dict] = []
     for i in range(runs):
         say(f"== bench run {i + 1}/{runs}")
         lc = Lifecycle(cfg, say=lambda _m: None)  # quiet: the table is the output
         start = time.monotonic()
+        # The read-only pass is measured against its floor: its node commands on their own.
+        log = cfg.reports_path / "bench-commands" / f"run{i + 1}" if suite == "read-only" else None
+        if log is not None:
+            shutil.rmtree(log, ignore_errors=True)
         try:
             lc.box()
             before = mem_available_mib()
             lc.up()
             lc.provision()
             lc.provision("idempotence")
-            lc.verify(suite=suite)
+            lc.verify(suite=suite, command_log=log)
             memory.append(round(before - mem_available_mib(), 1))
+            if log is not None:
+                floors.append(_floor(cfg, lc, log))
         finally:
             lc.destroy()
             lc.finish()
@@ -65,8 +75,32 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: 
     if memory:
         say(f"lab memory after verify (host MemAvailable drop): mean {statistics.mean(memory):.0f} MiB, "
             f"max {max(memory):.0f} MiB")
+    if floors:
+        result["read_only_floor"] = {"runs": floors,
+                                     "median_ratio": statistics.median(f["ratio"] for f in floors)}
+        say(render(("run", *(Column(n, align="right") for n in ("verify s", "floor s", "ratio", "commands"))),
+                   [(str(i + 1), f"{f['wall_seconds']:.1f}", f"{f['floor_seconds']:.1f}", f"{f['ratio']:.2f}",
+                     str(f["commands"])) for i, f in enumerate(floors)]))
+        say("floor: each node's commands of the read-only pass back to back, both nodes at once, no pytest "
+            "(commands of the tests that create workloads counted at their time in the pass)")
     _write(cfg, "bench.json", result, say)
     return result
+
+
+def _floor(cfg: ClusterConfig, lc: Lifecycle, log: Path) -> dict:
+    """The verify stage's wall time against its commands replayed on the same cluster."""
+    calls = command_log.read(log)
+    if not calls:
+        raise UserError(f"the read-only pass recorded no node command under {log}: nothing to measure a floor from")
+    wall = next(s.seconds for s in reversed(lc.report.stages) if s.name == "verify")
+    made = nodes.from_run(cfg)
+    try:
+        per_node = command_log.replay(calls, made)
+    finally:
+        nodes.close_all(made)
+    floor = command_log.floor_seconds(per_node)
+    return {"wall_seconds": wall, "floor_seconds": floor, "ratio": round(wall / floor, 2) if floor else None,
+            "commands": len(calls), "nodes": [{**asdict(f), "seconds": f.seconds} for f in per_node]}
 
 
 def run_against_lab(cfg: ClusterConfig, say: Callable[[str], None], suite: str = "read-only") -> dict:

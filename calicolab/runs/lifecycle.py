@@ -326,7 +326,10 @@ class Lifecycle:
                                   "; ".join(f"{c.node} {c.step}" for c in changed))
             return changes
 
-    def verify(self, pytest_args: list[str] | None = None, suite: str = "checks") -> None:
+    def verify(self, pytest_args: list[str] | None = None, suite: str = "checks",
+               command_log: Path | None = None) -> None:
+        """The suite's passes on the running cluster; command_log (the bench's) records every
+        node command of the passes under that folder."""
         self.lane.update(suite=suite, pytest_args=" ".join(pytest_args or []))
         test_passes = passes.suite_passes(suite)
         if not state.read(self.cfg).get("provisioned") or not self.vagrant.is_running():
@@ -340,7 +343,7 @@ class Lifecycle:
             failed = []
             for test_pass in test_passes:
                 self.say(f"    {test_pass.name}: pytest e2e/{{{','.join(test_pass.folders)}}}")
-                rc = passes.run_pytest(self.cfg, test_pass, extra)
+                rc = passes.run_pytest(self.cfg, test_pass, extra, command_log=command_log)
                 ok, note = passes.verdict(test_pass, rc, extra)
                 if note:
                     self.say(f"    {note}")

@@ -58,7 +58,8 @@ def suite_passes(suite: str) -> tuple[TestPass, ...]:
     return SUITES[suite]
 
 
-def command(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: Path = E2E) -> list[str]:
+def command(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: Path = E2E,
+            command_log: Path | None = None) -> list[str]:
     xml = cfg.reports_path / test_pass.junit
     # Modules spread over workers; a module stays on one worker, so the tests that create
     # objects (workloads/test_network.py) share them.
@@ -70,7 +71,8 @@ def command(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: Pat
             "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
             "-p", "no:cacheprovider", "--tb=short", "--strict-markers", *workers,
             f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *test_pass.options,
-            "--cluster-json", str(cfg.run_path / "cluster.json"), *cfg.plants.options(), *extra]
+            "--cluster-json", str(cfg.run_path / "cluster.json"), *cfg.plants.options(),
+            *(["--command-log", str(command_log)] if command_log else []), *extra]
 
 
 def verdict(test_pass: TestPass, rc: int, extra: list[str]) -> tuple[bool, str]:
@@ -85,10 +87,11 @@ def verdict(test_pass: TestPass, rc: int, extra: list[str]) -> tuple[bool, str]:
     return False, f"{test_pass.name} (pytest exit {rc})"
 
 
-def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: Path = E2E) -> int:
+def run_pytest(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: Path = E2E,
+               command_log: Path | None = None) -> int:
     cfg.reports_path.mkdir(parents=True, exist_ok=True)
     xml = cfg.reports_path / test_pass.junit
-    rc = subprocess.run(command(cfg, test_pass, extra, root), cwd=str(ROOT)).returncode
+    rc = subprocess.run(command(cfg, test_pass, extra, root, command_log), cwd=str(ROOT)).returncode
     if xml.exists():
         run_state = state.read(cfg)
         source = run_state.get("calico_source", "unknown")

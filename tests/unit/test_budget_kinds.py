@@ -50,6 +50,6 @@ def test_a_users_file_with_a_kind_the_project_does_not_know_is_refused():
 
 def test_a_fault_window_without_its_entry_is_refused_before_the_fault(tmp_path):
     probe = SimpleNamespace(budgets=({"felix-kill": {"lost_packets": 0}}, "budgets.yaml"))
-    with pytest.raises(UserError, match="budgets.yaml has no entry 'new-fault'"):
-        with fault_window.FaultProbes.window(probe, "new-fault", "node2", "a new fault"):
-            pytest.fail("the block ran: the fault would have been made")
+    with (pytest.raises(UserError, match="budgets.yaml has no entry 'new-fault'"),
+          fault_window.FaultProbes.window(probe, "new-fault", "node2", "a new fault")):
+        pytest.fail("the block ran: the fault would have been made")
