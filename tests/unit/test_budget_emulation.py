@@ -41,3 +41,37 @@ def test_outage_and_loss_are_never_scaled():
     assert seen["longest_gap_s"].budget == 0.05 and not seen["longest_gap_s"].ok
     assert seen["lost_packets"].budget == 5 and not seen["lost_packets"].ok
     assert seen["longest_gap_s"].scaled == "" and seen["lost_packets"].scaled == ""
+
+
+ROUTE_RULES = {"calico-node-restart": {"route_back_s": 0.05, "longest_gap_s": 0.05},
+               "calico-node-restart under bgp-collision": {"route_back_s": 8.0},
+               "felix-kill": {"route_back_s": 0.0}}
+
+
+def _route(kind: str, back: float, gap: float, factor: float, entry: str = "") -> dict[str, budgets.Verdict]:
+    step = StepFigures(step=f"{kind} on node2", kind=kind, node="node2", start=0.0, end=1.0,
+                       longest_gap_s={"node1->node2": gap}, lost={"node1->node2": 1}, route_back_s=back)
+    choice = budgets.Choice(entry or kind)
+    found = budgets.check([step], kind, {}, ROUTE_RULES, "budgets.yaml", "calico", choice, time_factor=factor)
+    return {v.measure: v for v in found}
+
+
+def test_birds_route_replacement_moment_scales_under_emulation_and_nothing_else_does():
+    # The Debian VM lane (TCG): node1's route to node2's block deleted at 07:42:07.543 and added
+    # again at .618 (75 ms) while BIRD replaced it; 1 datagram lost each way (10 ms gaps).
+    native = _route("calico-node-restart", 0.075, 0.01, 1.0)
+    assert not native["route_back_s"].ok and native["route_back_s"].budget == 0.05
+    emulated = _route("calico-node-restart", 0.075, 0.01, 5.0)
+    assert emulated["route_back_s"].ok and emulated["route_back_s"].budget == 0.25
+    assert "0.05 x5: BIRD's delete-then-add" in emulated["route_back_s"].line()
+    # The traffic figure of the same entry stays as written.
+    assert emulated["longest_gap_s"].budget == 0.05 and emulated["longest_gap_s"].scaled == ""
+    # A real withdrawal (seconds) still fails the scaled limit.
+    assert not _route("calico-node-restart", 5.2, 0.01, 5.0)["route_back_s"].ok
+
+
+def test_entries_that_allow_a_withdrawal_or_none_are_not_scaled():
+    collision = _route("calico-node-restart", 9.0, 0.0, 5.0, entry="calico-node-restart under bgp-collision")
+    assert collision["route_back_s"].budget == 8.0 and not collision["route_back_s"].ok
+    felix = _route("felix-kill", 0.01, 0.0, 5.0)
+    assert felix["route_back_s"].budget == 0.0 and not felix["route_back_s"].ok
