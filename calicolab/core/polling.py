@@ -26,6 +26,11 @@ class Timeout(Exception):
         self.what, self.seconds, self.last = what, seconds, last
 
 
+# The longest sleep between two polls: a condition that comes true is seen within a second
+# (the fault pass waits for elections, BGP and unit restarts; a 2 s cap idled up to 2 s per wait).
+MAX_INTERVAL = 1.0
+
+
 def wait_for(probe: Callable[[], T], ok: Callable[[T], bool], what: str,
              timeout: float = 30.0, interval: float = 0.2,
              not_yet: tuple[type[BaseException], ...] = NOT_YET) -> T:
@@ -49,4 +54,4 @@ def wait_for(probe: Callable[[], T], ok: Callable[[T], bool], what: str,
         if time.monotonic() >= deadline:
             raise Timeout(what, timeout, last)
         time.sleep(interval)
-        interval = min(interval * 1.5, 2.0)
+        interval = min(interval * 1.5, MAX_INTERVAL)

@@ -44,7 +44,7 @@ def healthy(view: ClusterView, names: tuple[str, ...], what: str, deadline: floa
     """Wait until every named check passes (a warning is fine: it is not a failure)."""
     try:
         found = wait_for(lambda: checks.run(view, names), lambda fs: all(f.ok for f in fs), what,
-                         timeout=deadline, interval=1.0)
+                         timeout=deadline, interval=0.25)
     except Timeout as err:
         last = err.last if isinstance(err.last, list) else []
         first = next((f for f in last if not f.ok), None)
@@ -122,7 +122,7 @@ class Traffic:
         """Both directions answer (routes between the nodes' blocks are back)."""
         for src, dst in ((self.a, self.b), (self.b, self.a)):
             try:
-                reply = workloads.ping_until(src, dst, deadline, interval=1.0)
+                reply = workloads.ping_until(src, dst, deadline, interval=0.25)
             except Timeout as err:
                 expect.fail(f"{src.name} ({src.node.name}) pings {dst.name} {dst.ip} (waited {deadline:.0f} s)",
                             "a reply", str(getattr(err.last, "output", err.last))[-200:],
