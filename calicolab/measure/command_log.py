@@ -8,8 +8,10 @@ themselves (interpreter and worker start, fixtures, polling, waiting on each oth
 
 Commands replay as they were asked, except those of the tests that act on the cluster (the
 `creates` folder, e2e/workloads: networks, containers, probes); replayed on their own they would
-act again or fail fast on what is gone, so their floor is the time they took in the pass (an
-upper bound: the floor is, if anything, overstated, and the ratio understated).
+act again or fail fast on what is gone, so their floor is the time the node was busy with them in
+the pass: the union of their intervals, since probes run at once (the sum of 2 s timeouts of a
+concurrent round would count one round five times). That is an upper bound: the floor is, if
+anything, overstated, and the ratio understated.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class NodeFloor:
     commands: int
     replayed: int
     replay_seconds: float  # the replayable commands back to back
-    acting_seconds: float  # the acting commands, as long as they took in the pass
+    acting_seconds: float  # the acting commands: how long the node was busy with them in the pass
     pass_seconds: float  # every command's own time in the pass, summed
 
     @property
@@ -113,12 +115,23 @@ def replay(calls: Sequence[Call], nodes: Mapping[str, Runs]) -> list[NodeFloor]:
         for call in replayable:
             node.run(call.cmd, timeout=max(30.0, call.seconds * 4))
         replayed = time.monotonic() - t0
-        acting = sum(c.seconds for c in mine if c.acting)
+        acting = busy([(c.start, c.start + c.seconds) for c in mine if c.acting])
         return NodeFloor(name, len(mine), len(replayable), round(replayed, 2), round(acting, 2),
                          round(sum(c.seconds for c in mine), 2))
 
     with ThreadPoolExecutor(max_workers=max(1, len(by_node))) as pool:
         return list(pool.map(one, sorted(by_node)))
+
+
+def busy(intervals: Sequence[tuple[float, float]]) -> float:
+    """Seconds covered by at least one interval (overlapping commands counted once)."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
 
 
 def floor_seconds(floors: Sequence[NodeFloor]) -> float:

@@ -53,3 +53,13 @@ def test_the_floor_replays_reads_counts_acting_commands_and_takes_the_slower_nod
     assert command_log.floor_seconds(list(floors.values())) == floors["node1"].seconds >= 3.05
     # Both nodes at once: each node's replay ran in a thread of its own.
     assert not nodes["node1"].threads & nodes["node2"].threads
+
+
+def test_acting_commands_that_ran_at_once_count_once():
+    # A concurrent matrix round: three 2 s probes from one node at the same moment, then a
+    # docker run after them: 2 s + 1 s busy, not 7 s.
+    calls = [Call("node1", f"docker exec w{i} ping", "e2e/workloads/t.py::m (call)", 10.0 + i * 0.01, 2.0, 0)
+             for i in range(3)] + [Call("node1", "docker run", "e2e/workloads/t.py::n (call)", 13.0, 1.0, 0)]
+    floor = command_log.replay(calls, {"node1": FakeNode("node1")})[0]
+    assert abs(floor.acting_seconds - 3.02) < 1e-6
+    assert command_log.busy([(0, 1), (0.5, 2), (3, 4), (3.5, 3.6)]) == 3.0
