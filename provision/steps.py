@@ -15,6 +15,7 @@ class Change:
     step: str
     changed: bool
     detail: str = ""
+    seconds: float | None = None  # how long the step took (set by provision/run.py)
 
     def line(self) -> str:
         mark = "changed  " if self.changed else "unchanged"

@@ -313,6 +313,7 @@ class Lifecycle:
             changed = [c for c in changes if c.changed]
             self.say(f"    {len(changed)} of {len(changes)} steps changed something"
                      if changed else f"    no changes ({len(changes)} steps checked)")
+            self.say(f"    slowest: {provisioning.slowest(changes)}")
             # Which Calico was tested is what runs, not what was asked for (read once: the
             # idempotence pass changes nothing, or fails).
             seen = upstream.inspect_running(self.nodes()[0]) if stage_name == "provision" else None

@@ -153,3 +153,16 @@ def test_etcd_timers_scale_with_emulation(monkeypatch: pytest.MonkeyPatch) -> No
     # etcd's defaults are 100 ms and 1000 ms (etcd docs, tuning); x5 under TCG.
     got = _etcd_settings(monkeypatch, "5")
     assert got["ETCD_HEARTBEAT_INTERVAL"] == '"500"' and got["ETCD_ELECTION_TIMEOUT"] == '"5000"'
+
+
+def test_the_slowest_steps_are_named_with_their_node_and_a_cluster_step_once():
+    from provision import run as provisioning
+    from provision.steps import Change
+    changes = [Change("node1", "6 calico", "calico/node image", True, seconds=80.1),
+               Change("node2", "6 calico", "calico/node image", True, seconds=95.4),
+               Change("node1", "4 etcd", "start etcd (all together)", True, seconds=12.0),
+               Change("node2", "4 etcd", "start etcd (all together)", True, seconds=12.0),
+               Change("node1", "3 hosts", "hostname", False, seconds=0.1),
+               Change("node2", "3 hosts", "hostname", False)]
+    assert provisioning.slowest(changes) == ("calico/node image 95.4 s (node2), calico/node image 80.1 s (node1), "
+                                             "start etcd (all together) 12.0 s (node1)")
