@@ -87,6 +87,11 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _raise_terminated)  # a cancelled CI job cleans up too
+            # A task started in the background of a script inherits SIGINT ignored (POSIX: a
+            # non-interactive shell's asynchronous commands), and Python then never raises
+            # KeyboardInterrupt: a matrix lane ran to its end after the matrix forwarded the
+            # interrupt. Every task takes Ctrl-C, and cleans up on it, however it was started.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return fn(*args, **kwargs)
         except UserError as err:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 
 from calicolab.core.remote import CommandResult
 from calicolab.stack import reachability
@@ -18,38 +17,30 @@ PROBE = re.compile(r"(\d+\.\d+\.\d+\.\d+)[^&(]*>/dev/null 2>&1 && echo (.+?)=ok"
 class Answering:
     """A node whose probes from `workload` reach the addresses in answers[workload]."""
 
-    def __init__(self, name: str, answers: dict[str | None, set[str]]) -> None:
+    def __init__(self, name: str, answers: dict[str | None, set[str]], together: int = 1) -> None:
         self.name, self.answers = name, answers
-        self.busy = 0
-        self.most = 0
-        self.lock = threading.Lock()
+        # Every call waits until `together` calls are in at once: probed one after another,
+        # the first call would wait alone and the barrier break (no timing to get wrong).
+        self.barrier = threading.Barrier(together, timeout=20)
 
     def run(self, cmd: str, *, check: bool = False, timeout: float = 60) -> CommandResult:
-        with self.lock:
-            self.busy += 1
-            self.most = max(self.most, self.busy)
-        time.sleep(0.05)  # long enough for the other sources' calls to overlap this one
+        self.barrier.wait()
         m = re.match(r"docker exec (\S+) ", cmd)
         who = m.group(1) if m else None
         lines = []
         for ip, label in PROBE.findall(cmd.replace("'\"'\"'", "'")):
             label = label.strip("'")
             lines.append(f"{label}={'ok' if ip in self.answers.get(who, set()) else 'no'}")
-        with self.lock:
-            self.busy -= 1
         return CommandResult(self.name, cmd, 0, "\n".join(lines) + "\n", "")
 
 
 def test_every_source_is_probed_at_once_and_self_controls_come_back_apart():
-    n1 = Answering("node1", {"wa": {"10.0.0.1", "10.0.0.2"}})
-    n2 = Answering("node2", {"wb": {"10.0.0.2"}})
-    shared = Answering("both", {"wa": {"10.0.0.1", "10.0.0.2"}, "wb": {"10.0.0.2"}})
+    shared = Answering("both", {"wa": {"10.0.0.1", "10.0.0.2"}, "wb": {"10.0.0.2"}}, together=2)
     sources = {"A": Source(shared, "wa", "10.0.0.1"), "B": Source(shared, "wb", "10.0.0.2")}
+    # The two sources' calls meet at the barrier; a sequential round breaks it (BrokenBarrierError).
     seen, controls = reachability.round_of(sources, {"A": {"B": "10.0.0.2"}, "B": {"A": "10.0.0.1"}}, "icmp")
     assert seen == {("A", "B"): True, ("B", "A"): False}
     assert controls == {"A": True, "B": True}
-    assert shared.most == 2, "the sources were probed one after another"
-    assert n1.most == n2.most == 0
 
 
 def test_a_deny_backed_by_both_controls_stands():
