@@ -23,7 +23,8 @@ from calicolab.core.errors import UserError
 from calicolab.core.state import calico_label
 from calicolab.measure import command_log
 from calicolab.report import artifacts
-from e2e import expect
+from calicolab.stack import snapshot
+from e2e import expect, state_reads
 
 HERE = Path(__file__).resolve().parent
 # Folder -> the marker every test in it carries (and no test elsewhere carries).
@@ -38,6 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--command-log", default=None, metavar="DIR",
                     help="record every node command (node, test, start, seconds, exit) under DIR, one "
                          "JSON-lines file per worker: `invoke bench --suite read-only` measures its floor")
+    group.addoption("--snapshot", default=None, metavar="PATH",
+                    help="read once, check many: before the checks, read each node's declared state "
+                         "(e2e/state_reads.py) in one round trip into PATH and answer the checks from it; "
+                         "after them, read what they consumed again, live: a difference fails the pass")
     group.addoption("--plant", action="append", default=[], metavar="KIND=VALUE",
                     help="test only, repeatable: a fault or load planted on purpose "
                          f"({'; '.join(f'{k}={v}' for k, v in config.PLANTS.items())})")
@@ -116,20 +121,122 @@ def guard_missing_commands(node) -> None:
     node.run = checked
 
 
+def _current_test() -> str:
+    return os.environ.get("PYTEST_CURRENT_TEST", "")
+
+
+def _recorded(pytestconfig: pytest.Config, made: dict, current_test=_current_test) -> dict:
+    log = pytestconfig.getoption("command_log")
+    if log:
+        recorder = command_log.Recorder(Path(log), current_test)
+        for node in made.values():
+            recorder.wrap(node)
+    return made
+
+
 @pytest.fixture(scope="session")
 def nodes(cluster, run_state, pytestconfig) -> dict:
     try:
-        made = cluster_nodes.cluster_nodes(cluster, run_state.get("ssh"))
+        made = _recorded(pytestconfig, cluster_nodes.cluster_nodes(cluster, run_state.get("ssh")))
     except UserError as err:
         pytest.fail(str(err), pytrace=False)
-    log = pytestconfig.getoption("command_log")
-    recorder = command_log.Recorder(Path(log), lambda: os.environ.get("PYTEST_CURRENT_TEST", "")) if log else None
+    path = _snapshot_path(pytestconfig)
+    served = []
+    if path and path.exists():  # this pass's snapshot: the checks that only read are answered from it
+        taken = snapshot.Snapshot.load(path)
+        served = [snapshot.Served(node, taken.answers.get(name, {}), _current_test,
+                                  live_only=lambda test: test.startswith(command_log.ACTING))
+                  for name, node in made.items()]
     for node in made.values():
-        if recorder:
-            recorder.wrap(node)
         guard_missing_commands(node)
     yield made
+    if served:  # what this worker's checks consumed, for the re-read after the pass
+        snapshot.save_consumed(path.with_name(f"{path.name}.consumed-{os.getpid()}"), served)
     cluster_nodes.close_all(made)
+
+
+# ---- read once, check many: the pass's snapshot (calicolab/stack/snapshot.py) -----------------
+SNAPSHOT_CHECK = "e2e/state_reads.py::the_snapshot_was_current_after_the_pass"
+
+
+def _snapshot_path(pytestconfig: pytest.Config) -> Path | None:
+    given = pytestconfig.getoption("snapshot")
+    return Path(given) if given else None
+
+
+def _controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")  # xdist's controller, or the only process
+
+
+def _open_nodes(pytestconfig: pytest.Config) -> tuple[config.ClusterConfig, dict] | None:
+    cluster_json, state_json = run_files(pytestconfig)
+    try:
+        cluster = config.from_effective(cluster_json)
+        run = json.loads(state_json.read_text())
+        made = cluster_nodes.cluster_nodes(cluster, run.get("ssh"))
+    except (UserError, OSError, ValueError):
+        return None  # the checks go live and say what is missing
+    return cluster, _recorded(pytestconfig, made, lambda: "(snapshot)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Before any worker runs a check: one round trip per node reads its declared state."""
+    path = _snapshot_path(session.config)
+    if not path or not _controller(session.config):
+        return
+    for old in [path, *path.parent.glob(f"{path.name}.consumed-*")]:
+        old.unlink(missing_ok=True)
+    opened = _open_nodes(session.config)
+    if opened is None:
+        return
+    cluster, made = opened
+    try:
+        snapshot.take(made, {spec.name: state_reads.for_node(cluster, spec) for spec in cluster.nodes}).save(path)
+    except UserError as err:  # a node unreachable: no snapshot, the checks say so live
+        print(f"snapshot not taken: {err}", flush=True)
+    finally:
+        cluster_nodes.close_all(made)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After every check: what they consumed, read again live; a difference fails the pass."""
+    path = _snapshot_path(session.config)
+    if not path or not _controller(session.config) or not path.exists():
+        return
+    consumed = snapshot.load_consumed(sorted(path.parent.glob(f"{path.name}.consumed-*")))
+    opened = _open_nodes(session.config)
+    if opened is None:
+        changes = [f"the nodes could not be reached to read the {sum(map(len, consumed.values()))} answers again"]
+    else:
+        _, made = opened
+        try:
+            changes = [c.text() for c in snapshot.recheck(made, snapshot.Snapshot.load(path), consumed)]
+        except UserError as err:
+            changes = [str(err)]
+        finally:
+            cluster_nodes.close_all(made)
+    served = sum(len(tests) for cmds in consumed.values() for tests in cmds.values())
+    session.config.stash[SNAPSHOT_LINE] = (
+        f"snapshot: {served} answers served from one read per node, {sum(map(len, consumed.values()))} "
+        f"commands read again after the pass: {'all current' if not changes else f'{len(changes)} changed'}")
+    if changes:
+        try:
+            expect.fail("the snapshot's answers, read again after the pass", "the answers the checks were given",
+                        "; ".join(changes), "the cluster changed while it was checked (a unit restarted, a "
+                        "member re-elected, a key rewritten): its checks' verdicts may be stale; rerun the "
+                        "pass, and see `invoke doctor` if it changes again")
+        except expect.CheckFailed as failed:
+            text = str(failed)
+        for when, outcome in (("call", "failed"), ("teardown", "passed")):
+            session.config.hook.pytest_runtest_logreport(report=pytest.TestReport(
+                SNAPSHOT_CHECK, ("e2e/state_reads.py", 0, SNAPSHOT_CHECK.split("::")[1]), {}, outcome,
+                text if outcome == "failed" else None, when))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+SNAPSHOT_LINE = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")
@@ -205,3 +312,6 @@ def pytest_terminal_summary(terminalreporter):
     line = _calico_line(terminalreporter.config)
     if line:
         terminalreporter.write_line(line)
+    said = terminalreporter.config.stash.get(SNAPSHOT_LINE, None)
+    if said:
+        terminalreporter.write_line(said)

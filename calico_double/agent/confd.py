@@ -120,6 +120,10 @@ def main() -> int:
     set_process_name("confd")
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s [%(levelname)s] confd: %(message)s")
+    # Real confd says so before its first render (confd's main.go: "Starting confd", then the
+    # backend): svlogd's `current` is never empty once the service ran, whatever it renders.
+    log.info("Starting confd")
+    log.info("Backend set to etcd")
     cfg = Config.from_env(os.environ)
     poller = Poller(EtcdClient.for_config(cfg), cfg)
     interval = float(os.environ.get("CALICO_DOUBLE_CONFD_POLL", "1"))

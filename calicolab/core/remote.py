@@ -224,11 +224,16 @@ class Node:
             self.conn.run(f"rm -rf {shlex.quote(staging)}", hide=True, warn=True, in_stream=False)
 
     def read(self, path: str) -> str | None:
-        res = self.run(f"cat {shlex.quote(path)}")
+        res = self.run(read_command(path))
         return res.stdout if res.ok else None
 
     def close(self) -> None:
         self.conn.close()
+
+
+def read_command(path: str) -> str:
+    """The command Node.read asks: a file's content (the read-only pass's snapshot asks it too)."""
+    return f"cat {shlex.quote(path)}"
 
 
 def in_parallel(nodes: Sequence[Node], fn: Callable[[Node], T], timeout: float = 600) -> dict[str, T]:

@@ -32,13 +32,14 @@ class TestPass:
     parallel: bool  # read-only checks spread over workers; faults and upgrades run one by one
     junit: str
     options: tuple[str, ...] = ()  # extra pytest options for this pass
+    snapshot: bool = False  # read once, check many (e2e/state_reads.py): only where no test breaks anything
 
     __test__ = False  # not a pytest test class, despite the name
 
 
 # The guide's sections in order, then the read-only checks beside them.
 READ_ONLY = TestPass("read-only checks", ("hosts", "etcd", "docker", "calico", "workloads", "tls", "security"),
-                     True, "e2e.xml")
+                     True, "e2e.xml", snapshot=True)
 # Each fault test prints its diagnosis: shown in the output (-rA) and JUnit's system-out.
 FAULTS = TestPass("fault injection", ("faults",), False, "e2e-disruptive.xml",
                   ("-rA", "-o", "junit_logging=system-out"))
@@ -72,6 +73,7 @@ def command(cfg: ClusterConfig, test_pass: TestPass, extra: list[str], root: Pat
             "-p", "no:cacheprovider", "--tb=short", "--strict-markers", *workers,
             f"--junitxml={xml}", "-o", f"junit_suite_name={cfg.prefix}-{xml.stem}", *test_pass.options,
             "--cluster-json", str(cfg.run_path / "cluster.json"), *cfg.plants.options(),
+            *(["--snapshot", str(cfg.run_path / f"snapshot-{xml.stem}.json")] if test_pass.snapshot else []),
             *(["--command-log", str(command_log)] if command_log else []), *extra]
 
 

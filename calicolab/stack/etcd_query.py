@@ -29,14 +29,18 @@ def etcdctl_tls_flags(version: str) -> str:
     return f"--cacert {CLIENT.ca} --cert {CLIENT.cert} --key {CLIENT.key}"
 
 
-def etcdctl(node: Node, args: str, version: str, endpoints: str, timeout: float = 20,
-            v3: bool = False) -> CommandResult:
+def etcdctl_command(args: str, version: str, endpoints: str, v3: bool = False) -> str:
     """etcdctl in the API the guide's commands use for `version` (v2 before 3.5); v3=True for
     what only the v3 API has (`snapshot save`, from 3.4)."""
     api = "2" if uses_v2_etcdctl(version) and not v3 else "3"
     tls = f"{etcdctl_tls_flags('3.5.0' if v3 else version)} " if "https://" in endpoints else ""
     # Always pass endpoints: etcdctl's default 127.0.0.1:4001 is one of the guide's errors.
-    return node.run(f"ETCDCTL_API={api} etcdctl --endpoints {endpoints} {tls}{args}", timeout=timeout)
+    return f"ETCDCTL_API={api} etcdctl --endpoints {endpoints} {tls}{args}"
+
+
+def etcdctl(node: Node, args: str, version: str, endpoints: str, timeout: float = 20,
+            v3: bool = False) -> CommandResult:
+    return node.run(etcdctl_command(args, version, endpoints, v3), timeout=timeout)
 
 
 def members(node: Node, version: str, endpoints: str) -> list[parsers.EtcdMember]:
@@ -84,8 +88,12 @@ def v2_put(node: Node, ip: str, key: str, value: str) -> CommandResult:
     return client_request(node, ip, _key_path(key), f"-sS -f -X PUT --data-urlencode value={shlex.quote(value)}")
 
 
+def v2_get_command(ip: str, key: str) -> str:
+    return curl_command(ip, _key_path(key), "-sS -f")
+
+
 def v2_get(node: Node, ip: str, key: str) -> str | None:
-    res = client_request(node, ip, _key_path(key), "-sS -f")
+    res = node.run(v2_get_command(ip, key))
     if not res.ok:
         return None
     return json.loads(res.stdout).get("node", {}).get("value")

@@ -94,13 +94,21 @@ def http(node: NodeLike, url: str, curl_opts: str = "", method: str = "GET", dat
 
 
 # -- systemd, sysctl, journal --------------------------------------------------------------
+def unit_state_command(unit: str) -> str:
+    return f"systemctl is-active {shlex.quote(unit)}"
+
+
 def unit_state(node: NodeLike, unit: str) -> str:
     """active | inactive | failed | activating | deactivating | unknown"""
-    return ask(node, f"systemctl is-active {shlex.quote(unit)}").stdout.strip() or "unknown"
+    return ask(node, unit_state_command(unit)).stdout.strip() or "unknown"
+
+
+def sysctl_command(key: str) -> str:
+    return f"sysctl -n {shlex.quote(key)}"
 
 
 def sysctl(node: NodeLike, key: str) -> str:
-    return ask(node, f"sysctl -n {shlex.quote(key)}").stdout.strip()
+    return ask(node, sysctl_command(key)).stdout.strip()
 
 
 def journal(node: NodeLike, unit: str, lines: int = 80) -> str:

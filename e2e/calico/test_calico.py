@@ -3,13 +3,12 @@ Calico's registration in etcd matches the nodes."""
 
 import json
 
-from calicolab.core import node_commands
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.diagnose import calico as diag_calico
 from calicolab.diagnose import diagnoses
 from calicolab.diagnose.engine import ClusterView
 from calicolab.stack import etcd_query, parsers
-from e2e import expect, guide
+from e2e import expect, guide, state_reads
 
 BGP_DEADLINE = 30  # BIRD retries a refused or lost session every 5 s
 RUNNING_DEADLINE = 10  # calico-node may still be starting right after provisioning
@@ -23,7 +22,7 @@ def _run(node, cmd: str):
 
 
 def test_calico_node_unit_is_active(node):
-    state = _run(node, "systemctl is-active calico-node").stdout.strip()
+    state = _run(node, state_reads.CALICO_NODE_ACTIVE).stdout.strip()
     expect.equal(f"{node.name}: calico-node.service", state, "active",
                  diagnoses.CALICO_NOT_RUNNING.text())
 
@@ -36,7 +35,7 @@ def test_calico_node_logged_started(node):
 
 
 def _status(node) -> tuple[parsers.CalicoNodeStatus, str]:
-    text = _run(node, node_commands.calicoctl("node status")).stdout
+    text = _run(node, state_reads.NODE_STATUS).stdout
     return parsers.calicoctl_node_status(text), text
 
 
@@ -74,7 +73,7 @@ def _poll(node, ok, deadline: float) -> tuple[parsers.CalicoNodeStatus, str]:
 
 
 def test_calicoctl_get_node_lists_every_node(node, cluster):
-    res = node.run(node_commands.calicoctl("get node"))
+    res = node.run(state_reads.GET_NODE)
     expect.command_ok(res, "calicoctl cannot reach etcd (ETCD_ENDPOINTS)")
     lines = [line.split() for line in res.stdout.splitlines() if line.strip()]
     expect.equal(f"{node.name}: calicoctl get node header", lines[0][:1] if lines else [], ["NAME"],
@@ -85,8 +84,8 @@ def test_calicoctl_get_node_lists_every_node(node, cluster):
 
 
 def test_bgp_address_key_is_the_node_ip(node, spec):
-    seen = etcd_query.v2_get(node, spec.ip, f"/calico/bgp/v1/host/{spec.name}/ip_addr_v4")
-    expect.equal(f"/calico/bgp/v1/host/{spec.name}/ip_addr_v4", seen, spec.ip, diagnoses.BGP_WRONG_IP.text())
+    key = state_reads.bgp_address_key(spec.name)
+    expect.equal(key, etcd_query.v2_get(node, spec.ip, key), spec.ip, diagnoses.BGP_WRONG_IP.text())
 
 
 def _json(node, spec, key: str):
@@ -104,14 +103,14 @@ def test_default_pool_is_calicos(node, spec):
 
 
 def test_ipv6_pool_where_the_host_has_ipv6(node, spec):
-    has_ipv6 = _run(node, "test -d /proc/sys/net/ipv6").ok
+    has_ipv6 = _run(node, state_reads.HOST_HAS_IPV6).ok
     expected = guide.IPV6_POOL if has_ipv6 else None
     expect.equal(f"{guide.IPV6_POOL_KEY} (host has IPv6: {has_ipv6})", _json(node, spec, guide.IPV6_POOL_KEY),
                  expected, "startup.go creates the IPv6 pool exactly when /proc/sys/net/ipv6 exists")
 
 
 def test_calicoctl_lists_the_pools_with_nat_outgoing(node):
-    res = node.run(node_commands.calicoctl("get ippool -o yaml"))
+    res = node.run(state_reads.GET_POOLS)
     expect.command_ok(res, "calicoctl cannot read the pools from etcd")
     # calicoctl v1.6.1 prints v1 ipPool resources; false fields are omitted (omitempty).
     blocks = [b for b in res.stdout.split("- apiVersion: v1") if b.strip()]
@@ -127,10 +126,11 @@ def test_startup_wrote_calicos_cluster_and_host_keys(node, spec):
     for key, want in guide.CLUSTER_KEYS.items():
         expect.equal(key, etcd_query.v2_get(node, spec.ip, key), want, "calico-node's startup did not run to the end")
     for name, want in guide.HOST_CONFIG.items():
-        key = f"/calico/v1/host/{spec.name}/config/{name}"
+        key = state_reads.host_config_key(spec.name, name)
         expect.equal(key, etcd_query.v2_get(node, spec.ip, key), want, "startup.go writes it for every node")
-    for key in (f"/calico/v1/host/{spec.name}/bird_ip", f"/calico/bgp/v1/host/{spec.name}/network_v4"):
-        want = spec.ip if key.endswith("bird_ip") else f"{spec.ip}/32"  # IP given without a mask
+    # IP given without a mask: network_v4 is the /32
+    for key, want in ((state_reads.bird_ip_key(spec.name), spec.ip),
+                      (state_reads.network_v4_key(spec.name), f"{spec.ip}/32")):
         expect.equal(key, etcd_query.v2_get(node, spec.ip, key), want, "the node's registration differs from "
                      "what calico/node v2.6.1 writes for IP=<address>")
     for key in guide.NEVER_WRITTEN:
@@ -138,17 +138,17 @@ def test_startup_wrote_calicos_cluster_and_host_keys(node, spec):
 
 
 def test_libnetwork_plugin_sockets_listen(node):
-    for sock in ("calico", "calico-ipam"):
-        path = f"/run/docker/plugins/{sock}.sock"
-        listening = path in _run(node, "ss -xl").stdout.split()
+    listeners = _run(node, state_reads.UNIX_LISTENERS).stdout.split()
+    for path in state_reads.PLUGIN_SOCKETS:
+        listening = path in listeners
         expect.true(f"{node.name}: {path} listening", listening, "a listening socket",
-                    "stale file" if _run(node, f"test -S {path}").ok else "missing",
+                    "stale file" if _run(node, state_reads.socket_file(path)).ok else "missing",
                     'without it Docker says `plugin "calico" not found`: calico-node is not running')
 
 
 def test_calico_services_run_as_separate_processes(node):
     # calico/node runs felix, BIRD and bird6 under runit: separate processes, BIRD with -R.
-    top = _run(node, "docker top calico-node -eo pid,comm,args").stdout
+    top = _run(node, state_reads.CALICO_PROCESSES).stdout
     names = {line.split()[1] for line in top.splitlines()[1:] if len(line.split()) > 1}
     for name in guide.CALICO_PROCESSES:
         expect.true(f"{node.name}: process {name} in calico-node", name in names, "running", sorted(names),

@@ -1,7 +1,7 @@
 """Guide section 5: Docker uses the node's etcd as its cluster store."""
 
 from calicolab.stack import etcd_query, parsers
-from e2e import expect
+from e2e import expect, state_reads
 
 
 def test_docker_info_shows_the_cluster_store(node, spec):
@@ -13,7 +13,7 @@ def test_docker_info_shows_the_cluster_store(node, spec):
 
 
 def test_docker_version_is_the_configured_one(node, spec, cluster):
-    seen = node.run("docker version --format '{{.Server.Version}}'").stdout.strip()
+    seen = node.run(state_reads.DOCKER_VERSION).stdout.strip()
     expect.true(f"{spec.name}: Docker server version", seen.startswith(cluster.versions.docker),
                 cluster.versions.docker, seen, "a different Docker package is installed")
 

@@ -6,7 +6,7 @@ from calicolab.core import versions
 from calicolab.diagnose import etcd as diag_etcd
 from calicolab.diagnose.engine import ClusterView
 from calicolab.stack import etcd_query
-from e2e import expect, guide
+from e2e import expect, guide, state_reads
 
 
 def _members(node, cluster):
@@ -30,7 +30,7 @@ def test_etcd_has_exactly_one_leader_and_every_member_agrees(nodes, cluster):
     # ask whichever member answers first, the same question twice.
     leaders = {}
     for spec in cluster.nodes:
-        own = f"{cluster.etcd_scheme}://{spec.ip}:{guide.ETCD_CLIENT_PORT}"
+        own = state_reads.own_endpoint(cluster, spec)
         leaders[spec.name] = sorted(m.name for m in etcd_query.members(nodes[spec.name], cluster.versions.etcd, own)
                                     if m.is_leader)
     for name, seen in leaders.items():

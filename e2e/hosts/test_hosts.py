@@ -2,11 +2,11 @@
 guide's values (e2e/guide.py)."""
 
 from calicolab.stack import parsers, probes
-from e2e import expect, guide
+from e2e import expect, guide, state_reads
 
 
 def test_hostname_is_the_guide_name(node, spec):
-    expect.equal(f"{spec.name}: `hostname`", node.run("hostname").stdout.strip(), spec.name,
+    expect.equal(f"{spec.name}: `hostname`", node.run(state_reads.HOSTNAME).stdout.strip(), spec.name,
                  "hostname not set: the hosts section of provisioning did not run")
     expect.equal(f"{spec.name}: /etc/hostname", (node.read("/etc/hostname") or "").strip(), spec.name)
 
@@ -32,7 +32,7 @@ def test_ip_forwarding_and_rp_filter(node):
 def test_firewall_is_off_and_drops_none_of_the_guides_ports(node):
     # The guide turns firewalld off; where a host has no firewalld unit at all, its effect is
     # what matters: no iptables rule drops etcd's or BGP's ports between the nodes.
-    unit = node.run(f"systemctl list-unit-files {guide.FIREWALL_SERVICE}.service --no-legend")
+    unit = node.run(state_reads.FIREWALL_UNIT_FILES)
     if unit.stdout.strip():
         state = probes.unit_state(node, guide.FIREWALL_SERVICE)
         expect.true(f"{node.name}: {guide.FIREWALL_SERVICE}", state != "active", "not running", state,

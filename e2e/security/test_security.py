@@ -10,7 +10,7 @@ from pathlib import Path
 
 import paramiko
 
-from e2e import expect
+from e2e import expect, state_reads
 
 # Vagrant's insecure public key is published with Vagrant itself (keys/vagrant.pub); node images
 # start with it and `config.ssh.insert_key` must replace it at first boot.
@@ -64,7 +64,7 @@ def test_each_node_has_a_key_of_its_own(cluster, run_state):
 
 
 def test_authorized_keys_hold_the_run_key_and_not_the_insecure_key(node, node_name, run_state):
-    res = node.run("cat ~vagrant/.ssh/authorized_keys")
+    res = node.run(state_reads.AUTHORIZED_KEYS)
     expect.command_ok(res, "the vagrant user has no authorized_keys")
     listed = {parts[1] for parts in (line.split() for line in res.stdout.splitlines()) if len(parts) >= 2}
     insecure = listed & insecure_public_key_bodies()

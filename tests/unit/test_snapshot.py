@@ -1,0 +1,146 @@
+"""Read once, check many (calicolab/stack/snapshot.py): one round trip answers every declared
+read exactly as the command alone answers it, the checks are served from it, and a node that
+changed after the snapshot is caught by the re-read, so a stale snapshot cannot pass a check the
+live command fails."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+
+import pytest
+
+from calicolab.core.remote import CommandResult, RemoteCommandFailed
+from calicolab.stack import snapshot
+from e2e import expect, state_reads
+from e2e.calico.test_calico import test_calico_node_unit_is_active as calico_node_unit_is_active
+
+# Exit codes, stderr, no trailing newline, quotes, a pipeline, and an output that forges the
+# script's own frame: each must come back as the command alone gives it.
+COMMANDS = ["echo hello", "printf 'a\\nb'; echo oops >&2; exit 3", "cat /nonexistent/file",
+            f"echo '{snapshot.FRAME} 0 0'; echo second", "printf '%s' \"it's\" | tr a-z A-Z", "true",
+            "head -c 3000 /dev/zero | tr '\\0' x"]
+
+
+class ShellNode:
+    """A node whose commands run in this machine's sh, as `sudo -n sh -c` runs them on a node."""
+
+    name = "node1"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def run(self, cmd: str, *, check: bool = False, timeout: float = 120) -> CommandResult:
+        self.calls.append(cmd)
+        res = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+        result = CommandResult(self.name, cmd, res.returncode, res.stdout, res.stderr)
+        if check and not result.ok:
+            raise RemoteCommandFailed(result)
+        return result
+
+
+def _alone(cmd: str) -> snapshot.Answer:
+    res = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return snapshot.Answer(res.returncode, res.stdout, res.stderr)
+
+
+def test_one_round_trip_answers_each_command_as_it_answers_alone():
+    node = ShellNode()
+    answers = snapshot.read(node, COMMANDS + ["echo hello"])  # a repeat is asked once
+    assert len(node.calls) == 1
+    assert answers == {cmd: _alone(cmd) for cmd in COMMANDS}
+    assert answers["printf 'a\\nb'; echo oops >&2; exit 3"] == snapshot.Answer(3, "a\nb", "oops\n")
+
+
+class StateNode:
+    """A node whose calico-node unit is whatever `state` says, with every round trip counted."""
+
+    name = "node1"
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        self.round_trips = 0
+
+    def _answer(self) -> tuple[int, str]:
+        return (0 if self.state == "active" else 3), self.state + "\n"
+
+    def run(self, cmd: str, *, check: bool = False, timeout: float = 120) -> CommandResult:
+        self.round_trips += 1
+        rc, out = self._answer()
+        if snapshot.FRAME in cmd:  # the snapshot's script: one frame per command it asks
+            asked = [line for line in cmd.splitlines() if line.startswith("ask ")]
+            body = base64.b64encode(out.encode()).decode()
+            out, rc = "".join(f"{snapshot.FRAME} {i} {rc}\n{body}\n\n" for i in range(len(asked))), 0
+        return CommandResult(self.name, cmd, rc, out, "")
+
+
+def test_a_stale_snapshot_cannot_pass_a_check_the_live_command_fails():
+    node = StateNode("active")
+    taken = snapshot.Snapshot(0.0, {"node1": snapshot.read(node, [state_reads.CALICO_NODE_ACTIVE])})
+    node.state = "failed"  # calico-node fails after the snapshot, before its check runs
+
+    # Live, the check fails ...
+    with pytest.raises(expect.CheckFailed):
+        calico_node_unit_is_active(StateNode("failed"))
+    # ... served from the snapshot it passes: that is what staleness would do ...
+    served = snapshot.Served(node, taken.answers["node1"], lambda: "e2e/calico/test_calico.py::unit (call)")
+    trips = node.round_trips
+    calico_node_unit_is_active(node)
+    assert node.round_trips == trips  # answered from the snapshot
+    # ... and the re-read after the pass names the change and the check: the pass fails.
+    consumed = snapshot.load_consumed([])
+    consumed["node1"] = served.consumed
+    changes = snapshot.recheck({"node1": node}, taken, consumed)
+    assert [(c.node, c.cmd, c.seen.stdout, c.live.stdout, c.tests) for c in changes] == [
+        ("node1", state_reads.CALICO_NODE_ACTIVE, "active\n", "failed\n", ("e2e/calico/test_calico.py::unit (call)",))]
+    assert "active" in changes[0].text() and "failed" in changes[0].text()
+
+    # Unchanged, the re-read finds nothing: the check's verdict is the live one at the pass's end.
+    node.state = "active"
+    assert snapshot.recheck({"node1": node}, taken, consumed) == []
+
+
+def test_served_once_per_test_then_live_and_never_to_a_test_that_acts():
+    node = ShellNode()
+    taken = snapshot.read(node, ["echo snap"])
+    node.calls.clear()
+    current = ["e2e/hosts/test_hosts.py::a (call)"]
+    served = snapshot.Served(node, {"echo snap": snapshot.Answer(0, "from the snapshot\n", "")}, lambda: current[0],
+                             live_only=lambda test: test.startswith("e2e/workloads/"))
+    assert taken["echo snap"].stdout == "snap\n"
+    assert node.run("echo snap").stdout == "from the snapshot\n"
+    assert node.run("echo snap").stdout == "snap\n"  # asked again in one test: a poll, live
+    current[0] = "e2e/hosts/test_hosts.py::b (call)"
+    assert node.run("echo snap").stdout == "from the snapshot\n"  # another check: served
+    current[0] = "e2e/workloads/test_network.py::c (call)"
+    assert node.run("echo snap").stdout == "snap\n"  # a test that acts: live
+    assert node.run("echo other").stdout == "other\n"  # not declared: live
+    assert node.calls == ["echo snap", "echo snap", "echo other"]
+    # a polled on (its verdict is the live answer's); b was decided by the snapshot's answer
+    assert served.consumed == {"echo snap": {"e2e/hosts/test_hosts.py::b (call)"}}
+    with pytest.raises(RemoteCommandFailed):  # check=True keeps its meaning for a served answer
+        snapshot.Served(node, {"false": snapshot.Answer(1, "", "")}, lambda: "t").run("false", check=True)
+
+
+def test_the_declared_reads_leave_moving_answers_live():
+    from calicolab.core import config
+    cluster = config.load({"etcd": "3.3.25"}, environ={})
+    reads = state_reads.for_node(cluster, cluster.nodes[0])
+    assert len(reads) == len(set(reads))
+    assert "ETCDCTL_API=2 etcdctl --endpoints http://192.168.223.131:2379 member list" in reads
+    # Counters, log sizes, clocks and tallies are never declared: iptables' chain counters move.
+    assert not [r for r in reads if r.split()[0] in ("iptables-save", "stat", "journalctl")
+                or r.startswith(("docker info", "docker logs"))]
+    newer = state_reads.for_node(config.load({"etcd": "3.5.16"}, environ={}), cluster.nodes[0])
+    assert not [r for r in newer if "etcdctl" in r]  # v3's member list reads the moving raft index: live
+
+
+def test_a_check_that_polled_on_is_judged_by_its_live_answers_not_the_snapshot():
+    node = StateNode("activating")
+    taken = snapshot.Snapshot(0.0, {"node1": snapshot.read(node, [state_reads.CALICO_NODE_ACTIVE])})
+    served = snapshot.Served(node, taken.answers["node1"], lambda: "e2e/x.py::polls (call)")
+    node.state = "active"
+    assert node.run(state_reads.CALICO_NODE_ACTIVE).stdout == "activating\n"  # served
+    assert node.run(state_reads.CALICO_NODE_ACTIVE).stdout == "active\n"  # polled on: live
+    assert served.consumed == {}  # nothing left for the re-read to hold against the pass
