@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from calicolab.core.deadlines import deadline_factor
@@ -26,6 +28,27 @@ class Timeout(Exception):
         self.what, self.seconds, self.last = what, seconds, last
 
 
+@dataclass(frozen=True)
+class Waited:
+    """Where one wait's time went. `needed` ends with the last poll that found the condition
+    not there yet: the cluster took at least that long. `idle` is the sleep before the poll
+    that found it: the condition may have held for all of it, so the wait overran by at most
+    that. The rest is polling: the checks' own time."""
+
+    what: str
+    seconds: float
+    polls: int
+    slept: float
+    needed: float
+    idle: float
+    ok: bool
+    outer: bool  # on the main thread and inside no other wait: outer waits never overlap
+
+
+# Every wait of this process, in order: the fault pass reports per test where its time went.
+WAITS: list[Waited] = []
+_inside = threading.local()
+
 # The longest sleep between two polls: a condition that comes true is seen within a second
 # (the fault pass waits for elections, BGP and unit restarts; a 2 s cap idled up to 2 s per wait).
 MAX_INTERVAL = 1.0
@@ -41,17 +64,35 @@ def wait_for(probe: Callable[[], T], ok: Callable[[T], bool], what: str,
     once and slow ones do not spin.
     """
     timeout *= deadline_factor()
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     last: object = None
-    while True:
-        try:
-            value = probe()
-            last = value
-            if ok(value):
-                return value
-        except not_yet as err:
-            last = err
-        if time.monotonic() >= deadline:
-            raise Timeout(what, timeout, last)
-        time.sleep(interval)
-        interval = min(interval * 1.5, MAX_INTERVAL)
+    polls, slept, needed, pause = 0, 0.0, 0.0, 0.0
+    depth = getattr(_inside, "depth", 0)
+    outer = depth == 0 and threading.current_thread() is threading.main_thread()
+    _inside.depth = depth + 1
+
+    def done(ok: bool) -> None:
+        WAITS.append(Waited(what, round(time.monotonic() - start, 3), polls, round(slept, 3), round(needed, 3),
+                            round(pause if ok else 0.0, 3), ok, outer))
+
+    try:
+        while True:
+            polls += 1
+            try:
+                value = probe()
+                last = value
+                if ok(value):
+                    done(True)
+                    return value
+            except not_yet as err:
+                last = err
+            needed = time.monotonic() - start
+            if time.monotonic() >= deadline:
+                done(False)
+                raise Timeout(what, timeout, last)
+            time.sleep(interval)
+            slept, pause = slept + interval, interval
+            interval = min(interval * 1.5, MAX_INTERVAL)
+    finally:
+        _inside.depth = depth

@@ -18,7 +18,7 @@ from calicolab.core.errors import UserError
 from calicolab.core.state import calico_label
 from calicolab.core.tables import Column, render
 from calicolab.etcd_history import linearizability
-from calicolab.measure import command_log
+from calicolab.measure import command_log, fault_time
 from calicolab.runs import matrix
 from calicolab.runs.lifecycle import Lifecycle
 
@@ -37,6 +37,7 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: 
     memory: list[float] = []
     totals: list[float] = []
     floors: list[dict] = []
+    faults: list[dict] = []
     for i in range(runs):
         say(f"== bench run {i + 1}/{runs}")
         lc = Lifecycle(cfg, say=lambda _m: None)  # quiet: the table is the output
@@ -55,23 +56,30 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: 
             memory.append(round(before - mem_available_mib(), 1))
             if log is not None:
                 floors.append(_floor(cfg, lc, log))
+            rows = fault_time.read(cfg.reports_path)
+            if rows:
+                faults.append(fault_time.total(rows))
         finally:
             lc.destroy()
             lc.finish()
         totals.append(round(time.monotonic() - start, 1))
         for stage in lc.report.stages:
             samples.setdefault(stage.name, []).append(stage.seconds)
-    rows = {name: {"mean": round(statistics.mean(v), 1), "min": min(v), "max": max(v), "runs": len(v)}
+    rows = {name: {"mean": round(statistics.mean(v), 1), "median": round(statistics.median(v), 1), "min": min(v),
+                   "max": max(v), "runs": len(v), "samples": v}
             for name, v in samples.items()}
     result = {"provider": cfg.provider, "calico": calico_label(lc.report.calico), "suite": suite, "runs": runs,
               "stages": rows,
-              "total_seconds": {"mean": round(statistics.mean(totals), 1), "min": min(totals),
+              "total_seconds": {"mean": round(statistics.mean(totals), 1),
+                                "median": round(statistics.median(totals), 1), "min": min(totals),
                                 "max": max(totals), "samples": totals},
               "lab_memory_mib": memory}
     tot = result["total_seconds"]
-    say(render(("stage", *(Column(name, align="right") for name in ("mean s", "min s", "max s"))),
-               [(name, f"{row['mean']:.1f}", f"{row['min']:.1f}", f"{row['max']:.1f}") for name, row in rows.items()],
-               footer=[("total", f"{tot['mean']:.1f}", f"{tot['min']:.1f}", f"{tot['max']:.1f}")]))
+    say(render(("stage", *(Column(name, align="right") for name in ("median s", "mean s", "min s", "max s"))),
+               [(name, f"{row['median']:.1f}", f"{row['mean']:.1f}", f"{row['min']:.1f}", f"{row['max']:.1f}")
+                for name, row in rows.items()],
+               footer=[("total", f"{tot['median']:.1f}", f"{tot['mean']:.1f}", f"{tot['min']:.1f}",
+                        f"{tot['max']:.1f}")]))
     if memory:
         say(f"lab memory after verify (host MemAvailable drop): mean {statistics.mean(memory):.0f} MiB, "
             f"max {max(memory):.0f} MiB")
@@ -83,6 +91,14 @@ def run_bench(cfg: ClusterConfig, runs: int, say: Callable[[str], None], suite: 
                      str(f["commands"])) for i, f in enumerate(floors)]))
         say("floor: each node's commands of the read-only pass back to back, both nodes at once, no pytest "
             "(commands of the tests that create workloads counted at their time in the pass)")
+    if faults:
+        result["fault_pass"] = faults
+        say(render(("run", *(Column(n, align="right") for n in (
+            "fault s", "in waits", "cluster needed", "polling", "idle", "outside waits"))),
+            [(str(i + 1), *(f"{f[k]:.1f}" for k in fault_time.SUMMED)) for i, f in enumerate(faults)]))
+        say("fault pass: its waits split into what the cluster needed (until the last poll that found the "
+            "condition not there yet), the polls' own time and idle sleep (at most, after the condition held); "
+            "outside waits: making and mending the faults (per test: fault-time.jsonl in the reports folder)")
     _write(cfg, "bench.json", result, say)
     return result
 

@@ -24,12 +24,15 @@ For example test_kill_felix.py: `kill -9` of felix inside calico-node, measured 
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from calicolab.core import polling
 from calicolab.diagnose.engine import ClusterView
+from calicolab.measure import fault_time
 from calicolab.measure.fault_window import FaultProbes
 from calicolab.stack import workloads
 from calicolab.stack.workloads import WorkloadFailed
@@ -61,6 +64,25 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook 
     ordered = [items[i] for i in sorted(slots, key=rank)]  # stable: collection order within a rank
     for slot, item in zip(slots, ordered, strict=True):
         items[slot] = item
+
+
+# -- where each fault test's time went (calicolab/measure/fault_time.py) -------------------------
+@pytest.fixture(scope="package", autouse=True)
+def time_folder(cluster) -> Path:
+    """This pass's lines only: an earlier pass's are dropped when the folder starts."""
+    (cluster.reports_path / fault_time.TIME_FILE).unlink(missing_ok=True)
+    return cluster.reports_path
+
+
+@pytest.fixture(autouse=True)
+def time_accounts(request, time_folder):
+    """Each test's time, split into its waits and the rest: printed with the test's output
+    (JUnit's system-out) and one JSON line in the reports folder, for `invoke bench`."""
+    mark, start = len(polling.WAITS), time.monotonic()
+    yield
+    row = fault_time.row(request.node.nodeid, time.monotonic() - start, polling.WAITS[mark:])
+    print(fault_time.line(row))
+    fault_time.append(time_folder, row)
 
 
 # -- the fault plant -----------------------------------------------------------------------------
