@@ -19,6 +19,13 @@ from calicolab.core.paths import ROOT
 LANE_VARS = ("CALICOLAB_LAB_PREFIX", "CALICOLAB_LAB_SUBNET")
 
 
+def lane_names(prefix: str, subnets: str) -> list[tuple[str, str]]:
+    """One lane per subnet of a comma-separated list: the first keeps the prefix, the n-th is
+    `<prefix>-n` (labels match names exactly, so no lane's destroy reaches another's nodes)."""
+    listed = [s.strip() for s in subnets.split(",") if s.strip()]
+    return [(prefix if i == 0 else f"{prefix}-{i + 1}", subnet) for i, subnet in enumerate(listed)]
+
+
 @dataclass(frozen=True)
 class Lane:
     prefix: str
