@@ -13,7 +13,7 @@ from __future__ import annotations
 from calicolab.core import node_commands
 from calicolab.core.config import ClusterConfig, Node
 from calicolab.core.remote import read_command
-from calicolab.stack import etcd_query, probes
+from calicolab.stack import etcd_query, parsers, probes
 from e2e import guide
 
 HOSTNAME = "hostname"
@@ -29,6 +29,12 @@ PLUGIN_SOCKETS = ("/run/docker/plugins/calico.sock", "/run/docker/plugins/calico
 CALICO_PROCESSES = "docker top calico-node -eo pid,comm,args"
 DOCKER_VERSION = "docker version --format '{{.Server.Version}}'"
 AUTHORIZED_KEYS = "cat ~vagrant/.ssh/authorized_keys"
+
+
+# Answers compared by what their checks read rather than byte for byte when read again after
+# the pass: BIRD prints a session's SINCE with one second of play (parsers.same_node_status), and
+# `ss -xl` lists every listener on the node, where the check reads the plugin's two.
+SAME_ANSWER = {NODE_STATUS: parsers.same_node_status, UNIX_LISTENERS: parsers.same_listeners(PLUGIN_SOCKETS)}
 
 
 def socket_file(path: str) -> str:

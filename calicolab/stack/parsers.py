@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -253,6 +253,44 @@ def since_age(since: str, clock: str) -> int | None:
     def seconds(m: re.Match[str]) -> int:
         return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
     return (seconds(now) - seconds(then)) % 86400  # a session that came up before midnight
+
+
+def same_listeners(paths: Iterable[str]) -> Callable[[str, str], bool]:
+    """Two `ss -xl` answers agree on these socket paths: the same rows name them (state, queue,
+    inode). Other rows come and go with whatever else on the node opens a listener (a
+    container's shim, a `docker exec`) and say nothing about these paths."""
+    wanted = set(paths)
+
+    def rows(text: str) -> list[str]:
+        return sorted(" ".join(line.split()) for line in text.splitlines() if wanted & set(line.split()))
+
+    return lambda seen, live: rows(seen) == rows(live)
+
+
+def same_node_status(seen: str, live: str) -> bool:
+    """Two `calicoctl node status` answers say the same thing: every line equal, but a SINCE
+    time of day may read one second later or earlier with no state change. BIRD 1.6 prints a
+    change's time as now_real - (now - t) (sysdep/unix/io.c, tm_format_datetime), where
+    now_real is time(NULL) sampled when the monotonic second last ticked, at whatever fraction
+    of a second the event loop woke: two reads of one unchanged session can differ by one
+    second. A session that flapped between the reads shows a later SINCE, or another STATE or
+    INFO, and is not the same."""
+    a, b = seen.splitlines(), live.splitlines()
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            continue
+        cx, cy = x.split("|"), y.split("|")
+        if len(cx) != len(cy):
+            return False
+        moved = [(p.strip(), q.strip()) for p, q in zip(cx, cy, strict=True) if p != q]
+        if len(moved) != 1:
+            return False
+        age = since_age(*moved[0])
+        if age is None or age not in (0, 1, 86399):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
