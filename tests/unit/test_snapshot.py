@@ -53,6 +53,13 @@ def test_one_round_trip_answers_each_command_as_it_answers_alone():
     assert answers["printf 'a\\nb'; echo oops >&2; exit 3"] == snapshot.Answer(3, "a\nb", "oops\n")
 
 
+def _every_ask_answered(script: str, rc: int, out: str) -> str:
+    """The snapshot script's output when each command it asks exits rc with stdout out."""
+    asked = [line for line in script.splitlines() if line.startswith("ask ")]
+    body = base64.b64encode(out.encode()).decode()
+    return "".join(f"{snapshot.FRAME} {i} {rc}\n{body}\n\n" for i in range(len(asked)))
+
+
 class StateNode:
     """A node whose calico-node unit is whatever `state` says, with every round trip counted."""
 
@@ -68,10 +75,8 @@ class StateNode:
     def run(self, cmd: str, *, check: bool = False, timeout: float = 120) -> CommandResult:
         self.round_trips += 1
         rc, out = self._answer()
-        if snapshot.FRAME in cmd:  # the snapshot's script: one frame per command it asks
-            asked = [line for line in cmd.splitlines() if line.startswith("ask ")]
-            body = base64.b64encode(out.encode()).decode()
-            out, rc = "".join(f"{snapshot.FRAME} {i} {rc}\n{body}\n\n" for i in range(len(asked))), 0
+        if snapshot.FRAME in cmd:
+            out, rc = _every_ask_answered(cmd, rc, out), 0
         return CommandResult(self.name, cmd, rc, out, "")
 
 
@@ -193,10 +198,7 @@ class StatusNode:
         self.since = "16:37:27"
 
     def run(self, cmd: str, *, check: bool = False, timeout: float = 120) -> CommandResult:
-        body = base64.b64encode(_status(self.since).encode()).decode()
-        asked = [line for line in cmd.splitlines() if line.startswith("ask ")]
-        return CommandResult(self.name, cmd, 0, "".join(f"{snapshot.FRAME} {i} 0\n{body}\n\n"
-                                                        for i in range(len(asked))), "")
+        return CommandResult(self.name, cmd, 0, _every_ask_answered(cmd, 0, _status(self.since)), "")
 
 
 def test_the_reread_forgives_birds_one_second_of_play_and_nothing_more():
