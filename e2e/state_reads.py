@@ -32,9 +32,11 @@ AUTHORIZED_KEYS = "cat ~vagrant/.ssh/authorized_keys"
 
 
 # Answers compared by what their checks read rather than byte for byte when read again after
-# the pass: BIRD prints a session's SINCE with one second of play (parsers.same_node_status), and
-# `ss -xl` lists every listener on the node, where the check reads the plugin's two.
-SAME_ANSWER = {NODE_STATUS: parsers.same_node_status, UNIX_LISTENERS: parsers.same_listeners(PLUGIN_SOCKETS)}
+# the pass: BIRD prints a session's SINCE with one second of play (parsers.same_node_status),
+# `ss -xl` lists every listener on the node, where the check reads the plugin's two, and
+# `docker top` lists felix's short-lived children beside the services the check reads.
+SAME_ANSWER = {NODE_STATUS: parsers.same_node_status, UNIX_LISTENERS: parsers.same_listeners(PLUGIN_SOCKETS),
+               CALICO_PROCESSES: parsers.same_services(guide.CALICO_PROCESSES)}
 
 
 def socket_file(path: str) -> str:

@@ -267,6 +267,32 @@ def same_listeners(paths: Iterable[str]) -> Callable[[str, str], bool]:
     return lambda seen, live: rows(seen) == rows(live)
 
 
+def same_services(names: Iterable[str]) -> Callable[[str, str], bool]:
+    """Two `docker top <container> -eo pid,comm,args` answers agree on these services: for each
+    name, some process of that name (same PID, same command line) is in both, so it ran through
+    the pass without a restart; or neither has one. Other rows come and go: a fork of felix
+    shows felix's name and arguments under its own PID until it execs iptables or ip (fork(2)
+    keeps comm, execve(2) replaces it), and confd's `sv` calls are short-lived too."""
+    wanted = tuple(names)
+
+    def rows(text: str, name: str) -> set[tuple[str, ...]]:
+        out = set()
+        for line in text.splitlines()[1:]:
+            cells = line.split(None, 2)
+            if len(cells) >= 2 and cells[1] == name:
+                out.add(tuple(" ".join(line.split()).split(" ")))
+        return out
+
+    def same(seen: str, live: str) -> bool:
+        for name in wanted:
+            a, b = rows(seen, name), rows(live, name)
+            if (a or b) and not a & b:
+                return False
+        return True
+
+    return same
+
+
 def same_node_status(seen: str, live: str) -> bool:
     """Two `calicoctl node status` answers say the same thing: every line equal, but a SINCE
     time of day may read one second later or earlier with no state change. BIRD 1.6 prints a

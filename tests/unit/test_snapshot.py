@@ -53,6 +53,21 @@ def test_one_round_trip_answers_each_command_as_it_answers_alone():
     assert answers["printf 'a\\nb'; echo oops >&2; exit 3"] == snapshot.Answer(3, "a\nb", "oops\n")
 
 
+def test_a_read_past_its_limit_is_left_to_run_live_and_holds_up_nothing():
+    # With etcd's quorum lost each calicoctl read hangs for its client's timeout (60 s measured),
+    # and three in turn held the pass's start for 205 s before the limit.
+    node = ShellNode()
+    hung, stubborn = "sleep 30; echo late", "trap '' TERM; sleep 30"  # the second ignores TERM
+    answers = snapshot.read(node, ["echo before", hung, stubborn, "echo after"], limit=0.5)
+    assert answers == {"echo before": snapshot.Answer(0, "before\n", ""),
+                       "echo after": snapshot.Answer(0, "after\n", "")}  # no "late": cut off
+    served = snapshot.Served(node, answers, lambda: "e2e/x.py::check (call)")
+    node.calls.clear()
+    served.run("echo after")
+    assert node.calls == []  # served
+    assert served.run("echo late").stdout == "late\n" and node.calls == ["echo late"]  # not held: live
+
+
 def _every_ask_answered(script: str, rc: int, out: str) -> str:
     """The snapshot script's output when each command it asks exits rc with stdout out."""
     asked = [line for line in script.splitlines() if line.startswith("ask ")]
@@ -228,3 +243,30 @@ def test_the_listeners_reread_holds_the_plugins_sockets_and_nothing_else():
     assert not same(LISTENERS, LISTENERS.replace("31002", "31950"))  # the IPAM plugin restarted
     gone = "".join(line + "\n" for line in LISTENERS.splitlines() if "calico.sock" not in line)
     assert not same(LISTENERS, gone)  # the check's answer would now be "stale file" or "missing"
+
+
+# calico/node v2.6.1's processes as `docker top calico-node -eo pid,comm,args` lists them.
+TOP = """PID                 COMMAND             COMMAND
+2871                runsvdir            /sbin/runsvdir -P /etc/service/enabled
+2903                runsv               runsv felix
+2904                runsv               runsv bird
+2905                runsv               runsv bird6
+2906                calico-felix        calico-felix
+2907                bird                bird -R -s /var/run/calico/bird.ctl -d -c /etc/calico/confd/config/bird.cfg
+2908                bird6               bird6 -R -s /var/run/calico/bird6.ctl -d -c /etc/calico/confd/config/bird6.cfg
+"""
+# A fork of felix between fork(2) and execve(2): felix's name and arguments under its own PID (CI).
+FORK = "3422                calico-felix        calico-felix\n"
+
+
+def test_the_process_reread_holds_the_services_and_not_their_short_lived_children():
+    same = state_reads.SAME_ANSWER[state_reads.CALICO_PROCESSES]
+    assert same(TOP, TOP + FORK)  # the re-read caught felix about to exec iptables-restore
+    assert same(TOP + FORK, TOP)  # the snapshot did
+    assert same(TOP, TOP + "3500                sv                  sv hup bird\n")
+    assert not same(TOP, TOP.replace("2906 ", "3423 "))  # felix restarted: a new PID
+    assert not same(TOP, TOP.replace("2907 ", "3424 "))  # BIRD restarted
+    gone = "".join(line + "\n" for line in TOP.splitlines() if "bird6 -R" not in line)
+    assert not same(TOP, gone)  # bird6 stopped: the check would now fail
+    assert not same(gone, TOP)  # ... or started during the pass: the snapshot's verdict is stale
+    assert not same(TOP, TOP.replace("bird -R -s", "bird -s"))  # BIRD's command line changed
