@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from calicolab.core.deadlines import deadline_factor
 from calicolab.core.remote import CommandResult, RemoteCommandFailed
 
 FRAME = "@@calicolab-snapshot"
@@ -43,10 +44,20 @@ class Answer:
         return CommandResult(node, cmd, self.rc, self.stdout, self.stderr)
 
 
-def script(commands: Sequence[str]) -> str:
-    """One shell script asking every command in turn; stdin closed, as a live command's is."""
+# A read that needs longer than this is not one the snapshot serves: it stays live, where its
+# check waits for it with its own timeout. Without a limit one hung read holds up the whole pass:
+# with etcd's quorum lost, each calicoctl read hangs for its client's timeout (measured 60 s),
+# and the snapshot asked three of them in turn before the pass started.
+READ_LIMIT = 10.0
+
+
+def script(commands: Sequence[str], limit: float = READ_LIMIT) -> str:
+    """One shell script asking every command in turn, each for at most `limit` seconds (coreutils
+    timeout, then KILL 2 s later); stdin closed, as a live command's is. A command cut off at its
+    limit gets no frame."""
     lines = ['d=$(mktemp -d) || exit 1',
-             'ask() { sh -c "$2" </dev/null >"$d/o" 2>"$d/e"; rc=$?; '
+             f'ask() {{ timeout -k 2 {limit:g} sh -c "$2" </dev/null >"$d/o" 2>"$d/e"; rc=$?; '
+             '[ "$rc" = 124 ] || [ "$rc" = 137 ] && return; '
              f'echo "{FRAME} $1 $rc"; base64 "$d/o" | tr -d "\\n"; echo; base64 "$d/e" | tr -d "\\n"; echo; }}']
     lines += [f"ask {i} {shlex.quote(cmd)}" for i, cmd in enumerate(commands)]
     lines.append('rm -rf "$d"')
@@ -67,10 +78,12 @@ def parse(commands: Sequence[str], text: str) -> dict[str, Answer]:
     return answers
 
 
-def read(node, commands: Sequence[str], timeout: float = 120) -> dict[str, Answer]:
-    """Every command's answer, in one round trip to the node."""
+def read(node, commands: Sequence[str], limit: float | None = None) -> dict[str, Answer]:
+    """Every command's answer, in one round trip to the node; one that needs longer than `limit`
+    seconds (READ_LIMIT, times this run's deadline factor) is left out."""
+    limit = READ_LIMIT * deadline_factor() if limit is None else limit
     unique = list(dict.fromkeys(commands))
-    res = node.run(script(unique), timeout=timeout + 5 * len(unique))
+    res = node.run(script(unique, limit), timeout=30 + (limit + 2) * len(unique))
     return parse(unique, res.stdout)
 
 
@@ -98,9 +111,9 @@ def _each(names: Iterable[str], fn: Callable[[str], dict[str, Answer]]) -> dict[
         return dict(zip(names, pool.map(fn, names), strict=True))
 
 
-def take(nodes: Mapping[str, object], reads: Mapping[str, Sequence[str]]) -> Snapshot:
+def take(nodes: Mapping[str, object], reads: Mapping[str, Sequence[str]], limit: float | None = None) -> Snapshot:
     """Each node's declared reads: one round trip per node, the nodes at once."""
-    return Snapshot(time.time(), _each(reads, lambda name: read(nodes[name], reads[name])))
+    return Snapshot(time.time(), _each(reads, lambda name: read(nodes[name], reads[name], limit)))
 
 
 class Served:
