@@ -31,8 +31,14 @@ AFTER_V2 = ("etcd cluster", *V2_CHECKS, "calico-node", "BGP mesh", "BGP address"
 
 
 def _restart_etcd_together(nodes: dict[str, Node]) -> None:
-    # One member alone waits for quorum (the guide's `publish error`): restart all at once.
-    in_parallel(list(nodes.values()), lambda n: n.run("systemctl restart etcd", check=True, timeout=150))
+    # Stopped one after another: a leader stopping while its peer also stops tries to hand its
+    # leadership to that peer and waits out etcd's request timeout (5 s + 2 election timeouts;
+    # etcdserver TransferLeadership, logged "failed to transfer leadership"): 8 s a restart here.
+    # Stopped alone it hands over at once, and the last member has no peer left to wait for.
+    for node in nodes.values():
+        node.run("systemctl stop etcd", check=True, timeout=150)
+    # Started at once: one member alone waits for quorum (the guide's `publish error`).
+    in_parallel(list(nodes.values()), lambda n: n.run("systemctl start etcd", check=True, timeout=150))
 
 
 def test_disabled_v2_api_is_named_and_calico_and_docker_recover(view, cluster, nodes):
