@@ -32,6 +32,11 @@ def line(r: dict) -> str:
             "longest: " + ", ".join(f"{what} {s:.1f} s ({n} polls)" for what, s, n in r["longest"]))
 
 
+def clear(folder: Path) -> None:
+    """Drop an earlier pass's lines: a run without a fault pass must not report them."""
+    (folder / TIME_FILE).unlink(missing_ok=True)
+
+
 def append(folder: Path, r: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / TIME_FILE).open("a") as out:

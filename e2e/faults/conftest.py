@@ -70,7 +70,7 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook 
 @pytest.fixture(scope="package", autouse=True)
 def time_folder(cluster) -> Path:
     """This pass's lines only: an earlier pass's are dropped when the folder starts."""
-    (cluster.reports_path / fault_time.TIME_FILE).unlink(missing_ok=True)
+    fault_time.clear(cluster.reports_path)
     return cluster.reports_path
 
 
