@@ -80,7 +80,7 @@ class BgpWatch:
             wait_for(lambda: [n.name for n in self.nodes
                               if not debug_in_effect(probes.log_since(n, self.marks[n.name]))],
                      lambda waiting: not waiting, "BIRD logging at debug on every node",
-                     timeout=IN_EFFECT_DEADLINE, interval=1.0)
+                     timeout=IN_EFFECT_DEADLINE, interval=0.25)
         except Timeout as err:
             self.restore()
             raise StageFailed(f"BIRD did not log at debug within {IN_EFFECT_DEADLINE} s of {GLOBAL_KEY}=debug "

@@ -100,8 +100,10 @@ def ping(src: Workload, dst: Workload, wait: int = 2) -> Ping:
 
 
 def ping_until(src: Workload, dst: Workload, deadline: float = PING_DEADLINE, interval: float = 0.2) -> Ping:
-    """The first answered ping; Timeout (with the last Ping seen) when none comes in time."""
-    return wait_for(lambda: ping(src, dst), lambda p: p.answered, f"{src.name} -> {dst.name} ping",
+    """The first answered ping; Timeout (with the last Ping seen) when none comes in time. Each
+    attempt waits 1 s for its reply (busybox's -W is whole seconds): a route still coming up
+    costs an attempt 1 s, not 2, and the next attempt follows at once."""
+    return wait_for(lambda: ping(src, dst, wait=1), lambda p: p.answered, f"{src.name} -> {dst.name} ping",
                     timeout=deadline, interval=interval)
 
 
