@@ -3,9 +3,10 @@ read again after them to prove it was still current.
 
 The read-only pass takes one snapshot per node before its checks: every declared read
 (e2e/state_reads.py) runs in one SSH command, all at once, each in its own `sh -c` under the
-same sudo as a live command and cut off at a limit (a slower read is left to run live), its exit code, stdout and stderr kept apart (base64, so no output can forge a
-frame). A check that asks a node for a command the snapshot holds gets that answer; anything
-else, and any question a test asks a second time (a poll waits for a change), runs live.
+same sudo as a live command and cut off at a limit (a slower read is left to run live), its exit
+code, stdout and stderr kept apart (base64, so no output can forge a frame). A check that asks a
+node for a command the snapshot holds gets that answer; anything else, and any question a test
+asks a second time (a poll waits for a change), runs live.
 
 Why that cannot pass a check the live command fails: a read-only check is a function of the
 answers it gets. After the pass, every answer a check consumed is read again, live, in one
