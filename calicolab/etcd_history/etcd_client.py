@@ -337,6 +337,7 @@ def watcher(endpoint: Endpoint, rec: Recorder, name: str, folder: str, start: in
                 rec.write(type="watch-gap", watcher=name,
                           error=f"still behind after {DRAIN_DEADLINE:.0f} s of draining")
                 return
+        asked = time.monotonic()
         try:
             reply = endpoint.request("GET", path + str(index), timeout=DRAIN_IDLE if drain.is_set() else WATCH_POLL)
         except NotSent:
@@ -344,7 +345,9 @@ def watcher(endpoint: Endpoint, rec: Recorder, name: str, folder: str, start: in
             continue
         except Unknown:  # a quiet poll times out: ask again from the same index
             if drain.is_set() and quiet_since is None:
-                quiet_since = time.monotonic()
+                # Quiet since the poll was asked: one quiet poll of DRAIN_IDLE is enough (counted
+                # from its end, the drain took two, 3 s of every measured window's stop).
+                quiet_since = asked
             continue
         quiet_since = None
         if reply.status == 400 and reply.error_code == 401:  # the index left the event history

@@ -6,8 +6,9 @@ fail with the offending operations in the text."""
 from __future__ import annotations
 
 import json
+import threading
 
-from calicolab.etcd_history import operations, recording
+from calicolab.etcd_history import etcd_client, operations, recording
 from calicolab.etcd_history.operations import History, Op, WatchEvent
 
 K = "/calicolab-history/t/v2/k0"
@@ -104,3 +105,34 @@ def test_an_edited_history_fails_the_evaluation_with_the_sub_history():
     bad = recording.evaluate(edited, recording.final_reads(edited))
     assert bad.linearizable == {"v2": False} and "etcd v2 history not linearizable" in bad.problems
     assert "NOT linearizable" in bad.failure_text and "found 'a' @10" in bad.failure_text
+
+
+class QuietMember:
+    """A member with no event left to send: every watch long-poll runs out its timeout, on a clock
+    the test keeps (no real waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.polls = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def request(self, method, path, body=None, content_type="", timeout=2.0):  # noqa: ARG002 - Endpoint's
+        self.polls += 1
+        self.now += timeout
+        raise etcd_client.Unknown("TimeoutError: timed out")
+
+
+def test_a_drained_watcher_stops_after_one_quiet_poll(tmp_path, monkeypatch):
+    # Draining: DRAIN_IDLE without an event means caught up. Counted from the poll's end, it
+    # took two quiet polls: 3 s of every measured window's stop (stop_seconds 3.5-3.6).
+    member = QuietMember()
+    monkeypatch.setattr(etcd_client.time, "monotonic", member.clock)
+    drain = threading.Event()
+    drain.set()
+    rec = etcd_client.Recorder(str(tmp_path / "w.jsonl"))
+    etcd_client.watcher(member, rec, "node1/watch", "/calicolab-history", 7, drain)  # type: ignore[arg-type]
+    rec.close()
+    assert member.polls == 1
+    assert member.now == etcd_client.DRAIN_IDLE
