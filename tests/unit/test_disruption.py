@@ -5,6 +5,7 @@ analysis on hand-made records with known gaps, reorders, restarts, route outages
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -166,14 +167,32 @@ def test_steps_take_the_gaps_that_start_in_their_window():
 
 
 # -- the real probe program, two of them on loopback ---------------------------------------------
+def _ephemeral_range() -> range:
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return range(int(low), int(high) + 1)
+
+
 def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    """n ports free for both UDP and TCP, below the ephemeral range. A port the kernel hands out
+    to outgoing connections can be taken before the probe binds it: drawn there (as UDP-free
+    only), a CI run's b could not listen on its TCP port (its UDP flowed, a's tcp.log never said
+    `connect`), and a's own connects to a port nobody listens on can land on that very port
+    (a TCP self-connect)."""
+    ephemeral = _ephemeral_range()
+    ports: list[int] = []
+    outside = [port for port in range(10000, 65536) if port not in ephemeral]
+    for port in random.sample(outside, min(200, len(outside))):
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the probe binds
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise AssertionError(f"fewer than {n} free ports below the ephemeral range {ephemeral}")
 
 
 def _probe(folder: Path, udp: int, tcp: int, peer_udp: int, peer_tcp: int, rcvbuf: int = 0) -> subprocess.Popen:
