@@ -251,6 +251,16 @@ def setup_logging() -> None:
 
 def main(env: Mapping[str, str] | None = None) -> int:
     env = dict(os.environ if env is None else env)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("Received %s; exiting without touching the dataplane", signal.Signals(signum).name)
+        stop.set()
+
+    # The handlers before the name: whoever sees calico-felix may stop it at once (CI: a SIGTERM
+    # sent as soon as /proc/<pid>/comm said calico-felix, before the handlers, killed it: -15).
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     set_process_name("calico-felix")
     setup_logging()
     try:
@@ -259,14 +269,6 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except (ConfigError, EtcdError, ValueError) as exc:
         log.critical("Felix cannot start: %s", exc)
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("Received %s; exiting without touching the dataplane", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     felix = FelixDaemon(etcd, felix_hostname(env), env, stop,
                   poll_interval=float(env.get("CALICO_DOUBLE_FELIX_POLL", "") or 1.0))
     return felix.run()

@@ -270,3 +270,25 @@ def test_plan_routes_neighbours_and_sysctls() -> None:
     assert late.conntrack_flush == ["192.168.166.129"]
     # A link that does not exist yet gets nothing; the non-cali route is never touched.
     assert plan_interfaces(model, {}, [], {}, {}, 100.0).add_routes == []
+
+
+def test_sigterm_is_handled_before_the_process_is_named(monkeypatch) -> None:
+    # The name says felix is there, so whoever sees it may stop it at once (CI: SIGTERM sent as
+    # /proc/<pid>/comm turned calico-felix found the default action still in place: exit -15).
+    from calico_double.agent import felix
+
+    seen = []
+    monkeypatch.setattr(felix, "set_process_name", lambda _name: seen.append(signal.getsignal(signal.SIGTERM)))
+    monkeypatch.setattr(felix, "setup_logging", lambda: None)
+
+    def refuse(_env):
+        raise felix.ConfigError("stop here")
+
+    monkeypatch.setattr(felix.Config, "from_env", staticmethod(refuse))
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        assert felix.main({}) == 1  # stops at the configuration
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+    assert seen and seen[0] not in (signal.SIG_DFL, signal.SIG_IGN, None)
