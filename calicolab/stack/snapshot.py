@@ -2,8 +2,8 @@
 read again after them to prove it was still current.
 
 The read-only pass takes one snapshot per node before its checks: every declared read
-(e2e/state_reads.py) runs in one SSH command, all at once, each in its own `sh -c` under the
-same sudo as a live command and cut off at a limit (a slower read is left to run live), its exit
+(e2e/state_reads.py) runs in one SSH command, one after another, each in its own `sh -c` under
+the same sudo as a live command and cut off at a limit (a slower read is left to run live), its exit
 code, stdout and stderr kept apart (base64, so no output can forge a frame). A check that asks a
 node for a command the snapshot holds gets that answer; anything else, and any question a test
 asks a second time (a poll waits for a change), runs live.
@@ -53,17 +53,14 @@ READ_LIMIT = 10.0
 
 
 def script(commands: Sequence[str], limit: float = READ_LIMIT) -> str:
-    """One shell script asking every command at once, each for at most `limit` seconds (coreutils
-    timeout, then KILL 2 s later), then printing their answers in order; stdin closed, as a live
-    command's is. A command cut off at its limit gets no frame. At once, so the snapshot takes as
-    long as its slowest read, not the sum of them (three reads held to the limit cost one)."""
+    """One shell script asking every command in turn, each for at most `limit` seconds (coreutils
+    timeout, then KILL 2 s later); stdin closed, as a live command's is. A command cut off at its
+    limit gets no frame."""
     lines = ['d=$(mktemp -d) || exit 1',
-             f'ask() {{ timeout -k 2 {limit:g} sh -c "$2" </dev/null >"$d/o$1" 2>"$d/e$1"; echo $? >"$d/r$1"; }}',
-             'tell() { rc=$(cat "$d/r$1"); [ "$rc" = 124 ] || [ "$rc" = 137 ] && return; '
-             f'echo "{FRAME} $1 $rc"; base64 "$d/o$1" | tr -d "\\n"; echo; base64 "$d/e$1" | tr -d "\\n"; echo; }}']
-    lines += [f"ask {i} {shlex.quote(cmd)} &" for i, cmd in enumerate(commands)]
-    lines.append("wait")
-    lines += [f"tell {i}" for i in range(len(commands))]
+             f'ask() {{ timeout -k 2 {limit:g} sh -c "$2" </dev/null >"$d/o" 2>"$d/e"; rc=$?; '
+             '[ "$rc" = 124 ] || [ "$rc" = 137 ] && return; '
+             f'echo "{FRAME} $1 $rc"; base64 "$d/o" | tr -d "\\n"; echo; base64 "$d/e" | tr -d "\\n"; echo; }}']
+    lines += [f"ask {i} {shlex.quote(cmd)}" for i, cmd in enumerate(commands)]
     lines.append('rm -rf "$d"')
     return "\n".join(lines)
 
@@ -87,7 +84,7 @@ def read(node, commands: Sequence[str], limit: float | None = None) -> dict[str,
     seconds (READ_LIMIT, times this run's deadline factor) is left out."""
     limit = READ_LIMIT * deadline_factor() if limit is None else limit
     unique = list(dict.fromkeys(commands))
-    res = node.run(script(unique, limit), timeout=60 + limit + 2)
+    res = node.run(script(unique, limit), timeout=30 + (limit + 2) * len(unique))
     return parse(unique, res.stdout)
 
 
