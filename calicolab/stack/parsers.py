@@ -276,12 +276,8 @@ def same_services(names: Iterable[str]) -> Callable[[str, str], bool]:
     wanted = tuple(names)
 
     def rows(text: str, name: str) -> set[tuple[str, ...]]:
-        out = set()
-        for line in text.splitlines()[1:]:
-            cells = line.split(None, 2)
-            if len(cells) >= 2 and cells[1] == name:
-                out.add(tuple(" ".join(line.split()).split(" ")))
-        return out
+        return {tuple(cells) for cells in map(str.split, text.splitlines()[1:])
+                if len(cells) >= 2 and cells[1] == name}
 
     def same(seen: str, live: str) -> bool:
         for name in wanted:

@@ -3,10 +3,10 @@ read again after them to prove it was still current.
 
 The read-only pass takes one snapshot per node before its checks: every declared read
 (e2e/state_reads.py) runs in one SSH command, one after another, each in its own `sh -c` under
-the same sudo as a live command and cut off at a limit (a slower read is left to run live), its exit
-code, stdout and stderr kept apart (base64, so no output can forge a frame). A check that asks a
-node for a command the snapshot holds gets that answer; anything else, and any question a test
-asks a second time (a poll waits for a change), runs live.
+the same sudo as a live command and cut off at a limit (a slower read is left to run live), its
+exit code, stdout and stderr kept apart (base64, so no output can forge a frame). A check that
+asks a node for a command the snapshot holds gets that answer; anything else, and any question a
+test asks a second time (a poll waits for a change), runs live.
 
 Why that cannot pass a check the live command fails: a read-only check is a function of the
 answers it gets. After the pass, every answer a check consumed is read again, live, in one
@@ -112,9 +112,9 @@ def _each(names: Iterable[str], fn: Callable[[str], dict[str, Answer]]) -> dict[
         return dict(zip(names, pool.map(fn, names), strict=True))
 
 
-def take(nodes: Mapping[str, object], reads: Mapping[str, Sequence[str]], limit: float | None = None) -> Snapshot:
+def take(nodes: Mapping[str, object], reads: Mapping[str, Sequence[str]]) -> Snapshot:
     """Each node's declared reads: one round trip per node, the nodes at once."""
-    return Snapshot(time.time(), _each(reads, lambda name: read(nodes[name], reads[name], limit)))
+    return Snapshot(time.time(), _each(reads, lambda name: read(nodes[name], reads[name])))
 
 
 class Served:
