@@ -29,16 +29,17 @@ DEBUG = "debug"
 # confd polls every 5 s (calico/node 2.6.1: -interval=5), BIRD scans interfaces every 2 s
 # (`scan time 2` in the template's device protocol): debug shows within seconds; a loaded lab more.
 IN_EFFECT_DEADLINE = 60
-# BIRD's own lines (nest/config.c config_done: "Reconfigured"; the device protocol's D_EVENTS
-# trace, debug only: "Scanning interfaces").
-_RECONFIGURED = re.compile(r" bird: Reconfigured$")
+# BIRD's own lines (nest/config.c config_done: "Reconfigured"; sysdep/unix/main.c at start:
+# "Started"; the device protocol's D_EVENTS trace, debug only: "Scanning interfaces").
+_NEW_CONFIG = re.compile(r" bird: (Reconfigured|Started)$")
 _DEBUG_LINE = re.compile(r" bird: \w+: Scanning interfaces$")
 
 
 def debug_in_effect(log: str) -> bool:
-    """Whether BIRD logs at debug: a debug-only line after its last reconfiguration, if any."""
+    """Whether BIRD logs at debug: a debug-only line after the last configuration it took (a
+    reconfiguration, or a start: a BIRD restarted at info level logs no debug line after it)."""
     lines = log.splitlines()
-    last = max((i for i, line in enumerate(lines) if _RECONFIGURED.search(line)), default=-1)
+    last = max((i for i, line in enumerate(lines) if _NEW_CONFIG.search(line)), default=-1)
     return any(_DEBUG_LINE.search(line) for line in lines[last + 1:])
 
 
@@ -74,8 +75,13 @@ class BgpWatch:
                 res = etcd_query.v2_put(node, ip, key, DEBUG)
                 if not res.ok:
                     raise StageFailed(f"setting {key} to debug failed: {res.describe()}")
-        if not wait:
-            return
+        if wait:
+            self.in_effect()
+
+    def in_effect(self) -> None:
+        """Wait until every running BIRD logs at debug since the marks, then mark the logs again:
+        a window's log starts there. A watch held across windows (a pass of faults) calls it at
+        each window's start; it answers at the first poll while the level holds."""
         try:
             wait_for(lambda: [n.name for n in self.nodes
                               if not debug_in_effect(probes.log_since(n, self.marks[n.name]))],

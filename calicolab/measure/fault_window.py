@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
 from calicolab.core.remote import Node
+from calicolab.measure import bgp_watch, step_figures
 from calicolab.measure import budgets as budget_rules
-from calicolab.measure import step_figures
 from calicolab.measure import window as measuring
 from calicolab.measure.step_figures import Hop
 from calicolab.stack import disruption, parsers
@@ -48,11 +48,23 @@ class FaultProbes:
     def __init__(self, cfg: ClusterConfig, nodes: Sequence[Node], blocks: Sequence[str]) -> None:
         self.cfg = cfg
         self.nodes = list(nodes)
-        self.probes = disruption.start(self.nodes, blocks, prefix="flt-probe")
         self.budgets = budget_rules.load(cfg.budgets_path)  # the run's `budgets` setting
+        # BIRD at debug from here to close(), for every window: asked once, so its wait (confd's
+        # poll, then BIRD's 2 s interface scan to show it) passes while the first fault gets
+        # ready, and later windows find it in effect (bgp_watch.BgpWatch.in_effect).
+        self.bgp = bgp_watch.BgpWatch(cfg, self.nodes)
+        self.bgp.start(wait=False)
+        try:
+            self.probes = disruption.start(self.nodes, blocks, prefix="flt-probe")
+        except BaseException:
+            self.bgp.restore()
+            raise
 
     def close(self) -> None:
-        disruption.stop(self.probes)
+        try:
+            self.bgp.restore()
+        finally:
+            disruption.stop(self.probes)
 
     @contextlib.contextmanager
     def window(self, kind: str, node: str, what: str, bgp: bool = True) -> Iterator[Measured]:
@@ -66,7 +78,7 @@ class FaultProbes:
         hop = Hop(kind, node, "", "", started=round(time.time(), 3), kind=kind)
         seen: measuring.Window | None = None
         try:
-            with measuring.measured(self.cfg, self.nodes, self.probes, bgp=bgp) as seen:
+            with measuring.measured(self.cfg, self.nodes, self.probes, bgp=self.bgp if bgp else False) as seen:
                 hop.started = round(seen.since, 3)
                 yield out
         finally:

@@ -99,16 +99,20 @@ class Window:
 
 @contextlib.contextmanager
 def measured(cfg: ClusterConfig, nodes: Sequence[Node], probes: Sequence[disruption.Probe],
-             leaders: etcd_leader.Watcher | None = None, bgp: bool = True,
+             leaders: etcd_leader.Watcher | None = None, bgp: bool | bgp_watch.BgpWatch = True,
              say: Callable[[str], None] = print) -> Iterator[Window]:
     """Measure what happens inside the block: route monitors on, the leader watch (if given)
-    polling, BIRD at debug (bgp); on leaving, the probes' records since the start, the leader
+    polling, BIRD at debug (bgp: True for the window alone, or a watch the caller holds at debug
+    across several windows); on leaving, the probes' records since the start, the leader
     samples and the dropped BGP sessions are in the Window (build() makes the step figures).
     The records are read even when the block fails, so a failure still shows what it cost."""
     out = Window()
     disruption.start_route_monitors(list(nodes))
     with contextlib.ExitStack() as stack:
-        if bgp:
+        if isinstance(bgp, bgp_watch.BgpWatch):
+            bgp.in_effect()  # still at debug (it answers at once), the logs marked from here
+            out.bgp = bgp
+        elif bgp:
             out.bgp = stack.enter_context(bgp_watch.watched(cfg, nodes, say))
         if leaders is not None:
             leaders.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 
 from calicolab.core.remote import CommandResult
+from calicolab.measure import bgp_watch
 from calicolab.stack import parsers, probes
 
 
@@ -48,3 +49,17 @@ def test_a_log_not_written_yet_is_empty_not_an_error(tmp_path):
     missing = str(tmp_path / "bird" / "current")
     assert probes.log_mark(node, missing) == 0
     assert probes.log_since(node, 0, missing) == ""
+
+
+def test_debug_is_in_effect_only_with_a_debug_line_after_birds_last_configuration():
+    # bgp_watch.debug_in_effect: "Scanning interfaces" (the device protocol's debug-only trace)
+    # after BIRD last took a configuration, by a reload (Reconfigured) or by starting (Started).
+    scan = "2026-12-06_03:10:0{}.00000 bird: device1: Scanning interfaces"
+    reconf = "2026-12-06_03:10:01.00000 bird: Reconfigured"
+    started = "2026-12-06_03:10:03.00000 bird: Started"
+    assert bgp_watch.debug_in_effect("\n".join([reconf, scan.format(2)]))
+    assert not bgp_watch.debug_in_effect("\n".join([scan.format(0), reconf]))
+    # A BIRD restarted at info level logs no debug line after its start: debug is not in effect,
+    # however many the BIRD before it logged (a watch held across windows must not take those).
+    assert not bgp_watch.debug_in_effect("\n".join([reconf, scan.format(2), started]))
+    assert bgp_watch.debug_in_effect("\n".join([reconf, scan.format(2), started, scan.format(5)]))

@@ -5,7 +5,6 @@ CALICOLAB_BUDGETS is the file judged by."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from datetime import datetime
@@ -25,12 +24,36 @@ def _udp(t0: float, seqs) -> str:
                    for s in seqs)
 
 
+class HeldWatch:
+    """A stand-in for the pass's BIRD debug watch: the nodes' BIRD logs over a window are `bird`
+    (node -> lines); it counts what the pass asked of it."""
+
+    def __init__(self, *_cfg_and_nodes) -> None:
+        self.bird: dict[str, str] = {}
+        self.started = self.checked = self.restored = 0
+
+    def start(self, wait: bool = True) -> None:
+        assert not wait, "the pass asks for debug without waiting; a window waits for it"
+        self.started += 1
+
+    def in_effect(self) -> None:
+        self.checked += 1
+
+    def read(self) -> list[parsers.BgpDrop]:
+        return parsers.bgp_drops(self.bird)
+
+    def restore(self) -> None:
+        self.restored += 1
+
+
 def _probes(tmp_path, raw_udp: dict[str, str], monkeypatch=None, bird: dict[str, str] | None = None,
             budgets: str | None = None) -> fault_window.FaultProbes:
     """A FaultProbes without nodes: disruption.read is patched by the test; the nodes' BIRD logs
     over the window are `bird` (node -> lines), read through a stand-in for the debug watch. With
     `budgets` (and monkeypatch) it is made as the fault pass makes it, from a run configuration
     whose `budgets` setting is that file."""
+    if monkeypatch is not None:
+        monkeypatch.setattr(bgp_watch, "BgpWatch", HeldWatch)
     if budgets is not None:
         monkeypatch.setattr(disruption, "start", lambda *_a, **_k: ["probe-a", "probe-b"])
         fp = fault_window.FaultProbes(config.load({"reports_dir": str(tmp_path), "budgets": budgets}, environ={}),
@@ -40,17 +63,9 @@ def _probes(tmp_path, raw_udp: dict[str, str], monkeypatch=None, bird: dict[str,
         fp.cfg = config.load({"reports_dir": str(tmp_path)}, environ={})
         fp.probes, fp.nodes = ["probe-a", "probe-b"], []  # read() is patched: the probes are never asked
         fp.budgets = fault_window.budget_rules.load()
+        fp.bgp = HeldWatch()
+    fp.bgp.bird = bird or {}
     fp._raw = raw_udp
-    if monkeypatch is not None:
-        class Watch:
-            def read(self) -> list[parsers.BgpDrop]:
-                return parsers.bgp_drops(bird or {})
-
-        @contextlib.contextmanager
-        def watched(*_a, **_k):
-            yield Watch()
-
-        monkeypatch.setattr(bgp_watch, "watched", watched)
     return fp
 
 
@@ -192,3 +207,26 @@ def test_the_budgets_setting_points_the_fault_pass_at_a_stricter_file(tmp_path, 
         assert [v.measure for v in measured.over] == over, [v.line() for v in measured.verdicts]
         assert measured.verdicts[0].source.endswith(source)
     assert [v.line() for v in measured.over] == ["kill -9 bird: lost_packets 3 (budget 0)"]
+
+
+def test_the_pass_holds_bird_at_debug_across_its_windows_and_puts_it_back_once(tmp_path, monkeypatch):
+    # One debug wait per pass, not per window: the level is asked for when the probes start (no
+    # wait), each window confirms it is in effect (and marks the logs from there), and only the
+    # pass's end puts the old level back; a window that restored it would make the next one wait.
+    t0 = time.time()
+    records = {"node1->node2": _udp(t0, range(300)), "node2->node1": _udp(t0, range(300))}
+    monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
+        udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
+        blocks={}, until=t0 + 300 * IV, since=t0))
+    stopped: list[list[str]] = []
+    monkeypatch.setattr(disruption, "stop", stopped.append)
+    fp = _probes(tmp_path, records, monkeypatch, budgets="budgets.yaml")
+    held = fp.bgp
+    assert (held.started, held.checked, held.restored) == (1, 0, 0)
+    for kind, victim in (("bird-kill", "node1"), ("felix-kill", "node1")):
+        with fp.window(kind, victim, f"{kind} on {victim}") as measured:
+            measured.whole["icmp_lost"] = 0
+        assert not measured.over, [v.line() for v in measured.verdicts]
+    assert (held.started, held.checked, held.restored) == (1, 2, 0)
+    fp.close()
+    assert (held.restored, stopped) == (1, [["probe-a", "probe-b"]])
