@@ -6,9 +6,9 @@
 # 3.7+, the script runs on the host, as the real binary does. Otherwise this wrapper runs the
 # same script, mounted from the host, with the python3 of the calico-node double image in a
 # throwaway container that sees the host's network, processes, BIRD socket, /etc/calico and
-# the etcd TLS files. The image itself ships no calicoctl, like calico/node:v2.6.1. Either way
-# it works whether calico-node is up or not, like the real calicoctl. (A container costs
-# seconds a call under software emulation.)
+# the etcd TLS files; `node status` runs inside calico-node when it runs (below). The image
+# itself ships no calicoctl, like calico/node:v2.6.1. Either way it works whether calico-node is
+# up or not, like the real calicoctl. (A container costs seconds a call under software emulation.)
 #
 # Image: $CALICO_DOUBLE_IMAGE, else CALICO_DOUBLE_IMAGE in /etc/calico/calico.env, else the
 # image of the calico-node container, else calicolab/calico-node-double:v2.6.1.
@@ -37,6 +37,21 @@ if [ -z "$script" ] || [ ! -f "$script" ]; then
 fi
 if command -v python3 >/dev/null 2>&1 && python3 -c 'import sys; sys.exit(sys.version_info < (3, 7))' 2>/dev/null; then
     exec python3 "$script" "$@"
+fi
+
+# `node status` reads the host's processes (felix decides "running") and BIRD's socket folder.
+# Where calico-node runs, its container sees those same processes (felix and BIRD run nowhere
+# else) and mounts that folder, so the script runs there, on the image's python3, read from
+# standard input. An exec makes no container: it answers at once, as the real binary does, even
+# while Docker's cluster store has no quorum (a `docker run` then stalls for a minute).
+if [ "${1:-}" = "node" ] && [ "${2:-}" = "status" ] \
+        && [ "$(docker inspect --format '{{.State.Running}}' calico-node 2>/dev/null)" = "true" ]; then
+    rc=0
+    docker exec -i calico-node python3 - "$@" < "$script" || rc=$?
+    case "$rc" in
+        126|127) ;;  # calico-node's image cannot run it (no python3): a throwaway container below
+        *) exit "$rc" ;;
+    esac
 fi
 
 image="${CALICO_DOUBLE_IMAGE:-}"

@@ -141,3 +141,45 @@ def test_the_plain_wrapper_without_its_script_says_so(tmp_path) -> None:
     wrapper, env = _host(tmp_path, script=False)
     res = _run(wrapper, env, "get", "node")
     assert res.returncode == 1 and "calicoctl script is missing" in res.stderr
+
+
+def _calico_node(tmp_path: Path, running: str, exec_rc: int = 0) -> None:
+    """The fake docker as a host whose calico-node container is `running` ("true"/"false"); an
+    exec prints how it was called and the script it was fed, and exits `exec_rc`."""
+    (tmp_path / "tools" / "docker").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = inspect ]; then echo {running}; exit 0; fi\n'
+        f'if [ "$1" = exec ]; then echo "docker $*"; while IFS= read -r line; do echo "$line"; done; '
+        f'exit {exec_rc}; fi\n'
+        'echo "docker $*"\n')
+
+
+def test_node_status_runs_inside_a_running_calico_node_on_its_python3(tmp_path) -> None:
+    # No container made: an exec answers at once, where a `docker run` stalls for a minute while
+    # Docker's cluster store has no quorum (measured on the lab: 63 s); the real binary answers.
+    wrapper, env = _host(tmp_path, python=None)
+    _calico_node(tmp_path, "true")
+    res = _run(wrapper, env, "node", "status")
+    assert res.returncode == 0
+    assert res.stdout == "docker exec -i calico-node python3 - node status\n# the double's script\n"
+    # The datastore commands need the host's /etc/calico and TLS files: a throwaway container.
+    assert _run(wrapper, env, "get", "node").stdout.startswith("docker run --rm -i --net=host --pid=host ")
+
+
+@pytest.mark.parametrize(("running", "exec_rc"), [("false", 0), ("true", 127), ("true", 126)])
+def test_node_status_elsewhere_runs_in_a_throwaway_container(tmp_path, running, exec_rc) -> None:
+    # calico-node stopped, or its image without python3 to run the script (exec: 127 or 126).
+    wrapper, env = _host(tmp_path, python=None)
+    _calico_node(tmp_path, running, exec_rc)
+    seen = _run(wrapper, env, "node", "status").stdout.splitlines()[-1]
+    assert seen.startswith("docker run --rm -i --net=host --pid=host ")
+    assert seen.endswith(f"{IN_IMAGE} node status")
+
+
+def test_node_status_inside_calico_node_keeps_the_scripts_exit_code(tmp_path) -> None:
+    # "Calico process is not running." is exit 1 (felix gone from a running container): said,
+    # not retried in a throwaway container, which would see the same processes.
+    wrapper, env = _host(tmp_path, python=None)
+    _calico_node(tmp_path, "true", exec_rc=1)
+    res = _run(wrapper, env, "node", "status")
+    assert res.returncode == 1 and "docker run" not in res.stdout
