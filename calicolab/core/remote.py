@@ -238,7 +238,7 @@ def read_command(path: str) -> str:
 
 def in_parallel(nodes: Sequence[Node], fn: Callable[[Node], T], timeout: float = 600) -> dict[str, T]:
     """Run fn on every node at once (the guide's "start all members together")."""
-    timeout *= deadline_factor()  # a whole section on emulated VMs (a 255 MB `docker load`: minutes)
+    timeout *= deadline_factor()  # a whole section on emulated VMs (the double's `docker load`: minutes)
     with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
         futures = {node.name: pool.submit(fn, node) for node in nodes}
         return {name: fut.result(timeout=timeout) for name, fut in futures.items()}

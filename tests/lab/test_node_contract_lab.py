@@ -74,7 +74,7 @@ def test_a_fresh_lab_node_is_a_fresh_centos_7_host_to_the_suite(lane):
             assert seen.stdout.strip() == stamp, f"{container}: {image.name} is {seen}, the runner saved {stamp}"
         assert _sudo(container, "calicoctl").returncode == 127, "bare calicoctl found under CentOS 7's PATH"
         assert _sudo(container, f"test -x {CALICOCTL}").returncode == 0, f"{container}: no {CALICOCTL}"
-        left = _sudo(container, "ls /tmp/tmp.*/*.tar 2>/dev/null | wc -l")
+        left = _sudo(container, "ls /tmp/tmp.*/*.tar* 2>/dev/null | wc -l")
         assert left.stdout.strip() == "0", f"{container}: staged copies left in /tmp: {left}"
 
 

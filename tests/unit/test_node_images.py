@@ -7,7 +7,9 @@ instead of the folder the lab image and the Debian box used to carry (a CentOS 7
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -198,3 +200,39 @@ def test_the_box_stage_saves_the_node_images_for_a_centos_vm_too(tmp_path, monke
     assert calls == [("saved", double), ("box", None)]
     lc.node_images()  # provision and verify ask again: once per lifecycle is enough
     assert calls == [("saved", double), ("box", None)]
+
+
+def _fake_docker(folder: Path, body: str) -> str:
+    """A PATH whose `docker` is the given shell script's body (the real tools after it)."""
+    folder.mkdir()
+    tool = folder / "docker"
+    tool.write_text(f"#!/bin/sh\n{body}\n")
+    tool.chmod(0o755)
+    return f"{folder}:{os.environ['PATH']}"
+
+
+def test_a_saved_image_is_gzip_that_unpacks_to_what_docker_save_wrote(tmp_path, monkeypatch):
+    # The nodes get it compressed (a third of the double's bytes over SSH); `docker load` reads
+    # gzip as it is. Unpacked, it must be byte for byte what `docker save` wrote.
+    written = b"image tar " * 5000
+    (tmp_path / "tar").write_bytes(written)
+    monkeypatch.setenv("PATH", _fake_docker(tmp_path / "bin", f'[ "$1" = save ] && cat {tmp_path / "tar"}'))
+    target = tmp_path / "saved" / node_images.DOUBLE_TAR
+    images.save("calicolab/calico-node-double:v2.6.1", target)
+    packed = target.read_bytes()
+    assert packed[:2] == b"\x1f\x8b", "expected gzip's magic number"
+    assert gzip.decompress(packed) == written
+    assert len(packed) < len(written) / 10
+
+
+def test_a_failed_save_leaves_no_file_to_copy(tmp_path, monkeypatch):
+    # `docker save` failing half-way (its output cut short) must not leave a tar that gzip closed
+    # cleanly: the pipe's failure is the step's, and the partial file goes.
+    monkeypatch.setenv("PATH", _fake_docker(tmp_path / "bin", 'echo "partial"; echo "no such image" >&2; exit 1'))
+    monkeypatch.setattr(images, "NODE_IMAGE_TARS", tmp_path / "saved")
+    monkeypatch.setattr(images, "ensure", lambda *_a, **_k: None)
+    monkeypatch.setattr(images, "image_id", lambda _name: "sha256:" + "ab" * 32)
+    cfg = config.load({"run_dir": str(tmp_path / "run")}, environ={})
+    with pytest.raises(UserError, match="no such image"):
+        images._side_loaded(cfg, lambda _m: None, double=False)
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == []
