@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from calicolab.core.deadlines import deadline_factor
 from calicolab.core.errors import UserError
 from calicolab.core.remote import CommandUnavailable
 from calicolab.diagnose import calico, docker, etcd, host
@@ -37,6 +38,7 @@ CHECKS: tuple[Check, ...] = (
     Check("MTU", per_node=host.check_mtu),
 )
 CHECK_NAMES = tuple(c.name for c in CHECKS)
+PER_NODE_AT_ONCE = 4  # a node's checks in flight at once (SSH channels of its one connection)
 
 
 def run(view: ClusterView, only: Iterable[str] | None = None) -> list[Finding]:
@@ -47,27 +49,35 @@ def run(view: ClusterView, only: Iterable[str] | None = None) -> list[Finding]:
     if unknown:
         raise UserError(f"unknown check(s) {', '.join(sorted(unknown))}: known are {', '.join(CHECK_NAMES)}")
     view._cache.clear()  # answers are per run: the cluster changes between runs
-    findings: list[Finding] = []
-    reachable = dict(view.nodes)
-    for name, node in view.nodes.items():
+
+    def unreachable(name: str) -> Finding | None:
         try:
-            node.run("true", timeout=30).ran()  # sudo refusing (no NOPASSWD, requiretty) stops every check
+            view.nodes[name].run("true", timeout=30).ran()  # sudo refusing (no NOPASSWD, requiretty) stops every check
         except UserError as err:
-            findings.append(failed("SSH", name, str(err).split(":")[0], NODE_UNREACHABLE.at(name)))
-            del reachable[name]
+            return failed("SSH", name, str(err).split(":")[0], NODE_UNREACHABLE.at(name))
         except CommandUnavailable as err:
-            findings.append(unavailable("SSH", err))
-            del reachable[name]
+            return unavailable("SSH", err)
+        return None
+
+    with ThreadPoolExecutor(max_workers=len(view.nodes) or 1) as pool:
+        findings = [f for f in pool.map(unreachable, view.nodes) if f is not None]
+    reachable = {name: node for name, node in view.nodes.items() if name not in {f.node for f in findings}}
     if not reachable:
         return findings
     sub = ClusterView(view.cfg, reachable, view._cache) if len(reachable) != len(view.nodes) else view
     chosen = [check for check in CHECKS if check.name in wanted]
+    mine = [check for check in chosen if check.per_node is not None]
+    # A node's checks at once as well: each is a few reads of its own (the answers several of them
+    # share are cached per run in the view); the doctor's rounds were the fault pass's largest
+    # share of polling. One at a time on emulated VMs, where commands at once starve each other
+    # on one vCPU (the snapshot's reads at once did: a read past its limit).
+    at_once = PER_NODE_AT_ONCE if deadline_factor() == 1.0 else 1
 
     def on_node(name: str) -> dict[str, Finding]:
-        # One node's checks in their order; the nodes at once, as the doctor's rounds were the
-        # fault pass's largest share of polling (two nodes' answers one after the other).
-        return {check.name: guarded(check.name, name, lambda c=check, n=reachable[name]: c.per_node(sub, n))
-                for check in chosen if check.per_node is not None}
+        node = reachable[name]
+        with ThreadPoolExecutor(max_workers=min(at_once, len(mine)) or 1) as checks_pool:
+            found = checks_pool.map(lambda c: guarded(c.name, name, lambda: c.per_node(sub, node)), mine)
+            return dict(zip((c.name for c in mine), found, strict=True))
 
     with ThreadPoolExecutor(max_workers=len(reachable)) as pool:
         per_node = dict(zip(reachable, pool.map(on_node, reachable), strict=True))

@@ -4,13 +4,17 @@ not the catalogue's constant text), and passes on a healthy cluster."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from fake_cluster import CFG, NO_ANSWER, both, etcd_conf, fake_view, http, node_status, said, status_json, top
 
+from calicolab.core import deadlines
 from calicolab.core.errors import UserError
 from calicolab.diagnose import checks
 from calicolab.diagnose import etcd as diag_etcd
-from calicolab.diagnose.diagnoses import FAIL, PASS, WARN
+from calicolab.diagnose.diagnoses import FAIL, PASS, WARN, Finding
+from calicolab.diagnose.engine import Check
 from calicolab.stack import parsers, probes
 
 NODE1, NODE2 = CFG.nodes[0], CFG.nodes[1]
@@ -448,3 +452,34 @@ def test_tcp_probe_whose_timeout_or_bash_is_missing_is_not_a_blocked_port():
     node = FakeNode(rules={"/dev/tcp": said("sh: 1: timeout: not found\ntcp-rc=127\n")})
     with pytest.raises(CommandUnavailable, match="timeout: not found"):
         probes.tcp_port(node, "10.0.0.2", 2380)
+
+
+@pytest.mark.parametrize(("factor", "at_once"), [(1.0, 2), (3.0, 1)])
+def test_a_nodes_checks_run_at_once_and_report_in_their_order(monkeypatch, factor, at_once):
+    # Each check waits briefly for a second one to be in flight on its node: at once on the lab,
+    # one after another on emulated VMs (a deadline factor over 1), findings in CHECKS order.
+    lock = threading.Condition()
+    flying: dict[str, int] = {}
+    most: dict[str, int] = {}
+
+    def slow(name: str):
+        def per_node(_view, node) -> Finding:
+            with lock:
+                flying[node.name] = flying.get(node.name, 0) + 1
+                most[node.name] = max(most.get(node.name, 0), flying[node.name])
+                lock.notify_all()
+                lock.wait_for(lambda: flying[node.name] >= 2, timeout=0.3)
+                flying[node.name] -= 1
+            return Finding(name, node.name, PASS, "seen")
+        return per_node
+
+    names = ("first", "second", "third", "fourth")
+    monkeypatch.setattr(checks, "CHECKS", tuple(Check(n, per_node=slow(n)) for n in names))
+    monkeypatch.setattr(checks, "CHECK_NAMES", names)
+    deadlines.apply(factor)
+    try:
+        found = checks.run(fake_view())
+    finally:
+        deadlines.apply(1.0)
+    assert [(f.check, f.node) for f in found] == [(n, s.name) for n in names for s in CFG.nodes]
+    assert {s.name: min(most[s.name], 2) for s in CFG.nodes} == {s.name: at_once for s in CFG.nodes}
