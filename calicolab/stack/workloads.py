@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from calicolab.core.polling import Timeout, wait_for
-from calicolab.core.remote import CommandResult, Node
+from calicolab.core.remote import CommandResult, Node, in_parallel
 from calicolab.stack import parsers
 
 IMAGE = "busybox"
@@ -198,8 +198,7 @@ def reachable(node: Node, workload: str | None, targets: dict[str, str], proto: 
 def remove(nodes: Sequence[Node], names: Iterable[str], network: str | None = None) -> None:
     """Remove the named workloads wherever they are, then the network (leftovers included)."""
     quoted = " ".join(shlex.quote(n) for n in names)
-    for node in nodes:
-        if quoted:
-            node.run(f"docker rm -f {quoted} >/dev/null 2>&1", timeout=60)
+    if quoted:  # the nodes at once: each removal is the plugin's leave and IPAM release there
+        in_parallel(list(nodes), lambda node: node.run(f"docker rm -f {quoted} >/dev/null 2>&1", timeout=60))
     if network:
         nodes[0].run(f"docker network rm {shlex.quote(network)} >/dev/null 2>&1", timeout=60)

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from calicolab.core import polling
+from calicolab.core.remote import in_parallel
 from calicolab.diagnose.engine import ClusterView
 from calicolab.measure import fault_time
 from calicolab.measure.fault_window import FaultProbes
@@ -112,8 +113,9 @@ def traffic(nodes, cluster):
     try:
         try:
             workloads.create_network(first, network)
-            pair = Traffic(network, workloads.start(first, names[0], network),
-                           workloads.start(second, names[1], network))
+            started = in_parallel([first, second], lambda node: workloads.start(
+                node, names[0] if node is first else names[1], network))  # each on its own node, at once
+            pair = Traffic(network, started[first.name], started[second.name])
         except WorkloadFailed as err:
             expect.fail(err.what, "created", err.result.describe(),
                         "Docker cannot reach the calico plugins or its cluster store")
