@@ -24,6 +24,14 @@ def _udp(t0: float, seqs) -> str:
                    for s in seqs)
 
 
+def _reads(monkeypatch, records: dict[str, str], t0: float, n: int) -> None:
+    """disruption.read answers the window with these UDP records over n intervals from t0, no
+    TCP lines and no route changes."""
+    monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
+        udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
+        blocks={}, until=t0 + n * IV, since=t0))
+
+
 class HeldWatch:
     """A stand-in for the pass's BIRD debug watch: the nodes' BIRD logs over a window are `bird`
     (node -> lines); it counts what the pass asked of it."""
@@ -100,9 +108,7 @@ def test_a_datagram_lost_alone_is_no_outage_but_a_run_of_them_is(tmp_path, monke
     for missing, over in cases:
         records = {"node1->node2": _udp(t0, range(n)),
                    "node2->node1": _udp(t0, [s for s in range(n) if s not in missing])}
-        monkeypatch.setattr(disruption, "read", lambda *_, records=records: disruption.Raw(
-            udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
-            blocks={}, until=t0 + n * IV, since=t0))
+        _reads(monkeypatch, records, t0, n)
         with _probes(tmp_path, records, monkeypatch).window("bird-kill", "node1", "kill -9 bird on node1") as measured:
             measured.whole["icmp_lost"] = 0
         assert measured.step.lost_packets == len(missing)
@@ -119,9 +125,7 @@ def test_the_tests_own_ping_loss_is_judged_with_the_window_and_by_its_entry(tmp_
     # follows the same entry, and with a clean restart in the logs (C-05) the strict one fails it.
     t0 = time.time()
     records = {"node1->node2": _udp(t0, range(300)), "node2->node1": _udp(t0, range(300))}
-    monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
-        udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
-        blocks={}, until=t0 + 300 * IV, since=t0))
+    _reads(monkeypatch, records, t0, 300)
     for tag, entry, over in (("C-05", "bird-kill", ["icmp_lost"]), ("B-12", "bird-kill under bgp-collision", [])):
         fp = _probes(tmp_path, records, monkeypatch, _bird(tag))
         with fp.window("bird-kill", "node1", "kill -9 bird on node1") as measured:
@@ -170,9 +174,7 @@ def test_under_bgp_collision_the_outage_allowance_is_per_dropped_session(tmp_pat
     n = 2000
     gap = range(200, 200 + 1235)  # 12.35 s of 10 ms datagrams, both ways
     records = {k: _udp(t0, [s for s in range(n) if s not in gap]) for k in ("node1->node2", "node2->node1")}
-    monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
-        udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
-        blocks={}, until=t0 + n * IV, since=t0))
+    _reads(monkeypatch, records, t0, n)
     hold = dict(_bird("B-03"))
     hold["node2"] += ("2026-12-04_15:58:07.60000 bird: Mesh_192_168_241_131: Error: Hold timer expired\n"
                       "2026-12-04_15:58:07.60003 bird: Mesh_192_168_241_131: BGP session closed\n"
@@ -195,9 +197,7 @@ def test_the_budgets_setting_points_the_fault_pass_at_a_stricter_file(tmp_path, 
     n = 300
     records = {"node1->node2": _udp(t0, [s for s in range(n) if s not in (100, 200, 250)]),
                "node2->node1": _udp(t0, range(n))}
-    monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
-        udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
-        blocks={}, until=t0 + n * IV, since=t0))
+    _reads(monkeypatch, records, t0, n)
     strict = tmp_path / "strict.yaml"
     strict.write_text("bird-kill:\n  lost_packets: 0\n  icmp_lost: 0\n")
     for chosen, over, source in (("budgets.yaml", [], "budgets.yaml"), (str(strict), ["lost_packets"], str(strict))):
@@ -215,9 +215,7 @@ def test_the_pass_holds_bird_at_debug_across_its_windows_and_puts_it_back_once(t
     # pass's end puts the old level back; a window that restored it would make the next one wait.
     t0 = time.time()
     records = {"node1->node2": _udp(t0, range(300)), "node2->node1": _udp(t0, range(300))}
-    monkeypatch.setattr(disruption, "read", lambda *_: disruption.Raw(
-        udp=records, tcp={"node1->node2": "", "node2->node1": ""}, routes={"node1": "", "node2": ""},
-        blocks={}, until=t0 + 300 * IV, since=t0))
+    _reads(monkeypatch, records, t0, 300)
     stopped: list[list[str]] = []
     monkeypatch.setattr(disruption, "stop", stopped.append)
     fp = _probes(tmp_path, records, monkeypatch, budgets="budgets.yaml")
