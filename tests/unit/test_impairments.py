@@ -27,13 +27,20 @@ SERVER = textwrap.dedent("""
     while True:
         c, _ = s.accept(); c.sendall(b"hi"); c.close()
 """)
+# argv: ip port [count]: count connections, eight at a time (each its own SYN), a line each.
 CLIENT = textwrap.dedent("""
     import socket, sys
-    s = socket.socket(); s.settimeout(1.0)
-    try:
-        s.connect((sys.argv[1], int(sys.argv[2]))); print("OK" if s.recv(2) == b"hi" else "FAIL")
-    except OSError as exc:
-        print("FAIL", exc)
+    from concurrent.futures import ThreadPoolExecutor
+    def one(_):
+        s = socket.socket(); s.settimeout(1.0)
+        try:
+            s.connect((sys.argv[1], int(sys.argv[2]))); return "OK" if s.recv(2) == b"hi" else "FAIL"
+        except OSError as exc:
+            return f"FAIL {exc}"
+        finally:
+            s.close()
+    with ThreadPoolExecutor(8) as pool:
+        print("\\n".join(pool.map(one, range(int(sys.argv[3]) if len(sys.argv) > 3 else 1))))
 """)
 
 
@@ -95,7 +102,14 @@ def pair():
 
 
 def _connect(node: NsNode, ip: str) -> str:
-    return node.run(f"{sys.executable} -c '{CLIENT}' {ip} {PORT}").stdout.strip()
+    return _connects(node, ip, 1)[0]
+
+
+def _connects(node: NsNode, ip: str, count: int) -> list[str]:
+    """count connections from one client process: one line each, OK or FAIL and why."""
+    out = node.run(f"{sys.executable} -c '{CLIENT}' {ip} {PORT} {count}").stdout.splitlines()
+    assert len(out) == count, out
+    return out
 
 
 def test_a_partition_bites_both_ways_is_counted_and_heals_leaving_nothing(pair):
@@ -127,7 +141,9 @@ def test_loss_drops_about_its_share(pair):
     cfg, (n1, n2) = pair
     ip2 = cfg.nodes[1].ip
     applied = impairments.apply(cfg, [n1, n2], impairments.parse(f"loss:{PORT}:50"))
-    results = [_connect(n1, ip2) for _ in range(40)]  # each connect retries its SYN within 1 s at most once
+    # Each connect retries its SYN within 1 s at most once; eight in flight, so a dropped one
+    # costs its second, not the run's.
+    results = _connects(n1, ip2, 40)
     impairments.clear(cfg, [n1, n2], applied)
     assert applied.seen > 0 and 0 < applied.dropped < applied.seen, (applied.seen, applied.dropped)
     assert 0.2 < applied.dropped / applied.seen < 0.8, (applied.seen, applied.dropped)
