@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO
 
 from calicolab.core import shell
@@ -23,6 +27,44 @@ from calicolab.infra import libvirt_host
 # An interrupted `vagrant up` finishes or undoes what it started (destroy_on_error) before
 # anything cleans up after it; this long at most, then it is killed.
 VAGRANT_STOP_TIMEOUT = 180.0
+
+# Vagrant's docker provider, preparing each node's private network, lists every Docker network
+# on the host and then inspects them all in one `docker network inspect` (driver.rb,
+# network_containing_address and network_defined?, Vagrant 2.3.4). A network removed between
+# the two (another lane's destroy) makes that command exit 1 and the whole `up` fail, its
+# message the tail of the inspect output. So a lab's `up` holds this host-wide lock shared and
+# removing a lab network holds it exclusive: ups still run side by side, a removal waits.
+NETWORK_LOCK = Path(tempfile.gettempdir()) / "calicolab-docker-networks.lock"
+# An `up` on a loaded machine takes a minute or two; past this the holder is stuck, and the
+# waiter goes on (a lane broken by that says so itself).
+NETWORK_LOCK_WAIT = 600.0
+
+
+@contextlib.contextmanager
+def docker_networks_lock(exclusive: bool, say: Callable[[str], None]) -> Iterator[None]:
+    """Hold the host-wide lock on Docker's network list: shared while a lab's `vagrant up`
+    reads it, exclusive while a lab network is removed."""
+    fd = os.open(NETWORK_LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + NETWORK_LOCK_WAIT
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    say(f"{NETWORK_LOCK} still held after {NETWORK_LOCK_WAIT:.0f} s: going on without it")
+                    break
+                if not told:
+                    say("waiting for another lane's " + ("`vagrant up` to finish with Docker's networks"
+                                                         if exclusive else "network removal"))
+                    told = True
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
 
 
 class VagrantCluster:
@@ -93,7 +135,8 @@ class VagrantCluster:
         # On the lab Vagrant must not clean up after a failed up itself: its docker provider's
         # destroy removes every unused vagrant_network_* on the host, other lanes' included.
         try:
-            self._stream("up", ["up", f"--provider={self.cfg.provider}", "--no-destroy-on-error"], say)
+            with docker_networks_lock(exclusive=False, say=say):
+                self._stream("up", ["up", f"--provider={self.cfg.provider}", "--no-destroy-on-error"], say)
         except BaseException:
             say("removing what the failed `vagrant up` created")
             remove_lab_nodes(self.cfg, say, self._container_ids(), every_run=False)
@@ -232,7 +275,8 @@ def remove_lab_nodes(cfg: ClusterConfig, say: Callable[[str], None], ids: list[s
     network = vagrant_network_name(cfg)
     removed_network = False
     if shell.run(["docker", "network", "inspect", network], check=False).ok:
-        out = shell.run(["docker", "network", "rm", network], check=False)
+        with docker_networks_lock(exclusive=True, say=say):
+            out = shell.run(["docker", "network", "rm", network], check=False)
         removed_network = out.ok
         say(f"removed network {network}" if out.ok else
             f"network {network} not removed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -250,8 +294,10 @@ def remove_leftovers(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
         say(f"removing {len(containers)} leftover node container(s)")
         shell.run(["docker", "rm", "-f", "-v", *containers], check=False)
     network = vagrant_network_name(cfg)
-    exists = shell.run(["docker", "network", "inspect", network], check=False).ok
-    removed_network = exists and shell.run(["docker", "network", "rm", network], check=False).ok
+    removed_network = False
+    if shell.run(["docker", "network", "inspect", network], check=False).ok:
+        with docker_networks_lock(exclusive=True, say=say):
+            removed_network = shell.run(["docker", "network", "rm", network], check=False).ok
     if removed_network:
         say(f"removed network {network}")
     return len(containers) + int(removed_network)

@@ -3,8 +3,12 @@ crash in any stage still destroying under --destroy always, Vagrant waited for a
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -40,7 +44,9 @@ class FakeDocker:
 
 
 @pytest.fixture
-def docker(monkeypatch):
+def docker(monkeypatch, tmp_path):
+    monkeypatch.setattr(vagrant_env, "NETWORK_LOCK", tmp_path / "networks.lock")
+
     def make(**kwargs):
         fake = FakeDocker(**kwargs)
         monkeypatch.setattr(vagrant_env.shell, "run", fake.run)
@@ -72,6 +78,66 @@ def test_an_explicit_destroy_also_removes_every_container_of_the_prefix(tmp_path
     assert vagrant_env.remove_lab_nodes(cfg, said.append, [], every_run=True) == 1
     assert ["docker", "rm", "-f", "-v", "ccc"] in [c[:5] for c in fake.calls]
     assert not any(c[1:3] == ["network", "rm"] for c in fake.calls)
+
+
+def _wait_until(cond, what, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, f"not seen within {seconds:.0f} s: {what}"
+        time.sleep(0.02)
+
+
+def test_a_network_is_not_removed_while_another_lanes_up_reads_the_network_list(tmp_path, docker):
+    # The race CI met: lane 1's `vagrant up` lists Docker's networks and inspects them all,
+    # lane 2's destroy removes its network in between, lane 1's inspect exits 1 and its up fails.
+    cfg = _cfg(tmp_path)
+    fake = docker(by_filter={})
+    said: list[str] = []
+    reading, done = threading.Event(), threading.Event()
+
+    def other_lanes_up():
+        with vagrant_env.docker_networks_lock(exclusive=False, say=said.append):
+            reading.set()
+            done.wait(10)
+
+    up = threading.Thread(target=other_lanes_up)
+    up.start()
+    assert reading.wait(10)
+    remover = threading.Thread(target=vagrant_env.remove_lab_nodes, args=(cfg, said.append, [], False))
+    remover.start()
+    _wait_until(lambda: "waiting for another lane's `vagrant up` to finish with Docker's networks" in said,
+                "the removal saying it waits")
+    rm = ["docker", "network", "rm", "vagrant_network_192.168.241.0/24"]
+    assert rm not in fake.calls, "the network was removed while another lane's up was reading the list"
+    done.set()
+    up.join(10)
+    remover.join(10)
+    assert rm in fake.calls, "the removal did not go on once the up had finished"
+
+
+def test_a_lab_up_holds_the_network_lock_shared_for_its_whole_run(tmp_path, docker, monkeypatch):
+    cfg = _cfg(tmp_path)
+    docker(by_filter={})
+    cluster = vagrant_env.VagrantCluster(cfg)
+    seen: dict[str, bool] = {}
+
+    def stream(what, args, say):
+        fd = os.open(vagrant_env.NETWORK_LOCK, os.O_RDONLY)
+        try:
+            for name, mode in (("exclusive", fcntl.LOCK_EX), ("shared", fcntl.LOCK_SH)):
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    seen[name] = True
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    seen[name] = False
+        finally:
+            os.close(fd)
+
+    monkeypatch.setattr(cluster, "_stream", stream)
+    cluster.up(lambda _m: None)
+    # Another up may read beside it; a removal may not.
+    assert seen == {"exclusive": False, "shared": True}
 
 
 def test_destroy_on_the_lab_never_calls_vagrant_and_says_when_nothing_was_there(tmp_path, docker, monkeypatch):
