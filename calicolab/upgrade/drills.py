@@ -36,7 +36,7 @@ from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node
 from calicolab.etcd_history import recording
 from calicolab.measure import bgp_watch
-from calicolab.stack import etcd_query, impairments, keyspace, workloads
+from calicolab.stack import etcd_query, etcd_stop, impairments, keyspace, workloads
 from calicolab.upgrade.upgrader import GATE_DEADLINE, STOP_DEADLINE, Upgrader
 from provision import etcd as etcd_section
 
@@ -431,7 +431,7 @@ def restore(cfg: ClusterConfig, nodes: list[Node], say: Callable[[str], None] = 
         for n in nodes:
             n.run("systemctl stop calico-node", check=True, timeout=120)
         for n in nodes:
-            n.run("systemctl stop etcd", check=True, timeout=STOP_DEADLINE)
+            etcd_stop.stop(n)  # after the bound a hung member is ended (the restore empties it anyway)
         owner = first.run(f"stat -c %U:%G {etcd_section.DATA_DIR}").stdout.strip() or "etcd:etcd"
         for n in nodes:
             n.run(f"rm -rf {etcd_section.DATA_DIR}", check=True)

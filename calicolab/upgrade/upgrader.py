@@ -21,7 +21,7 @@ from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node
 from calicolab.core.tables import Column, render
 from calicolab.measure.step_figures import Hop
-from calicolab.stack import etcd_query, parsers
+from calicolab.stack import etcd_query, etcd_stop, parsers
 from calicolab.upgrade import components
 from calicolab.upgrade.components import Component
 from provision import calico as calico_section
@@ -107,11 +107,7 @@ class Upgrader:
         cfg_after = replace(self.cfg, versions=replace(self.cfg.versions, etcd=version))
         # Written first: etcd 3.3 reads ETCD_ENABLE_V2 too, and 3.4+ must start with it.
         node.put(etcd_section.render_conf(cfg_after, self._spec(node)), etcd_section.CONF)
-        stopped = time.monotonic()
-        # etcd can take a while to stop while clients hold v2 long-polls open (seen: ~60 s with
-        # 3.3); systemd's stop timeout (90 s, then SIGKILL) bounds it, so wait beyond that.
-        node.run("systemctl stop etcd", check=True, timeout=STOP_DEADLINE)
-        stop_seconds = time.monotonic() - stopped
+        stopped = self._stop_etcd(node, f"to-{version}")
         try:
             self._install(node, "etcd", version)
             node.run("systemctl daemon-reload && systemctl start etcd", check=True, timeout=120)
@@ -119,7 +115,20 @@ class Upgrader:
             # Leave the member running (at whatever version is installed), not stopped.
             node.run("systemctl start etcd", timeout=120)
             raise
-        return f"stopped in {stop_seconds:.1f} s; " + self._etcd_member_gate(node, version)
+        return f"{stopped}; " + self._etcd_member_gate(node, version)
+
+    def _stop_etcd(self, node: Node, label: str) -> str:
+        """Stop one member within etcd's own shutdown bound; a hang is said, and its journal
+        (the goroutine dump) kept in the reports."""
+        stopped = etcd_stop.stop(node)
+        if not stopped.hung:
+            return stopped.summary()
+        folder = self.cfg.reports_path / "etcd-stops"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{node.name}-{label}.log"
+        path.write_text(stopped.journal)
+        self.say(f"      etcd on {node.name} hung while stopping; journal with the goroutine dump: {path}")
+        return f"{stopped.summary()}: {path.name}"
 
     def _etcd_member_gate(self, node: Node, version: str) -> str:
         ip = self._spec(node).ip

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from calicolab.diagnose import etcd as diag_etcd
-from calicolab.stack import etcd_query
+from calicolab.stack import etcd_query, etcd_stop
 from e2e import expect
 from e2e.faults.fault_kit import BASELINE_DEADLINE, ETCD_DEADLINE, calico_keys, detect, healthy, same_keys
 
@@ -26,7 +26,7 @@ def test_stopped_etcd_member_is_named_and_the_cluster_heals(view, cluster, nodes
     before = calico_keys(writer)
     try:
         try:
-            nodes[victim.name].run("systemctl stop etcd", check=True, timeout=120)
+            etcd_stop.stop(nodes[victim.name])
             finding = detect(view, ETCD_CHECKS, {"etcd member down"}, [victim.name])
             verdict, _ = diag_etcd.cluster_verdict(view)
             print(f"cluster reported: {verdict}")

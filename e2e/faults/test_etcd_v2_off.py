@@ -12,6 +12,7 @@ import pytest
 from calicolab.core import node_commands, versions
 from calicolab.core.polling import Timeout, wait_for
 from calicolab.core.remote import Node, in_parallel
+from calicolab.stack import etcd_stop
 from e2e import expect
 from e2e.faults.fault_kit import (
     BASELINE_DEADLINE,
@@ -36,7 +37,7 @@ def _restart_etcd_together(nodes: dict[str, Node]) -> None:
     # etcdserver TransferLeadership, logged "failed to transfer leadership"): 8 s a restart here.
     # Stopped alone it hands over at once, and the last member has no peer left to wait for.
     for node in nodes.values():
-        node.run("systemctl stop etcd", check=True, timeout=150)
+        etcd_stop.stop(node)
     # Started at once: one member alone waits for quorum (the guide's `publish error`).
     in_parallel(list(nodes.values()), lambda n: n.run("systemctl start etcd", check=True, timeout=150))
 

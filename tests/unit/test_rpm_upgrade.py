@@ -91,7 +91,10 @@ class CentosEtcd:
 
     def stop(self, _cmd: str) -> tuple[int, str]:
         self.active = False
-        return 0, ""
+        return 0, "1796542961.000000000\n"  # etcd_stop's `date +%s.%N` before the stop
+
+    def is_active(self, _cmd: str) -> tuple[int, str]:
+        return (0, "active\n") if self.active else (3, "inactive\n")
 
     def start(self, _cmd: str) -> tuple[int, str]:
         self.active = True
@@ -112,7 +115,9 @@ def member() -> CentosEtcd:
         r"^rm -f /etc/etcd/etcd\.conf\.rpmsave$": state.rm_rpmsave,
         r"^install -m 0755 /tmp/etcd-v": state.binaries,
         r"^etcd --version$": lambda _c: (0, f"etcd Version: {state.version}\nGit SHA: 1\n"),
-        r"^systemctl stop etcd$": state.stop,
+        r"^date \+%s\.%N; systemctl stop --no-block etcd$": state.stop,
+        r"^systemctl is-active etcd$": state.is_active,
+        r"^date \+%s\.%N$": (0, "1796542961.500000000\n"),
         r"^systemctl daemon-reload && systemctl start etcd$": state.start,
         r"^systemctl start etcd$": state.start,
         r"^systemctl daemon-reload$": (0, ""),
