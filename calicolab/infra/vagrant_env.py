@@ -146,35 +146,55 @@ class VagrantCluster:
     def status(self) -> dict[str, str]:
         if not self.dotfile.exists():
             return {n.name: "not_created" for n in self.cfg.nodes}
+        if self.cfg.is_lab:
+            return self._lab_status()
         try:
             return {s.name: s.state for s in self.v.status()}
         except subprocess.CalledProcessError:
             return {n.name: "unknown" for n in self.cfg.nodes}
 
+    def _lab_status(self) -> dict[str, str]:
+        """What Vagrant's docker provider reads for `vagrant status` (the recorded container's
+        State.Running), without starting Vagrant: that took 1.2 to 2.4 s a call here."""
+        ids = {node.name: self._recorded_id(node.name) for node in self.cfg.nodes}
+        known = [cid for cid in ids.values() if cid]
+        running: dict[str, bool] = {}
+        if known:
+            out = shell.run(["docker", "inspect", "--format", "{{.Id}} {{.State.Running}}", *known], check=False)
+            running = {cid: flag == "true" for cid, flag in
+                       (line.split() for line in out.stdout.splitlines() if len(line.split()) == 2)}
+        return {name: ("not_created" if cid not in running else "running" if running[cid] else "stopped")
+                for name, cid in ids.items()}
+
     def is_running(self) -> bool:
         return all(state == "running" for state in self.status().values())
 
     def ssh_targets(self) -> dict[str, SshTarget]:
+        missing = UserError(f"{', '.join(n.name for n in self.cfg.nodes)}: no SSH configuration: is the "
+                            "cluster up? run `invoke up`")
+        try:
+            # Every node in one `vagrant ssh-config`: one start of Vagrant, not one per node.
+            confs = parse_ssh_config(self.v.ssh_config())
+        except subprocess.CalledProcessError:
+            raise missing from None
         targets = {}
         for node in self.cfg.nodes:
-            try:
-                conf = self.v.conf(vm_name=node.name)
-            except subprocess.CalledProcessError:
-                raise UserError(f"{node.name} has no SSH configuration: is the cluster up? "
-                                "run `invoke up`") from None
+            conf = confs.get(node.name)
+            if not conf or not {"HostName", "Port", "User", "IdentityFile"} <= conf.keys():
+                raise missing
             targets[node.name] = SshTarget(node.name, conf["HostName"], int(conf["Port"]),
                                            conf["User"], conf["IdentityFile"])
         return targets
 
+    def _recorded_id(self, node: str) -> str:
+        try:
+            return (self.dotfile / "machines" / node / "docker" / "id").read_text().strip()
+        except OSError:
+            return ""
+
     def _container_ids(self) -> list[str]:
         """The node containers Vagrant recorded in this run's dotfile."""
-        ids = []
-        for node in self.cfg.nodes:
-            try:
-                ids.append((self.dotfile / "machines" / node.name / "docker" / "id").read_text().strip())
-            except OSError:
-                continue
-        return [i for i in ids if i]
+        return [cid for cid in (self._recorded_id(node.name) for node in self.cfg.nodes) if cid]
 
     def destroy(self, say: Callable[[str], None], leftovers: bool) -> None:
         """Destroy this run's nodes; with leftovers, also whatever carries the prefix (other
@@ -301,6 +321,21 @@ def remove_leftovers(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
     if removed_network:
         say(f"removed network {network}")
     return len(containers) + int(removed_network)
+
+
+def parse_ssh_config(text: str) -> dict[str, dict[str, str]]:
+    """`vagrant ssh-config`'s output for every machine: a `Host NAME` line, then its settings."""
+    hosts: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if not key:
+            continue
+        if key == "Host":
+            current = hosts.setdefault(value.strip(), {})
+        elif current is not None:
+            current[key] = value.strip().strip('"')  # Vagrant quotes a path with spaces
+    return hosts
 
 
 def vagrant_network_name(cfg: ClusterConfig) -> str:
