@@ -179,12 +179,20 @@ def test_a_docker_engine_that_does_not_answer(tmp_path):
 
 
 FAKE_VAGRANT = """#!/bin/sh
-# Vagrant as seen by the tasks: both nodes running, SSH on a port where nothing listens.
+# Vagrant as seen by the tasks: SSH on a port where nothing listens (every node, one call).
 case "$1" in
-  status) printf '1,node1,provider-name,docker\\n1,node1,state,running\\n'
-          printf '1,node2,provider-name,docker\\n1,node2,state,running\\n' ;;
-  ssh-config) printf 'Host %s\\n  HostName 127.0.0.1\\n  User vagrant\\n  Port {port}\\n  IdentityFile {key}\\n' "$2" ;;
+  ssh-config) for n in node1 node2; do
+                printf 'Host %s\\n  HostName 127.0.0.1\\n  User vagrant\\n  Port {port}\\n  IdentityFile {key}\\n\\n' $n
+              done ;;
   *) echo "fake vagrant cannot $1" >&2; exit 1 ;;
+esac
+"""
+# Docker as the lab's status reads it: both recorded node containers running; anything else
+# (the node images) goes to the real Docker.
+FAKE_DOCKER = """#!/bin/sh
+case "$*" in
+  "inspect --format {{{{.Id}}}} {{{{.State.Running}}}} "*) shift 3; for id in "$@"; do echo "$id true"; done ;;
+  *) exec {docker} "$@" ;;
 esac
 """
 
@@ -202,7 +210,12 @@ def test_a_node_unreachable_over_ssh(tmp_path):
     fake.mkdir()
     (fake / "vagrant").write_text(FAKE_VAGRANT.format(port=_closed_port(), key=key))
     (fake / "vagrant").chmod(0o755)
-    (tmp_path / "run" / ".vagrant").mkdir(parents=True)  # the run folder knows of a cluster
+    (fake / "docker").write_text(FAKE_DOCKER.format(docker=shutil.which("docker") or "false"))
+    (fake / "docker").chmod(0o755)
+    for name in ("node1", "node2"):  # the run folder knows of a cluster: Vagrant recorded its nodes
+        machine = tmp_path / "run" / ".vagrant" / "machines" / name / "docker"
+        machine.mkdir(parents=True)
+        (machine / "id").write_text(f"{name}-container\n")
     env = _env(tmp_path, PATH=f"{fake}:{os.environ['PATH']}")
     res = _invoke("provision", env=env)
     line = _assert_one_line(res, "is unreachable over SSH")
