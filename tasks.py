@@ -338,7 +338,8 @@ def test(c, lab=True, vm=True):
             vm_lane.stop()
         raise
     if vm_lane:
-        print(f"lab steps done; waiting for the VM lane (running {vm_lane.seconds:.0f} s) ...", flush=True)
+        print(f"lab steps done {vm_lane.elapsed:.0f} s after the VM lane started; "
+              + ("waiting for it ..." if vm_lane.running else f"it had ended at {vm_lane.seconds:.0f} s"), flush=True)
         code = vm_lane.wait(timeout=max(60.0, VM_LANE_DEADLINE_S - vm_lane.seconds))
         print(vm_lane.tail(), flush=True)
         if code != 0:

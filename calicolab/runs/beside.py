@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,23 @@ class Beside:
                                          stdin=subprocess.DEVNULL, env=env, start_new_session=True,
                                          preexec_fn=lambda: os.nice(NICENESS))
         self.started = time.monotonic()
+        # Its end is taken when it exits, not when the caller gets round to asking: `invoke test`
+        # asks after the lab steps, and a lane that ended minutes before read as that long.
+        threading.Thread(target=self._note_exit, args=(self.proc,), daemon=True).start()
         return self
+
+    def _note_exit(self, proc: subprocess.Popen) -> None:
+        proc.wait()
+        self.ended = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        """Since it started, whether or not it has ended."""
+        return time.monotonic() - self.started
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     @property
     def seconds(self) -> float:
@@ -50,7 +67,7 @@ class Beside:
         except subprocess.TimeoutExpired:
             self.stop()
             return None
-        self.ended = time.monotonic()
+        self.ended = self.ended or time.monotonic()
         return code
 
     def stop(self) -> int | None:
@@ -63,7 +80,7 @@ class Beside:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             code = self.proc.wait(timeout=30)
-        self.ended = time.monotonic()
+        self.ended = self.ended or time.monotonic()
         return code
 
     def tail(self, lines: int = 30) -> str:

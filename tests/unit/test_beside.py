@@ -111,3 +111,14 @@ def test_the_vm_lane_runs_by_default_and_no_vm_leaves_it_out(vm_job, capsys) -> 
     assert len(started) == 1 and started[0].proc.poll() == 0  # waited for, not left running
     assert "VM lane: passed in" in capsys.readouterr().out
 
+
+
+def test_its_time_ends_when_it_exits_not_when_it_is_waited_for(tmp_path: Path) -> None:
+    # `invoke test` waits for the VM lane only after the lab steps: a lane that ended long before
+    # must not read as having run until then.
+    lane = job(tmp_path, 0.2, 0).start()
+    wait_for(lambda: lane.ended, lambda ended: ended is not None, "the job's end noted", timeout=30, interval=0.05)
+    ended_at = lane.seconds
+    wait_for(lambda: lane.elapsed, lambda e: e >= ended_at + 1.0, "the caller busy elsewhere", timeout=30)
+    assert lane.wait(timeout=30) == 0
+    assert lane.seconds == ended_at < 5, (lane.seconds, lane.elapsed)
