@@ -298,6 +298,7 @@ def bench_against_lab(c, suite="checks", *, cluster: Flags):
 
 
 VM_LANE_DEADLINE_S = 3600  # the VM lane alone: 13 to 19 min on an idle machine (docs/vms.md, timings)
+SOAK_DEADLINE_S = 1800     # two read-only lifecycles: about 50 s each alone
 # tests/lab's second lane: the lab tests run two at a time (one per xdist worker) instead of
 # queueing on one lane. Outside the matrix lanes' 192.168.224.0/20, which run after them.
 SECOND_LAB_SUBNET = "192.168.222.0/24"
@@ -324,28 +325,46 @@ def test(c, lab=True, vm=True):
         env.setdefault("CALICOLAB_LAB_SUBNET", f"{cfg.subnet},{SECOND_LAB_SUBNET}")
     c.run("ruff check .", pty=False)
     vm_lane = _start_vm_lane(env) if lab and vm else None
+    beside = [(vm_lane, VM_LANE_DEADLINE_S)] if vm_lane else []
     try:
         c.run(f"{sys.executable} -m pytest tests -n auto --dist worksteal -q -p no:cacheprovider "
               "--junitxml=reports/unit.xml", pty=False, env=env)
         if lab:
             c.run(f"{sys.executable} -m invoke e2e", pty=False, env=env)
+            beside.insert(0, (_start_soak(env), SOAK_DEADLINE_S))
             c.run(f"{sys.executable} -m invoke matrix --lanes ci", pty=False, env=env)
-            # The soak task itself, kept short here; `invoke soak` (10 runs) is the real measure.
-            c.run(f"{sys.executable} -m invoke soak --runs 2 --suite read-only", pty=False, env=env)
     except BaseException:
-        if vm_lane:
-            print(f"stopping the VM lane (log: {vm_lane.log}) ...", flush=True)
-            vm_lane.stop()
+        for job, _ in beside:
+            print(f"stopping the {job.name} (log: {job.log}) ...", flush=True)
+            job.stop()
         raise
-    if vm_lane:
-        print(f"lab steps done {vm_lane.elapsed:.0f} s after the VM lane started; "
-              + ("waiting for it ..." if vm_lane.running else f"it had ended at {vm_lane.seconds:.0f} s"), flush=True)
-        code = vm_lane.wait(timeout=max(60.0, VM_LANE_DEADLINE_S - vm_lane.seconds))
-        print(vm_lane.tail(), flush=True)
-        if code != 0:
-            why = f"exit {code}" if code is not None else f"still running after {VM_LANE_DEADLINE_S} s, stopped"
-            raise StageFailed(f"the VM lane: {why}; log: {vm_lane.log}")
-        print(f"VM lane: passed in {vm_lane.seconds:.0f} s, beside the lab steps", flush=True)
+    for job, deadline in beside:
+        _finish(job, deadline)
+
+
+def _finish(job: Beside, deadline: float) -> None:
+    """Wait for a job run beside the lab steps, show its last lines, fail the task if it failed."""
+    print(f"lab steps done {job.elapsed:.0f} s after the {job.name} started; "
+          + ("waiting for it ..." if job.running else f"it had ended at {job.seconds:.0f} s"), flush=True)
+    code = job.wait(timeout=max(60.0, deadline - job.seconds))
+    print(job.tail(), flush=True)
+    if code != 0:
+        why = f"exit {code}" if code is not None else f"still running after {deadline:.0f} s, stopped"
+        raise StageFailed(f"the {job.name}: {why}; log: {job.log}")
+    print(f"{job.name}: passed in {job.seconds:.0f} s, beside the lab steps", flush=True)
+
+
+def _start_soak(env: dict[str, str]) -> Beside:
+    """The soak task itself, kept short here (`invoke soak`, 10 runs, is the real measure), beside
+    the CI lanes: once the VM lane had ended, the lab steps ran alone on a half-idle machine (49 %
+    idle over the last CI's final 65 s). Its own run and reports folders; the default prefix and
+    subnet, which the lanes (192.168.224.0/20) do not use. At the lab's priority, not the VMs'."""
+    job = Beside("soak", [sys.executable, "-m", "invoke", "soak", "--runs", "2", "--suite", "read-only",
+                          "--run-dir", str(paths.ROOT / ".run" / "soak"),
+                          "--reports-dir", str(paths.ROOT / "reports" / "soak")],
+                 paths.ROOT / "reports" / "soak.log", niceness=0).start(env)
+    print(f"soak: 2 read-only lifecycles started beside the CI lanes (log: {job.log})", flush=True)
+    return job
 
 
 def _start_vm_lane(env: dict[str, str]) -> Beside | None:

@@ -1,4 +1,4 @@
-"""A job run beside the caller's own steps at a lower CPU priority, its output in a log file.
+"""A job run beside the caller's own steps, its output in a log file; by default at a lower CPU priority.
 
 `invoke test` runs the VM lane this way: the lab steps leave about one of two cores idle on
 average (waiting on SSH, etcd elections, BGP timers), and the emulated VMs take that idle time
@@ -25,6 +25,7 @@ class Beside:
     name: str
     argv: list[str]
     log: Path
+    niceness: int = NICENESS
     proc: subprocess.Popen | None = None
     started: float = 0.0
     ended: float | None = field(default=None)
@@ -35,7 +36,7 @@ class Beside:
             # Niced before exec, so every process the job starts (vagrant, libvirtd, qemu) inherits it.
             self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-                                         preexec_fn=lambda: os.nice(NICENESS))
+                                         preexec_fn=lambda: os.nice(self.niceness))
         self.started = time.monotonic()
         # Its end is taken when it exits, not when the caller gets round to asking: `invoke test`
         # asks after the lab steps, and a lane that ended minutes before read as that long.

@@ -23,7 +23,7 @@ JOB = ("import signal, sys, time\n"
 
 
 def job(tmp_path: Path, sleep: float, code: int) -> Beside:
-    return Beside("job", [sys.executable, "-c", JOB, str(sleep), str(code)], tmp_path / "job.log")
+    return Beside("VM lane", [sys.executable, "-c", JOB, str(sleep), str(code)], tmp_path / "job.log")
 
 
 def _niceness(pid: int) -> int:
@@ -80,7 +80,12 @@ def vm_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         return lane
 
     monkeypatch.setattr(tasks, "_start_vm_lane", fake_start)
+    monkeypatch.setattr(tasks, "_start_soak", lambda env: soak_job(tmp_path, 0.2, 0).start(env))
     return started, monkeypatch, tmp_path
+
+
+def soak_job(tmp_path: Path, sleep: float, code: int) -> Beside:
+    return Beside("soak", [sys.executable, "-c", JOB, str(sleep), str(code)], tmp_path / "soak.log", niceness=0)
 
 
 def test_a_failing_lab_step_stops_the_vm_lane(vm_job) -> None:
@@ -122,3 +127,44 @@ def test_its_time_ends_when_it_exits_not_when_it_is_waited_for(tmp_path: Path) -
     wait_for(lambda: lane.elapsed, lambda e: e >= ended_at + 1.0, "the caller busy elsewhere", timeout=30)
     assert lane.wait(timeout=30) == 0
     assert lane.seconds == ended_at < 5, (lane.seconds, lane.elapsed)
+
+
+def test_the_soak_runs_beside_the_ci_lanes_at_the_labs_priority(vm_job, capsys) -> None:
+    _, monkeypatch, tmp_path = vm_job
+    soaks: list[Beside] = []
+
+    class Ctx(FakeContext):
+        def run(self, command: str, **kw):
+            if "matrix --lanes ci" in command:  # the soak is already running beside the lanes
+                assert soaks and soaks[0].running and _niceness(soaks[0].proc.pid) == 0
+            return super().run(command, **kw)
+
+    def start(env):
+        soaks.append(soak_job(tmp_path, 1.0, 0).start(env))
+        assert any("invoke e2e" in c for c in ctx.ran)  # after the lab e2e, which uses the same subnet
+        return soaks[-1]
+
+    monkeypatch.setattr(tasks, "_start_soak", start)
+    ctx = Ctx(fail_at=None)
+    tasks.test.body(ctx, vm=False)
+    assert soaks[0].proc.poll() == 0  # waited for, not left running
+    assert "soak: passed in" in capsys.readouterr().out
+
+
+def test_a_failing_soak_fails_the_task_and_a_failing_lane_stops_the_soak(vm_job) -> None:
+    _, monkeypatch, tmp_path = vm_job
+    monkeypatch.setattr(tasks, "_start_soak", lambda env: soak_job(tmp_path, 0.2, 1).start(env))
+    with pytest.raises(Exit) as err:
+        tasks.test.body(FakeContext(fail_at=None), vm=False)
+    assert "the soak: exit 1; log: " in str(err.value.message)
+    soaks: list[Beside] = []
+
+    def start(env):
+        soaks.append(soak_job(tmp_path, 60.0, 0).start(env))
+        beside_wait_for_log(soaks[-1], "lane up")  # its SIGTERM handler is in place
+        return soaks[-1]
+
+    monkeypatch.setattr(tasks, "_start_soak", start)
+    with pytest.raises(UnexpectedExit):
+        tasks.test.body(FakeContext(fail_at="matrix --lanes ci"), vm=False)
+    assert soaks[0].proc.poll() == 143 and "got SIGTERM" in soaks[0].tail()
