@@ -77,6 +77,15 @@ def start(node: Node, name: str, network: str) -> Workload:
     return Workload(name, node, address(node, name))
 
 
+def start_each(nodes: Sequence[Node], names: Sequence[str], network: str) -> list[Workload]:
+    """One workload per node (names[i] on nodes[i]), the nodes at once. The addresses are those of
+    starts one after another: each host claims its own block, its choice seeded by its host name
+    (libcalico-go randomBlockGenerator), and the claims are compare-and-swap writes in etcd."""
+    by_node = dict(zip((n.name for n in nodes), names, strict=True))
+    started = in_parallel(list(nodes), lambda node: start(node, by_node[node.name], network))
+    return [started[n.name] for n in nodes]
+
+
 def interfaces(node: Node, name: str) -> dict[str, parsers.Interface]:
     return parsers.ip_addr(node.run(f"docker exec {shlex.quote(name)} ip addr").stdout)
 

@@ -228,7 +228,7 @@ class _Watched:
     def start(self, record: bool = True) -> None:
         workloads.remove(self.nodes, self.names + self.new_names, NETWORK)  # an interrupted drill's
         workloads.ensure_network(self.nodes[0], NETWORK)
-        self.running = [workloads.start(n, name, NETWORK) for n, name in zip(self.nodes, self.names, strict=True)]
+        self.running = workloads.start_each(self.nodes, self.names, NETWORK)
         self.before = keyspace.snapshot(self.nodes[0], self.cfg.node(self.nodes[0].name).ip)
         workloads.start_background_ping(self.running[0], self.running[1], seconds=900)
         if record:
@@ -246,7 +246,7 @@ class _Watched:
         result.keys_before, result.keys_after = len(self.before), len(after)
         result.keys = keyspace.diff(self.before, after)
         old = [workloads.refresh(w) for w in self.running]
-        new = [workloads.start(n, name, NETWORK) for n, name in zip(self.nodes, self.new_names, strict=True)]
+        new = workloads.start_each(self.nodes, self.new_names, NETWORK)
         everyone = old + new
         result.pings = {f"{a.name}->{b.name}": workloads.ping_ttl(a, b)
                         for a in everyone for b in everyone if a.node is not b.node}

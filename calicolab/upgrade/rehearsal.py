@@ -236,7 +236,7 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
     probes: list[disruption.Probe] = []
     try:
         workloads.ensure_network(nodes[0], NETWORK)
-        old = [workloads.start(n, name, NETWORK) for n, name in zip(nodes, old_names, strict=True)]
+        old = workloads.start_each(nodes, old_names, NETWORK)
         result.pings_before = _pairs(old)
         identities = _identities(nodes, old)
         # The probes' containers are workloads too: made before the snapshot, restarted by Docker's step.
@@ -301,7 +301,7 @@ def rehearse(cfg: ClusterConfig, nodes: list[Node], component: str, target: str,
         result.pings_after = _pairs(old)
         result.after = keyspace.snapshot(nodes[0], upgrader.cfg.node(nodes[0].name).ip)
         result.keys = keyspace.diff(result.before, result.after, result.expected)
-        new = [workloads.start(n, name, NETWORK) for n, name in zip(nodes, new_names, strict=True)]
+        new = workloads.start_each(nodes, new_names, NETWORK)
         result.pings_new = {k: v for k, v in _pairs(old + new).items() if "upg-new-" in k.split("->")[0]}
     finally:
         started = time.monotonic()

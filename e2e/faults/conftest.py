@@ -31,7 +31,6 @@ from pathlib import Path
 import pytest
 
 from calicolab.core import polling
-from calicolab.core.remote import in_parallel
 from calicolab.diagnose.engine import ClusterView
 from calicolab.measure import fault_time
 from calicolab.measure.fault_window import FaultProbes
@@ -113,9 +112,7 @@ def traffic(nodes, cluster):
     try:
         try:
             workloads.create_network(first, network)
-            started = in_parallel([first, second], lambda node: workloads.start(
-                node, names[0] if node is first else names[1], network))  # each on its own node, at once
-            pair = Traffic(network, started[first.name], started[second.name])
+            pair = Traffic(network, *workloads.start_each([first, second], names, network))
         except WorkloadFailed as err:
             expect.fail(err.what, "created", err.result.describe(),
                         "Docker cannot reach the calico plugins or its cluster store")

@@ -57,7 +57,7 @@ def workloads_ab(nodes, cluster, expected_addresses):
     try:
         try:
             workloads.create_network(first, NETWORK)
-            made = {"A": workloads.start(first, NAMES["A"], NETWORK), "B": workloads.start(second, NAMES["B"], NETWORK)}
+            made = dict(zip("AB", workloads.start_each(ordered, [NAMES["A"], NAMES["B"]], NETWORK), strict=True))
         except WorkloadFailed as err:
             expect.fail(err.what, "created", err.result.describe(),
                         'Docker cannot use the calico drivers (`plugin "calico" not found`?), reach its cluster '
