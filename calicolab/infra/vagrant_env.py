@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -91,10 +92,9 @@ class VagrantCluster:
 
     def _last_error(self) -> str:
         try:
-            lines = [ln.strip() for ln in self.err_log.read_text().splitlines() if ln.strip()]
+            return vagrant_failure(self.err_log.read_text(errors="replace"))
         except OSError:
             return ""
-        return " ".join(lines[-3:])[-300:]
 
     def _stream(self, what: str, args: list[str], say: Callable[[str], None]) -> None:
         """Run `vagrant <args>`, showing its output line by line.
@@ -321,6 +321,25 @@ def remove_leftovers(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
     if removed_network:
         say(f"removed network {network}")
     return len(containers) + int(removed_network)
+
+
+# Vagrant's batch action (every machine's `up` at once) reports each machine's error under one of
+# two headings (templates/locales/en.yml, batch_unexpected_error and batch_vagrant_error, 2.3.4),
+# the message after a blank line and, for an unexpected one, the backtrace after another.
+_BATCH_ERROR = re.compile(r"executing the action on the\s+'(?P<machine>[^']+)'\s+machine\.\s+Please "
+                          r"(?:report this as a bug|handle this error then try again):\s*\n\s*\n"
+                          r"(?P<message>.*?)(?:\n\s*\n|\Z)", re.S)
+_BACKTRACE = re.compile(r"^\s*(?:from\s+)?\S+\.rb:\d+:in `")
+
+
+def vagrant_failure(stderr: str, limit: int = 240) -> str:
+    """The message of each machine's error in Vagrant's stderr, without its backtrace: the
+    backtrace's last lines say only where Vagrant's batch action ran, not what failed."""
+    found = [f"{m['machine']}: {' '.join(m['message'].split())[:limit]}" for m in _BATCH_ERROR.finditer(stderr)]
+    if found:
+        return "; ".join(found)
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not _BACKTRACE.match(ln)]
+    return " ".join(lines[-3:])[-300:]
 
 
 def parse_ssh_config(text: str) -> dict[str, dict[str, str]]:

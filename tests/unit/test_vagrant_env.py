@@ -100,3 +100,37 @@ def test_the_lab_is_running_only_when_every_recorded_container_runs(tmp_path, mo
     assert cluster.is_running()
     (cluster.dotfile / "machines" / "node2" / "docker" / "id").unlink()  # never created
     assert cluster.status()["node2"] == "not_created" and not cluster.is_running()
+
+
+# Vagrant 2.3.4's stderr when one machine's `up` raised a non-Vagrant error inside the batch
+# action (the layout of templates/locales/en.yml's batch_unexpected_error) and the other a
+# Vagrant error (batch_vagrant_error).
+BATCH_STDERR = """An unexpected error occurred when executing the action on the
+'node1' machine. Please report this as a bug:
+
+Call to virNetworkCreate failed: internal error: Network is already in use by interface br-0a1b
+
+/usr/share/rubygems-integration/all/gems/fog-libvirt-0.8.0/lib/fog/libvirt/create_network.rb:5:in `create'
+/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/lib/vagrant/machine.rb:203:in `call'
+/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/lib/vagrant/machine.rb:203:in `action'
+/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/lib/vagrant/batch_action.rb:86:in `block (2 levels) in run'
+
+An error occurred while executing the action on the 'node2'
+machine. Please handle this error then try again:
+
+The box 'calicolab/debian12' could not be found.
+"""
+
+
+def test_a_batch_failure_names_each_machines_message_not_the_backtrace() -> None:
+    said = vagrant_env.vagrant_failure(BATCH_STDERR)
+    assert said == ("node1: Call to virNetworkCreate failed: internal error: Network is already in use by "
+                    "interface br-0a1b; node2: The box 'calicolab/debian12' could not be found."), said
+    assert "batch_action.rb" not in said
+
+
+def test_other_failures_keep_their_last_lines_without_backtrace() -> None:
+    text = ("Bringing machine 'node1' up with 'libvirt' provider...\nsomething broke (RuntimeError)\n"
+            "\tfrom /usr/lib/ruby/3.1.0/x.rb:3:in `y'\n")
+    assert vagrant_env.vagrant_failure(text) == "Bringing machine 'node1' up with 'libvirt' provider... " \
+                                                 "something broke (RuntimeError)"
