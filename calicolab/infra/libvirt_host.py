@@ -17,6 +17,7 @@ never touched: only chains named LIBVIRT_* and objects named with the run's pref
 from __future__ import annotations
 
 import grp
+import ipaddress
 import json
 import os
 import re
@@ -35,7 +36,9 @@ URI = "qemu:///system"
 # The NAT network (vagrant-libvirt's management network, named per prefix). Not its default
 # 192.168.121.0/24: that lies inside Calico 2.6's default pool 192.168.0.0/16, so the pool would
 # overlap a host network and NAT outgoing could not be shown (no node address outside the pool).
-MANAGEMENT_SUBNET = "10.121.0.0/24"
+# One /24 of this range per run, like the cluster subnet: libvirt refuses to start a network whose
+# subnet another one's bridge holds, so two runs (a lane and a VM left up) cannot share one.
+MANAGEMENT_RANGE = ipaddress.ip_network("10.121.0.0/16")
 TABLES = ("filter", "nat", "mangle")
 IPTABLES = ("iptables", "ip6tables")
 DAEMON_DEADLINE = 30.0
@@ -60,9 +63,24 @@ def pool_path(cfg: ClusterConfig) -> Path:
     return Path("/var/lib/libvirt/images") / names(cfg)["pool"]
 
 
+def management_subnet(cfg: ClusterConfig) -> str:
+    """The run's management /24: 10.121.X.0/24, X the cluster subnet's third byte, so lanes on
+    their own subnets (192.168.224.0/24, .225.0/24, ...) never share one; the next one where
+    that would overlap a cluster subnet inside the range."""
+    cluster = ipaddress.ip_network(cfg.subnet)
+    third = cluster.network_address.packed[2]
+    candidates = list(MANAGEMENT_RANGE.subnets(new_prefix=24))
+    rotated = candidates[third:] + candidates[:third]
+    free = next((net for net in rotated if not net.overlaps(cluster)), None)
+    if free is None:
+        raise UserError(f"the cluster subnet {cfg.subnet} covers {MANAGEMENT_RANGE}, where the VMs' management "
+                        "network lies: choose a smaller subnet (CALICOLAB_SUBNET, e.g. 192.168.223.0/24)")
+    return str(free)
+
+
 def vagrant_settings(cfg: ClusterConfig, driver: str, cpu_model: str) -> dict[str, object]:
     """What the Vagrantfile's libvirt block reads from the effective configuration."""
-    return {"libvirt": {**names(cfg), "management_subnet": MANAGEMENT_SUBNET, "driver": driver,
+    return {"libvirt": {**names(cfg), "management_subnet": management_subnet(cfg), "driver": driver,
                         "cpu_model": cpu_model}}
 
 
@@ -274,6 +292,14 @@ def networks(cfg: ClusterConfig) -> list[str]:
 def bridge_of(network: str) -> str | None:
     m = re.search(r"<bridge name='([^']+)'", virsh("net-dumpxml", network).stdout)
     return m.group(1) if m else None
+
+
+def own_bridges(cfg: ClusterConfig) -> set[str]:
+    """The bridges of this run's networks that libvirt has now (a half-made run brought up
+    again); none where libvirtd does not answer."""
+    if not answers():
+        return set()
+    return {bridge for network in networks(cfg) if (bridge := bridge_of(network))}
 
 
 def teardown(cfg: ClusterConfig, say: Callable[[str], None]) -> int:

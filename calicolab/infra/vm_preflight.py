@@ -17,7 +17,7 @@ from pathlib import Path
 from calicolab.core import shell
 from calicolab.core.config import ClusterConfig
 from calicolab.core.errors import UserError
-from calicolab.infra import vm_debian
+from calicolab.infra import libvirt_host, vm_debian
 from calicolab.stack import parsers
 
 NETWORKS_CONF = Path("/etc/vbox/networks.conf")
@@ -25,9 +25,10 @@ KVM_DEVICE = Path("/dev/kvm")
 # What VirtualBox 6.1.28+ allows for host-only networks when networks.conf is absent.
 VBOX_DEFAULT_RANGES = (ipaddress.ip_network("192.168.56.0/21"),)
 VBOX_RESTRICTS_FROM = (6, 1, 28)
-# Host interfaces the provider itself creates for the private network, and reuses on the next
-# `up`: an address of ours on one of these is not a conflict.
-PROVIDER_INTERFACES = {"virtualbox": ("vboxnet",), "libvirt": ("virbr",)}
+# Host interfaces VirtualBox creates for the private network, and reuses on the next `up`: an
+# address of ours on one of these is not a conflict. libvirt's bridges (virbrN) are told apart
+# by name instead: only this run's own networks' bridges are ours (libvirt_host.own_bridges).
+PROVIDER_INTERFACES = {"virtualbox": ("vboxnet",)}
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -61,11 +62,14 @@ def vbox_allows(subnet: str, networks_conf: str | None) -> bool:
     return any(r.version == net.version and net.subnet_of(r) for r in ranges)
 
 
-def conflicting_addresses(ip_json: str, subnet: str, provider: str) -> list[parsers.HostAddress]:
+def conflicting_addresses(ip_json: str, subnet: str, provider: str,
+                          own: frozenset[str] = frozenset()) -> list[parsers.HostAddress]:
+    """Host addresses on the subnet, except on the provider's reusable interfaces and on the
+    interfaces named in own (this run's)."""
     net = ipaddress.ip_network(subnet)
-    own = PROVIDER_INTERFACES.get(provider, ())
+    reusable = PROVIDER_INTERFACES.get(provider, ())
     return [a for a in parsers.ip_json_addresses(ip_json)
-            if a.network.overlaps(net) and not a.ifname.startswith(own)]
+            if a.network.overlaps(net) and not a.ifname.startswith(reusable) and a.ifname not in own]
 
 
 def plugin_listed(plugin_list: str, name: str) -> bool:
@@ -103,15 +107,24 @@ def check_libvirt(software_ok: bool = False) -> None:
 
 
 def check_subnet_free(cfg: ClusterConfig) -> None:
+    """The cluster subnet, and under libvirt the run's management subnet, held by no host
+    interface but this run's own: libvirt refuses to start a network on a subnet another
+    bridge holds, and Vagrant then fails with a backtrace."""
     out = shell.run(["ip", "-j", "addr"], check=False, timeout=30)
     if not out.ok:
         return  # no iproute2 JSON here: Vagrant will report a clash itself
-    clash = conflicting_addresses(out.stdout, cfg.subnet, cfg.provider)
-    if clash:
-        first = clash[0]
-        raise UserError(f"host interface {first.ifname} already has {first.address}/{first.network.prefixlen} "
-                        f"on the cluster subnet {cfg.subnet}: destroy what uses it (the lab: invoke destroy "
-                        "--provider docker) or choose another subnet (CALICOLAB_SUBNET)")
+    subnets = [("cluster subnet", cfg.subnet)]
+    own: frozenset[str] = frozenset()
+    if cfg.provider == "libvirt":
+        subnets.append(("management subnet", libvirt_host.management_subnet(cfg)))
+        own = frozenset(libvirt_host.own_bridges(cfg))
+    for what, subnet in subnets:
+        clash = conflicting_addresses(out.stdout, subnet, cfg.provider, own)
+        if clash:
+            first = clash[0]
+            raise UserError(f"host interface {first.ifname} already has {first.address}/{first.network.prefixlen} "
+                            f"on the {what} {subnet}: destroy what uses it (another run: invoke destroy with its "
+                            "--prefix and --subnet) or choose another subnet (CALICOLAB_SUBNET)")
 
 
 def check_networks_conf(cfg: ClusterConfig, version: tuple[int, int, int],

@@ -63,7 +63,8 @@ def test_every_libvirt_object_carries_the_prefix(tmp_path):
     names = libvirt_host.names(cfg(tmp_path, prefix="calicolab-vm"))
     assert all(v.startswith("calicolab-vm-") for v in names.values()), names
     settings = libvirt_host.vagrant_settings(cfg(tmp_path), "qemu", "qemu64")["libvirt"]
-    assert settings["driver"] == "qemu" and settings["management_subnet"] == libvirt_host.MANAGEMENT_SUBNET
+    assert settings["driver"] == "qemu"
+    assert settings["management_subnet"] == libvirt_host.management_subnet(cfg(tmp_path))
 
 
 def test_box_cache_is_outside_the_checkout(monkeypatch):
@@ -159,6 +160,25 @@ def test_the_vm_lane_of_matrix_yaml(monkeypatch):
 def test_management_network_lies_outside_calicos_pool_and_the_cluster_subnet(tmp_path):
     """Calico's default pool (the guide's 192.168.0.0/16) must not hold a host address: NAT
     outgoing is shown from a node address outside it, and the pool must not shadow a host network."""
-    mgmt = ipaddress.ip_network(libvirt_host.MANAGEMENT_SUBNET)
+    mgmt = ipaddress.ip_network(libvirt_host.management_subnet(cfg(tmp_path)))
     assert not mgmt.overlaps(guide.POOL), f"expected {mgmt} outside Calico's pool {guide.POOL}"
     assert not mgmt.overlaps(ipaddress.ip_network(cfg(tmp_path).subnet)), "the management network is the cluster's"
+
+
+@pytest.mark.parametrize("subnets", [
+    ("192.168.223.0/24", "192.168.226.0/24", "192.168.224.0/24", "192.168.225.0/24"),  # the guide, CI's lanes
+    ("10.121.5.0/24", "10.121.6.0/24"),   # cluster subnets inside the management range
+])
+def test_runs_on_different_subnets_get_different_management_networks(tmp_path, subnets):
+    """libvirt refuses a network on a subnet another network's bridge holds: two runs side by
+    side (a lane beside a VM left up) each need their own, outside their cluster subnet."""
+    mgmts = [ipaddress.ip_network(libvirt_host.management_subnet(cfg(tmp_path, subnet=s))) for s in subnets]
+    assert len(set(mgmts)) == len(mgmts), dict(zip(subnets, mgmts, strict=True))
+    for subnet, mgmt in zip(subnets, mgmts, strict=True):
+        assert mgmt.subnet_of(libvirt_host.MANAGEMENT_RANGE) and not mgmt.overlaps(ipaddress.ip_network(subnet))
+        assert not mgmt.overlaps(guide.POOL)
+
+
+def test_a_cluster_subnet_over_the_whole_management_range_is_refused(tmp_path):
+    with pytest.raises(UserError, match="covers 10.121.0.0/16"):
+        libvirt_host.management_subnet(cfg(tmp_path, subnet="10.120.0.0/15"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 
 from calicolab.core import config, shell
 from calicolab.core.errors import UserError
-from calicolab.infra import vm_preflight
+from calicolab.infra import libvirt_host, vm_preflight
 from calicolab.stack import parsers
 
 SUBNET = "192.168.223.0/24"
@@ -81,13 +82,32 @@ def test_wider_host_network_covering_the_subnet_conflicts():
     assert vm_preflight.conflicting_addresses(text, SUBNET, "libvirt")
 
 
-@pytest.mark.parametrize(("provider", "ifname", "conflict"), [
-    ("virtualbox", "vboxnet0", False), ("virtualbox", "virbr1", True),
-    ("libvirt", "virbr1", False), ("libvirt", "vboxnet0", True),
+@pytest.mark.parametrize(("provider", "ifname", "own", "conflict"), [
+    ("virtualbox", "vboxnet0", (), False), ("virtualbox", "virbr1", (), True),
+    ("libvirt", "virbr1", ("virbr1",), False),   # this run's own network, brought up again
+    ("libvirt", "virbr1", (), True),             # another run's libvirt network on the subnet
+    ("libvirt", "virbr10", ("virbr1",), True),   # names are compared whole, not by prefix
+    ("libvirt", "vboxnet0", (), True),
 ])
-def test_the_providers_own_interface_is_reused_not_a_conflict(provider, ifname, conflict):
+def test_only_this_runs_interface_is_reused_not_a_conflict(provider, ifname, own, conflict):
     text = ip_json((ifname, "192.168.223.1", 24))
-    assert bool(vm_preflight.conflicting_addresses(text, SUBNET, provider)) is conflict
+    assert bool(vm_preflight.conflicting_addresses(text, SUBNET, provider, frozenset(own))) is conflict
+
+
+def test_another_libvirt_runs_management_bridge_is_refused_before_up(monkeypatch):
+    """A VM run left up holds its management subnet on a virbr bridge; libvirt then refuses this
+    run's management network and `vagrant up` died with a backtrace. Preflight names it."""
+    cfg = vm_config("libvirt")
+    mgmt = ipaddress.ip_network(libvirt_host.management_subnet(cfg))
+    text = ip_json(("virbr3", str(mgmt.network_address + 1), 24))
+    monkeypatch.setattr(shell, "run", lambda cmd, **kw: shell.Outcome(tuple(cmd), 0, text, ""))
+    monkeypatch.setattr(libvirt_host, "own_bridges", lambda _cfg: set())
+    with pytest.raises(UserError) as err:
+        vm_preflight.check_subnet_free(cfg)
+    assert str(err.value).startswith(f"host interface virbr3 already has {mgmt.network_address + 1}/24 on the "
+                                     f"management subnet {mgmt}"), err.value
+    monkeypatch.setattr(libvirt_host, "own_bridges", lambda _cfg: {"virbr3"})  # this run's own: reused
+    vm_preflight.check_subnet_free(cfg)
 
 
 def test_parses_this_hosts_ip_addr():
