@@ -26,6 +26,7 @@ class Beside:
     argv: list[str]
     log: Path
     niceness: int = NICENESS
+    summary_lines: int = 30  # the log's last lines shown when it ends: its summary
     proc: subprocess.Popen | None = None
     started: float = 0.0
     ended: float | None = field(default=None)

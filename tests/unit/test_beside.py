@@ -80,7 +80,7 @@ def vm_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         return lane
 
     monkeypatch.setattr(tasks, "_start_vm_lane", fake_start)
-    monkeypatch.setattr(tasks, "_start_soak", lambda env: soak_job(tmp_path, 0.2, 0).start(env))
+    monkeypatch.setattr(tasks, "_start_lab_runs", lambda env: soak_job(tmp_path, 0.2, 0).start(env))
     return started, monkeypatch, tmp_path
 
 
@@ -129,31 +129,43 @@ def test_its_time_ends_when_it_exits_not_when_it_is_waited_for(tmp_path: Path) -
     assert lane.seconds == ended_at < 5, (lane.seconds, lane.elapsed)
 
 
-def test_the_soak_runs_beside_the_ci_lanes_at_the_labs_priority(vm_job, capsys) -> None:
+def test_the_lab_e2e_and_soak_run_beside_the_ci_lanes_at_the_labs_priority(vm_job, capsys) -> None:
     _, monkeypatch, tmp_path = vm_job
-    soaks: list[Beside] = []
+    jobs: list[Beside] = []
 
     class Ctx(FakeContext):
         def run(self, command: str, **kw):
-            if "matrix --lanes ci" in command:  # the soak is already running beside the lanes
-                assert soaks and soaks[0].running and _niceness(soaks[0].proc.pid) == 0
+            if "matrix --lanes ci" in command:  # the lab runs are already going beside the lanes
+                assert jobs and jobs[0].running and _niceness(jobs[0].proc.pid) == 0
             return super().run(command, **kw)
 
     def start(env):
-        soaks.append(soak_job(tmp_path, 1.0, 0).start(env))
-        assert any("invoke e2e" in c for c in ctx.ran)  # after the lab e2e, which uses the same subnet
-        return soaks[-1]
+        jobs.append(soak_job(tmp_path, 1.0, 0).start(env))
+        assert any("pytest tests" in c for c in ctx.ran)  # after the lab tests, whose first lane is its subnet
+        return jobs[-1]
 
-    monkeypatch.setattr(tasks, "_start_soak", start)
+    monkeypatch.setattr(tasks, "_start_lab_runs", start)
     ctx = Ctx(fail_at=None)
     tasks.test.body(ctx, vm=False)
-    assert soaks[0].proc.poll() == 0  # waited for, not left running
+    assert jobs[0].proc.poll() == 0  # waited for, not left running
+    assert not any("invoke e2e" in c for c in ctx.ran)  # not a step of its own ahead of the lanes
     assert "soak: passed in" in capsys.readouterr().out
+
+
+def test_the_e2e_runs_before_the_soak_in_one_job(monkeypatch) -> None:
+    """Both use the default prefix and subnet: one invoke process runs them in order, and a
+    failed e2e stops it before the soak."""
+    monkeypatch.setattr(Beside, "start", lambda self, env=None: self)
+    job = tasks._start_lab_runs({})
+    invoked = job.argv[job.argv.index("invoke") + 1:]
+    assert invoked[0] == "e2e" and invoked[1] == "soak", invoked
+    assert "--run-dir" in invoked and invoked.index("--run-dir") > invoked.index("soak")  # the soak's own folder
+    assert job.niceness == 0
 
 
 def test_a_failing_soak_fails_the_task_and_a_failing_lane_stops_the_soak(vm_job) -> None:
     _, monkeypatch, tmp_path = vm_job
-    monkeypatch.setattr(tasks, "_start_soak", lambda env: soak_job(tmp_path, 0.2, 1).start(env))
+    monkeypatch.setattr(tasks, "_start_lab_runs", lambda env: soak_job(tmp_path, 0.2, 1).start(env))
     with pytest.raises(Exit) as err:
         tasks.test.body(FakeContext(fail_at=None), vm=False)
     assert "the soak: exit 1; log: " in str(err.value.message)
@@ -164,7 +176,7 @@ def test_a_failing_soak_fails_the_task_and_a_failing_lane_stops_the_soak(vm_job)
         beside_wait_for_log(soaks[-1], "lane up")  # its SIGTERM handler is in place
         return soaks[-1]
 
-    monkeypatch.setattr(tasks, "_start_soak", start)
+    monkeypatch.setattr(tasks, "_start_lab_runs", start)
     with pytest.raises(UnexpectedExit):
         tasks.test.body(FakeContext(fail_at="matrix --lanes ci"), vm=False)
     assert soaks[0].proc.poll() == 143 and "got SIGTERM" in soaks[0].tail()
