@@ -36,6 +36,14 @@ VAGRANT_STOP_TIMEOUT = 180.0
 # message the tail of the inspect output. So a lab's `up` holds this host-wide lock shared and
 # removing a lab network holds it exclusive: ups still run side by side, a removal waits.
 NETWORK_LOCK = Path(tempfile.gettempdir()) / "calicolab-docker-networks.lock"
+# Before it creates a node, Vagrant's docker provider reads the forwarded ports of every
+# container on the host: `docker ps -a -q`, then `docker inspect` of each in turn (driver.rb
+# read_used_ports, from prepare_forwarded_port_collision_params.rb, Vagrant 2.3.4). Any container
+# removed in between, anyone's, fails that `up` with "No such object". Nothing of the run was
+# wrong: it is brought up again, this often at most.
+LAB_UP_ATTEMPTS = 3
+_INSPECT_VANISHED = re.compile(r'Command: \["docker", "inspect", "(?P<id>[0-9a-f]{12,64})".*?'
+                               r"Error: No such object: (?P=id)\b", re.S)
 # An `up` on a loaded machine takes a minute or two; past this the holder is stuck, and the
 # waiter goes on (a lane broken by that says so itself).
 NETWORK_LOCK_WAIT = 600.0
@@ -91,10 +99,7 @@ class VagrantCluster:
             yield fh
 
     def _last_error(self) -> str:
-        try:
-            return vagrant_failure(self.err_log.read_text(errors="replace"))
-        except OSError:
-            return ""
+        return vagrant_failure(self._stderr_text())
 
     def _stream(self, what: str, args: list[str], say: Callable[[str], None]) -> None:
         """Run `vagrant <args>`, showing its output line by line.
@@ -134,14 +139,30 @@ class VagrantCluster:
             return
         # On the lab Vagrant must not clean up after a failed up itself: its docker provider's
         # destroy removes every unused vagrant_network_* on the host, other lanes' included.
+        for attempt in range(1, LAB_UP_ATTEMPTS + 1):
+            try:
+                with docker_networks_lock(exclusive=False, say=say):
+                    self._stream("up", ["up", f"--provider={self.cfg.provider}", "--no-destroy-on-error"], say)
+                return
+            except BaseException as err:
+                vanished = vanished_container(self._stderr_text()) if isinstance(err, UserError) else None
+                ours = self._container_ids()
+                say("removing what the failed `vagrant up` created")
+                remove_lab_nodes(self.cfg, say, ours, every_run=False)
+                shutil.rmtree(self.dotfile, ignore_errors=True)
+                # One of this run's own nodes gone is no race but a fault: not tried again.
+                own = vanished is not None and any(cid.startswith(vanished) or vanished.startswith(cid) for cid in ours)
+                if vanished is None or own or attempt == LAB_UP_ATTEMPTS:
+                    raise
+                say(f"container {vanished[:12]}, not this run's, was removed while Vagrant read every container's "
+                    "ports (driver.rb read_used_ports, Vagrant 2.3.4): bringing the nodes up again "
+                    f"(attempt {attempt + 1} of {LAB_UP_ATTEMPTS})")
+
+    def _stderr_text(self) -> str:
         try:
-            with docker_networks_lock(exclusive=False, say=say):
-                self._stream("up", ["up", f"--provider={self.cfg.provider}", "--no-destroy-on-error"], say)
-        except BaseException:
-            say("removing what the failed `vagrant up` created")
-            remove_lab_nodes(self.cfg, say, self._container_ids(), every_run=False)
-            shutil.rmtree(self.dotfile, ignore_errors=True)
-            raise
+            return self.err_log.read_text(errors="replace")
+        except OSError:
+            return ""
 
     def status(self) -> dict[str, str]:
         if not self.dotfile.exists():
@@ -324,18 +345,31 @@ def remove_leftovers(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
 
 
 # Vagrant's batch action (every machine's `up` at once) reports each machine's error under one of
-# two headings (templates/locales/en.yml, batch_unexpected_error and batch_vagrant_error, 2.3.4),
-# the message after a blank line and, for an unexpected one, the backtrace after another.
-_BATCH_ERROR = re.compile(r"executing the action on the\s+'(?P<machine>[^']+)'\s+machine\.\s+Please "
-                          r"(?:report this as a bug|handle this error then try again):\s*\n\s*\n"
-                          r"(?P<message>.*?)(?:\n\s*\n|\Z)", re.S)
+# two headings (templates/locales/en.yml, batch_unexpected_error and batch_vagrant_error, 2.3.4):
+# the message after a blank line; then, for an unexpected error, the backtrace, and for a failed
+# Docker command (docker_provider.errors.execute_error) its `Command:`, `Stderr:` and `Stdout:`.
+_BATCH_HEADING = re.compile(r"executing the action on the\s+'(?P<machine>[^']+)'\s+machine\.\s+Please "
+                            r"(?:report this as a bug|handle this error then try again):\s*\n")
 _BACKTRACE = re.compile(r"^\s*(?:from\s+)?\S+\.rb:\d+:in `")
 
 
+def vanished_container(stderr: str) -> str | None:
+    """The id of the container that was gone when Vagrant inspected it, if that is how `up` failed."""
+    m = _INSPECT_VANISHED.search(stderr)
+    return m["id"] if m else None
+
+
 def vagrant_failure(stderr: str, limit: int = 240) -> str:
-    """The message of each machine's error in Vagrant's stderr, without its backtrace: the
-    backtrace's last lines say only where Vagrant's batch action ran, not what failed."""
-    found = [f"{m['machine']}: {' '.join(m['message'].split())[:limit]}" for m in _BATCH_ERROR.finditer(stderr)]
+    """Each machine's error in Vagrant's stderr: its message and a failed command's stderr,
+    without the backtrace, whose last lines say only where Vagrant's batch action ran."""
+    headings = list(_BATCH_HEADING.finditer(stderr))
+    found = []
+    for i, heading in enumerate(headings):
+        block = stderr[heading.end():headings[i + 1].start() if i + 1 < len(headings) else len(stderr)]
+        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", block) if p.strip()]
+        said = paragraphs[0] if paragraphs else ""
+        said += "".join(f" {p}" for p in paragraphs[1:] if p.startswith("Stderr:") and p != "Stderr:")
+        found.append(f"{heading['machine']}: {said[:limit]}")
     if found:
         return "; ".join(found)
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not _BACKTRACE.match(ln)]

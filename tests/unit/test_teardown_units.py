@@ -213,3 +213,88 @@ def test_after_ctrl_c_vagrant_is_waited_for_and_a_sigterm_is_passed_on(tmp_path,
     assert said[0] == "waiting for vagrant up to stop (at most 180 s)"
     assert "==> node1: Waiting for cleanup before exiting..." in said
     assert issubclass(Terminated, KeyboardInterrupt)  # unwinds every try/finally like Ctrl-C
+
+
+# Vagrant 2.3.4's stderr when another container on the host went away while the docker provider
+# read every container's ports before creating node2 (driver.rb read_used_ports), as CI saw it.
+VANISHED_ID = "c7b3016a89e72ebc2681ebeb09f790c8819d1777f5404529243ee8fbcba30bce"
+VANISHED_STDERR = f"""==> node2: An error occurred. The error will be shown after all tasks complete.
+An error occurred while executing multiple actions in parallel.
+Any errors that occurred are shown below.
+
+An error occurred while executing the action on the 'node2'
+machine. Please handle this error then try again:
+
+A Docker command executed by Vagrant didn't complete successfully!
+The command run along with the output from the command is shown
+below.
+
+Command: ["docker", "inspect", "{VANISHED_ID}", {{:notify=>[:stdout, :stderr]}}]
+
+Stderr: Error: No such object: {VANISHED_ID}
+
+
+Stdout: []
+"""
+
+
+def _failing_ups(cluster, stderrs: list[str], record_id: str = ""):
+    """A `vagrant up` that fails with each of stderrs in turn (after recording a node, if given), then passes."""
+    calls: list[int] = []
+
+    def stream(what, args, say):
+        calls.append(1)
+        if len(calls) > len(stderrs):
+            return
+        if record_id:
+            folder = cluster.dotfile / "machines" / "node1" / "docker"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "id").write_text(record_id)
+        cluster.err_log.parent.mkdir(parents=True, exist_ok=True)
+        cluster.err_log.write_text(stderrs[len(calls) - 1])
+        raise vagrant_env.UserError(f"vagrant up failed: {vagrant_env.vagrant_failure(stderrs[len(calls) - 1])}")
+    return stream, calls
+
+
+def test_the_failure_names_the_command_that_failed():
+    said = vagrant_env.vagrant_failure(VANISHED_STDERR)
+    assert said.startswith("node2: A Docker command executed by Vagrant didn't complete successfully!"), said
+    assert said.endswith(f"Stderr: Error: No such object: {VANISHED_ID}"), said
+    assert vagrant_env.vanished_container(VANISHED_STDERR) == VANISHED_ID
+
+
+def test_a_container_gone_while_vagrant_read_the_ports_is_a_race_and_up_runs_again(tmp_path, docker, monkeypatch):
+    docker(by_filter={})
+    cluster = vagrant_env.VagrantCluster(_cfg(tmp_path))
+    stream, calls = _failing_ups(cluster, [VANISHED_STDERR], record_id="1111")
+    monkeypatch.setattr(cluster, "_stream", stream)
+    said: list[str] = []
+    cluster.up(said.append)
+    assert len(calls) == 2, said
+    assert any("read every container's ports" in m and "attempt 2 of 3" in m for m in said), said
+    assert not (cluster.dotfile / "machines" / "node1" / "docker" / "id").exists()  # the failed try's node went
+
+
+@pytest.mark.parametrize(("stderr", "own_id", "why"), [
+    ("An error occurred while executing the action on the 'node1'\nmachine. Please handle this error then try "
+     "again:\n\nThe container failed to start.\n", "", "another failure"),
+    (VANISHED_STDERR, VANISHED_ID, "this run's own node vanished"),
+])
+def test_other_failures_are_not_tried_again(tmp_path, docker, monkeypatch, stderr, own_id, why):
+    docker(by_filter={})
+    cluster = vagrant_env.VagrantCluster(_cfg(tmp_path))
+    stream, calls = _failing_ups(cluster, [stderr], record_id=own_id)
+    monkeypatch.setattr(cluster, "_stream", stream)
+    with pytest.raises(vagrant_env.UserError):
+        cluster.up(lambda _m: None)
+    assert len(calls) == 1, why
+
+
+def test_the_race_is_tried_again_a_bounded_number_of_times(tmp_path, docker, monkeypatch):
+    docker(by_filter={})
+    cluster = vagrant_env.VagrantCluster(_cfg(tmp_path))
+    stream, calls = _failing_ups(cluster, [VANISHED_STDERR] * 5)
+    monkeypatch.setattr(cluster, "_stream", stream)
+    with pytest.raises(vagrant_env.UserError, match="No such object"):
+        cluster.up(lambda _m: None)
+    assert len(calls) == vagrant_env.LAB_UP_ATTEMPTS
