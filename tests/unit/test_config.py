@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -377,3 +378,21 @@ def test_reports_of_a_refusal_go_where_the_flag_or_variable_says(tmp_path):
     assert config.fallback_reports_dir(str(tmp_path / "a"), {"CALICOLAB_REPORTS_DIR": "b"}) == tmp_path / "a"
     assert config.fallback_reports_dir(None, {"CALICOLAB_REPORTS_DIR": str(tmp_path / "b")}) == tmp_path / "b"
     assert config.fallback_reports_dir(None, {}) == paths.ROOT / "reports"
+
+
+# ---- the guest Vagrant is told instead of detecting it over SSH -------------------------------
+VAGRANT_GUESTS = Path("/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/plugins/guests")
+
+
+@pytest.mark.parametrize(("provider", "vm_os", "guest"), [
+    ("docker", "centos7", "debian"),     # the lab's node image is Debian, whatever vm_os says
+    ("libvirt", "debian12", "debian"),
+    ("libvirt", "centos7", "centos"),
+    ("virtualbox", "centos7", "centos"),
+])
+def test_the_vagrantfile_is_told_the_guest_each_box_runs(tmp_path, provider, vm_os, guest):
+    cfg = config.load({"provider": provider, "vm_os": vm_os, "run_dir": str(tmp_path / "run")}, environ={})
+    assert json.loads(config.write_effective(cfg).read_text())["guest"] == guest
+    if VAGRANT_GUESTS.is_dir():  # a name Vagrant does not know would fail every `vagrant up`
+        assert (VAGRANT_GUESTS / guest / "plugin.rb").is_file()
+    assert 'config.vm.guest = cluster["guest"].to_sym' in (paths.ROOT / "Vagrantfile").read_text()
