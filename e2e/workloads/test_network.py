@@ -267,6 +267,12 @@ def _icmp_sources(far, sources: dict[str, str], dst: str, send) -> dict[str, int
     return _counted(far, "raw PREROUTING", specs, send)
 
 
+# Three echo requests, 0.2 s apart (ping's default 1 s spacing made this the pass's slowest check,
+# 5 s): more than one so a single lost packet cannot hide the source; busybox's -i takes
+# fractions (root in the workload).
+THREE_ECHOES = "ping -c 3 -i 0.2 -W 2"
+
+
 def test_workload_egress_is_natted_only_outside_the_pools(isolated, cluster, nodes):
     """felix 2.6's cali-nat-outgoing: MASQUERADE from a masquerade pool to destinations outside
     every pool. The guide's hosts (192.168.223.0/24) lie inside 192.168.0.0/16, so traffic to them
@@ -278,7 +284,7 @@ def test_workload_egress_is_natted_only_outside_the_pools(isolated, cluster, nod
     here, there = cluster.node(a.node.name), cluster.nodes[1]
     far = nodes[there.name]
     inside = _icmp_sources(far, {"workload": a.ip, "host": here.ip}, there.ip,
-                           lambda: a.exec(f"ping -c 3 -W 2 {there.ip}"))
+                           lambda: a.exec(f"{THREE_ECHOES} {there.ip}"))
     expect.true(f"{a.name} -> {there.name} {there.ip} (inside the pool): sources seen there",
                 inside["workload"] > 0 and inside["host"] == 0, f"from {a.ip} (no NAT inside the pools)",
                 inside, "felix masquerades traffic whose destination is in a pool (the all-pools set?)")
@@ -292,7 +298,7 @@ def test_workload_egress_is_natted_only_outside_the_pools(isolated, cluster, nod
     nat_src = route[route.index("src") + 1] if "src" in route else ""
     if not nat_src or route[:1] == ["local"]:
         pytest.skip(f"{a.node.name} has no route out to {outside}: {' '.join(route) or 'none'}")
-    send = lambda: a.exec(f"ping -c 3 -W 2 {outside}")  # noqa: E731
+    send = lambda: a.exec(f"{THREE_ECHOES} {outside}")  # noqa: E731
     if target.count_on == "far":
         seen = _icmp_sources(far, {"workload": a.ip, "host": nat_src}, outside, send)
         good = seen["host"] > 0 and seen["workload"] == 0
