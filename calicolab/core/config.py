@@ -220,8 +220,8 @@ class ClusterConfig:
 
     @property
     def carries_double(self) -> bool:
-        """The nodes hold the Calico double's image (side-loaded): the lab's node image and the
-        Debian VM box bake it in; a CentOS box does not."""
+        """The Calico double is an option on these nodes (provisioning side-loads its image): the
+        lab and the Debian VMs; on a CentOS box only upstream Calico runs."""
         return self.is_lab or self.is_debian_vm
 
     @property
