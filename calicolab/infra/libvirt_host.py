@@ -210,6 +210,37 @@ def _restore_kvm_device(record: dict) -> None:
         os.chmod(kvm.KVM_DEVICE, old["mode"])
 
 
+# CFS's weight of each nice level, 0 to 19 (kernel/sched/core.c, sched_prio_to_weight).
+NICE_WEIGHTS = (1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15)
+# cgroup v1's cpu controller: where libvirt without systemd puts its domains (partition /machine).
+MACHINE_CPU = Path("/sys/fs/cgroup/cpu/machine")
+
+
+def _machine_share(record: dict, say: Callable[[str], None]) -> None:
+    """libvirt runs qemu in a cgroup of its own, which the kernel weighs against the other top-level
+    groups (Docker's, which holds every lab node at once) and the host's processes, whatever the
+    niceness of whoever started it. So the VM lane beside the lab steps (nice 10) got as much CPU
+    as all the lab's nodes together: its two TCG guests used 958 CPU-s of one CI run's 2,345, and
+    the lab's timing checks missed by 17 ms. A run started below the normal priority gives that
+    group its niceness's weight; the old one is put back at teardown. Where the controller is not
+    cgroup v1's (a systemd host's machine.slice), it is left as it is."""
+    nice = os.nice(0)
+    if nice <= 0 or "machine_shares" in record or not MACHINE_CPU.parent.joinpath("cpu.shares").is_file():
+        return
+    MACHINE_CPU.mkdir(exist_ok=True)  # made by libvirt at its first domain otherwise; it uses this one
+    shares = MACHINE_CPU / "cpu.shares"
+    record["machine_shares"] = int(shares.read_text())
+    weight = NICE_WEIGHTS[min(nice, len(NICE_WEIGHTS) - 1)]
+    shares.write_text(f"{weight}\n")
+    say(f"{MACHINE_CPU}: cpu.shares {weight} for the guests, as for this run's nice {nice} (put back at destroy)")
+
+
+def _restore_machine_share(record: dict) -> None:
+    old = record.get("machine_shares")
+    if old is not None and (MACHINE_CPU / "cpu.shares").is_file():
+        (MACHINE_CPU / "cpu.shares").write_text(f"{old}\n")
+
+
 def ensure_daemons(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
     """libvirtd answering on qemu:///system; the chains and the daemons present before are recorded
     once per run, so teardown removes only what the run caused."""
@@ -218,6 +249,7 @@ def ensure_daemons(cfg: ClusterConfig, say: Callable[[str], None]) -> None:
     if "chains_before" not in record:
         record = {"chains_before": chain_snapshot(), "started": []}
     _kvm_device_for_qemu_user(record, say)
+    _machine_share(record, say)
     _write_record(cfg, record)
     if answers():
         return
@@ -341,6 +373,7 @@ def teardown(cfg: ClusterConfig, say: Callable[[str], None]) -> int:
     count += _kill_dnsmasq(cfg, say)
     stop_daemons(cfg, say)
     _restore_kvm_device(record)
+    _restore_machine_share(record)
     for bridge in record.get("bridges", []):
         if Path(f"/sys/class/net/{bridge}").exists():
             shell.run(["ip", "link", "del", bridge], check=False, timeout=30)
