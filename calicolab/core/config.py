@@ -230,7 +230,7 @@ class ClusterConfig:
         one test command per guest plugin over SSH before the key swap (2.8 s on the lab, on a
         fresh connection per node). The lab's nodes and the Debian box are Debian; the CentOS
         box is CentOS (Vagrant 2.3.4 plugins/guests/centos, a child of redhat)."""
-        return "debian" if self.is_lab or self.vm_os == "debian12" else "centos"
+        return "debian" if self.is_lab or self.is_debian_vm else "centos"
 
     @property
     def install_target(self) -> str:
