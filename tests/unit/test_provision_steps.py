@@ -6,7 +6,7 @@ from fakes import FakeNode
 from calicolab.core import config
 from calicolab.core.errors import UserError
 from calicolab.stack import downloads
-from provision import docker, hosts, platform
+from provision import calico, docker, hosts, platform
 from provision.context import Context
 from provision.steps import ensure_file, ensure_lines
 
@@ -166,3 +166,20 @@ def test_the_slowest_steps_are_named_with_their_node_and_a_cluster_step_once():
                Change("node2", "3 hosts", "hostname", False)]
     assert provisioning.slowest(changes) == ("calico/node image 95.4 s (node2), calico/node image 80.1 s (node1), "
                                              "start etcd (all together) 12.0 s (node1)")
+
+
+@pytest.mark.parametrize(("provider", "engine_allows", "probed", "flag"), [
+    ("docker", True, True, "--privileged"),
+    ("docker", False, True, "--cap-add=ALL"),  # a lab node short of CAP_SYS_RESOURCE
+    ("libvirt", True, False, "--privileged"),  # a VM's root has every capability: no probe
+])
+def test_privileged_auto_probes_only_the_lab_nodes_engine(provider, engine_allows, probed, flag):
+    cfg = config.load(environ={"CALICOLAB_PROVIDER": provider})
+    node = FakeNode(rules={r"^docker run --rm --privileged": (0 if engine_allows else 1, ""),
+                           r"^mkdir -p /var/log/calico": (0, ""), r"^systemctl daemon-reload": (0, "")})
+    ctx = Context(cfg, node, cfg.node(node.name), platform.DEBIAN, section=calico.SECTION,
+                  facts={"calico_source": "double"})
+    change = calico.unit(ctx)
+    assert any(c.startswith("docker run --rm --privileged") for c in node.commands) is probed, node.commands
+    assert flag in node.files[calico.UNIT_FILE]
+    assert change.detail == ("--privileged" if flag == "--privileged" else "capabilities instead of --privileged")
