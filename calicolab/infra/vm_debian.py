@@ -36,6 +36,8 @@ from calicolab.infra import images, kvm
 TEMPLATE_DIR = ROOT / "packer" / "debian12"
 # sudo's secure_path as CentOS 7.9's /etc/sudoers sets it: one script for the lab image and the box.
 CENTOS_SUDOERS = ROOT / "packer" / "lab-node" / "scripts" / "centos-sudoers.sh"
+# Units as CentOS 7.9 arranges them (SysV scripts, host keys, timers): the same, one script.
+CENTOS_UNITS = ROOT / "packer" / "lab-node" / "scripts" / "centos-units.sh"
 SUITE = "bookworm"
 # What every run needs is baked in (Docker, etcd at bookworm's 3.4.23) with what makes a VM boot
 # and take Vagrant's SSH; provisioning still installs and configures as the guide does, and finds
@@ -78,9 +80,10 @@ class DebianBox:
 
 def plan(cfg: ClusterConfig, cache: Path | None = None) -> DebianBox:
     """Decided without building: the hash covers the template folder (hooks, Packer template),
-    the sudoers script, this builder, the package list, the suite and Vagrant's public key. No
-    image the project builds is an input: the box carries none, so a rebuilt double or probe keeps the box."""
-    inputs = images.hash_inputs(TEMPLATE_DIR, CENTOS_SUDOERS, Path(__file__), SUITE, images.DEBIAN_MIRROR,
+    the sudoers and units scripts, this builder, the package list, the suite and Vagrant's public
+    key. No image the project builds is an input: the box carries none, so a rebuilt double or
+    probe keeps the box."""
+    inputs = images.hash_inputs(TEMPLATE_DIR, CENTOS_SUDOERS, CENTOS_UNITS, Path(__file__), SUITE, images.DEBIAN_MIRROR,
                                 " ".join(PACKAGES), str(DISK_MIB), images.vagrant_public_key().read_text())
     return DebianBox(f"{cfg.prefix}/debian12", inputs, (cache or cache_dir()) / f"debian12-libvirt-{inputs}.box")
 
@@ -170,7 +173,8 @@ def _append_log(log: Path, cmd: list[str], timeout: float, env: dict[str, str] |
 def rootfs_hook_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """What packer/debian12/scripts/rootfs-hook.sh reads (no folder of images any more)."""
     return dict(os.environ if environ is None else environ, VAGRANT_PUBKEY=str(images.vagrant_public_key()),
-                FIRSTBOOT=str(TEMPLATE_DIR / "scripts" / "firstboot.sh"), CENTOS_SUDOERS=str(CENTOS_SUDOERS))
+                FIRSTBOOT=str(TEMPLATE_DIR / "scripts" / "firstboot.sh"), CENTOS_SUDOERS=str(CENTOS_SUDOERS),
+                CENTOS_UNITS=str(CENTOS_UNITS))
 
 
 def _rootfs(rootfs: Path, log: Path) -> None:

@@ -57,6 +57,11 @@ build {
     destination = "/tmp/centos-sudoers.sh"
   }
 
+  provisioner "file" {
+    source      = "${path.root}/scripts/centos-units.sh"
+    destination = "/tmp/centos-units.sh"
+  }
+
   provisioner "shell" {
     script           = "${path.root}/scripts/node.sh"
     environment_vars = ["BAKED_PACKAGES=${var.baked_packages}"]

@@ -42,6 +42,7 @@ def _in_root(image: str, script: str, env: dict[str, str]) -> subprocess.Complet
     hook_env = vm_debian.rootfs_hook_env({})
     mounts = ["-v", f"{vm_debian.TEMPLATE_DIR / 'scripts'}:/scripts:ro",
               "-v", f"{hook_env['CENTOS_SUDOERS']}:/centos-sudoers.sh:ro",
+              "-v", f"{hook_env['CENTOS_UNITS']}:/centos-units.sh:ro",
               "-v", f"{hook_env['VAGRANT_PUBKEY']}:/vagrant.pub:ro"]
     envs = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
     return subprocess.run(["docker", "run", "--rm", *mounts, *envs, "--entrypoint", "sh", image, "-c", script],
@@ -54,14 +55,21 @@ def test_the_hook_brings_no_image_and_sets_centos_7s_sudo_path(debian_root):
 
     # Exactly what vm_debian gives the hook, at paths inside the container; no IMAGES_DIR.
     env = {"VAGRANT_PUBKEY": "/vagrant.pub", "FIRSTBOOT": "/scripts/firstboot.sh",
-           "CENTOS_SUDOERS": "/centos-sudoers.sh"}
+           "CENTOS_SUDOERS": "/centos-sudoers.sh", "CENTOS_UNITS": "/centos-units.sh"}
     assert set(env) == set(vm_debian.rootfs_hook_env({})), "the hook's environment changed: update this test"
-    script = ("sh -eu /scripts/rootfs-hook.sh / && "
+    # Debian's docker.io and etcd-server ship SysV scripts (this image has neither package):
+    # stand-ins that the hook must remove, as CentOS 7's packages have none.
+    script = ("touch /etc/init.d/docker /etc/init.d/etcd && ln -s ../init.d/docker /etc/rc2.d/S01docker && "
+              "sh -eu /scripts/rootfs-hook.sh / && "
               "echo PATH=$(sudo -n sh -c 'echo $PATH') && "
               "echo VISUDO=$(visudo -c >/dev/null 2>&1 && echo ok) && "
               "echo OPT=$(test -e /opt/calicolab/images && echo present || echo absent) && "
               "echo LOCAL=$(test -x /usr/local/sbin/calicolab-firstboot && "
-              "sudo -n sh -c 'command -v calicolab-firstboot' >/dev/null; echo $?)")
+              "sudo -n sh -c 'command -v calicolab-firstboot' >/dev/null; echo $?) && "
+              "echo SYSV=$(ls /etc/init.d/docker /etc/init.d/etcd /etc/rc2.d/S01docker 2>/dev/null | wc -l) && "
+              "echo KEYGEN=$(cat /etc/systemd/system/ssh.service.d/*.conf | grep -c '^\\(Wants\\|After\\)=ssh-keygen') "
+              "$(grep -c '^ExecStart=/usr/bin/ssh-keygen -A$' /etc/systemd/system/ssh-keygen.service) && "
+              "echo TIMER=$(systemctl is-enabled apt-daily.timer)")
     res = _in_root(debian_root, script, env)
     assert res.returncode == 0, f"the hook failed: {res.stdout[-1500:]}{res.stderr[-1500:]}"
     seen = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
@@ -71,3 +79,6 @@ def test_the_hook_brings_no_image_and_sets_centos_7s_sudo_path(debian_root):
     # The hook installs its first-boot program in /usr/local/sbin: under sudo, as on CentOS 7,
     # that folder is not searched (dash's `command -v` exits 127 for a name it does not find).
     assert seen.get("LOCAL") == "127", res.stdout
+    assert seen.get("SYSV") == "0", res.stdout  # `systemctl enable docker` runs no update-rc.d
+    assert seen.get("KEYGEN") == "2 1", res.stdout  # sshd wants and waits for the unit making its host keys
+    assert seen.get("TIMER") == "disabled", res.stdout

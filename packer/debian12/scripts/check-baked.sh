@@ -21,6 +21,14 @@ fi
 for unit in etcd docker; do
   if systemctl is-enabled --quiet "$unit"; then echo "$unit is enabled in the image" >&2; exit 1; fi
 done
+# Units as on CentOS 7.9 (packer/lab-node/scripts/centos-units.sh): Docker and etcd without a SysV
+# script, host keys from their own unit, which made this boot's.
+for name in docker etcd; do
+  if [ -e "/etc/init.d/$name" ]; then echo "/etc/init.d/$name is in the box: CentOS 7's package has none" >&2; exit 1; fi
+done
+if [ "$(systemctl show -p Result --value ssh-keygen.service)" != success ]; then
+  echo "ssh-keygen.service did not make this boot's host keys" >&2; exit 1
+fi
 rm -f /etc/ssh/ssh_host_*
 : > /etc/machine-id
 # The build boot's DHCP lease holds a DUID: nodes sharing it would share one client id.

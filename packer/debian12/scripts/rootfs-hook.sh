@@ -2,7 +2,7 @@
 # mmdebstrap customize hook: $1 is the root filesystem. Runs natively on the build host, so the
 # box carries Docker and etcd without a minute of apt in an emulated guest. Like a fresh CentOS 7 VM
 # it carries no project image: provisioning copies what a node needs over SSH.
-# Environment: VAGRANT_PUBKEY (file), FIRSTBOOT (script), CENTOS_SUDOERS (script).
+# Environment: VAGRANT_PUBKEY (file), FIRSTBOOT (script), CENTOS_SUDOERS and CENTOS_UNITS (scripts).
 set -eu
 root="$1"
 
@@ -24,10 +24,9 @@ install -d -m 700 "$root/home/vagrant/.ssh"
 install -m 600 "$VAGRANT_PUBKEY" "$root/home/vagrant/.ssh/authorized_keys"
 chroot "$root" chown -R vagrant:vagrant /home/vagrant/.ssh
 echo 'UseDNS no' > "$root/etc/ssh/sshd_config.d/calicolab.conf"
-rm -f "$root"/etc/ssh/ssh_host_*
-mkdir -p "$root/etc/systemd/system/ssh.service.d"
-printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
-  > "$root/etc/systemd/system/ssh.service.d/hostkeys.conf"
+# Units as CentOS 7.9 has them (the lab node image's script: one source): no SysV script for
+# Docker or etcd, host keys made per node at first boot before sshd, no Debian maintenance timers.
+sh "$CENTOS_UNITS" "$root"
 
 # eth0 on DHCP (libvirt's management network); Vagrant's Debian guest adds eth1 via ifupdown.
 printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n\nsource /etc/network/interfaces.d/*\n' \

@@ -39,15 +39,10 @@ install -m 600 -o vagrant -g vagrant /tmp/vagrant.pub /home/vagrant/.ssh/authori
 rm -f /tmp/vagrant.pub
 sed -i 's/^#\?UseDNS.*/UseDNS no/' /etc/ssh/sshd_config
 grep -q '^UseDNS' /etc/ssh/sshd_config || echo 'UseDNS no' >> /etc/ssh/sshd_config
-# Host keys are made per node at first boot, not shared by every container of the image.
-rm -f /etc/ssh/ssh_host_*
-mkdir -p /etc/systemd/system/ssh.service.d
-cat > /etc/systemd/system/ssh.service.d/hostkeys.conf <<'UNIT'
-[Service]
-ExecStartPre=
-ExecStartPre=/usr/bin/ssh-keygen -A
-ExecStartPre=/usr/sbin/sshd -t
-UNIT
+# Units as CentOS 7.9 has them (scripts/centos-units.sh, uploaded beside this script): no SysV
+# script for Docker or etcd, host keys made per node at first boot, no Debian maintenance timers.
+sh /tmp/centos-units.sh /
+rm -f /tmp/centos-units.sh
 
 # Each node gets its own machine id at boot.
 : > /etc/machine-id
