@@ -11,12 +11,18 @@ SYSCTL = {"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.ip_forward": "1"}
 
 
 def hostname(ctx: Context) -> Change:
+    """The guide's order: `hostnamectl --static set-hostname`, then /etc/hostname. hostnamed
+    returns early when /etc/hostname already holds the name (method_set_static_hostname in
+    hostnamed.c, systemd 219 and 252) and the running name stays the old one, so the file is
+    written second; the running name is checked after, and set directly where it still differs
+    (a container without hostnamed, or a file written by an interrupted earlier run)."""
     name = ctx.spec.name
-    changed = ensure_file(ctx.node, "/etc/hostname", f"{name}\n")
+    changed = False
     if ctx.node.run("hostname").stdout.strip() != name:
-        # hostnamectl needs systemd-hostnamed; plain `hostname` does the same in a container.
-        ctx.node.run(f"hostnamectl --static set-hostname {name} || hostname {name}", check=True)
+        ctx.node.run(f"hostnamectl --static set-hostname {name}; [ \"$(hostname)\" = {name} ] || hostname {name}",
+                     check=True)
         changed = True
+    changed |= ensure_file(ctx.node, "/etc/hostname", f"{name}\n")
     return ctx.change("hostname", changed, name)
 
 

@@ -1,5 +1,7 @@
 """Provisioning steps report changes, and a second pass changes nothing."""
 
+import re
+
 import pytest
 from fakes import FakeNode
 
@@ -44,7 +46,7 @@ def test_hosts_section_is_idempotent():
     hostname = {"name": "localhost"}
 
     def set_hostname(cmd):
-        hostname["name"] = cmd.split()[3]
+        hostname["name"] = cmd.split()[3].rstrip(";")
         return 0, ""
 
     node = FakeNode(rules={r"^sysctl -n": sysctl_n, r"^sysctl -p": sysctl_p,
@@ -183,3 +185,48 @@ def test_privileged_auto_probes_only_the_lab_nodes_engine(provider, engine_allow
     assert any(c.startswith("docker run --rm --privileged") for c in node.commands) is probed, node.commands
     assert flag in node.files[calico.UNIT_FILE]
     assert change.detail == ("--privileged" if flag == "--privileged" else "capabilities instead of --privileged")
+
+
+class _Hostnamed:
+    """A node's names as systemd-hostnamed keeps them: `hostnamectl --static set-hostname` does
+    nothing when /etc/hostname already holds the name (hostnamed.c method_set_static_hostname,
+    systemd 219 and 252); otherwise it writes the file and, a static name ranking first, the
+    kernel's name too. `hostname NAME` sets the kernel's name alone."""
+
+    def __init__(self, node: FakeNode, kernel: str) -> None:
+        self.node, self.kernel = node, kernel
+
+    def run(self, cmd: str):
+        """`a; b` runs both, `a || b` runs b only when a failed, as sh does."""
+        rc, skip = 0, False
+        for part, sep in re.findall(r"([^;|]+)(;|\|\||$)", cmd):
+            if not skip:
+                rc = self._one(part.split())
+            skip = sep == "||" and rc == 0
+        return rc, ""
+
+    def _one(self, words: list[str]) -> int:
+        if words[:3] == ["hostnamectl", "--static", "set-hostname"]:
+            if self.node.files.get("/etc/hostname", "").strip() != words[3]:
+                self.node.files["/etc/hostname"] = words[3] + "\n"
+                self.kernel = words[3]
+            return 0
+        if words[:1] == ["hostname"] and len(words) == 2:
+            self.kernel = words[1]
+            return 0
+        if words[:1] == ["["]:  # [ "$(hostname)" = NAME ]
+            return 0 if self.kernel == words[-2] else 1
+        raise AssertionError(f"unexpected command {words}")
+
+
+@pytest.mark.parametrize("file_before", ["debian12\n", "node1\n"])  # a fresh box; an interrupted earlier run
+def test_hostname_step_changes_the_running_name_not_only_the_file(file_before):
+    node = FakeNode()
+    node.files["/etc/hostname"] = file_before
+    names = _Hostnamed(node, kernel="debian12")
+    node.prefer(r"^hostname$", lambda _c: (0, names.kernel + "\n"))
+    node.prefer(r"^hostnamectl", names.run)
+    change = hosts.hostname(_ctx(node))
+    assert (names.kernel, node.files["/etc/hostname"]) == ("node1", "node1\n"), node.commands
+    assert change.changed
+    assert not hosts.hostname(_ctx(node)).changed  # and a second pass changes nothing
