@@ -173,10 +173,19 @@ HTTP_PORT = 8080  # busybox httpd in a workload, the TCP target of reachability 
 PROTOCOLS = ("icmp", "tcp")
 
 
-def serve_http(w: Workload) -> None:
-    """busybox httpd on HTTP_PORT inside the workload (it daemonizes), serving one page."""
-    w.node.run(f"docker exec {shlex.quote(w.name)} sh -c 'mkdir -p /tmp/www && echo ok > /tmp/www/index.html "
-               f"&& httpd -p {HTTP_PORT} -h /tmp/www'", check=True)
+def serve_http(ws: Sequence[Workload]) -> None:
+    """busybox httpd on HTTP_PORT inside each workload (it daemonizes), serving one page; the
+    nodes at once, each node's workloads one after another."""
+    by_node: dict[str, list[Workload]] = {}
+    for w in ws:
+        by_node.setdefault(w.node.name, []).append(w)
+
+    def on(node: Node) -> None:
+        for w in by_node[node.name]:
+            node.run(f"docker exec {shlex.quote(w.name)} sh -c 'mkdir -p /tmp/www && echo ok > /tmp/www/index.html "
+                     f"&& httpd -p {HTTP_PORT} -h /tmp/www'", check=True)
+
+    in_parallel([group[0].node for group in by_node.values()], on)
 
 
 def reachable(node: Node, workload: str | None, targets: dict[str, str], proto: str,

@@ -148,8 +148,7 @@ def isolated(workloads_ab, nodes, cluster):
         try:
             workloads.create_network(second, OTHER_NETWORK)
             other = workloads.start(second, OTHER_NAME, OTHER_NETWORK)
-            for w in (*workloads_ab.values(), other):
-                workloads.serve_http(w)
+            workloads.serve_http([*workloads_ab.values(), other])
         except WorkloadFailed as err:
             expect.fail(err.what, "created", err.result.describe(), "the calico drivers refused a second network")
         yield {**workloads_ab, "C": other}
