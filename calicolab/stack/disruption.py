@@ -55,9 +55,19 @@ class Packet:
 @dataclass(frozen=True)
 class Gap:
     direction: str
-    start: float  # wall clock: when the first missing datagram was due
+    start: float  # wall clock: when the first missing datagram was sent
     seconds: float
     lost: int
+    # Sender's silence at the gap's end: after its last lost datagram it sent nothing for this long
+    # (starved), so the outage may have lasted up to seconds + unseen.
+    unseen: float = 0.0
+
+
+@dataclass(frozen=True)
+class LateSend:
+    """A datagram its sender sent more than one interval after it was due (probe.py's late.log)."""
+    sent_real: float  # sender's wall clock
+    late: float  # seconds after it was due
 
 
 @dataclass
@@ -83,10 +93,41 @@ def parse_udp(text: str) -> list[Packet]:
     return out
 
 
+def parse_late(text: str) -> dict[tuple[int, int], LateSend]:
+    """probe.py's late.log: (incarnation, seq) -> when it was sent and how late; torn lines dropped."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and all(p.isdigit() for p in parts):
+            inc, seq, real, late = (int(p) for p in parts)
+            out[(inc, seq)] = LateSend(real / 1e9, late / 1e9)
+    return out
+
+
+def _sent_at(inc: int, seq: int, ref: Packet, late: dict[tuple[int, int], LateSend], interval: float) -> float:
+    """When datagram `seq` left its sender: logged if it was late; else within one interval of
+    when it was due, counted on from the nearest earlier datagram whose sending is known (`ref`,
+    received, or a logged late one after it). A sender more than 1 s behind starts its schedule
+    again from the next datagram (probe.py), which is then due at once."""
+    known = late.get((inc, ref.seq))
+    base_seq, base_sent, base_late = ref.seq, ref.sent_real, known.late if known else 0.0
+    for k in range(seq, ref.seq, -1):
+        if (inc, k) in late:
+            if k == seq:
+                return late[(inc, k)].sent_real
+            base_seq, base_sent, base_late = k, late[(inc, k)].sent_real, late[(inc, k)].late
+            break
+    if base_late + interval > 1.0:  # the schedule was started again after it
+        return base_sent + (seq - base_seq - 1) * interval
+    return base_sent - base_late + (seq - base_seq) * interval
+
+
 def analyze(direction: str, packets: Sequence[Packet], interval: float = INTERVAL,
-            until: float | None = None) -> DirectionFigures:
+            until: float | None = None, late: dict[tuple[int, int], LateSend] | None = None) -> DirectionFigures:
     """Gaps, losses and reorders of one direction. `until` (wall clock) closes a gap still open
-    at the end: datagrams sent before it should have arrived by the time the log was read."""
+    at the end: datagrams sent before it should have arrived by the time the log was read.
+    `late` (the sender's late.log) times the lost datagrams that were sent late."""
+    late = late or {}
     fig = DirectionFigures(direction)
     highest: dict[int, int] = {}
     seen: set[tuple[int, int]] = set()
@@ -110,12 +151,23 @@ def analyze(direction: str, packets: Sequence[Packet], interval: float = INTERVA
             # The sender restarted (its workload did): the new life numbers from 0, and nothing
             # was sent while it was down, which is outage all the same.
             lost = b.seq
+        if a.inc != b.inc:  # across lives, by the sender's clock
+            fig.lost += lost
+            fig.gaps.append(Gap(direction, round(a.sent_real + interval, 3),
+                                round(max(0.0, b.sent_real - a.sent_real - interval), 3), lost))
+            continue
         # Within one life, by the numbers: each missing datagram is one interval without traffic
-        # (FD.io CSIT's convergence time from loss), which a sender that stalled and then caught
-        # up in a burst does not inflate. Across lives, by the sender's clock.
-        seconds = max(0.0, b.sent_real - a.sent_real - interval) if a.inc != b.inc else lost * interval
+        # (FD.io CSIT's convergence time from loss), spanning from the first lost datagram's
+        # sending to the last's. On time, that is lost x interval. A starved sender's catch-up
+        # burst lost to the outage is timed by when it went out (late.log), so the sender's own
+        # delay before the outage is not counted as outage; its silence after the last lost one
+        # (sending nothing, then a burst that arrives) is told apart as unseen.
+        first = _sent_at(a.inc, a.seq + 1, a, late, interval)
+        last = _sent_at(a.inc, b.seq - 1, a, late, interval)
+        seconds = max(interval, last - first + interval)
         fig.lost += lost
-        fig.gaps.append(Gap(direction, round(a.sent_real + interval, 3), round(seconds, 3), lost))
+        fig.gaps.append(Gap(direction, round(first, 3), round(seconds, 3), lost,
+                            round(max(0.0, b.sent_real - last - interval), 3)))
     if ordered and until is not None and until - ordered[-1].sent_real > 3 * interval:
         seconds = until - ordered[-1].sent_real - interval
         lost = int(seconds / interval)
@@ -206,6 +258,7 @@ class Raw:
     """What was read back from the nodes, kept as text (the e2e grading re-reads it)."""
 
     udp: dict[str, str] = field(default_factory=dict)  # direction "node1->node2" -> the receiver's udp.log
+    late: dict[str, str] = field(default_factory=dict)  # direction -> the sender's late.log
     tcp: dict[str, str] = field(default_factory=dict)  # client direction -> the client's tcp.log
     routes: dict[str, str] = field(default_factory=dict)  # node -> route monitor log
     blocks: dict[str, str] = field(default_factory=dict)  # node -> the peer block its route log is about
@@ -220,7 +273,7 @@ class Raw:
 
     @classmethod
     def from_json(cls, data: dict) -> Raw:
-        return cls(**{k: data[k] for k in ("udp", "tcp", "routes", "blocks", "until", "interval", "since")
+        return cls(**{k: data[k] for k in ("udp", "late", "tcp", "routes", "blocks", "until", "interval", "since")
                       if k in data})
 
 
@@ -236,7 +289,8 @@ def figures(raw: Raw) -> Figures:
     out = Figures()
     for direction, text in raw.udp.items():
         packets = [p for p in parse_udp(text) if p.sent_real >= raw.since]
-        out.directions[direction] = analyze(direction, packets, raw.interval, raw.until)
+        out.directions[direction] = analyze(direction, packets, raw.interval, raw.until,
+                                            parse_late(raw.late.get(direction, "")))
     for direction, text in raw.tcp.items():
         events = parse_tcp(text)
         out.reconnects[direction] = [t for t in reconnect_times(events) if t >= raw.since]
@@ -389,6 +443,8 @@ def read(probes: Sequence[Probe], now: float, since: float = 0.0) -> Raw:
     a, b = probes
     for src, dst in ((a, b), (b, a)):
         raw.udp[direction(src, dst)] = dst.node.run(f"docker exec {dst.name} cat {DIR}/udp.log", timeout=120).stdout
+        # A probe image from before late.log has none: its gaps are then counted as before.
+        raw.late[direction(src, dst)] = src.node.run(f"docker exec {src.name} cat {DIR}/late.log 2>/dev/null").stdout
         raw.tcp[direction(src, dst)] = src.node.run(f"docker exec {src.name} cat {DIR}/tcp.log").stdout
     for me, peer in ((a, b), (b, a)):
         raw.routes[me.node.name] = me.node.run(f"cat {ROUTE_LOG} 2>/dev/null").stdout

@@ -48,6 +48,56 @@ def test_no_hole_no_gap_even_when_the_sender_stalled():
     assert fig.gaps == [] and fig.lost == 0
 
 
+def _late(inc: int, sends: dict[int, float], t0: float = 1000.0, interval: float = IV) -> dict:
+    """late.log entries: seq -> when it was sent (seconds after t0), late against seq x interval."""
+    return {(inc, seq): disruption.LateSend(t0 + at, at - seq * interval) for seq, at in sends.items()}
+
+
+def _sent(inc: int, sends: dict[int, float], t0: float = 1000.0) -> list[Packet]:
+    return [Packet(inc, seq, 50.0 + at, t0 + at, 60.0 + at) for seq, at in sends.items()]
+
+
+def test_a_catch_up_burst_lost_to_an_outage_is_timed_when_it_was_sent():
+    # On time to 49; starved 70 ms, then 50..56 go out at once at 0.57 s; on time again after.
+    # The outage drops what is sent from 0.565 s to 1.565 s: the burst, then 57..156.
+    sends = {seq: seq * IV for seq in range(200)} | {seq: 0.57 for seq in range(50, 57)}
+    arrived = {seq: at for seq, at in sends.items() if not 0.565 <= at < 1.565}
+    late = _late(1, {seq: at for seq, at in sends.items() if at - seq * IV > IV})
+    by_numbers = disruption.analyze("a->b", _sent(1, arrived))  # a probe without late.log
+    assert by_numbers.gaps[0].seconds == pytest.approx(1.07)  # the sender's 70 ms counted as outage
+    fig = disruption.analyze("a->b", _sent(1, arrived), late=late)
+    assert fig.lost == 107 and len(fig.gaps) == 1
+    gap = fig.gaps[0]
+    assert gap.seconds == pytest.approx(1.0, abs=0.011) and gap.start == pytest.approx(1000.57)
+    assert gap.unseen == 0.0
+
+
+def test_a_sender_silent_inside_an_outage_leaves_that_time_unseen():
+    # Dropped from 0.5 s to 1.5 s; the sender sends nothing from 0.99 s to 1.6 s, then catches up:
+    # its burst arrives, so the probe saw 0.5 s of loss and 0.6 s it cannot vouch for.
+    sends = {seq: seq * IV for seq in range(100)} | {seq: max(seq * IV, 1.6) for seq in range(100, 250)}
+    arrived = {seq: at for seq, at in sends.items() if not 0.5 <= at < 1.5}
+    late = _late(1, {seq: at for seq, at in sends.items() if at - seq * IV > IV})
+    gap = disruption.analyze("a->b", _sent(1, arrived), late=late).gaps[0]
+    assert (gap.lost, gap.seconds, gap.unseen) == (50, pytest.approx(0.5), pytest.approx(0.6))
+    assert gap.seconds <= 1.0 <= gap.seconds + gap.unseen
+
+
+def test_a_sender_over_a_second_behind_starts_its_schedule_again():
+    # 50 goes out 1.5 s late at 2.0 s; the schedule starts again from it (51 due at once, at 2.0 s).
+    sends = {seq: seq * IV for seq in range(50)} | {seq: 2.0 + (seq - 51) * IV for seq in range(51, 200)}
+    sends[50] = 2.0
+    arrived = {seq: at for seq, at in sends.items() if not 2.0 <= at < 2.5}  # 50..100 dropped
+    gap = disruption.analyze("a->b", _sent(1, arrived), late=_late(1, {50: 2.0})).gaps[0]
+    assert gap.lost == 51 and gap.start == pytest.approx(1002.0)
+    assert gap.seconds == pytest.approx(0.5, abs=0.011)
+
+
+def test_the_late_log_parser_drops_a_torn_line():
+    late = disruption.parse_late("1 50 1000570000000 70000000\n1 51 10005")
+    assert late == {(1, 50): disruption.LateSend(1000.57, 0.07)}
+
+
 def test_late_and_duplicate_datagrams():
     packets = _stream(1, range(10))
     arrival = [*packets[:3], packets[4], packets[3], *packets[5:], packets[9]]
@@ -235,6 +285,9 @@ def test_the_probe_program_measures_a_stopped_receiver_and_counts_a_reconnect(pa
     resumed = time.time()
     wait_for(lambda: disruption.parse_udp(_lines(db / "udp.log")), lambda ps: ps[-1].sent_real > resumed + 0.2,
              "b taking datagrams again", timeout=20)
+    # b's sender was stopped as well: its first datagram after is about 1 s late, and says so.
+    wait_for(lambda: disruption.parse_late(_lines(db / "late.log")), lambda late: any(
+        x.late >= 0.9 and stopped < x.sent_real < resumed + 0.5 for x in late.values()), "b's late send", timeout=5)
     # Then b is killed and started again (a restarted workload): a new incarnation, a new connection.
     b.send_signal(signal.SIGTERM)
     b.wait(timeout=10)

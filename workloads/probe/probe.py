@@ -6,6 +6,10 @@ receives from the peer, one line each:
 The host reads gaps off the numbers (each missing one is one interval without traffic) and,
 across a restart, off the sender's clocks. A receiver that is merely slow to be scheduled loses
 nothing and shows no gap; a sender that stalls skips no number, so neither counts as outage.
+A datagram sent more than one interval after it was due (a starved sender catching up) is also
+logged by its sender, in late.log:
+    <incarnation> <seq> <sent realtime ns> <late ns>
+so that a catch-up burst lost to an outage is timed by when it was sent, not when it was due.
 
 TCP: one long-lived connection to the peer's echo server, an 8-byte counter sent and echoed
 every interval; the connection is only given up on an error or EOF (as Cilium's conn-disrupt
@@ -66,13 +70,17 @@ def next_incarnation(folder: str) -> int:
 
 
 def udp_sender(sock: socket.socket, peer: tuple[str, int], incarnation: int, interval: float,
-               stop: threading.Event) -> None:
+               stop: threading.Event, late_log: Log | None = None) -> None:
     seq = 0
     due = time.monotonic()
     while not stop.is_set():
+        mono, real = time.monotonic_ns(), time.time_ns()
         # No route yet (the workload's interface is being set up): the number is skipped.
         with contextlib.suppress(OSError):
-            sock.sendto(PACKET.pack(MAGIC, incarnation, seq, time.monotonic_ns(), time.time_ns()), peer)
+            sock.sendto(PACKET.pack(MAGIC, incarnation, seq, mono, real), peer)
+        late = mono / 1e9 - due
+        if late_log is not None and late > interval:
+            late_log.write(f"{incarnation} {seq} {real} {int(late * 1e9)}")
         seq += 1
         due += interval
         delay = due - time.monotonic()
@@ -196,12 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.dir, exist_ok=True)
     incarnation = next_incarnation(args.dir)
     udp_log, tcp_log = Log(os.path.join(args.dir, "udp.log")), Log(os.path.join(args.dir, "tcp.log"))
+    late_log = Log(os.path.join(args.dir, "late.log"))
+    logs = (udp_log, tcp_log, late_log)
     stop = threading.Event()
 
     def finish(*_: object) -> None:
         stop.set()
-        udp_log.flush()
-        tcp_log.flush()
+        for log in logs:
+            log.flush()
         os._exit(0)
 
     signal.signal(signal.SIGTERM, finish)
@@ -215,15 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     tcp_log.write(f"start {time.time_ns()} {incarnation}")
     threads = [threading.Thread(target=udp_receiver, args=(sock, udp_log, stop), daemon=True),
                threading.Thread(target=tcp_server, args=(args.tcp_port, args.bind, stop), daemon=True),
-               threading.Thread(target=udp_sender, args=(sock, peer_udp, incarnation, args.interval, stop),
+               threading.Thread(target=udp_sender, args=(sock, peer_udp, incarnation, args.interval, stop, late_log),
                                 daemon=True),
                threading.Thread(target=tcp_client, args=(peer_tcp, args.interval, tcp_log, stop), daemon=True)]
     for t in threads:
         t.start()
     while True:
         time.sleep(FLUSH_EVERY)
-        udp_log.flush()
-        tcp_log.flush()
+        for log in logs:
+            log.flush()
 
 
 if __name__ == "__main__":
