@@ -370,17 +370,20 @@ class Dataplane:
         except OSError as exc:
             raise DataplaneError(f"cannot write {value} to {target}: {exc}") from None
 
-    def apply(self, model: Model, links: dict[str, Link]) -> ApplyResult:
+    def apply(self, model: Model, links: dict[str, Link], ipsets_only: bool = False) -> ApplyResult:
         """One pass, in felix's order: IP sets first (rules refer to them), then iptables, then
-        stale IP sets (no longer referenced), then routes, ARP entries and sysctls."""
+        stale IP sets (no longer referenced), then routes, ARP entries and sysctls. `ipsets_only`:
+        the IP sets' own resync (IpsetsRefreshInterval), as felix runs it apart from the rest."""
         result = ApplyResult(ok=True)
-        tables = render_tables(model)
         sets = desired_ipsets(model)
         saved_sets = self.saved_ipsets()
         text = ipset_restore_text(sets, saved_sets, model.settings.max_ipset_size)
         if text:
             self._check(["ipset", "restore"], text)
             result.changed.append("ipsets")
+        if ipsets_only:
+            return result
+        tables = render_tables(model)
         result.changed += self.apply_iptables(tables)
         for name in stale_ipsets(sets, saved_sets):
             if self._cmd(["ipset", "destroy", name]).returncode == 0:

@@ -124,13 +124,14 @@ def endpoint(eid: str, ip: str, host: str = "node1") -> tuple[str, str]:
 
 class FakeDataplane:
     def __init__(self) -> None:
-        self.applied: list[Model] = []
+        self.applied: list[Model] = []  # whole passes
+        self.ipsets_resyncs: list[Model] = []
 
     def links(self, prefixes) -> dict[str, Link]:
         return {}
 
-    def apply(self, model: Model, links) -> ApplyResult:
-        self.applied.append(model)
+    def apply(self, model: Model, links, ipsets_only: bool = False) -> ApplyResult:
+        (self.ipsets_resyncs if ipsets_only else self.applied).append(model)
         return ApplyResult(ok=True, changed=["x"])
 
 
@@ -211,6 +212,34 @@ def test_new_endpoint_programmed_within_a_second_and_etcd_outage_keeps_the_datap
         stub.failing = False
         stub.put(*endpoint("b" * 64, "192.168.166.129"))
         wait_until(lambda: len(fake.applied[-1].local_endpoints()) == 2, timeout=5)
+    finally:
+        stop.set()
+        stub.put("/calico/v1/poke", "1")
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_ip_sets_resync_alone_every_10_s_and_the_rest_every_90_s(stub) -> None:
+    """Felix 2.6's defaults: IpsetsRefreshInterval 10 s, IptablesRefreshInterval and
+    RouteRefreshInterval 90 s, each resync on its own timer."""
+    stub.put("/calico/v1/Ready", "true")
+    now = [1000.0]
+    stop = threading.Event()
+    felix = FelixDaemon(EtcdClient([stub.url], timeout=2), "node1", stop=stop, poll_interval=0.05,
+                        clock=lambda: now[0])
+    model, index = felix.load_config()
+    fake = FakeDataplane()
+    thread = threading.Thread(target=felix.loop, args=(fake, model, index), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(fake.applied) == 1)  # the first pass: everything
+        for _ in range(8):  # 8 x 10 s: the IP sets alone each time
+            now[0] += 10.0
+            count = len(fake.ipsets_resyncs)
+            wait_until(lambda c=count: len(fake.ipsets_resyncs) == c + 1)
+        assert len(fake.applied) == 1
+        now[0] += 10.0  # 90 s after the first pass: iptables and routes are due, a whole pass
+        wait_until(lambda: len(fake.applied) == 2)
     finally:
         stop.set()
         stub.put("/calico/v1/poke", "1")
