@@ -25,7 +25,7 @@ import pytest
 
 from calico_double.agent.etcd import EtcdClient
 from calico_double.agent.felix import LOOSE_RPF_MESSAGE, FelixDaemon, felix_hostname
-from calico_double.agent.felix_dataplane import ApplyResult, Link, plan_interfaces
+from calico_double.agent.felix_dataplane import ApplyResult, Link, plan_interfaces, read_links
 from calico_double.agent.felix_model import Model, model_from_kvs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -321,3 +321,26 @@ def test_sigterm_is_handled_before_the_process_is_named(monkeypatch) -> None:
         signal.signal(signal.SIGTERM, before[0])
         signal.signal(signal.SIGINT, before[1])
     assert seen and seen[0] not in (signal.SIG_DFL, signal.SIG_IGN, None)
+
+
+def test_links_are_read_from_sysfs_as_ip_link_reports_them(tmp_path) -> None:
+    """Admin up is IFF_UP in `flags` (if.h), operational state `operstate`; `ip -j link` shows the
+    same two as its UP flag and operstate, and felix takes a link as up when both are."""
+    for name, flags, oper in (("cali1", "0x1003", "up"), ("cali2", "0x1002", "down"),
+                              ("cali3", "0x1003", "lowerlayerdown"), ("cali4", "0x1091", "unknown"),
+                              ("eth0", "0x1003", "up")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "flags").write_text(flags + "\n")
+        (tmp_path / name / "operstate").write_text(oper + "\n")
+    (tmp_path / "cali5").mkdir()  # removed while listed: no files left
+    assert read_links(tmp_path, ["cali"]) == {"cali1": Link("cali1", True), "cali2": Link("cali2", False),
+                                              "cali3": Link("cali3", False), "cali4": Link("cali4", True)}
+
+
+def test_sysfs_links_match_ip_link_on_this_host() -> None:
+    """Every interface of this host's namespace, read both ways."""
+    shown = json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True,
+                                      check=True).stdout)
+    by_ip = {i["ifname"]: Link(i["ifname"], "UP" in i.get("flags", []) and i.get("operstate") in ("UP", "UNKNOWN"))
+             for i in shown}
+    assert read_links(Path("/sys/class/net"), [""]) == by_ip
