@@ -92,6 +92,7 @@ class FakeEtcd:
         self.data: dict[str, tuple[str, int]] = {}
         self.index = 0
         self.before_write: Callable[[str, dict], None] | None = None
+        self.watches: list[tuple[str, int, float]] = []
 
     def _bump(self) -> int:
         self.index += 1
@@ -126,6 +127,14 @@ class FakeEtcd:
 
     def get_value_and_index(self, key: str) -> tuple[str | None, int]:
         return self.get_value(key), self.index
+
+    def wait_for_change(self, key: str, after_index: int, timeout: float) -> int | None:
+        """A v2 watch that never blocks: the first change below `key` after `after_index`, or None
+        (as if `timeout` passed). Each call is recorded in `watches`."""
+        self.watches.append((key, after_index, timeout))
+        prefix = "/" + key.strip("/") + "/"
+        changed = sorted(index for k, (_, index) in self.data.items() if k.startswith(prefix) and index > after_index)
+        return changed[0] if changed else None
 
     def set(self, key: str, value: str, *, prev_exist: bool | None = None,
             prev_index: int | None = None, prev_value: str | None = None) -> EtcdNode:

@@ -36,6 +36,22 @@ def test_renders_when_the_index_moves_or_the_interval_passes(etcd, tmp_path, mon
     assert poller.step()
 
 
+def test_between_passes_it_watches_etcd_as_confd_watch_does(etcd, tmp_path, monkeypatch) -> None:
+    """No read each second: one watch on /calico from the last pass's index, for at most the 5 s
+    after which real confd renders anyway (-watch -interval=5)."""
+    monkeypatch.setattr(confd, "check", lambda _inputs: None)
+    monkeypatch.setattr(confd, "hup_bird", lambda: 0)
+    cfg = Config(**{**vars(Config.from_env(ENV)), "bird_config_dir": tmp_path})
+    etcd.put(f"{HOSTS}/node1/ip_addr_v4", "192.168.223.131")
+    poller = confd.Poller(etcd, cfg)
+    assert not poller.wait()  # no pass yet: nothing to watch from
+    assert poller.step()
+    assert not poller.wait() and etcd.watches == [("/calico", etcd.index, confd.FULL_RENDER_S)]
+    etcd.put(f"{HOSTS}/node2/ip_addr_v4", "192.168.223.130")  # a peer registers
+    assert poller.wait()  # woken by the change
+    assert poller.step() and "192.168.223.130" in (tmp_path / "bird.cfg").read_text()
+
+
 def test_waits_for_its_own_address(etcd, tmp_path) -> None:
     cfg = Config(**{**vars(Config.from_env(ENV)), "bird_config_dir": tmp_path})
     assert not confd.Poller(etcd, cfg).step()
