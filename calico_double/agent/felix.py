@@ -228,7 +228,7 @@ class FelixDaemon:
         start = self.clock()
         s = model.settings
         try:
-            result = dataplane.apply(model, links, ipsets_only=True) if ipsets_only else dataplane.apply(model, links)
+            result = dataplane.apply(model, links, ipsets_only=ipsets_only)
         except (DataplaneError, CommandError, OSError) as exc:
             log.error("Failed to apply dataplane updates (will retry): %s", exc)
             timers.next_retry = start + RETRY_SECONDS

@@ -43,15 +43,10 @@ def test_hosts_section_is_idempotent():
         live.update({"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.ip_forward": "1"})
         return 0, ""
 
-    hostname = {"name": "localhost"}
-
-    def set_hostname(cmd):
-        hostname["name"] = cmd.split()[3].rstrip(";")
-        return 0, ""
-
-    node = FakeNode(rules={r"^sysctl -n": sysctl_n, r"^sysctl -p": sysctl_p,
-                           r"^hostname$": lambda _c: (0, hostname["name"] + "\n"),
-                           r"hostnamectl": set_hostname, r"systemctl is-": lambda _c: (1, "")})
+    node = FakeNode(rules={r"^sysctl -n": sysctl_n, r"^sysctl -p": sysctl_p, r"systemctl is-": lambda _c: (1, "")})
+    names = _Hostnamed(node, kernel="localhost")
+    node.prefer(r"^hostname$", lambda _c: (0, names.kernel + "\n"))
+    node.prefer(r"^hostnamectl", names.run)
     node.files.update({"/etc/hosts": "127.0.0.1 localhost\n", "/etc/sysctl.conf": "# defaults\n"})
     ctx = _ctx(node)
     first = [step(ctx) for step in hosts.STEPS]
