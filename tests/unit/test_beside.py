@@ -160,6 +160,8 @@ def test_the_e2e_runs_before_the_soak_in_one_job(monkeypatch) -> None:
     invoked = job.argv[job.argv.index("invoke") + 1:]
     assert invoked[0] == "e2e" and invoked[1] == "soak", invoked
     assert "--run-dir" in invoked and invoked.index("--run-dir") > invoked.index("soak")  # the soak's own folder
+    # The soak repeats the e2e's lifecycle with the e2e's own settings (why one run is enough).
+    assert not {"--prefix", "--subnet", "--provider", "--calico-source"} & set(invoked), invoked
     assert job.niceness == 0
 
 
