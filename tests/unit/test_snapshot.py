@@ -6,6 +6,7 @@ live command fails."""
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 
 import pytest
@@ -51,6 +52,21 @@ def test_one_round_trip_answers_each_command_as_it_answers_alone():
     assert len(node.calls) == 1
     assert answers == {cmd: _alone(cmd) for cmd in COMMANDS}
     assert answers["printf 'a\\nb'; echo oops >&2; exit 3"] == snapshot.Answer(3, "a\nb", "oops\n")
+
+
+def test_only_a_stream_with_bytes_costs_an_encoder(tmp_path, monkeypatch):
+    """Under TCG each process costs the node tens of ms: an empty stdout or stderr (most stderr)
+    is framed without running base64 at all, and still reads back as empty."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "base64"
+    real = subprocess.run(["sh", "-c", "command -v base64"], capture_output=True, text=True).stdout.strip()
+    fake.write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec {real} "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    commands = ["true", "echo out", "echo err >&2; exit 2", "echo both; echo both >&2"]
+    answers = snapshot.read(ShellNode(), commands)
+    assert answers == {cmd: _alone(cmd) for cmd in commands}
+    assert len(calls.read_text().splitlines()) == 4  # out, err, and both of the last: not the empty four
 
 
 def test_a_read_past_its_limit_is_left_to_run_live_and_holds_up_nothing():
