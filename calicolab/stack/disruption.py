@@ -37,6 +37,7 @@ NETWORK = "upgprobe"
 UDP_PORT, TCP_PORT = 7001, 7002
 INTERVAL = 0.01  # seconds between datagrams, each direction: 10 ms resolution
 DIR = "/probe"
+LATE_MARK = "@@calicolab-late.log"  # between tcp.log and late.log when read together (numbers and words only)
 ROUTE_LOG = "/tmp/calicolab-routes.log"
 ROUTE_PID = "/tmp/calicolab-routes.pid"
 ADDRESS_OFFSET = 63  # the probe's address: the last of its node's /26 block, far from the first-free ones
@@ -443,9 +444,11 @@ def read(probes: Sequence[Probe], now: float, since: float = 0.0) -> Raw:
     a, b = probes
     for src, dst in ((a, b), (b, a)):
         raw.udp[direction(src, dst)] = dst.node.run(f"docker exec {dst.name} cat {DIR}/udp.log", timeout=120).stdout
-        # A probe image from before late.log has none: its gaps are then counted as before.
-        raw.late[direction(src, dst)] = src.node.run(f"docker exec {src.name} cat {DIR}/late.log 2>/dev/null").stdout
-        raw.tcp[direction(src, dst)] = src.node.run(f"docker exec {src.name} cat {DIR}/tcp.log").stdout
+        # The sender's two logs in one exec, apart at a line neither log can hold. A probe image
+        # from before late.log has none: its gaps are then counted as before.
+        both = src.node.run(f"docker exec {src.name} sh -c " + shlex.quote(
+            f"cat {DIR}/tcp.log; echo {LATE_MARK}; cat {DIR}/late.log 2>/dev/null")).stdout
+        raw.tcp[direction(src, dst)], _, raw.late[direction(src, dst)] = both.partition(f"{LATE_MARK}\n")
     for me, peer in ((a, b), (b, a)):
         raw.routes[me.node.name] = me.node.run(f"cat {ROUTE_LOG} 2>/dev/null").stdout
         raw.blocks[me.node.name] = peer.block

@@ -98,6 +98,43 @@ def test_the_late_log_parser_drops_a_torn_line():
     assert late == {(1, 50): disruption.LateSend(1000.57, 0.07)}
 
 
+class _ContainerNode:
+    """A node whose `docker exec NAME cmd...` runs cmd in this machine's sh, the probe's folder a
+    local one; counts the commands sent per container."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.execs = name, {}
+
+    def run(self, cmd: str, timeout: float = 120):
+        words = cmd.split(" ", 3)
+        if words[:2] == ["docker", "exec"]:
+            self.execs[words[2]] = self.execs.get(words[2], 0) + 1
+            cmd = words[3]
+        return subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=timeout)
+
+
+def test_each_senders_tcp_and_late_logs_come_back_whole_from_one_exec(tmp_path, monkeypatch):
+    monkeypatch.setattr(disruption, "DIR", str(tmp_path / "probe"))
+    monkeypatch.setattr(disruption, "ROUTE_LOG", str(tmp_path / "routes.log"))
+    (tmp_path / "probe").mkdir()
+    # Both probes log into the one local folder: a's files are also b's, so a direction's udp.log
+    # is the one folder's too. The tcp.log ends in a torn line; late.log may be missing.
+    (tmp_path / "probe" / "udp.log").write_text("0 1 2 3 4\n")
+    (tmp_path / "probe" / "tcp.log").write_text("start 1 0\nconnect 2\necho 3 4")
+    a, b = (disruption.Probe(n, _ContainerNode(f"node{i}"), "192.168.0.1", "192.168.0.0/26")
+            for i, n in ((1, "pa"), (2, "pb")))
+    raw = disruption.read([a, b], now=10.0)
+    torn = "start 1 0\nconnect 2\necho 3 4"
+    assert raw.tcp == {"node1->node2": torn, "node2->node1": torn}
+    assert raw.late == {"node1->node2": "", "node2->node1": ""}
+    # Per direction: the receiver's udp.log, then the sender's two logs in one exec.
+    assert a.node.execs.get("pa") == 2 and b.node.execs.get("pb") == 2, (a.node.execs, b.node.execs)
+    (tmp_path / "probe" / "late.log").write_text("0 5 1000 20000000\n")
+    raw = disruption.read([a, b], now=10.0)
+    assert raw.late["node1->node2"] == "0 5 1000 20000000\n"
+    assert raw.tcp["node1->node2"] == torn
+
+
 def test_late_and_duplicate_datagrams():
     packets = _stream(1, range(10))
     arrival = [*packets[:3], packets[4], packets[3], *packets[5:], packets[9]]
